@@ -1,0 +1,260 @@
+/**
+ * Every error missive throws, in one place.
+ *
+ * Each class carries a stable `code` (documented in ERROR_CODES and, from there, in the
+ * README) and `retryable`: whether sending the same thing again later can help.
+ * `instanceof` works across two copies of the package (a CJS and an ESM build loaded side
+ * by side, or two versions in node_modules) because it checks a `Symbol.for` brand listing
+ * the class names of the error, not the prototype chain.
+ */
+
+const KINDS = Symbol.for("missive.error.kinds");
+
+/** The stable codes, with what each means. The README's error table is generated from this. */
+export const ERROR_CODES = {
+  EBADHEADER: "A header name or value (or a filename) contains CR, LF or NUL, or is otherwise unusable in a header.",
+  EADDRESS: "An email address or address list could not be parsed or is not allowed where it was given.",
+  EENCODING: "Text could not be encoded: an unknown charset, a lone surrogate, or bytes the charset cannot hold.",
+  EINVALID: "An argument or option has the wrong type or value; nothing was sent.",
+  ECONFIG: "A setting (configure(), EMAIL_URL or an EMAIL_* variable) is invalid; the message names it.",
+  ECONNECT: "The TCP connection to the SMTP server could not be made or was refused at the greeting.",
+  ETIMEOUT: "A deadline passed; `phase` says which (connect, greeting, command, data, final-dot).",
+  ETLS: "TLS could not be set up: certificate not trusted, wrong host name, STARTTLS not offered or refused.",
+  EAUTH: "Authentication failed, or was refused because it would have sent credentials in plaintext.",
+  ESMTP_REPLY: "The server answered a command with an unexpected reply; `replyCode` and `serverText` say what.",
+  ERCPT_REFUSED: "The server refused every recipient; `rejected` lists each address with its reply.",
+  EDELIVERY_UNKNOWN: "The message's final dot left the client but no reply came: it may or may not have been delivered.",
+  EPROTOCOL: "The server broke the SMTP protocol (malformed or oversized reply); the connection was dropped.",
+  ECLOSED: "The connection closed (dropped by the server, or closed by the client) before the step finished.",
+  ECAPABILITY: "The message needs something the server did not advertise (SMTPUTF8, 8BITMIME, or a larger SIZE).",
+  EABORTED: "The operation was cancelled through its AbortSignal.",
+  EBACKEND: "A backend could not do its work (for example, the file backend's directory is not writable).",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface MissiveErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+}
+
+export class MissiveError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  declare readonly [KINDS]: readonly string[];
+
+  constructor(code: ErrorCode, message: string, options: MissiveErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    const kinds: string[] = [];
+    for (let proto = Object.getPrototypeOf(this); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+      kinds.push((proto.constructor as { kindName?: string }).kindName ?? proto.constructor.name);
+    }
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false });
+    Object.defineProperty(this, "name", { value: kinds[0] ?? "MissiveError", enumerable: false, configurable: true });
+  }
+
+  /** The class's stable name, used for the cross-copy brand (minifiers may rename classes). */
+  static kindName = "MissiveError";
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== "object" || value === null) return false;
+    const kinds = (value as { [KINDS]?: unknown })[KINDS];
+    return Array.isArray(kinds) && kinds.includes(this.kindName);
+  }
+
+  /** A plain object for logs; never holds a secret because no error is ever built from one. */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { name: this.name, code: this.code, message: this.message, retryable: this.retryable };
+    for (const [key, value] of Object.entries(this)) {
+      if (!(key in out) && typeof value !== "function") out[key] = value;
+    }
+    return out;
+  }
+}
+
+/** CR/LF/NUL in a header name, value, display name or filename (header injection), or a bad header name. */
+export class BadHeaderError extends MissiveError {
+  static override kindName = "BadHeaderError";
+  /** The header or field that was rejected, e.g. "Subject", "to", "attachment filename". */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super("EBADHEADER", message);
+    this.field = field;
+  }
+}
+
+export class InvalidAddressError extends MissiveError {
+  static override kindName = "InvalidAddressError";
+  readonly input: string;
+  constructor(input: string, message: string) {
+    super("EADDRESS", message);
+    this.input = input;
+  }
+}
+
+export class EncodingError extends MissiveError {
+  static override kindName = "EncodingError";
+  constructor(message: string, options?: MissiveErrorOptions) {
+    super("EENCODING", message, options);
+  }
+}
+
+export class InvalidArgumentError extends MissiveError {
+  static override kindName = "InvalidArgumentError";
+  constructor(message: string) {
+    super("EINVALID", message);
+  }
+}
+
+export class ConfigurationError extends MissiveError {
+  static override kindName = "ConfigurationError";
+  /** The setting that is wrong, e.g. "EMAIL_PORT" or "port". */
+  readonly setting: string;
+  constructor(setting: string, message: string) {
+    super("ECONFIG", message);
+    this.setting = setting;
+  }
+}
+
+export class BackendError extends MissiveError {
+  static override kindName = "BackendError";
+  constructor(message: string, options?: MissiveErrorOptions) {
+    super("EBACKEND", message, options);
+  }
+}
+
+/** An SMTP reply as the errors carry it (the parser's type is structurally the same). */
+export interface ErrorReply {
+  readonly code: number;
+  readonly enhancedCode?: string | undefined;
+  readonly lines: readonly string[];
+  readonly text: string;
+}
+
+export interface SmtpErrorDetails extends MissiveErrorOptions {
+  /** The command that was answered, with any credential replaced by `<redacted>`. */
+  command?: string | undefined;
+  reply?: ErrorReply | undefined;
+}
+
+/**
+ * Base of every SMTP failure. Retryable by default when the reply is 4xx or there was
+ * no reply at all (a dropped connection); 5xx is permanent.
+ */
+export class SmtpError extends MissiveError {
+  static override kindName = "SmtpError";
+  readonly command: string | undefined;
+  readonly replyCode: number | undefined;
+  readonly enhancedCode: string | undefined;
+  readonly serverText: string | undefined;
+
+  constructor(message: string, details: SmtpErrorDetails = {}, code: ErrorCode = "ESMTP_REPLY") {
+    const reply = details.reply;
+    const retryable = details.retryable ?? (reply ? reply.code >= 400 && reply.code < 500 : true);
+    super(code, message, { cause: details.cause, retryable });
+    this.command = details.command;
+    this.replyCode = reply?.code;
+    this.enhancedCode = reply?.enhancedCode;
+    this.serverText = reply?.text;
+  }
+}
+
+export class SmtpConnectError extends SmtpError {
+  static override kindName = "SmtpConnectError";
+  constructor(message: string, details: SmtpErrorDetails = {}) {
+    super(message, details, "ECONNECT");
+  }
+}
+
+export type TimeoutPhase = "connect" | "greeting" | "tls" | "command" | "data" | "final-dot" | "idle";
+
+export class SmtpTimeoutError extends SmtpError {
+  static override kindName = "SmtpTimeoutError";
+  readonly phase: TimeoutPhase;
+  readonly timeoutMs: number;
+  constructor(phase: TimeoutPhase, timeoutMs: number, details: SmtpErrorDetails = {}) {
+    super(`SMTP ${phase} timed out after ${timeoutMs} ms${details.command ? ` (waiting for the reply to ${details.command})` : ""}`, { retryable: true, ...details }, "ETIMEOUT");
+    this.phase = phase;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export class SmtpTlsError extends SmtpError {
+  static override kindName = "SmtpTlsError";
+  /** Node's TLS error code when there is one, e.g. "DEPTH_ZERO_SELF_SIGNED_CERT", "ERR_TLS_CERT_ALTNAME_INVALID". */
+  readonly tlsCode: string | undefined;
+  constructor(message: string, details: SmtpErrorDetails & { tlsCode?: string | undefined } = {}) {
+    super(message, { retryable: false, ...details }, "ETLS");
+    this.tlsCode = details.tlsCode;
+  }
+}
+
+export class SmtpAuthError extends SmtpError {
+  static override kindName = "SmtpAuthError";
+  constructor(message: string, details: SmtpErrorDetails = {}) {
+    // 454 and other 4xx replies are temporary; 535/534 and a refusal to send in plaintext are not.
+    const retryable = details.reply ? details.reply.code >= 400 && details.reply.code < 500 : false;
+    super(message, { retryable, ...details }, "EAUTH");
+  }
+}
+
+export interface RejectedRecipient {
+  readonly address: string;
+  readonly reply: ErrorReply;
+}
+
+export class SmtpRecipientsRefusedError extends SmtpError {
+  static override kindName = "SmtpRecipientsRefusedError";
+  readonly rejected: readonly RejectedRecipient[];
+  constructor(rejected: readonly RejectedRecipient[], details: SmtpErrorDetails = {}) {
+    const summary = rejected.map((r) => `${r.address}: ${r.reply.code} ${r.reply.text}`).join("; ");
+    // Retrying helps only if every refusal was temporary (4xx).
+    const retryable = rejected.length > 0 && rejected.every((r) => r.reply.code >= 400 && r.reply.code < 500);
+    super(`The server refused every recipient (${summary})`, { retryable, reply: rejected[0]?.reply, ...details }, "ERCPT_REFUSED");
+    this.rejected = rejected;
+  }
+}
+
+/**
+ * The final dot left the client and no reply came. The message may have been delivered:
+ * never retried automatically, because a resend may deliver it twice.
+ */
+export class SmtpDeliveryUnknownError extends SmtpError {
+  static override kindName = "SmtpDeliveryUnknownError";
+  constructor(message: string, details: SmtpErrorDetails = {}) {
+    super(message, { ...details, retryable: false }, "EDELIVERY_UNKNOWN");
+  }
+}
+
+export class SmtpProtocolError extends SmtpError {
+  static override kindName = "SmtpProtocolError";
+  constructor(message: string, details: SmtpErrorDetails = {}) {
+    super(message, { retryable: true, ...details }, "EPROTOCOL");
+  }
+}
+
+export class SmtpClosedError extends SmtpError {
+  static override kindName = "SmtpClosedError";
+  constructor(message: string, details: SmtpErrorDetails = {}) {
+    super(message, { retryable: true, ...details }, "ECLOSED");
+  }
+}
+
+export class SmtpCapabilityError extends SmtpError {
+  static override kindName = "SmtpCapabilityError";
+  /** The extension that was needed: "SMTPUTF8", "8BITMIME", "SIZE", "DSN", "CHUNKING", "AUTH", "STARTTLS". */
+  readonly capability: string;
+  constructor(capability: string, message: string, details: SmtpErrorDetails = {}) {
+    super(message, { retryable: false, ...details }, "ECAPABILITY");
+    this.capability = capability;
+  }
+}
+
+export class AbortError extends MissiveError {
+  static override kindName = "AbortError";
+  constructor(message = "The operation was aborted", options?: MissiveErrorOptions) {
+    super("EABORTED", message, options);
+  }
+}

@@ -1,0 +1,20 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: {
+    index: "src/index.ts",
+    "backends/index": "src/backends/index.ts",
+    testing: "src/testing.ts",
+    "mime/index": "src/mime/index.ts",
+    "smtp/index": "src/smtp/index.ts",
+    cli: "src/cli.ts",
+  },
+  format: ["esm", "cjs"],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: "node20",
+  platform: "node",
+  splitting: true,
+  shims: false,
+});
