@@ -1,0 +1,193 @@
+/**
+ * The message body on its way to the wire.
+ *
+ * `DataEncoder` is the core (encode/flush/reset, no stream plumbing): it turns every bare
+ * LF and bare CR into CRLF (so neither reaches the wire, RFC 5321 §2.3.8) and, for DATA,
+ * doubles a "." at the start of a line (§4.5.2) and appends the terminating `.CRLF`
+ * (after a CRLF if the body did not end with one). The only state carried across chunks
+ * is two booleans: "at the start of a line" and "the last byte was a CR". `dataTransform`
+ * adapts it to a Transform; `bdatChunks` cuts a normalised body into BDAT chunks.
+ */
+import { Transform, type TransformCallback } from "node:stream";
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+const CRLF_BYTES = Buffer.from("\r\n");
+const DOT_BYTES = Buffer.from(".");
+const TERMINATOR = Buffer.from(".\r\n");
+
+export interface DataEncoderOptions {
+  /** Double leading dots and append `.CRLF` (DATA). False for BDAT, which counts octets instead. */
+  dotStuff?: boolean;
+}
+
+export class DataEncoder {
+  readonly #dotStuff: boolean;
+  #lineStart = true;
+  #lastWasCR = false;
+
+  constructor(options: DataEncoderOptions = {}) {
+    this.#dotStuff = options.dotStuff ?? true;
+  }
+
+  /** Encodes a chunk; returns what can be emitted now. */
+  encode(chunk: Uint8Array): Buffer {
+    const input = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const parts: Buffer[] = [];
+    let runStart = 0;
+    let i = 0;
+    const n = input.length;
+    while (i < n) {
+      const c = input[i]!;
+      if (c === CR) {
+        if (i > runStart) parts.push(input.subarray(runStart, i));
+        parts.push(CRLF_BYTES);
+        this.#lineStart = true;
+        this.#lastWasCR = true;
+        i += 1;
+        runStart = i;
+      } else if (c === LF) {
+        if (i > runStart) parts.push(input.subarray(runStart, i));
+        // CR LF: the CRLF was already emitted for the CR.
+        if (!this.#lastWasCR) parts.push(CRLF_BYTES);
+        this.#lineStart = true;
+        this.#lastWasCR = false;
+        i += 1;
+        runStart = i;
+      } else {
+        if (this.#lineStart && c === DOT && this.#dotStuff) {
+          if (i > runStart) parts.push(input.subarray(runStart, i));
+          parts.push(DOT_BYTES);
+          runStart = i; // the original dot starts the next run
+        }
+        this.#lineStart = false;
+        this.#lastWasCR = false;
+        // Fast-forward over ordinary bytes.
+        i += 1;
+        while (i < n) {
+          const d = input[i]!;
+          if (d === CR || d === LF) break;
+          i += 1;
+        }
+      }
+    }
+    if (runStart < n) parts.push(input.subarray(runStart, n));
+    if (parts.length === 0) return Buffer.alloc(0);
+    // Copy: the output must not alias the caller's buffer, which it may reuse.
+    return Buffer.concat(parts);
+  }
+
+  /** The end of the body: a final CRLF if missing, and for DATA the `.CRLF` terminator. Resets. */
+  flush(): Buffer {
+    const parts: Buffer[] = [];
+    if (!this.#lineStart) parts.push(CRLF_BYTES);
+    if (this.#dotStuff) parts.push(TERMINATOR);
+    this.reset();
+    return Buffer.concat(parts);
+  }
+
+  reset(): void {
+    this.#lineStart = true;
+    this.#lastWasCR = false;
+  }
+}
+
+/** A Transform that turns a raw body into the exact bytes that follow DATA's 354. */
+export function dataTransform(options: DataEncoderOptions = {}): Transform {
+  const encoder = new DataEncoder(options);
+  return new Transform({
+    transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback) {
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
+      const out = encoder.encode(bytes);
+      callback(null, out.length > 0 ? out : undefined);
+    },
+    flush(callback: TransformCallback) {
+      const out = encoder.flush();
+      callback(null, out.length > 0 ? out : undefined);
+    },
+  });
+}
+
+/** Encodes a whole body at once (tests, small messages). */
+export function encodeData(body: Uint8Array | string, options: DataEncoderOptions = {}): Buffer {
+  const encoder = new DataEncoder(options);
+  const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+  return Buffer.concat([encoder.encode(bytes), encoder.flush()]);
+}
+
+export type BodySource = Uint8Array | string | NodeJS.ReadableStream | AsyncIterable<Uint8Array | string>;
+
+/** Any accepted body as an async iterable of byte chunks; nothing is read ahead of the consumer. */
+export async function* bodyChunks(body: BodySource): AsyncGenerator<Buffer> {
+  if (typeof body === "string") {
+    yield Buffer.from(body, "utf8");
+    return;
+  }
+  if (body instanceof Uint8Array) {
+    yield Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return;
+  }
+  if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
+    throw new TypeError("The message body must be a Buffer, Uint8Array, string, Readable or AsyncIterable<Uint8Array>");
+  }
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+    if (typeof chunk === "string") yield Buffer.from(chunk, "utf8");
+    else if (chunk instanceof Uint8Array) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else throw new TypeError("The message body stream yielded something other than bytes or a string");
+  }
+}
+
+/** The DATA bytes (normalised, dot-stuffed, terminated) of any body, chunk by chunk. */
+export async function* dataChunks(body: BodySource): AsyncGenerator<Buffer> {
+  const encoder = new DataEncoder({ dotStuff: true });
+  for await (const chunk of bodyChunks(body)) {
+    const out = encoder.encode(chunk);
+    if (out.length > 0) yield out;
+  }
+  yield encoder.flush();
+}
+
+export interface BdatChunk {
+  readonly bytes: Buffer;
+  readonly last: boolean;
+}
+
+/**
+ * RFC 3030 BDAT chunks of at most `chunkSize` octets of the CRLF-normalised body (no
+ * dot-stuffing). One chunk is held back so that the final one can be marked LAST; memory
+ * stays bounded by about twice the chunk size. An empty body is a single `BDAT 0 LAST`.
+ */
+export async function* bdatChunks(body: BodySource, chunkSize = 64 * 1024): AsyncGenerator<BdatChunk> {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new RangeError("chunkSize must be a positive integer");
+  const encoder = new DataEncoder({ dotStuff: false });
+  let pending: Buffer[] = [];
+  let pendingLength = 0;
+  let held: Buffer | undefined;
+  const take = function* (final: boolean): Generator<BdatChunk> {
+    while (pendingLength >= chunkSize || (final && pendingLength > 0)) {
+      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLength);
+      const size = Math.min(chunkSize, all.length);
+      const piece = all.subarray(0, size);
+      const rest = all.subarray(size);
+      pending = rest.length > 0 ? [rest] : [];
+      pendingLength = rest.length;
+      if (held) yield { bytes: held, last: false };
+      held = piece;
+    }
+  };
+  for await (const chunk of bodyChunks(body)) {
+    const out = encoder.encode(chunk);
+    if (out.length === 0) continue;
+    pending.push(out);
+    pendingLength += out.length;
+    yield* take(false);
+  }
+  const tail = encoder.flush();
+  if (tail.length > 0) {
+    pending.push(tail);
+    pendingLength += tail.length;
+  }
+  yield* take(true);
+  yield { bytes: held ?? Buffer.alloc(0), last: true };
+}
