@@ -20,7 +20,8 @@ async function handshake(
     { key: pair.key, cert: pair.cert, minVersion: "TLSv1.2", requestCert: opts.requestCert ?? false, ...(opts.requestCert ? { ca: certs.ca } : {}), rejectUnauthorized: false },
     (s: TLSSocket) => {
       const peer = s.getPeerCertificate();
-      clientCN = peer?.subject?.CN;
+      const cn = peer?.subject?.CN;
+      clientCN = Array.isArray(cn) ? cn[0] : cn;
       s.end();
     },
   );
