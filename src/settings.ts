@@ -1,0 +1,554 @@
+import type { ConnectionOptions } from "node:tls";
+import { inspect } from "node:util";
+import { ConfigurationError } from "./errors.js";
+import type { BackendClass } from "./backends/base.js";
+import { BUILTIN_BACKENDS, backendNames, isBackendName } from "./backends/registry.js";
+import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
+import { setMessageDefaults } from "./mime/defaults.js";
+
+/**
+ * Process-wide settings, after Django's EMAIL_* settings.
+ *
+ * Where a value comes from, first match wins: `configure({...})`, then the environment
+ * (`EMAIL_URL`, then the individual `EMAIL_*` variables, which override the URL's parts),
+ * then the defaults below. The environment is read when the settings are first needed
+ * and again after `resetSettings()`.
+ *
+ * Units: the `timeout` setting is in milliseconds like every JS option; `EMAIL_TIMEOUT`
+ * and `EMAIL_URL`'s `?timeout=` are in seconds, as Django's EMAIL_TIMEOUT is.
+ */
+
+/** How the SMTP connection is protected (see DESIGN "Security defaults"). */
+export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
+export const TLS_MODES: readonly TlsMode[] = ["implicit", "starttls", "opportunistic", "none"];
+
+/** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
+export interface NamedBackendConfig {
+  readonly backend: string | BackendClass;
+  readonly [option: string]: unknown;
+}
+
+export interface Settings {
+  /** The default backend: a built-in or registered name, or a backend class. */
+  readonly backend: string | BackendClass;
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  /** STARTTLS (Django's EMAIL_USE_TLS). */
+  readonly useTls: boolean;
+  /** Implicit TLS (Django's EMAIL_USE_SSL). */
+  readonly useSsl: boolean;
+  /** Explicit TLS mode; `useTls`/`useSsl` are shorthands for "starttls"/"implicit". */
+  readonly tlsMode: TlsMode | undefined;
+  /** Milliseconds; undefined leaves the SMTP client's per-phase defaults. */
+  readonly timeout: number | undefined;
+  readonly sslKeyfile: string | undefined;
+  readonly sslCertfile: string | undefined;
+  /** Node TLS options for the SMTP connection (ca, servername, rejectUnauthorized, ...). */
+  readonly tls: Readonly<ConnectionOptions> | undefined;
+  /** The name the SMTP client gives in EHLO. */
+  readonly localName: string | undefined;
+  readonly defaultFrom: string;
+  readonly serverEmail: string;
+  readonly admins: readonly string[];
+  readonly managers: readonly string[];
+  readonly subjectPrefix: string;
+  readonly defaultCharset: string;
+  readonly messageIdDomain: string | undefined;
+  /** Directory of the file backend. */
+  readonly filePath: string | undefined;
+  /** Named connections, for `getConnection(name)`; `default`, when given, replaces the top-level backend. */
+  readonly backends: Readonly<Record<string, NamedBackendConfig>>;
+}
+
+/** What `configure()` takes: any subset of the settings; named connections may be URLs. */
+export type SettingsInput = {
+  -readonly [K in keyof Settings]?: K extends "backends"
+    ? Record<string, NamedBackendConfig | string>
+    : K extends "admins" | "managers"
+      ? readonly string[] | string
+      : Settings[K] | undefined;
+};
+
+export const DEFAULT_SETTINGS: Settings = finish({
+  backend: "smtp",
+  host: "localhost",
+  port: 25,
+  username: undefined,
+  password: undefined,
+  useTls: false,
+  useSsl: false,
+  tlsMode: undefined,
+  timeout: undefined,
+  sslKeyfile: undefined,
+  sslCertfile: undefined,
+  tls: undefined,
+  localName: undefined,
+  defaultFrom: "webmaster@localhost",
+  serverEmail: "root@localhost",
+  admins: Object.freeze([]),
+  managers: Object.freeze([]),
+  subjectPrefix: "[missive] ",
+  defaultCharset: "utf-8",
+  messageIdDomain: undefined,
+  filePath: undefined,
+  backends: Object.freeze({}),
+});
+
+const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
+
+let configured: SettingsInput = {};
+let fromEnvironment: SettingsInput | undefined;
+let current: Settings | undefined;
+
+/** The current settings: a frozen copy whose secrets do not show in `util.inspect` or JSON. */
+export function getSettings(): Settings {
+  if (current === undefined) {
+    fromEnvironment ??= settingsFromEnvironment(process.env);
+    current = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), configured, "configure");
+    pushMessageDefaults(current);
+  }
+  return current;
+}
+
+/**
+ * Merges `changes` into the current settings and validates the result. A key given as
+ * `undefined` goes back to its environment or default value. `backends` is replaced as a
+ * whole. Throws `ConfigurationError` naming the setting; on error nothing changes.
+ */
+export function configure(changes: SettingsInput): Settings {
+  if (typeof changes !== "object" || changes === null || Array.isArray(changes)) {
+    throw new ConfigurationError("configure", "configure() takes an object of settings, e.g. configure({ host: \"smtp.example.com\" })");
+  }
+  fromEnvironment ??= settingsFromEnvironment(process.env);
+  const nextConfigured: Record<string, unknown> = { ...configured };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) delete nextConfigured[key];
+    else nextConfigured[key] = value;
+  }
+  const next = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), nextConfigured as SettingsInput, "configure");
+  configured = nextConfigured as SettingsInput;
+  current = next;
+  pushMessageDefaults(next);
+  return next;
+}
+
+/** Forgets `configure()` calls and re-reads the environment (for tests). */
+export function resetSettings(): void {
+  configured = {};
+  fromEnvironment = undefined;
+  current = undefined;
+  try {
+    getSettings();
+  } catch {
+    // An invalid environment is reported by the next getSettings() call, not here.
+    fromEnvironment = undefined;
+    current = undefined;
+    pushMessageDefaults(DEFAULT_SETTINGS);
+  }
+}
+
+function pushMessageDefaults(s: Settings): void {
+  setMessageDefaults({ from: s.defaultFrom, charset: s.defaultCharset, messageIdDomain: s.messageIdDomain });
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+type Source = "env" | "configure";
+
+function merge(base: Settings, changes: SettingsInput, source: Source): Settings {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(changes)) {
+    if (!(KEYS as string[]).includes(key)) {
+      throw new ConfigurationError(key, `Unknown setting "${key}"; known settings: ${KEYS.join(", ")}`);
+    }
+    out[key] = value === undefined ? DEFAULT_SETTINGS[key as keyof Settings] : validateSetting(key as keyof Settings, value, source);
+  }
+  const s = out as unknown as Settings;
+  if (s.useTls && s.useSsl) {
+    throw new ConfigurationError("useSsl", "useTls (STARTTLS) and useSsl (implicit TLS) are mutually exclusive; set only one");
+  }
+  if (s.tlsMode !== undefined && ((s.useTls && s.tlsMode !== "starttls") || (s.useSsl && s.tlsMode !== "implicit"))) {
+    throw new ConfigurationError("tlsMode", `tlsMode "${s.tlsMode}" contradicts ${s.useTls ? "useTls" : "useSsl"}: true`);
+  }
+  return finish(s);
+}
+
+function validateSetting(key: keyof Settings, value: unknown, source: Source): unknown {
+  switch (key) {
+    case "backend":
+      if (typeof value === "function") return value;
+      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, "backend must be a backend name or a backend class");
+      // A name from the environment may be registered by the application later; it is
+      // resolved when a connection is made. configure() comes after registration.
+      if (source === "configure" && !isBackendName(value)) {
+        throw new ConfigurationError(key, `Unknown backend "${value}"; known: ${backendNames().join(", ")} (register others with registerBackend)`);
+      }
+      return value;
+    case "host":
+      return hostName(key, value);
+    case "port":
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
+        throw new ConfigurationError(key, "port must be an integer from 1 to 65535");
+      }
+      return value;
+    case "username":
+    case "password":
+      if (typeof value !== "string") throw new ConfigurationError(key, `${key} must be a string`);
+      if (/[\0\r\n]/.test(value)) throw new ConfigurationError(key, `${key} must not contain CR, LF or NUL`);
+      return value;
+    case "useTls":
+    case "useSsl":
+      if (typeof value !== "boolean") throw new ConfigurationError(key, `${key} must be true or false`);
+      return value;
+    case "tlsMode":
+      if (!(TLS_MODES as readonly unknown[]).includes(value)) throw new ConfigurationError(key, `tlsMode must be one of ${TLS_MODES.join(", ")}`);
+      return value;
+    case "timeout":
+      if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+        throw new ConfigurationError(key, "timeout must be a positive number of milliseconds");
+      }
+      return value;
+    case "sslKeyfile":
+    case "sslCertfile":
+    case "filePath":
+      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty path`);
+      return value;
+    case "tls":
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw new ConfigurationError(key, "tls must be an object of Node TLS options (ca, servername, rejectUnauthorized, ...)");
+      }
+      if ("rejectUnauthorized" in value && typeof (value as { rejectUnauthorized: unknown }).rejectUnauthorized !== "boolean") {
+        throw new ConfigurationError(key, "tls.rejectUnauthorized must be true or false");
+      }
+      return Object.freeze({ ...value });
+    case "localName":
+    case "messageIdDomain":
+      return hostName(key, value);
+    case "defaultFrom":
+    case "serverEmail":
+      return address(key, value);
+    case "admins":
+    case "managers":
+      return addressList(key, value);
+    case "subjectPrefix":
+      if (typeof value !== "string") throw new ConfigurationError(key, "subjectPrefix must be a string");
+      if (/[\0\r\n]/.test(value)) throw new ConfigurationError(key, "subjectPrefix must not contain CR, LF or NUL");
+      return value;
+    case "defaultCharset":
+      if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.:+-]*$/.test(value)) {
+        throw new ConfigurationError(key, "defaultCharset must be a charset name such as \"utf-8\"");
+      }
+      return value.toLowerCase();
+    case "backends":
+      return namedBackends(value);
+  }
+}
+
+function hostName(key: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty host name`);
+  if (/[\s\0-\x1f\x7f<>@,;"\\/]/.test(value)) throw new ConfigurationError(key, `${key} ${JSON.stringify(value)} is not a valid host name`);
+  return value;
+}
+
+function address(key: string, value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "") throw new ConfigurationError(key, `${key} must be an email address`);
+  try {
+    parseMailbox(value, key);
+  } catch (err) {
+    throw new ConfigurationError(key, `${key} is not a valid address ("user@domain" or "Name <user@domain>"): ${(err as Error).message}`);
+  }
+  return value.trim();
+}
+
+function addressList(key: string, value: unknown): readonly string[] {
+  let items: unknown = value;
+  if (typeof value === "string") {
+    try {
+      items = parseAddressList(value, key).flatMap((entry) => ("group" in entry ? entry.members : [entry])).map((m) => formatMailbox(m));
+    } catch (err) {
+      throw new ConfigurationError(key, `${key} is not a valid address list: ${(err as Error).message}`);
+    }
+  }
+  if (!Array.isArray(items)) throw new ConfigurationError(key, `${key} must be a list of addresses ("Name <addr>" allowed)`);
+  return Object.freeze(items.map((item, i) => address(`${key}[${i}]`, item)));
+}
+
+/** "Name <addr>" as a string that parseMailbox reads back. */
+function formatMailbox(m: Mailbox): string {
+  return m.name ? `"${m.name.replace(/(["\\])/g, "\\$1")}" <${m.address}>` : m.address;
+}
+
+function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConfig>> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigurationError("backends", "backends must be an object of named connections, e.g. { bulk: \"smtp://relay:25\" }");
+  }
+  const out: Record<string, NamedBackendConfig> = {};
+  for (const [name, spec] of Object.entries(value)) {
+    const setting = `backends.${name}`;
+    if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name)) throw new ConfigurationError(setting, `Connection name "${name}" is not valid`);
+    if ((BUILTIN_BACKENDS as readonly string[]).includes(name)) {
+      throw new ConfigurationError(setting, `A named connection cannot be called "${name}": that is a backend name`);
+    }
+    let config: NamedBackendConfig;
+    if (typeof spec === "string") {
+      config = backendFromUrl(spec, setting);
+    } else if (typeof spec === "object" && spec !== null && !Array.isArray(spec)) {
+      const backend = (spec as { backend?: unknown }).backend;
+      if (typeof backend === "function") config = { ...(spec as NamedBackendConfig) };
+      else if (typeof backend === "string" && isBackendName(backend)) config = { ...(spec as NamedBackendConfig) };
+      else {
+        throw new ConfigurationError(`${setting}.backend`, `${setting}.backend must be a known backend name (${backendNames().join(", ")}) or a backend class`);
+      }
+      if ("password" in config && config.password !== undefined && typeof config.password !== "string") {
+        throw new ConfigurationError(`${setting}.password`, `${setting}.password must be a string`);
+      }
+    } else {
+      throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
+    }
+    out[name] = redacting(Object.freeze(config)) as NamedBackendConfig;
+  }
+  return Object.freeze(out);
+}
+
+// ---------------------------------------------------------------------------------------
+// EMAIL_URL and the EMAIL_* variables
+
+/**
+ * Parses an EMAIL_URL into backend options:
+ * `smtp://user:pass@host:587?tls=starttls&timeout=10`, `smtps://host` (implicit TLS, port
+ * 465), `submission://host` (STARTTLS, port 587), `console:`, `file:///dir`, `memory:`,
+ * `dummy:`. User and password are percent-decoded; `timeout` is in seconds.
+ * `setting` names the source in errors (the URL itself is never echoed: it may hold a password).
+ */
+export function backendFromUrl(url: string, setting = "EMAIL_URL"): NamedBackendConfig {
+  const parsed = emailUrlSettings(url, setting);
+  const { backend, ...rest } = parsed;
+  const out: Record<string, unknown> = { backend: backend ?? "smtp" };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) out[k] = v;
+  return out as NamedBackendConfig;
+}
+
+function emailUrlSettings(url: string, setting: string): SettingsInput {
+  if (typeof url !== "string" || url.trim() === "") throw new ConfigurationError(setting, `${setting} must be a URL such as smtp://user:pass@host:587?tls=starttls`);
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    throw new ConfigurationError(setting, `${setting} is not a valid URL (expected e.g. smtp://user:pass@host:587?tls=starttls, console:, file:///var/mail)`);
+  }
+  const scheme = u.protocol.slice(0, -1).toLowerCase();
+  const params = new Map<string, string>();
+  for (const [k, v] of u.searchParams) {
+    if (params.has(k)) throw new ConfigurationError(setting, `${setting} gives the query parameter "${k}" twice`);
+    params.set(k, v);
+  }
+  const allow = (...names: string[]) => {
+    for (const k of params.keys()) {
+      if (!names.includes(k)) {
+        throw new ConfigurationError(setting, `${setting} has an unknown query parameter "${k}"${names.length ? ` (known for ${scheme}: ${names.join(", ")})` : ""}`);
+      }
+    }
+  };
+  switch (scheme) {
+    case "console":
+    case "memory":
+    case "dummy":
+      allow();
+      if (u.host || (u.pathname && u.pathname !== "/" && u.pathname !== "")) {
+        throw new ConfigurationError(setting, `${setting} "${scheme}:" takes no host or path`);
+      }
+      return { backend: scheme };
+    case "file": {
+      allow();
+      if (u.host && u.host !== "localhost") throw new ConfigurationError(setting, `${setting} file URLs must be local (file:///path)`);
+      const path = decode(u.pathname, setting, "path");
+      if (path === "" || path === "/") {
+        throw new ConfigurationError(setting, `${setting} file URL needs a directory, e.g. file:///var/mail`);
+      }
+      return { backend: "file", filePath: path };
+    }
+    case "smtp":
+    case "smtps":
+    case "submission": {
+      allow("tls", "timeout", "local_name");
+      const out: SettingsInput = { backend: "smtp" };
+      if (!u.hostname) throw new ConfigurationError(setting, `${setting} needs a host, e.g. ${scheme}://mail.example.com`);
+      if (u.pathname && u.pathname !== "/") throw new ConfigurationError(setting, `${setting} takes no path after the host`);
+      out.host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+      if (u.username) out.username = decode(u.username, setting, "user name");
+      if (u.password) out.password = decode(u.password, setting, "password");
+      let mode: TlsMode | undefined = scheme === "smtps" ? "implicit" : scheme === "submission" ? "starttls" : undefined;
+      const tls = params.get("tls");
+      if (tls !== undefined) {
+        const m = tls.toLowerCase();
+        if (!(TLS_MODES as readonly string[]).includes(m)) throw new ConfigurationError(setting, `${setting} ?tls= must be one of ${TLS_MODES.join(", ")}`);
+        if (mode !== undefined && m !== mode) throw new ConfigurationError(setting, `${setting} ?tls=${m} contradicts the ${scheme}: scheme`);
+        mode = m as TlsMode;
+      }
+      if (mode === "implicit") out.useSsl = true;
+      else if (mode === "starttls") out.useTls = true;
+      else if (mode !== undefined) out.tlsMode = mode;
+      if (u.port === "0") throw new ConfigurationError(setting, `${setting} port must be from 1 to 65535`);
+      out.port = u.port ? Number(u.port) : mode === "implicit" ? 465 : scheme === "submission" ? 587 : 25;
+      const timeout = params.get("timeout");
+      if (timeout !== undefined) out.timeout = seconds(timeout, `${setting} ?timeout=`, setting);
+      const localName = params.get("local_name");
+      if (localName !== undefined) out.localName = hostName(setting, localName);
+      return out;
+    }
+    default:
+      throw new ConfigurationError(setting, `${setting} has an unsupported scheme "${scheme}:" (use smtp, smtps, submission, console, file, memory or dummy)`);
+  }
+}
+
+function decode(value: string, setting: string, what: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new ConfigurationError(setting, `${setting} has a badly percent-encoded ${what}`);
+  }
+}
+
+function seconds(value: string, what: string, setting: string): number {
+  const n = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigurationError(setting, `${what} must be a positive number of seconds, e.g. 10 or 2.5`);
+  return Math.round(n * 1000);
+}
+
+function bool(value: string, setting: string): boolean {
+  switch (value.trim().toLowerCase()) {
+    case "1": case "true": case "yes": case "on": return true;
+    case "0": case "false": case "no": case "off": return false;
+    default: throw new ConfigurationError(setting, `${setting} must be true or false (also 1/0, yes/no, on/off)`);
+  }
+}
+
+/** Django's dotted backend paths, accepted in EMAIL_BACKEND for people moving over. */
+const DJANGO_BACKENDS: Record<string, string> = {
+  "django.core.mail.backends.smtp.EmailBackend": "smtp",
+  "django.core.mail.backends.console.EmailBackend": "console",
+  "django.core.mail.backends.filebased.EmailBackend": "file",
+  "django.core.mail.backends.locmem.EmailBackend": "memory",
+  "django.core.mail.backends.dummy.EmailBackend": "dummy",
+};
+
+/** The environment variables read, in the order they are applied. */
+export const ENVIRONMENT_VARIABLES = [
+  "EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD",
+  "EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_TIMEOUT", "EMAIL_SSL_KEYFILE", "EMAIL_SSL_CERTFILE",
+  "EMAIL_FILE_PATH", "EMAIL_SUBJECT_PREFIX", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL",
+] as const;
+
+/**
+ * Settings from the environment. An empty variable counts as unset. Each value is checked
+ * here, so that an error names the variable rather than the setting it feeds.
+ */
+export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v;
+  };
+  const out: SettingsInput = {};
+  const url = get("EMAIL_URL");
+  if (url !== undefined) Object.assign(out, emailUrlSettings(url, "EMAIL_URL"));
+
+  const backend = get("EMAIL_BACKEND");
+  if (backend !== undefined) {
+    const name = DJANGO_BACKENDS[backend.trim()] ?? backend.trim();
+    if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name)) throw new ConfigurationError("EMAIL_BACKEND", "EMAIL_BACKEND must be a backend name such as smtp, console, file, memory or dummy");
+    out.backend = name;
+  }
+  const host = get("EMAIL_HOST");
+  if (host !== undefined) out.host = hostName("EMAIL_HOST", host.trim());
+  const port = get("EMAIL_PORT");
+  if (port !== undefined) {
+    const n = /^\s*\d{1,5}\s*$/.test(port) ? Number(port) : NaN;
+    if (!(n >= 1 && n <= 65535)) throw new ConfigurationError("EMAIL_PORT", "EMAIL_PORT must be an integer from 1 to 65535");
+    out.port = n;
+  }
+  const user = get("EMAIL_HOST_USER");
+  if (user !== undefined) out.username = user;
+  const password = env["EMAIL_HOST_PASSWORD"];
+  if (password !== undefined && password !== "") {
+    if (/[\0\r\n]/.test(password)) throw new ConfigurationError("EMAIL_HOST_PASSWORD", "EMAIL_HOST_PASSWORD must not contain CR, LF or NUL");
+    out.password = password;
+  }
+  const useTls = get("EMAIL_USE_TLS");
+  const useSsl = get("EMAIL_USE_SSL");
+  if (useTls !== undefined) {
+    out.useTls = bool(useTls, "EMAIL_USE_TLS");
+    if (out.useTls) {
+      out.useSsl = false;
+      delete out.tlsMode;
+    }
+  }
+  if (useSsl !== undefined) {
+    out.useSsl = bool(useSsl, "EMAIL_USE_SSL");
+    if (out.useSsl) {
+      if (useTls !== undefined && out.useTls) {
+        throw new ConfigurationError("EMAIL_USE_SSL", "EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive; set only one to true");
+      }
+      out.useTls = false;
+      delete out.tlsMode;
+    }
+  }
+  const timeout = get("EMAIL_TIMEOUT");
+  if (timeout !== undefined) out.timeout = seconds(timeout, "EMAIL_TIMEOUT", "EMAIL_TIMEOUT");
+  const keyfile = get("EMAIL_SSL_KEYFILE");
+  if (keyfile !== undefined) out.sslKeyfile = keyfile;
+  const certfile = get("EMAIL_SSL_CERTFILE");
+  if (certfile !== undefined) out.sslCertfile = certfile;
+  const filePath = get("EMAIL_FILE_PATH");
+  if (filePath !== undefined) out.filePath = filePath;
+  const prefix = env["EMAIL_SUBJECT_PREFIX"];
+  if (prefix !== undefined) {
+    if (/[\0\r\n]/.test(prefix)) throw new ConfigurationError("EMAIL_SUBJECT_PREFIX", "EMAIL_SUBJECT_PREFIX must not contain CR, LF or NUL");
+    out.subjectPrefix = prefix;
+  }
+  const from = get("DEFAULT_FROM_EMAIL");
+  if (from !== undefined) out.defaultFrom = address("DEFAULT_FROM_EMAIL", from);
+  const server = get("SERVER_EMAIL");
+  if (server !== undefined) out.serverEmail = address("SERVER_EMAIL", server);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Redaction: secrets never show in util.inspect or JSON.
+
+const SECRET_KEY = /pass|secret|token|^key$|^pfx$|^auth$/i;
+
+function redactedView(value: unknown, depth = 0): unknown {
+  if (depth > 4 || typeof value !== "object" || value === null) return typeof value === "function" ? `[class ${(value as { name?: string }).name || "anonymous"}]` : value;
+  if (Array.isArray(value)) return value.map((v) => redactedView(v, depth + 1));
+  if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return "<bytes>";
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? "<redacted>" : redactedView(v, depth + 1);
+  }
+  return out;
+}
+
+function redacting<T extends object>(obj: T): T {
+  if (Object.isFrozen(obj)) obj = { ...obj };
+  Object.defineProperty(obj, "toJSON", { value: () => redactedView(obj), enumerable: false });
+  Object.defineProperty(obj, inspect.custom, {
+    value: (depth: number, options: object, insp: typeof inspect) => insp(redactedView(obj), options),
+    enumerable: false,
+  });
+  return Object.freeze(obj);
+}
+
+function finish(s: Settings): Settings {
+  return redacting({ ...s });
+}
+
+/** A copy of `options` safe to print: every secret-looking key replaced by `<redacted>`. */
+export function redact<T>(options: T): T {
+  return redactedView(options) as T;
+}
+
+// The message model reads DEFAULT_FROM_EMAIL & co. from the moment missive is loaded.
+resetSettings();
