@@ -1,0 +1,28 @@
+import fc from "fast-check";
+import type { ChunkEncoder } from "../../../src/mime/encoding/index.js";
+
+/** Splits `bytes` at the given (unsorted, possibly repeated) offsets. */
+export function splitAt(bytes: Uint8Array, offsets: readonly number[]): Uint8Array[] {
+  const cuts = [...new Set(offsets.map((o) => o % (bytes.length + 1)))].sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let prev = 0;
+  for (const cut of cuts) {
+    parts.push(bytes.subarray(prev, cut));
+    prev = cut;
+  }
+  parts.push(bytes.subarray(prev));
+  return parts;
+}
+
+export function runChunks(encoder: ChunkEncoder, chunks: readonly Uint8Array[]): Buffer {
+  const out: Buffer[] = chunks.map((c) => encoder.encode(c));
+  out.push(encoder.flush());
+  return Buffer.concat(out);
+}
+
+export function oneByteChunks(bytes: Uint8Array): Uint8Array[] {
+  return Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
+}
+
+export const bytesArb = fc.uint8Array({ maxLength: 600 });
+export const cutsArb = fc.array(fc.nat(), { maxLength: 8 });

@@ -1,0 +1,137 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  QuotedPrintableEncoder,
+  decodeQuotedPrintable,
+  encodeQuotedPrintable,
+} from "../../../src/mime/encoding/quoted-printable.js";
+import { cutsArb, oneByteChunks, runChunks, splitAt } from "./helpers.js";
+
+const qp = (text: string, encoding: BufferEncoding = "latin1"): string => encodeQuotedPrintable(Buffer.from(text, encoding));
+
+/** Bytes biased towards what QP treats specially. */
+const qpBytesArb = fc
+  .array(
+    fc.oneof(
+      fc.constantFrom(0x20, 0x09, 0x0d, 0x0a, 0x2e, 0x3d, 0x46, 0x72, 0x6f, 0x6d, 0x78),
+      fc.integer({ min: 0, max: 255 }),
+    ),
+    { maxLength: 500 },
+  )
+  .map((a) => Uint8Array.from(a));
+
+/** What the encoder promises to preserve: the bytes, with CRLF, CR and LF all as CRLF. */
+function normalizeBreaks(bytes: Uint8Array): Buffer {
+  return Buffer.from(Buffer.from(bytes).toString("latin1").replace(/\r\n|\r|\n/g, "\r\n"), "latin1");
+}
+
+describe("quoted-printable encoding", () => {
+  it("escapes =, non-printables and 8-bit bytes as =XX with upper-case hex", () => {
+    expect(qp("a=b")).toBe("a=3Db");
+    expect(qp("caf\u00e9")).toBe("caf=E9");
+    expect(qp("caf\u00e9", "utf8")).toBe("caf=C3=A9");
+    expect(qp("\u0000\u007f\u00ff")).toBe("=00=7F=FF");
+    expect(qp("plain ASCII text, 100% safe!")).toBe("plain ASCII text, 100% safe!");
+  });
+
+  it("turns CRLF, LF and CR into CRLF hard breaks (RFC 2045 §6.7 rule 4)", () => {
+    expect(qp("a\r\nb\nc\rd")).toBe("a\r\nb\r\nc\r\nd");
+    expect(qp("\r\n\r\n")).toBe("\r\n\r\n");
+    expect(qp("a\n\rb")).toBe("a\r\n\r\nb");
+  });
+
+  it("encodes white space before a break or at the end, and keeps it elsewhere (rule 3)", () => {
+    expect(qp("a b\n")).toBe("a b\r\n");
+    expect(qp("a \nb\t\r\nc  ")).toBe("a=20\r\nb=09\r\nc =20");
+    expect(qp(" ")).toBe("=20");
+  });
+
+  it("keeps lines <= 76 with soft breaks and never splits an escape (rule 5)", () => {
+    expect(qp("x".repeat(75))).toBe("x".repeat(75));
+    expect(qp("x".repeat(76))).toBe(`${"x".repeat(75)}=\r\nx`);
+    expect(qp(`${"x".repeat(73)}=`)).toBe(`${"x".repeat(73)}=\r\n=3D`);
+    expect(qp(`${"x".repeat(72)}=`)).toBe(`${"x".repeat(72)}=3D`);
+  });
+
+  it("encodes a line-initial dot, also after a soft break, so no line is a lone dot", () => {
+    expect(qp(".\n..\nx.")).toBe("=2E\r\n=2E.\r\nx.");
+    expect(qp(`${"x".repeat(75)}.`)).toBe(`${"x".repeat(75)}=\r\n=2E`);
+  });
+
+  it("encodes the F of a line-initial \"From \" (mbox) and nothing else", () => {
+    expect(qp("From me\nFrom\nFromage\nA From b\nFrom\tx")).toBe("=46rom me\r\nFrom\r\nFromage\r\nA From b\r\nFrom\tx");
+    expect(qp("From \n")).toBe("=46rom=20\r\n");
+    expect(qp("Fro")).toBe("Fro");
+    expect(qp(`${"x".repeat(75)}From x`)).toBe(`${"x".repeat(75)}=\r\n=46rom x`);
+  });
+
+  it("treats a CR at the end of one chunk and an LF at the start of the next as one break", () => {
+    const enc = new QuotedPrintableEncoder();
+    const out = runChunks(enc, [Buffer.from("a \r"), Buffer.from("\nb")]).toString("latin1");
+    expect(out).toBe("a=20\r\nb");
+  });
+
+  it("holds a trailing space until it knows what follows", () => {
+    const enc = new QuotedPrintableEncoder();
+    expect(enc.encode(Buffer.from("a ")).toString()).toBe("a");
+    expect(enc.encode(Buffer.from("b")).toString()).toBe(" b");
+    expect(enc.encode(Buffer.from(" ")).toString()).toBe("");
+    expect(enc.flush().toString()).toBe("=20");
+  });
+
+  it("produces 7-bit lines of at most 76 characters, never a lone dot or trailing white space", () => {
+    fc.assert(
+      fc.property(qpBytesArb, (bytes) => {
+        const out = encodeQuotedPrintable(bytes);
+        expect(out).toMatch(/^[\x21-\x7e \t\r\n]*$/);
+        const lines = out.split("\r\n");
+        for (const line of lines) {
+          expect(line.length).toBeLessThanOrEqual(76);
+          expect(line).not.toBe(".");
+          expect(line.startsWith(".")).toBe(false);
+          expect(line.startsWith("From ")).toBe(false);
+          expect(line).not.toMatch(/[ \t]$/);
+          expect(line).not.toMatch(/[\r\n]/);
+          expect(line).not.toMatch(/=(?![0-9A-F]{2}|$)/);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("inverts with its decoder (line breaks normalised to CRLF)", () => {
+    fc.assert(
+      fc.property(qpBytesArb, (bytes) => {
+        expect(decodeQuotedPrintable(encodeQuotedPrintable(bytes)).equals(normalizeBreaks(bytes))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gives the same output for every chunking, including 1-byte chunks", () => {
+    fc.assert(
+      fc.property(qpBytesArb, cutsArb, (bytes, cuts) => {
+        const whole = encodeQuotedPrintable(bytes);
+        expect(runChunks(new QuotedPrintableEncoder(), splitAt(bytes, cuts)).toString("latin1")).toBe(whole);
+        expect(runChunks(new QuotedPrintableEncoder(), oneByteChunks(bytes)).toString("latin1")).toBe(whole);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("quoted-printable decoding", () => {
+  it("removes soft breaks (RFC 2045 §6.7 rule 5 example)", () => {
+    const encoded = "Now's the time =\r\nfor all folk to come=\r\n to the aid of their country.";
+    expect(decodeQuotedPrintable(encoded).toString()).toBe("Now's the time for all folk to come to the aid of their country.");
+  });
+
+  it("is tolerant: lower-case hex, bare LF soft breaks, stray = and transport-added trailing space", () => {
+    expect(decodeQuotedPrintable("caf=e9").toString("latin1")).toBe("caf\u00e9");
+    expect(decodeQuotedPrintable("a=\nb").toString()).toBe("ab");
+    expect(decodeQuotedPrintable("a=  \r\nb").toString()).toBe("ab");
+    expect(decodeQuotedPrintable("1=2 =Z").toString()).toBe("1=2 =Z");
+    expect(decodeQuotedPrintable("a  \r\nb \t").toString()).toBe("a\r\nb");
+    expect(decodeQuotedPrintable("a=").toString()).toBe("a");
+  });
+});
