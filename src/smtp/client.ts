@@ -1,0 +1,891 @@
+/**
+ * The SMTP client: the one place that sequences the phases of a session.
+ *
+ *   idle → connecting → greeting → ready ⇄ (mail → rcpt → data → ready) → closing → closed
+ *
+ * All I/O goes through one funnel, `#roundTrip` (write command lines, read one reply per
+ * line, in order), and `#exchange(command, { expect, phase, redact })` on top of it
+ * checks the expected codes at the call site. A 421 at any point closes the connection
+ * and fails the current step with a retryable SmtpError; a timeout, drop, protocol error
+ * or abort leaves the client "closed" with every pending promise settled.
+ *
+ * Operations are serialised: calling sendMail twice concurrently queues the second.
+ */
+import { readFile } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import type tls from "node:tls";
+import {
+  AbortError,
+  InvalidArgumentError,
+  MissiveError,
+  SmtpAuthError,
+  SmtpCapabilityError,
+  SmtpClosedError,
+  SmtpConnectError,
+  SmtpDeliveryUnknownError,
+  SmtpError,
+  SmtpProtocolError,
+  SmtpRecipientsRefusedError,
+  SmtpTlsError,
+  type RejectedRecipient,
+  type TimeoutPhase,
+} from "../errors.js";
+import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, type AuthMethod, type AuthOptions } from "./auth.js";
+import { Capabilities, parseEhlo } from "./capabilities.js";
+import * as cmd from "./commands.js";
+import { SmtpConnection, abortError, type TlsInfo } from "./connection.js";
+import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
+import type { SmtpReply } from "./reply.js";
+import { REDACTED, Transcript, type TranscriptHook } from "./transcript.js";
+
+export type SmtpState = "idle" | "connecting" | "greeting" | "ready" | "mail" | "rcpt" | "data" | "closing" | "closed";
+export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
+
+export interface SmtpTimeouts {
+  /** TCP connect and TLS handshake. Default 30 s. */
+  connect?: number;
+  /** The 220 greeting. Default 5 min (RFC 5321 §4.5.3.2.1). */
+  greeting?: number;
+  /** EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, NOOP, QUIT. Default 5 min (§4.5.3.2.2–3). */
+  command?: number;
+  /** The reply to DATA (354). Default 2 min (§4.5.3.2.4). */
+  dataStart?: number;
+  /** Each block of the body written (waiting for the socket to drain). Default 3 min (§4.5.3.2.5). */
+  data?: number;
+  /** The reply after the final dot (or BDAT LAST). Default 10 min (§4.5.3.2.6). */
+  finalDot?: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<Required<SmtpTimeouts>> = Object.freeze({
+  connect: 30_000,
+  greeting: 300_000,
+  command: 300_000,
+  dataStart: 120_000,
+  data: 180_000,
+  finalDot: 600_000,
+});
+
+export interface SmtpTlsOptions {
+  ca?: string | Buffer | readonly (string | Buffer)[];
+  /** SNI and certificate host name; defaults to `host` unless it is an IP address. */
+  servername?: string;
+  /** Verify the certificate chain and host name. Always passed as an explicit boolean; default true. */
+  rejectUnauthorized?: boolean;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Default "TLSv1.2". */
+  minVersion?: tls.SecureVersion;
+}
+
+export interface SmtpClientOptions {
+  /** Default "localhost" (Django's EMAIL_HOST). */
+  host?: string;
+  /**
+   * Default: 465 for implicit TLS, 587 for STARTTLS, else 25 (Django's default port,
+   * which is what a loopback host gets with no TLS options).
+   */
+  port?: number;
+  /**
+   * Default: a loopback host (127.0.0.0/8, ::1, "localhost") gets "none"; any other host
+   * gets "implicit" on port 465 and required "starttls" otherwise.
+   */
+  tls?: TlsMode;
+  /** Django's EMAIL_USE_SSL: implicit TLS. Exclusive with `useTls`. */
+  useSsl?: boolean;
+  /** Django's EMAIL_USE_TLS: required STARTTLS. Exclusive with `useSsl`. */
+  useTls?: boolean;
+  tlsOptions?: SmtpTlsOptions;
+  /** Path of a PEM client key (Django's EMAIL_SSL_KEYFILE), read at connect. */
+  sslKeyfile?: string;
+  /** Path of a PEM client certificate (Django's EMAIL_SSL_CERTFILE), read at connect. */
+  sslCertfile?: string;
+  /** EHLO name. Default: os.hostname() when it is a dotted, valid domain, else the local address literal. */
+  localName?: string;
+  auth?: AuthOptions;
+  authMethod?: AuthMethod;
+  /** Send credentials over plaintext to a non-loopback host. Off by default; name says what it does. */
+  allowInsecureAuth?: boolean;
+  /** Django-style single timeout in ms: sets every phase (individual `timeouts` win). */
+  timeout?: number;
+  timeouts?: SmtpTimeouts;
+  /** Use PIPELINING when offered (RFC 2920). Default true. */
+  pipelining?: boolean;
+  /** Use BDAT when offered (RFC 3030). Default false. */
+  chunking?: boolean;
+  /** BDAT chunk size in octets. Default 256 KiB. */
+  chunkSize?: number;
+  /** Aborts whatever the client is doing and closes it. */
+  signal?: AbortSignal;
+  transcript?: TranscriptHook;
+}
+
+export interface DsnOptions {
+  ret?: "FULL" | "HDRS";
+  envid?: string;
+  notify?: ("SUCCESS" | "FAILURE" | "DELAY" | "NEVER")[];
+  /** Send ORCPT=rfc822;<recipient> with each RCPT. */
+  orcpt?: boolean;
+  /**
+   * By default a DSN request to a server without DSN fails with SmtpCapabilityError("DSN")
+   * before MAIL FROM, because silently dropping it changes what the sender gets back.
+   * `optional: true` sends without the DSN parameters instead.
+   */
+  optional?: boolean;
+}
+
+export interface Envelope {
+  /** Reverse-path; "" for the null sender (bounces). */
+  from: string;
+  to: readonly string[];
+  /** Message size in octets, for SIZE= (RFC 1870) and the check against the server's limit. */
+  size?: number;
+  /** The body has 8-bit bytes: needs 8BITMIME, sent as BODY=8BITMIME. */
+  eightBit?: boolean;
+  /** The message needs SMTPUTF8 (UTF-8 headers or addresses). */
+  smtputf8?: boolean;
+  dsn?: DsnOptions;
+}
+
+export type MessageBody = BodySource;
+
+export interface SendResult {
+  accepted: string[];
+  rejected: RejectedRecipient[];
+  /** The reply after the final dot (or BDAT LAST). */
+  reply: SmtpReply;
+  /** The server's queue id when its reply names one ("queued as X", "id=X"). */
+  messageId?: string;
+}
+
+interface Command {
+  /** The bytes' text, CRLF included. */
+  line: string;
+  /** What transcripts, diagnostics and errors show. */
+  display: string;
+  phase: TimeoutPhase;
+  timeout: number;
+}
+
+export class SmtpClient {
+  readonly host: string;
+  readonly port: number;
+  readonly tlsMode: TlsMode;
+  readonly timeouts: Readonly<Required<SmtpTimeouts>>;
+  readonly #options: SmtpClientOptions;
+  readonly #credentials: Credentials | undefined;
+  readonly #transcript: Transcript;
+  #state: SmtpState = "idle";
+  #conn: SmtpConnection | undefined;
+  #capabilities: Capabilities | undefined;
+  #greeting: SmtpReply | undefined;
+  #authenticatedAs: string | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #connecting: Promise<void> | undefined;
+
+  constructor(options: SmtpClientOptions = {}) {
+    this.#options = options;
+    this.host = options.host ?? "localhost";
+    if (typeof this.host !== "string" || this.host.length === 0 || /[\s\0]/.test(this.host)) {
+      throw new InvalidArgumentError(`Invalid SMTP host ${JSON.stringify(options.host)}`);
+    }
+    this.tlsMode = resolveTlsMode(options, this.host);
+    this.port = options.port ?? (this.tlsMode === "implicit" ? 465 : this.tlsMode === "starttls" ? 587 : 25);
+    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) {
+      throw new InvalidArgumentError(`Invalid SMTP port ${String(options.port)}: must be an integer 1–65535`);
+    }
+    this.timeouts = resolveTimeouts(options);
+    if (options.localName !== undefined) cmd.assertHeloName(options.localName);
+    this.#credentials = options.auth ? new Credentials(options.auth) : undefined;
+    if (options.authMethod !== undefined && this.#credentials) {
+      const token = this.#credentials.kind === "token";
+      if ((options.authMethod === "XOAUTH2") !== token) {
+        throw new InvalidArgumentError(`authMethod ${options.authMethod} does not fit the credentials given (${token ? "a token" : "a password"})`);
+      }
+    }
+    if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
+      throw new InvalidArgumentError("chunkSize must be a positive integer");
+    }
+    this.#transcript = new Transcript(options.transcript, this.host, this.port);
+    options.signal?.addEventListener("abort", () => this.#abort(), { once: true });
+  }
+
+  get state(): SmtpState {
+    return this.#state;
+  }
+
+  /** What the server advertised in its last EHLO (after STARTTLS: the post-TLS EHLO only). */
+  get capabilities(): Capabilities | undefined {
+    return this.#capabilities;
+  }
+
+  get secure(): boolean {
+    return this.#conn?.secure ?? false;
+  }
+
+  get tlsInfo(): TlsInfo | undefined {
+    return this.#conn?.tlsInfo;
+  }
+
+  get greeting(): SmtpReply | undefined {
+    return this.#greeting;
+  }
+
+  get authenticatedAs(): string | undefined {
+    return this.#authenticatedAs;
+  }
+
+  /**
+   * Connects, reads the greeting, says EHLO (HELO if refused), does STARTTLS as the TLS
+   * mode asks and AUTH when credentials were given. Idempotent: resolves at once when
+   * ready, joins a connect in progress, and reconnects a closed client. On failure the
+   * client is closed.
+   */
+  connect(): Promise<void> {
+    if (this.#state === "ready" || this.#state === "mail" || this.#state === "rcpt" || this.#state === "data") return Promise.resolve();
+    if (this.#connecting) return this.#connecting;
+    const attempt = this.#doConnect();
+    this.#connecting = attempt;
+    const clear = () => {
+      if (this.#connecting === attempt) this.#connecting = undefined;
+    };
+    attempt.then(clear, clear);
+    return attempt;
+  }
+
+  /** Sends one message. Connects first if the client is idle. */
+  sendMail(envelope: Envelope, body: MessageBody): Promise<SendResult> {
+    validateEnvelope(envelope);
+    return this.#serialize(async () => {
+      this.#checkAborted();
+      if (this.#state === "idle" || this.#connecting) await this.connect();
+      this.#requireReady();
+      return this.#transaction(envelope, body);
+    });
+  }
+
+  /** NOOP: a cheap probe that the connection is alive. Throws SmtpClosedError (retryable) if not. */
+  noop(): Promise<SmtpReply> {
+    return this.#serialize(async () => {
+      this.#requireReady();
+      return this.#exchange(cmd.noop(), { expect: [250] });
+    });
+  }
+
+  /** RSET: abandons any transaction; the connection stays usable. */
+  reset(): Promise<SmtpReply> {
+    return this.#serialize(async () => {
+      this.#requireReady();
+      return this.#exchange(cmd.rset(), { expect: [250] });
+    });
+  }
+
+  /** QUIT, then close. Never throws for a server that does not answer or already hung up. */
+  quit(): Promise<void> {
+    return this.#serialize(() => this.#quit(this.timeouts.command));
+  }
+
+  /** QUIT if the connection is usable, waiting at most 5 s for the reply; then destroy. */
+  close(): Promise<void> {
+    return this.#serialize(() => this.#quit(Math.min(this.timeouts.command, 5_000)));
+  }
+
+  /** Closes the socket now. Anything pending rejects with SmtpClosedError. */
+  destroy(): void {
+    this.#teardown();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- connect ------------------------------------------------------------------------
+
+  async #doConnect(): Promise<void> {
+    this.#checkAborted();
+    this.#teardown();
+    this.#state = "connecting";
+    this.#capabilities = undefined;
+    this.#greeting = undefined;
+    this.#authenticatedAs = undefined;
+    try {
+      const tlsOptions = await this.#tlsConnectOptions();
+      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: this.#options.signal });
+      this.#conn = conn;
+      conn.onClose(() => {
+        if (this.#conn === conn) this.#state = "closed";
+      });
+      this.#checkAborted();
+      if (this.tlsMode === "implicit") await conn.startTls(tlsOptions, this.timeouts.connect, this.#options.signal);
+      this.#state = "greeting";
+      await this.#readGreeting(conn);
+      await this.#hello();
+      if ((this.tlsMode === "starttls" || this.tlsMode === "opportunistic") && !conn.secure) {
+        await this.#starttls(conn, tlsOptions);
+      }
+      if (this.#credentials) await this.#authenticate(this.#credentials);
+      this.#state = "ready";
+    } catch (error) {
+      // A refusal with a reply gets a polite QUIT; a broken connection is just dropped.
+      if (this.#conn && !this.#conn.closed && error instanceof SmtpError && !(error instanceof SmtpProtocolError)) {
+        await this.#quit(Math.min(this.timeouts.command, 5_000));
+      }
+      this.#teardown();
+      throw error;
+    }
+  }
+
+  async #readGreeting(conn: SmtpConnection): Promise<void> {
+    let greeting: SmtpReply;
+    try {
+      greeting = await conn.readReply(this.timeouts.greeting, "greeting", "<greeting>");
+    } catch (error) {
+      throw error instanceof SmtpClosedError
+        ? new SmtpConnectError(`${this.host}:${this.port} closed the connection before greeting`, { cause: error })
+        : error;
+    }
+    this.#transcript.reply(greeting);
+    this.#greeting = greeting;
+    if (greeting.code !== 220) {
+      // 554 (RFC 5321 §3.1): "no SMTP service here"; 421: busy, try later.
+      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${greeting.code} ${greeting.text}`, { reply: greeting, command: "<greeting>" });
+    }
+  }
+
+  /** EHLO, or HELO when EHLO gets a 5xx (RFC 5321 §3.2). Learns the capabilities afresh. */
+  async #hello(): Promise<void> {
+    const name = this.#localName();
+    this.#capabilities = undefined;
+    let reply: SmtpReply;
+    try {
+      reply = await this.#exchange(cmd.ehlo(name), { expect: [250] });
+    } catch (error) {
+      if (!(error instanceof SmtpError) || error.replyCode === undefined || error.replyCode < 500) throw error;
+      await this.#exchange(cmd.helo(name), { expect: [250] });
+      this.#capabilities = Capabilities.none();
+      return;
+    }
+    this.#capabilities = parseEhlo(reply);
+    if (this.#conn) this.#conn.enhancedStatusCodes = this.#capabilities.enhancedStatusCodes;
+  }
+
+  async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions): Promise<void> {
+    const required = this.tlsMode === "starttls";
+    if (!this.#capabilities?.starttls) {
+      if (!required) return;
+      throw new SmtpTlsError(
+        `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls"; use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
+      );
+    }
+    const [reply] = await this.#roundTrip([this.#command(cmd.starttls(), "STARTTLS")]);
+    if (reply!.code !== 220) {
+      // "opportunistic" means plaintext is acceptable; "starttls" never falls back silently.
+      if (!required) return;
+      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${reply!.code} ${reply!.text}`, {
+        command: "STARTTLS",
+        reply,
+        retryable: reply!.code < 500,
+      });
+    }
+    await conn.startTls(tlsOptions, this.timeouts.connect, this.#options.signal);
+    // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
+    this.#capabilities = undefined;
+    conn.enhancedStatusCodes = false;
+    await this.#hello();
+  }
+
+  async #authenticate(credentials: Credentials): Promise<void> {
+    if (!this.secure && !isLoopback(this.host) && !this.#options.allowInsecureAuth) {
+      throw new SmtpAuthError(
+        `Refusing to send credentials in plaintext to ${this.host}: use tls "implicit" or "starttls", or set allowInsecureAuth: true if the network path is trusted`,
+      );
+    }
+    const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#options.authMethod);
+    const mechanism = createMechanism(name, credentials);
+    const initial = await mechanism.start();
+    const display = initial === null ? `AUTH ${name}` : `AUTH ${name} ${REDACTED}`;
+    const first = cmd.auth(name, initial === null ? undefined : Buffer.from(initial).toString("base64"));
+    let [reply] = await this.#roundTrip([this.#command(first, display)]);
+    for (let challenges = 0; reply!.code === 334; challenges++) {
+      let response: string;
+      try {
+        if (challenges >= MAX_CHALLENGES) throw new SmtpAuthError(`The server sent more than ${MAX_CHALLENGES} AUTH ${name} challenges`, { command: display });
+        const challenge = decodeChallenge(reply!.lines[0] ?? "");
+        response = Buffer.from(await mechanism.next(challenge)).toString("base64");
+      } catch (error) {
+        // Cancel the exchange (RFC 4954 §4) so the connection stays in step, then report.
+        await this.#roundTrip([this.#command(cmd.authResponse("*"), "*")]).catch(() => undefined);
+        throw error;
+      }
+      [reply] = await this.#roundTrip([this.#command(cmd.authResponse(response), REDACTED)]);
+    }
+    if (reply!.code !== 235) {
+      throw new SmtpAuthError(`Authentication with ${name} failed: ${reply!.code} ${reply!.text}`, { command: display, reply });
+    }
+    this.#authenticatedAs = credentials.user;
+  }
+
+  // --- the mail transaction -----------------------------------------------------------
+
+  async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
+    const caps = this.#capabilities ?? Capabilities.none();
+    const { mail, rcpts } = this.#renderEnvelope(envelope, caps);
+    const useBdat = this.#options.chunking === true && caps.chunking;
+    const pipelined = this.#options.pipelining !== false && caps.pipelining;
+    const dataCommand = useBdat ? undefined : this.#command(cmd.data(), "DATA", this.timeouts.dataStart);
+
+    this.#state = "mail";
+    let mailReply: SmtpReply;
+    const rcptReplies: SmtpReply[] = [];
+    let dataReply: SmtpReply | undefined;
+    if (pipelined) {
+      // RFC 2920: MAIL, every RCPT and DATA in one write; replies in order.
+      const batch = [mail, ...rcpts, ...(dataCommand ? [dataCommand] : [])];
+      const replies = await this.#roundTrip(batch);
+      mailReply = replies[0]!;
+      rcptReplies.push(...replies.slice(1, 1 + rcpts.length));
+      dataReply = dataCommand ? replies[1 + rcpts.length] : undefined;
+    } else {
+      mailReply = (await this.#roundTrip([mail]))[0]!;
+      if (mailReply.code === 250) {
+        this.#state = "rcpt";
+        for (const rcpt of rcpts) rcptReplies.push(...(await this.#roundTrip([rcpt])));
+      }
+    }
+    this.#state = "rcpt";
+
+    if (mailReply!.code !== 250) {
+      await this.#abandonData(dataReply);
+      await this.#resetAfterFailure();
+      throw new SmtpError(`MAIL FROM was refused: ${mailReply!.code} ${mailReply!.text}`, { command: mail.display, reply: mailReply });
+    }
+    const accepted: string[] = [];
+    const rejected: RejectedRecipient[] = [];
+    rcptReplies.forEach((reply, i) => {
+      const address = envelope.to[i]!;
+      if (reply.code === 250 || reply.code === 251) accepted.push(address);
+      else rejected.push({ address, reply });
+    });
+    if (accepted.length === 0) {
+      // A pipelined DATA may still have got 354 from a server that ignores failed RCPTs.
+      await this.#abandonData(dataReply);
+      await this.#resetAfterFailure();
+      throw new SmtpRecipientsRefusedError(rejected, { command: rcpts[0]?.display });
+    }
+
+    if (useBdat) return this.#sendBdat(body, accepted, rejected);
+    if (!pipelined) [dataReply] = await this.#roundTrip([dataCommand!]);
+    if (dataReply!.code !== 354) {
+      await this.#resetAfterFailure();
+      throw new SmtpError(`DATA was refused: ${dataReply!.code} ${dataReply!.text}`, { command: "DATA", reply: dataReply });
+    }
+    return this.#sendData(body, accepted, rejected);
+  }
+
+  #renderEnvelope(envelope: Envelope, caps: Capabilities): { mail: Command; rcpts: Command[] } {
+    const addresses = [envelope.from, ...envelope.to];
+    const nonAscii = addresses.some((a) => cmd.hasNonAscii(a));
+    if ((nonAscii || envelope.smtputf8) && !(envelope.smtputf8 && caps.smtputf8)) {
+      const why = !caps.smtputf8 ? `${this.host} does not offer SMTPUTF8` : "smtputf8 was not requested for this message";
+      throw new SmtpCapabilityError(
+        "SMTPUTF8",
+        nonAscii ? `An envelope address has non-ASCII characters but ${why}; use an IDNA (punycode) domain and an ASCII local part` : `The message needs SMTPUTF8 but ${why}`,
+      );
+    }
+    if (envelope.size !== undefined && caps.sizeLimit !== undefined && caps.sizeLimit > 0 && envelope.size > caps.sizeLimit) {
+      throw new SmtpCapabilityError("SIZE", `The message is ${envelope.size} octets but ${this.host} accepts at most ${caps.sizeLimit} (SIZE)`);
+    }
+    if (envelope.eightBit && !caps.eightBitMime) {
+      throw new SmtpCapabilityError("8BITMIME", `The message has 8-bit content but ${this.host} does not offer 8BITMIME; encode it as 7-bit (quoted-printable/base64)`);
+    }
+    const dsn = envelope.dsn;
+    const useDsn = dsn !== undefined && caps.dsn;
+    if (dsn && !caps.dsn && !dsn.optional) {
+      throw new SmtpCapabilityError("DSN", `Delivery status notifications were requested but ${this.host} does not offer DSN; set dsn.optional to send without them`);
+    }
+    const smtputf8 = envelope.smtputf8 === true;
+    const mailLine = cmd.mailFrom(envelope.from, {
+      size: caps.sizeLimit !== undefined ? envelope.size : undefined,
+      body: envelope.eightBit ? "8BITMIME" : undefined,
+      smtputf8,
+      ret: useDsn ? dsn.ret : undefined,
+      envid: useDsn ? dsn.envid : undefined,
+    });
+    const rcpts = envelope.to.map((address) => {
+      const line = cmd.rcptTo(address, {
+        smtputf8,
+        notify: useDsn ? dsn.notify : undefined,
+        orcpt: useDsn && dsn.orcpt ? address : undefined,
+      });
+      return this.#command(line, line.slice(0, -2));
+    });
+    return { mail: this.#command(mailLine, mailLine.slice(0, -2)), rcpts };
+  }
+
+  async #sendData(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
+    const conn = this.#requireConnection();
+    this.#state = "data";
+    const encoder = new DataEncoder({ dotStuff: true });
+    try {
+      for await (const chunk of bodyChunks(body)) {
+        const out = encoder.encode(chunk);
+        if (out.length > 0) await conn.write(out, this.timeouts.data, "data");
+      }
+    } catch (error) {
+      // The body is half sent: ending DATA now would deliver a truncated message, so drop the connection.
+      this.#teardown(error instanceof Error ? error : undefined);
+      throw error;
+    }
+    const terminator = encoder.flush();
+    if (conn.closed) throw conn.failure!;
+    // From here the server may have the whole message: no reply means "unknown", never "failed".
+    let reply: SmtpReply;
+    this.#transcript.command(".");
+    try {
+      await conn.write(terminator, this.timeouts.data, "data");
+      reply = await conn.readReply(this.timeouts.finalDot, "final-dot", "<end of data>");
+    } catch (error) {
+      this.#teardown();
+      throw new SmtpDeliveryUnknownError(
+        `The message was sent but ${this.host} did not confirm it (${(error as Error).message}); it may or may not have been delivered, so do not resend it blindly`,
+        { command: "<end of data>", cause: error },
+      );
+    }
+    return this.#finish(reply, "<end of data>", accepted, rejected);
+  }
+
+  async #sendBdat(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
+    const conn = this.#requireConnection();
+    this.#state = "data";
+    const chunks = bdatChunks(body, this.#options.chunkSize ?? 256 * 1024);
+    for (;;) {
+      let next: IteratorResult<{ bytes: Buffer; last: boolean }>;
+      try {
+        next = await chunks.next();
+      } catch (error) {
+        this.#teardown(error instanceof Error ? error : undefined);
+        throw error;
+      }
+      if (next.done) throw new SmtpProtocolError("Internal error: BDAT chunks ended without LAST");
+      const { bytes, last } = next.value;
+      const line = cmd.bdat(bytes.length, last);
+      const display = line.slice(0, -2);
+      this.#transcript.command(display);
+      if (conn.closed) throw conn.failure!;
+      if (!last) {
+        await this.#guard(async () => {
+          await conn.write(line, this.timeouts.data, "data");
+          await conn.write(bytes, this.timeouts.data, "data");
+        });
+        const reply = await this.#guard(() => conn.readReply(this.timeouts.command, "command", display));
+        this.#transcript.reply(reply);
+        if (reply.code === 421) this.#fail421(reply, display);
+        if (reply.code !== 250) {
+          await this.#resetAfterFailure();
+          throw new SmtpError(`${display} was refused: ${reply.code} ${reply.text}`, { command: display, reply });
+        }
+        continue;
+      }
+      let reply: SmtpReply;
+      try {
+        await conn.write(line, this.timeouts.data, "data");
+        await conn.write(bytes, this.timeouts.data, "data");
+        reply = await conn.readReply(this.timeouts.finalDot, "final-dot", display);
+      } catch (error) {
+        this.#teardown();
+        throw new SmtpDeliveryUnknownError(
+          `The message was sent but ${this.host} did not confirm it (${(error as Error).message}); it may or may not have been delivered, so do not resend it blindly`,
+          { command: display, cause: error },
+        );
+      }
+      return this.#finish(reply, display, accepted, rejected);
+    }
+  }
+
+  async #finish(reply: SmtpReply, display: string, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
+    this.#transcript.reply(reply);
+    if (reply.code === 421) this.#fail421(reply, display);
+    if (reply.code !== 250) {
+      // 552/554 after DATA: the message was refused; RSET keeps the connection usable.
+      this.#state = "rcpt";
+      await this.#resetAfterFailure();
+      throw new SmtpError(`${this.host} refused the message: ${reply.code} ${reply.text}`, { command: display, reply });
+    }
+    this.#state = "ready";
+    const messageId = queueId(reply.text);
+    return messageId === undefined ? { accepted, rejected, reply } : { accepted, rejected, reply, messageId };
+  }
+
+  /** After DATA got 354 although the transaction failed: send an empty body's "." to end it. */
+  async #abandonData(dataReply: SmtpReply | undefined): Promise<void> {
+    if (dataReply?.code !== 354) return;
+    await this.#roundTrip([this.#command(".\r\n", ".", this.timeouts.finalDot, "final-dot")]);
+  }
+
+  /** RSET after a failed transaction; if even that fails the connection is dropped. */
+  async #resetAfterFailure(): Promise<void> {
+    if (!this.#conn || this.#conn.closed) return;
+    try {
+      await this.#exchange(cmd.rset(), { expect: [250] });
+      this.#state = "ready";
+    } catch {
+      this.#teardown();
+    }
+  }
+
+  // --- the funnel -----------------------------------------------------------------------
+
+  /** One exchange with the expected reply codes at the call site. */
+  async #exchange(line: string, options: { expect: readonly number[]; phase?: TimeoutPhase; timeout?: number; redact?: string }): Promise<SmtpReply> {
+    const command = this.#command(line, options.redact ?? line.slice(0, -2), options.timeout, options.phase);
+    const [reply] = await this.#roundTrip([command]);
+    if (!options.expect.includes(reply!.code)) {
+      throw new SmtpError(`${command.display.split(" ")[0]} got ${reply!.code} ${reply!.text} (expected ${options.expect.join(" or ")})`, {
+        command: command.display,
+        reply,
+      });
+    }
+    return reply!;
+  }
+
+  /**
+   * All command I/O: writes the lines in one write (pipelining when there are several),
+   * reads exactly one reply per line in order. A 421 closes the connection; more replies
+   * than commands is a protocol error; any failure without a reply closes the connection.
+   */
+  async #roundTrip(commands: readonly Command[]): Promise<SmtpReply[]> {
+    const conn = this.#requireConnection();
+    return this.#guard(async () => {
+      const unsolicited = conn.takeUnsolicited();
+      if (unsolicited) {
+        this.#transcript.reply(unsolicited);
+        if (unsolicited.code === 421) this.#fail421(unsolicited, commands[0]!.display);
+        throw new SmtpProtocolError(`The server sent a reply nobody asked for: ${unsolicited.code} ${unsolicited.text}`, { reply: unsolicited });
+      }
+      for (const c of commands) this.#transcript.command(c.display);
+      await conn.write(commands.length === 1 ? commands[0]!.line : commands.map((c) => c.line).join(""), this.timeouts.command, "command");
+      const replies: SmtpReply[] = [];
+      for (const c of commands) {
+        const reply = await conn.readReply(c.timeout, c.phase, c.display);
+        this.#transcript.reply(reply);
+        if (reply.code === 421) this.#fail421(reply, c.display);
+        replies.push(reply);
+      }
+      if (commands.length > 1 && conn.hasUnreadInput) {
+        throw new SmtpProtocolError(`The server sent more replies than the ${commands.length} pipelined commands`, { command: commands.map((c) => c.display).join(" / ") });
+      }
+      return replies;
+    });
+  }
+
+  /** Runs I/O; any failure that is not an ordinary reply closes the client (state "closed"). */
+  async #guard<T>(io: () => Promise<T>): Promise<T> {
+    try {
+      return await io();
+    } catch (error) {
+      // Only timeouts, drops, aborts, protocol errors and 421 get here: the stream is unusable.
+      this.#teardown();
+      throw error;
+    }
+  }
+
+  #fail421(reply: SmtpReply, command: string): never {
+    // RFC 5321 §3.8: the server is closing the transmission channel.
+    this.#teardown();
+    throw new SmtpError(`${this.host} is closing the connection: ${reply.code} ${reply.text}`, { command, reply, retryable: true });
+  }
+
+  #command(line: string, display: string, timeout = this.timeouts.command, phase: TimeoutPhase = "command"): Command {
+    return { line, display, timeout, phase };
+  }
+
+  // --- lifecycle helpers --------------------------------------------------------------
+
+  async #quit(timeout: number): Promise<void> {
+    const conn = this.#conn;
+    if (conn && !conn.closed) {
+      this.#state = "closing";
+      try {
+        for (const c of [this.#command(cmd.quit(), "QUIT", timeout)]) {
+          this.#transcript.command(c.display);
+          await conn.write(c.line, timeout, "command");
+          const reply = await conn.readReply(timeout, "command", c.display);
+          this.#transcript.reply(reply);
+        }
+      } catch {
+        // The server hung up first or did not answer in time: closing is what we wanted anyway.
+      }
+    }
+    this.#teardown();
+  }
+
+  #teardown(error?: Error): void {
+    const conn = this.#conn;
+    if (conn && !conn.closed) conn.destroy(error && error instanceof MissiveError ? error : undefined);
+    if (conn || this.#state !== "idle") this.#state = "closed";
+  }
+
+  #abort(): void {
+    const error = abortError(this.#options.signal);
+    this.#conn?.destroy(error);
+    if (this.#state !== "idle") this.#state = "closed";
+  }
+
+  #checkAborted(): void {
+    if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
+  }
+
+  #requireReady(): void {
+    this.#checkAborted();
+    if (this.#state === "ready") return;
+    if (this.#state === "closed" || this.#state === "closing") {
+      throw new SmtpClosedError(`The connection to ${this.host}:${this.port} is closed${this.#conn?.failure ? ` (${this.#conn.failure.message})` : ""}; call connect() again`, {
+        cause: this.#conn?.failure,
+      });
+    }
+    throw new InvalidArgumentError(`The client is not connected (state "${this.#state}"); call connect() first`);
+  }
+
+  #requireConnection(): SmtpConnection {
+    const conn = this.#conn;
+    if (!conn || conn.closed) {
+      throw conn?.failure instanceof AbortError ? conn.failure : new SmtpClosedError(`The connection to ${this.host}:${this.port} is closed`, { cause: conn?.failure });
+    }
+    return conn;
+  }
+
+  #serialize<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(operation, operation);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #localName(): string {
+    if (this.#options.localName !== undefined) return this.#options.localName;
+    const hostname = os.hostname();
+    if (hostname.includes(".")) {
+      try {
+        return cmd.assertHeloName(hostname);
+      } catch {
+        // not a usable domain: fall through to the address literal
+      }
+    }
+    return addressLiteral(this.#conn?.localAddress);
+  }
+
+  async #tlsConnectOptions(): Promise<tls.ConnectionOptions> {
+    const o = this.#options.tlsOptions ?? {};
+    const options: tls.ConnectionOptions = {
+      host: this.host,
+      // Always an explicit boolean: `undefined` must never switch verification off.
+      rejectUnauthorized: o.rejectUnauthorized !== false,
+      minVersion: o.minVersion ?? "TLSv1.2",
+    };
+    // SNI must not be an IP address (RFC 6066 §3); certificate checks then use the IP.
+    const servername = o.servername ?? (net.isIP(this.host) ? undefined : this.host);
+    if (servername !== undefined) options.servername = servername;
+    if (o.ca !== undefined) options.ca = o.ca as string | Buffer | (string | Buffer)[];
+    const cert = o.cert ?? (this.#options.sslCertfile ? await readPem(this.#options.sslCertfile, "sslCertfile") : undefined);
+    const key = o.key ?? (this.#options.sslKeyfile ? await readPem(this.#options.sslKeyfile, "sslKeyfile") : undefined);
+    if (cert !== undefined) options.cert = cert;
+    if (key !== undefined) options.key = key;
+    return options;
+  }
+}
+
+// --- helpers ----------------------------------------------------------------------------
+
+function resolveTlsMode(options: SmtpClientOptions, host: string): TlsMode {
+  if (options.useSsl && options.useTls) {
+    throw new InvalidArgumentError("useSsl and useTls are mutually exclusive: useSsl is implicit TLS (port 465), useTls is STARTTLS (port 587)");
+  }
+  const legacy: TlsMode | undefined = options.useSsl ? "implicit" : options.useTls ? "starttls" : undefined;
+  if (options.tls !== undefined) {
+    if (!["implicit", "starttls", "opportunistic", "none"].includes(options.tls)) {
+      throw new InvalidArgumentError(`tls must be "implicit", "starttls", "opportunistic" or "none", got ${JSON.stringify(options.tls)}`);
+    }
+    if (legacy !== undefined && legacy !== options.tls) {
+      throw new InvalidArgumentError(`tls: ${JSON.stringify(options.tls)} contradicts ${options.useSsl ? "useSsl" : "useTls"}`);
+    }
+    return options.tls;
+  }
+  if (legacy) return legacy;
+  if (isLoopback(host)) return "none";
+  return options.port === 465 ? "implicit" : "starttls";
+}
+
+function resolveTimeouts(options: SmtpClientOptions): Readonly<Required<SmtpTimeouts>> {
+  const out = { ...DEFAULT_TIMEOUTS };
+  const check = (name: string, value: unknown) => {
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) {
+      throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
+    }
+  };
+  if (options.timeout !== undefined) {
+    check("timeout", options.timeout);
+    for (const key of Object.keys(out) as (keyof SmtpTimeouts)[]) out[key] = options.timeout;
+  }
+  for (const [key, value] of Object.entries(options.timeouts ?? {})) {
+    if (value === undefined) continue;
+    if (!(key in out)) throw new InvalidArgumentError(`Unknown timeout ${JSON.stringify(key)}; known: ${Object.keys(out).join(", ")}`);
+    check(`timeouts.${key}`, value);
+    out[key as keyof SmtpTimeouts] = value;
+  }
+  return Object.freeze(out);
+}
+
+function validateEnvelope(envelope: Envelope): void {
+  if (typeof envelope !== "object" || envelope === null) throw new InvalidArgumentError("sendMail needs an envelope { from, to }");
+  cmd.assertPath(envelope.from, "from", true, true);
+  if (!Array.isArray(envelope.to) || envelope.to.length === 0) throw new InvalidArgumentError("envelope.to must be a non-empty array of addresses");
+  for (const to of envelope.to) {
+    cmd.assertPath(to, "recipient", true, false);
+  }
+  if (envelope.size !== undefined && (!Number.isSafeInteger(envelope.size) || envelope.size < 0)) {
+    throw new InvalidArgumentError("envelope.size must be a non-negative integer");
+  }
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h === "localhost." || h.endsWith(".localhost")) return true;
+  if (h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice(7) : h;
+  return net.isIPv4(v4) && v4.startsWith("127.");
+}
+
+/** An RFC 5321 §4.1.3 address literal for the local address: [192.0.2.1] or [IPv6:2001:db8::1]. */
+export function addressLiteral(address: string | undefined): string {
+  if (!address) return "[127.0.0.1]";
+  const bare = address.split("%")[0]!;
+  if (bare.startsWith("::ffff:") && net.isIPv4(bare.slice(7))) return `[${bare.slice(7)}]`;
+  if (net.isIPv4(bare)) return `[${bare}]`;
+  if (net.isIPv6(bare)) return `[IPv6:${bare}]`;
+  return "[127.0.0.1]";
+}
+
+function decodeChallenge(text: string): Buffer {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {
+    throw new SmtpAuthError("The server sent an AUTH challenge that is not base64");
+  }
+  return Buffer.from(trimmed, "base64");
+}
+
+/** The queue id a server names in its final reply: Postfix "queued as X", Exim "id=X", Sendmail "X Message accepted". */
+function queueId(text: string): string | undefined {
+  const bounded = text.slice(0, 512);
+  const queued = /queued as ([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
+  if (queued) return queued[1];
+  const id = /\bid=([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
+  return id?.[1];
+}
+
+async function readPem(path: string, option: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new SmtpTlsError(`Could not read ${option} ${JSON.stringify(path)}: ${(error as Error).message}`, { cause: error });
+  }
+}

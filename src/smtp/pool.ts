@@ -1,0 +1,185 @@
+/**
+ * A small pool of SmtpClients to one server. `sendMail` queues when every connection is
+ * busy; a connection is reused for at most `maxMessagesPerConnection` messages, probed
+ * with NOOP when it sat idle for `probeAfterIdle` ms, and replaced when it is closed or
+ * the probe fails. Idle connections are closed after `idleTimeout`.
+ *
+ * Nothing is retried once the body may have left (a resend could deliver twice); the only
+ * automatic replacement is of a connection found dead before the transaction started.
+ */
+import { InvalidArgumentError, SmtpClosedError } from "../errors.js";
+import { SmtpClient, type Envelope, type MessageBody, type SendResult, type SmtpClientOptions } from "./client.js";
+
+export interface SmtpPoolOptions extends SmtpClientOptions {
+  /** Default 5. */
+  maxConnections?: number;
+  /** Default 100; the connection is then closed with QUIT and replaced. */
+  maxMessagesPerConnection?: number;
+  /** Probe a connection with NOOP before reuse when it was idle this long (ms). Default 1000. */
+  probeAfterIdle?: number;
+  /** Close connections idle this long (ms). Default 30000. */
+  idleTimeout?: number;
+}
+
+interface Slot {
+  readonly client: SmtpClient;
+  messages: number;
+  busy: boolean;
+  idleSince: number;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+interface Job {
+  envelope: Envelope;
+  body: MessageBody;
+  resolve(result: SendResult): void;
+  reject(error: unknown): void;
+}
+
+export class SmtpPool {
+  readonly maxConnections: number;
+  readonly maxMessagesPerConnection: number;
+  readonly #clientOptions: SmtpClientOptions;
+  readonly #probeAfterIdle: number;
+  readonly #idleTimeout: number;
+  readonly #slots = new Set<Slot>();
+  readonly #pending: Job[] = [];
+  /** Connections being opened, counted against maxConnections. */
+  #opening = 0;
+  #closed = false;
+
+  constructor(options: SmtpPoolOptions = {}) {
+    const { maxConnections = 5, maxMessagesPerConnection = 100, probeAfterIdle = 1000, idleTimeout = 30_000, ...clientOptions } = options;
+    for (const [name, value] of Object.entries({ maxConnections, maxMessagesPerConnection })) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    }
+    this.maxConnections = maxConnections;
+    this.maxMessagesPerConnection = maxMessagesPerConnection;
+    this.#probeAfterIdle = probeAfterIdle;
+    this.#idleTimeout = idleTimeout;
+    // Validate the client options now (throws InvalidArgumentError) rather than at first send.
+    new SmtpClient(clientOptions);
+    this.#clientOptions = clientOptions;
+  }
+
+  /** Open connections (busy or idle). */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** Messages waiting for a connection. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  sendMail(envelope: Envelope, body: MessageBody): Promise<SendResult> {
+    if (this.#closed) return Promise.reject(new SmtpClosedError("The pool is closed"));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ envelope, body, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /** Closes every connection (QUIT, bounded) and rejects queued messages. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const job of this.#pending.splice(0)) job.reject(new SmtpClosedError("The pool was closed before the message was sent"));
+    await Promise.all([...this.#slots].map((slot) => this.#retire(slot)));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #dispatch(): void {
+    while (this.#pending.length > 0) {
+      const idle = [...this.#slots].find((s) => !s.busy);
+      if (idle) {
+        this.#run(idle, this.#pending.shift()!);
+        continue;
+      }
+      if (this.#slots.size + this.#opening < this.maxConnections) {
+        this.#open(this.#pending.shift()!);
+        continue;
+      }
+      return;
+    }
+  }
+
+  #open(job: Job): void {
+    this.#opening += 1;
+    const client = new SmtpClient(this.#clientOptions);
+    client.connect().then(
+      () => {
+        this.#opening -= 1;
+        const slot: Slot = { client, messages: 0, busy: false, idleSince: Date.now(), idleTimer: undefined };
+        this.#slots.add(slot);
+        if (this.#closed) {
+          void this.#retire(slot);
+          job.reject(new SmtpClosedError("The pool was closed before the message was sent"));
+          return;
+        }
+        this.#run(slot, job);
+      },
+      (error: unknown) => {
+        this.#opening -= 1;
+        job.reject(error);
+        this.#dispatch();
+      },
+    );
+  }
+
+  #run(slot: Slot, job: Job): void {
+    slot.busy = true;
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
+    void (async () => {
+      // A connection the server closed while idle is replaced before anything is sent.
+      if (!(await this.#alive(slot))) {
+        this.#slots.delete(slot);
+        slot.client.destroy();
+        this.#pending.unshift(job);
+        this.#dispatch();
+        return;
+      }
+      try {
+        slot.messages += 1;
+        job.resolve(await slot.client.sendMail(job.envelope, job.body));
+      } catch (error) {
+        job.reject(error);
+      }
+      this.#release(slot);
+    })();
+  }
+
+  async #alive(slot: Slot): Promise<boolean> {
+    if (slot.client.state !== "ready") return false;
+    if (slot.messages === 0 || Date.now() - slot.idleSince < this.#probeAfterIdle) return true;
+    try {
+      await slot.client.noop();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #release(slot: Slot): void {
+    slot.busy = false;
+    slot.idleSince = Date.now();
+    if (slot.client.state !== "ready" || slot.messages >= this.maxMessagesPerConnection || this.#closed) {
+      void this.#retire(slot);
+    } else if (this.#pending.length === 0) {
+      slot.idleTimer = setTimeout(() => {
+        if (!slot.busy) void this.#retire(slot);
+      }, this.#idleTimeout);
+      slot.idleTimer.unref();
+    }
+    this.#dispatch();
+  }
+
+  async #retire(slot: Slot): Promise<void> {
+    this.#slots.delete(slot);
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    await slot.client.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The SMTP dialogue for debugging: every command line the client sends (credentials
+ * already replaced by `<redacted>` by the caller) and every reply line the server sends.
+ * The message body is not part of the transcript.
+ *
+ * Also published on `diagnostics_channel` as `missive:smtp:command` and
+ * `missive:smtp:reply`, only when someone subscribes (undici's habit), so the cost is a
+ * boolean check when nobody listens.
+ */
+import diagnosticsChannel from "node:diagnostics_channel";
+import type { SmtpReply } from "./reply.js";
+
+export interface TranscriptEntry {
+  readonly direction: "client" | "server";
+  /** One line without its CRLF. */
+  readonly line: string;
+}
+
+export type TranscriptHook = (entry: TranscriptEntry) => void;
+
+/** Message published on `missive:smtp:command`. */
+export interface CommandMessage {
+  readonly host: string;
+  readonly port: number;
+  /** The command line without CRLF, credentials redacted. */
+  readonly command: string;
+}
+
+/** Message published on `missive:smtp:reply`. */
+export interface ReplyMessage {
+  readonly host: string;
+  readonly port: number;
+  readonly reply: SmtpReply;
+}
+
+export const commandChannel = diagnosticsChannel.channel("missive:smtp:command");
+export const replyChannel = diagnosticsChannel.channel("missive:smtp:reply");
+
+export const REDACTED = "<redacted>";
+
+export class Transcript {
+  readonly #hook: TranscriptHook | undefined;
+  readonly #host: string;
+  readonly #port: number;
+
+  constructor(hook: TranscriptHook | undefined, host: string, port: number) {
+    this.#hook = hook;
+    this.#host = host;
+    this.#port = port;
+  }
+
+  /** Records a command as displayed (no CRLF, secrets already redacted). */
+  command(display: string): void {
+    if (this.#hook) this.#emit({ direction: "client", line: display });
+    if (commandChannel.hasSubscribers) {
+      commandChannel.publish({ host: this.#host, port: this.#port, command: display } satisfies CommandMessage);
+    }
+  }
+
+  reply(reply: SmtpReply, redact = false): void {
+    if (this.#hook) {
+      const lines = reply.lines.length === 0 ? [""] : reply.lines;
+      lines.forEach((text, i) => {
+        const sep = i === lines.length - 1 ? " " : "-";
+        const enhanced = reply.enhancedCode ? `${reply.enhancedCode} ` : "";
+        this.#emit({ direction: "server", line: `${reply.code}${sep}${redact ? REDACTED : enhanced + text}` });
+      });
+    }
+    if (replyChannel.hasSubscribers) {
+      const shown = redact ? { code: reply.code, enhancedCode: reply.enhancedCode, lines: [REDACTED], text: REDACTED } : reply;
+      replyChannel.publish({ host: this.#host, port: this.#port, reply: shown } satisfies ReplyMessage);
+    }
+  }
+
+  #emit(entry: TranscriptEntry): void {
+    try {
+      this.#hook?.(entry);
+    } catch {
+      // A failing debug hook must not break the SMTP session.
+    }
+  }
+}
