@@ -26,3 +26,19 @@ export function oneByteChunks(bytes: Uint8Array): Uint8Array[] {
 
 export const bytesArb = fc.uint8Array({ maxLength: 600 });
 export const cutsArb = fc.array(fc.nat(), { maxLength: 8 });
+
+/**
+ * Well-formed strings over all of Unicode (BMP and astral, no lone surrogates), biased
+ * towards ASCII. Cheaper to set up than `fc.string({ unit: "binary" })`.
+ */
+export const unicodeCharArb = fc
+  .oneof(
+    { weight: 3, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 0x1f }) },
+    { weight: 2, arbitrary: fc.integer({ min: 0x80, max: 0xd7ff }) },
+    { weight: 1, arbitrary: fc.integer({ min: 0xe000, max: 0xffff }) },
+    { weight: 2, arbitrary: fc.integer({ min: 0x10000, max: 0x10ffff }) },
+  )
+  .map((cp) => String.fromCodePoint(cp));
+
+export const unicodeStringArb = (maxLength = 80) => fc.string({ unit: unicodeCharArb, maxLength });
