@@ -1,0 +1,138 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { decodeWords, encodeWords, needsEncoding } from "../../../src/mime/encoding/encoded-word.js";
+import type { EncodedWordContext } from "../../../src/mime/encoding/encoded-word.js";
+import { EncodingError } from "../../../src/errors.js";
+import { POOLS } from "./charset-pools.js";
+import { unicodeStringArb } from "./helpers.js";
+
+const contextArb = fc.constantFrom<EncodedWordContext>("text", "phrase", "comment");
+const WORD = /^=\?([^?\s]+)\?([BQ])\?([^?\s]*)\?=$/;
+
+function checkWords(words: string[], text: string, maxLength: number, context: EncodedWordContext): void {
+  for (const word of words) {
+    expect(word.length).toBeLessThanOrEqual(maxLength);
+    const m = WORD.exec(word);
+    expect(m, word).not.toBeNull();
+    if (m![2] === "Q") {
+      const allowed = context === "phrase" ? /^[A-Za-z0-9!*+\-/=_]*$/ : context === "comment" ? /^[!#-'*-<>@-Z\]-~=_]*$/ : /^[!-<>@-^`-~=_]*$/;
+      expect(m![3]).toMatch(allowed);
+    }
+  }
+  // Together they decode to the text, and each word decodes on its own.
+  expect(decodeWords(words.join(" "))).toBe(text);
+  expect(words.map((w) => decodeWords(w)).join("")).toBe(text);
+}
+
+describe("encodeWords", () => {
+  it("uses Q when it is shorter, with _ for space and only safe characters raw", () => {
+    expect(encodeWords("Keld J\u00f8rn Simonsen", { charset: "iso-8859-1", context: "phrase" })).toEqual([
+      "=?iso-8859-1?Q?Keld_J=F8rn_Simonsen?=",
+    ]);
+    expect(encodeWords("Andr\u00e9", { charset: "ISO-8859-1", context: "text" })).toEqual(["=?iso-8859-1?Q?Andr=E9?="]);
+    expect(encodeWords("a.b(c)? x", { context: "text" })).toEqual(["=?utf-8?Q?a.b(c)=3F_x?="]);
+    expect(encodeWords("a=b_c d", { context: "text" })).toEqual(["=?utf-8?Q?a=3Db=5Fc_d?="]);
+    expect(encodeWords("Dr. (Mr) Smith", { context: "comment" })).toEqual(["=?utf-8?Q?Dr._=28Mr=29_Smith?="]);
+    expect(encodeWords("Dr. (Mr) Smith", { context: "phrase" })).toEqual(["=?utf-8?Q?Dr=2E_=28Mr=29_Smith?="]);
+  });
+
+  it("uses B when it is shorter", () => {
+    expect(encodeWords("\u65e5\u672c\u8a9e", { context: "text" })).toEqual(["=?utf-8?B?5pel5pys6Kqe?="]);
+  });
+
+  it("gives no words for empty text", () => {
+    expect(encodeWords("", { context: "text" })).toEqual([]);
+  });
+
+  it("splits long text into words of at most 75 characters without splitting a character", () => {
+    const text = "\u{1f600}".repeat(40);
+    const words = encodeWords(text, { context: "text" });
+    expect(words.length).toBeGreaterThan(1);
+    checkWords(words, text, 75, "text");
+  });
+
+  it("makes each ISO-2022-JP word self-contained, starting and ending in ASCII", () => {
+    const text = "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3067\u3059\u3002".repeat(4);
+    const words = encodeWords(text, { charset: "iso-2022-jp", context: "text" });
+    expect(words.length).toBeGreaterThan(1);
+    for (const word of words) {
+      expect(word.startsWith("=?iso-2022-jp?B?")).toBe(true);
+      const bytes = Buffer.from(WORD.exec(word)![3]!, "base64").toString("latin1");
+      expect(bytes.startsWith("\x1b$B")).toBe(true);
+      expect(bytes.endsWith("\x1b(B")).toBe(true);
+    }
+    checkWords(words, text, 75, "text");
+  });
+
+  it("throws EncodingError for a lone surrogate, an unrepresentable character or a tiny maxLength", () => {
+    expect(() => encodeWords("a\ud800", { context: "text" })).toThrow(EncodingError);
+    expect(() => encodeWords("\u20ac", { context: "text", charset: "iso-8859-1" })).toThrow(EncodingError);
+    expect(() => encodeWords("abc", { context: "text", maxLength: 12 })).toThrow(EncodingError);
+    expect(() => encodeWords("\u{1f600}", { context: "text", maxLength: 19 })).toThrow(EncodingError);
+  });
+
+  it("produces words of at most maxLength that decode back, for any Unicode text", () => {
+    fc.assert(
+      fc.property(unicodeStringArb(120), contextArb, fc.integer({ min: 26, max: 75 }), (text, context, maxLength) => {
+        checkWords(encodeWords(text, { context, maxLength }), text, maxLength, context);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  for (const [charset, pool] of Object.entries(POOLS)) {
+    it(`round-trips text in the repertoire of ${charset}`, () => {
+      fc.assert(
+        fc.property(fc.array(fc.constantFrom(...pool), { maxLength: 60 }), contextArb, (chars, context) => {
+          const text = chars.join("");
+          const words = encodeWords(text, { charset, context });
+          expect(words.every((w) => w.startsWith(`=?${charset}?`))).toBe(true);
+          checkWords(words, text, 75, context);
+        }),
+        { numRuns: 60 },
+      );
+    });
+  }
+});
+
+describe("decodeWords", () => {
+  it("decodes the RFC 2047 §8 examples", () => {
+    const cases: Array<[string, string]> = [
+      ["=?US-ASCII?Q?Keith_Moore?= <moore@cs.utk.edu>", "Keith Moore <moore@cs.utk.edu>"],
+      ["=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@dkuug.dk>", "Keld J\u00f8rn Simonsen <keld@dkuug.dk>"],
+      ["=?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>", "Andr\u00e9 Pirard <PIRARD@vm1.ulg.ac.be>"],
+      [
+        "=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?=\r\n    =?ISO-8859-2?B?dSB1bmRlcnN0YW5kIHRoZSBleGFtcGxlLg==?=",
+        "If you can read this you understand the example.",
+      ],
+      ["(=?ISO-8859-1?Q?a?=)", "(a)"],
+      ["(=?ISO-8859-1?Q?a?= b)", "(a b)"],
+      ["(=?ISO-8859-1?Q?a?= =?ISO-8859-1?Q?b?=)", "(ab)"],
+      ["(=?ISO-8859-1?Q?a?=  =?ISO-8859-1?Q?b?=)", "(ab)"],
+      ["(=?ISO-8859-1?Q?a?=\r\n    =?ISO-8859-1?Q?b?=)", "(ab)"],
+      ["(=?ISO-8859-1?Q?a_b?=)", "(a b)"],
+      ["(=?ISO-8859-1?Q?a?= =?ISO-8859-2?Q?_b?=)", "(a b)"],
+    ];
+    for (const [encoded, decoded] of cases) expect(decodeWords(encoded)).toBe(decoded);
+  });
+
+  it("is tolerant: lower-case b/q, language suffix, no padding, split characters, unknown charsets", () => {
+    expect(decodeWords("=?utf-8?b?w6k?=")).toBe("\u00e9");
+    expect(decodeWords("=?UTF-8*en?q?caf=c3=a9?=")).toBe("caf\u00e9");
+    expect(decodeWords("=?utf-8?Q?=C3?= =?utf-8?Q?=A9?=")).toBe("\u00e9");
+    expect(decodeWords("=?x-unknown?Q?abc?= =?utf-8?Q?d?=")).toBe("=?x-unknown?Q?abc?= d");
+    expect(decodeWords("not =? an ?= encoded word =?utf-8?Q?a b?=")).toBe("not =? an ?= encoded word =?utf-8?Q?a b?=");
+    expect(decodeWords("plain text")).toBe("plain text");
+    expect(decodeWords("x=?utf-8?Q?y?=z")).toBe("xyz");
+  });
+});
+
+describe("needsEncoding", () => {
+  it("flags non-ASCII, control characters and encoded-word look-alikes", () => {
+    expect(needsEncoding("hello")).toBe(false);
+    expect(needsEncoding("a=b?c")).toBe(false);
+    expect(needsEncoding("caf\u00e9")).toBe(true);
+    expect(needsEncoding("bell\u0007")).toBe(true);
+    expect(needsEncoding("=?utf-8?Q?x?=")).toBe(true);
+  });
+});
