@@ -58,6 +58,7 @@ export class SmtpConnection {
   readonly port: number;
   #socket: net.Socket;
   #tls: tls.TLSSocket | undefined;
+  #tlsInfo: TlsInfo | undefined;
   readonly #parser = new ReplyParser();
   #waiter: Waiter | undefined;
   #drain: DrainWaiter | undefined;
@@ -222,6 +223,7 @@ export class SmtpConnection {
           return;
         }
         this.#tls = secure;
+        this.#tlsInfo = this.#describeTls(secure);
         this.#attach(secure);
         resolve();
       };
@@ -238,15 +240,18 @@ export class SmtpConnection {
     });
   }
 
+  /** What the handshake negotiated (kept after the socket closes). */
   get tlsInfo(): TlsInfo | undefined {
-    const s = this.#tls;
-    if (!s) return undefined;
+    return this.#tlsInfo;
+  }
+
+  #describeTls(s: tls.TLSSocket): TlsInfo {
     const cert = s.getPeerCertificate();
     const hasCert = cert && Object.keys(cert).length > 0;
     const authorizationError = s.authorizationError as unknown;
     return {
       protocol: s.getProtocol(),
-      cipher: s.getCipher().name,
+      cipher: s.getCipher()?.name ?? "",
       authorized: s.authorized,
       authorizationError: authorizationError === null || authorizationError === undefined ? undefined : String(authorizationError),
       peerCertificate: hasCert
