@@ -183,6 +183,7 @@ export async function startAiosmtpd(opts: AiosmtpdOptions = {}): Promise<Aiosmtp
     rejectRecipients: opts.rejectRecipients ?? [],
     idleTimeout: opts.idleTimeoutSeconds ?? 60,
     logLevel: opts.logLevel ?? "WARNING",
+    removeSpoolOnExit: true,
   };
   if (opts.auth !== undefined) config["auth"] = opts.auth;
   if (opts.dataSizeLimit !== undefined) config["dataSizeLimit"] = opts.dataSizeLimit;

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import ssl
 import sys
@@ -233,6 +234,9 @@ def main():
     except Exception:
         pass
     loop.close()
+    if config.get("removeSpoolOnExit"):
+        # The TS side removes it too; this covers a test worker that died without stop().
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 if __name__ == "__main__":
