@@ -1,0 +1,457 @@
+/**
+ * EmailMessage and EmailMultiAlternatives: the message model users build, with Django's
+ * field names and semantics, turned into a MimePart tree and serialised by part.ts.
+ */
+import { basename } from "node:path";
+import type { Readable } from "node:stream";
+import mimeTypes from "mime-types";
+import { BadHeaderError, InvalidArgumentError } from "../errors.js";
+import { normalizeCharset } from "./encoding/charset.js";
+import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, type Mailbox } from "./address.js";
+import { assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
+import { getMessageDefaults, type MessageSender } from "./defaults.js";
+import { policies, type Policy } from "./policy.js";
+import { guardedHeader, MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+
+export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
+
+/** An attachment as the `attachments` list holds it (Django's `(filename, content, mimetype)`). */
+export interface Attachment {
+  filename?: string | undefined;
+  content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | { readonly path: string };
+  /** Guessed from the filename when absent; application/octet-stream when that fails. */
+  mimetype?: string | undefined;
+  /** "inline" with a `contentId` puts the part in multipart/related beside the HTML body. */
+  disposition?: "inline" | "attachment" | undefined;
+  contentId?: string | undefined;
+}
+
+export interface Alternative {
+  content: string | Uint8Array;
+  mimetype: string;
+}
+
+export interface EmailMessageOptions {
+  subject?: string;
+  body?: string;
+  from?: string | Mailbox;
+  to?: AddressField;
+  cc?: AddressField;
+  bcc?: AddressField;
+  replyTo?: AddressField;
+  /** Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). */
+  headers?: Record<string, string>;
+  attachments?: readonly (Attachment | MimePart)[];
+  connection?: MessageSender;
+  /** Charset of the body and headers (an iconv-lite name); default utf-8. */
+  encoding?: string;
+  alternatives?: readonly Alternative[];
+  /** Clock for the Date header; for reproducible output in tests. */
+  clock?: () => Date;
+  /** Random bytes for Message-ID and boundaries; a CSPRNG unless injected (tests). */
+  random?: (size: number) => Buffer;
+}
+
+/** The result of the prepare pass: every header decided, the body ready to stream. */
+export interface PreparedMessage {
+  readonly messageId: string;
+  /** The output holds 8-bit data (BODY=8BITMIME over SMTP). */
+  readonly eightBit: boolean;
+  /** The output holds UTF-8 headers or addresses (SMTPUTF8 over SMTP). */
+  readonly smtputf8: boolean;
+  /** Exact size in octets when all attachment sizes are known (files, bytes, strings). */
+  readonly size: number | undefined;
+  stream(): Readable;
+  chunks(): AsyncGenerator<Buffer>;
+}
+
+/** Headers users may set through `headers` that replace what the message would generate. */
+const OVERRIDABLE = ["from", "to", "cc", "reply-to", "date", "message-id"] as const;
+/** Headers the serializer owns: setting them through `headers` would produce a broken message. */
+const RESERVED = new Set(["mime-version", "content-type", "content-transfer-encoding", "bcc"]);
+
+export class EmailMessage {
+  /** Main body subtype: "plain" (default) or e.g. "html". */
+  contentSubtype = "plain";
+  /** Subtype of the container when there are attachments. */
+  mixedSubtype = "mixed";
+  connection: MessageSender | undefined;
+  clock: (() => Date) | undefined;
+  random: ((size: number) => Buffer) | undefined;
+
+  #subject = "";
+  #body = "";
+  #from: string | Mailbox | undefined;
+  #to: (string | Mailbox)[] = [];
+  #cc: (string | Mailbox)[] = [];
+  #bcc: (string | Mailbox)[] = [];
+  #replyTo: (string | Mailbox)[] = [];
+  #headers: Record<string, string> = {};
+  #attachments: (Attachment | MimePart)[] = [];
+  #encoding: string | undefined;
+
+  constructor(options: EmailMessageOptions = {}) {
+    if (options.subject !== undefined) this.subject = options.subject;
+    if (options.body !== undefined) this.body = options.body;
+    if (options.from !== undefined) this.from = options.from;
+    if (options.to !== undefined) this.to = options.to;
+    if (options.cc !== undefined) this.cc = options.cc;
+    if (options.bcc !== undefined) this.bcc = options.bcc;
+    if (options.replyTo !== undefined) this.replyTo = options.replyTo;
+    if (options.headers !== undefined) this.headers = options.headers;
+    if (options.encoding !== undefined) this.encoding = options.encoding;
+    this.connection = options.connection;
+    this.clock = options.clock;
+    this.random = options.random;
+    for (const attachment of options.attachments ?? []) this.attach(attachment);
+  }
+
+  get subject(): string {
+    return this.#subject;
+  }
+  set subject(value: string) {
+    assertHeaderValue("subject", requireString(value, "subject"));
+    this.#subject = value;
+  }
+
+  get body(): string {
+    return this.#body;
+  }
+  set body(value: string) {
+    this.#body = requireString(value, "body");
+  }
+
+  /** The From address; `undefined` means the configured default (Django's DEFAULT_FROM_EMAIL). */
+  get from(): string | Mailbox {
+    return this.#from ?? getMessageDefaults().from;
+  }
+  set from(value: string | Mailbox | undefined) {
+    if (value !== undefined && normalizeAddresses(value, "from").length !== 1) {
+      throw new BadHeaderError("from", "from must be exactly one address");
+    }
+    this.#from = value;
+  }
+
+  /** The lists are the arrays themselves: `msg.to.push("x@example.org")` works as in Django. */
+  get to(): (string | Mailbox)[] {
+    return this.#to;
+  }
+  set to(value: AddressField) {
+    this.#to = addressList(value, "to");
+  }
+  get cc(): (string | Mailbox)[] {
+    return this.#cc;
+  }
+  set cc(value: AddressField) {
+    this.#cc = addressList(value, "cc");
+  }
+  get bcc(): (string | Mailbox)[] {
+    return this.#bcc;
+  }
+  set bcc(value: AddressField) {
+    this.#bcc = addressList(value, "bcc");
+  }
+  get replyTo(): (string | Mailbox)[] {
+    return this.#replyTo;
+  }
+  set replyTo(value: AddressField) {
+    this.#replyTo = addressList(value, "replyTo");
+  }
+
+  get headers(): Record<string, string> {
+    return this.#headers;
+  }
+  set headers(value: Record<string, string>) {
+    validateExtraHeaders(value);
+    this.#headers = { ...value };
+  }
+
+  get attachments(): (Attachment | MimePart)[] {
+    return this.#attachments;
+  }
+  set attachments(value: readonly (Attachment | MimePart)[]) {
+    for (const attachment of value) attachmentPart(attachment);
+    this.#attachments = [...value];
+  }
+
+  /** The charset for the body and headers; `undefined` means the configured default. */
+  get encoding(): string | undefined {
+    return this.#encoding;
+  }
+  set encoding(value: string | undefined) {
+    this.#encoding = value === undefined ? undefined : normalizeCharset(value);
+  }
+
+  /**
+   * Adds an attachment: `attach(filename, content, mimetype?)`, `attach(emailMessage)`
+   * (as message/rfc822), `attach(mimePart)` (inserted as-is) or `attach({ ... })`.
+   */
+  attach(filename: string | undefined, content: Attachment["content"], mimetype?: string): this;
+  attach(attachment: Attachment | MimePart | EmailMessage): this;
+  attach(first: string | undefined | Attachment | MimePart | EmailMessage, content?: Attachment["content"], mimetype?: string): this {
+    let attachment: Attachment | MimePart;
+    if (first instanceof MimePart) attachment = first;
+    else if (first instanceof EmailMessage) attachment = { content: first, mimetype: "message/rfc822" };
+    else if (typeof first === "object" && first !== null) attachment = { ...first };
+    else {
+      if (content === undefined) throw new InvalidArgumentError("attach(filename, content, mimetype) needs content");
+      attachment = { filename: first, content, mimetype };
+    }
+    attachmentPart(attachment);
+    this.#attachments.push(attachment);
+    return this;
+  }
+
+  /** Attaches a file by path; its type is guessed from the name and it is read only when sent. */
+  attachFile(path: string, mimetype?: string, options: { disposition?: "inline" | "attachment"; contentId?: string; filename?: string } = {}): this {
+    return this.attach({ filename: options.filename ?? basename(path), content: { path }, mimetype, disposition: options.disposition, contentId: options.contentId });
+  }
+
+  /** Bare addresses of to, cc and bcc, in that order, without duplicates: the SMTP envelope. */
+  recipients(): string[] {
+    const seen = new Set<string>();
+    for (const [field, list] of [["to", this.#to], ["cc", this.#cc], ["bcc", this.#bcc]] as const) {
+      for (const mailbox of normalizeAddresses(list, field)) seen.add(mailbox.address);
+    }
+    return [...seen];
+  }
+
+  /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
+  needsSmtpUtf8(): boolean {
+    const addresses = [this.envelopeFrom(), ...this.recipients(), ...normalizeAddresses(this.#replyTo, "replyTo").map((m) => m.address)];
+    for (const name of OVERRIDABLE.slice(0, 4)) {
+      const override = this.headerOverride(name);
+      if (override !== undefined) addresses.push(...normalizeAddresses(override, name).map((m) => m.address));
+    }
+    return addresses.some((address) => needsSmtpUtf8(address));
+  }
+
+  /** MAIL FROM and RCPT TO addresses: domains in IDNA unless SMTPUTF8 is in use. */
+  envelope(options: { smtputf8?: boolean } = {}): { from: string; to: string[] } {
+    const smtputf8 = options.smtputf8 ?? false;
+    return {
+      from: envelopeAddress(this.envelopeFrom(), { smtputf8 }),
+      to: this.recipients().map((address) => envelopeAddress(address, { smtputf8 })),
+    };
+  }
+
+  /** The MIME tree of the body and attachments (no I/O). Message headers are added by `prepare`. */
+  message(): MimePart {
+    const charset = this.charset();
+    const bodies: MimePart[] = [];
+    if (this.#body !== "") bodies.push(new MimePart({ contentType: `text/${this.contentSubtype}`, body: this.#body, charset }));
+    for (const alternative of this.alternativeParts(charset)) bodies.push(alternative);
+
+    const inline: MimePart[] = [];
+    const attached: MimePart[] = [];
+    for (const attachment of this.#attachments) {
+      const part = attachmentPart(attachment, charset);
+      (part.disposition === "inline" && part.contentId !== undefined && bodies.length > 0 ? inline : attached).push(part);
+    }
+    if (inline.length > 0) {
+      // Inline images sit in multipart/related beside the HTML body they are referenced from,
+      // inside the alternative, so that clients showing the plain text do not list them.
+      let index = bodies.findLastIndex((p) => p.contentType === "text/html");
+      if (index === -1) index = bodies.length - 1;
+      bodies[index] = new MimePart({ contentType: "multipart/related", children: [bodies[index]!, ...inline] });
+    }
+    let main: MimePart | undefined;
+    if (bodies.length === 1) main = bodies[0];
+    else if (bodies.length > 1) main = new MimePart({ contentType: `multipart/${this.alternativeSubtypeName()}`, children: bodies });
+    if (attached.length === 0) return main ?? new MimePart({ contentType: `text/${this.contentSubtype}`, body: "", charset });
+    return new MimePart({ contentType: `multipart/${this.mixedSubtype}`, children: main ? [main, ...attached] : attached });
+  }
+
+  /** Decides every header and checks every field; nothing is written yet. */
+  async prepare(policy: Policy = policies.default): Promise<PreparedMessage> {
+    const defaults = getMessageDefaults();
+    const random = this.random ?? defaults.random;
+    const clock = this.clock ?? defaults.clock;
+    const charset = this.charset();
+    const options = { utf8: policy.utf8, charset };
+    validateExtraHeaders(this.#headers);
+    if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
+
+    const from = normalizeAddresses(this.from, "from");
+    const messageId = this.headerOverride("message-id") ?? `<${random(18).toString("base64url")}@${this.messageIdDomain(from[0])}>`;
+    const lines: string[] = [];
+    const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], value: AddressField) => {
+      const override = this.headerOverride(key);
+      const mailboxes = normalizeAddresses(override ?? value, key);
+      if (mailboxes.length > 0) lines.push(guardedHeader(name, mailboxes, { ...options, kind: "address" }));
+    };
+    addressHeader("From", "from", from);
+    addressHeader("To", "to", this.#to);
+    addressHeader("Cc", "cc", this.#cc);
+    addressHeader("Reply-To", "reply-to", this.#replyTo);
+    lines.push(guardedHeader("Subject", this.#subject, { ...options, kind: "unstructured" }));
+    lines.push(guardedHeader("Date", this.headerOverride("date") ?? formatDate(clock()), { ...options, kind: "raw" }));
+    lines.push(guardedHeader("Message-ID", messageId, { ...options, kind: "raw" }));
+    for (const [name, value] of Object.entries(this.#headers)) {
+      if ((OVERRIDABLE as readonly string[]).includes(name.toLowerCase())) continue;
+      const kind = headerKind(name);
+      lines.push(guardedHeader(name, kind === "address" ? normalizeAddresses(value, name) : value, { ...options, kind }));
+    }
+    lines.push("MIME-Version: 1.0\r\n");
+    const top = Buffer.from(lines.join(""), policy.utf8 ? "utf-8" : "latin1");
+
+    const output: PreparedOutput = await preparePart(this.message(), {
+      policy,
+      charset,
+      boundary: () => `=_${random(16).toString("hex")}`,
+    }, top);
+    const smtputf8 = policy.utf8 && top.some((b) => b >= 0x80);
+    return {
+      messageId,
+      eightBit: output.eightBit,
+      smtputf8,
+      size: output.size,
+      chunks: () => output.chunks(),
+      stream: () => toReadable(output),
+    };
+  }
+
+  /** The whole message as a Readable; attachments are pulled as the consumer reads. */
+  asStream(policy: Policy = policies.default): Readable {
+    const prepared = this.prepare(policy);
+    return toReadable({
+      eightBit: false,
+      size: undefined,
+      chunks: async function* () {
+        yield* (await prepared).chunks();
+      },
+    });
+  }
+
+  async asBytes(policy: Policy = policies.default): Promise<Buffer> {
+    const prepared = await this.prepare(policy);
+    const chunks: Buffer[] = [];
+    for await (const chunk of prepared.chunks()) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  }
+
+  /** Sends through `connection`, or the default backend. Resolves to 1 if sent, 0 otherwise. */
+  async send(options: { failSilently?: boolean } = {}): Promise<number> {
+    if (this.recipients().length === 0) return 0;
+    const failSilently = options.failSilently ?? false;
+    const connection = this.connection ?? getMessageDefaults().connectionFactory?.({ failSilently });
+    if (!connection) {
+      throw new InvalidArgumentError('No connection to send with: import "missive" (which sets up the configured backend) or set message.connection');
+    }
+    return connection.sendMessages([this]);
+  }
+
+  protected alternativeParts(_charset: string): MimePart[] {
+    return [];
+  }
+
+  protected alternativeSubtypeName(): string {
+    return "alternative";
+  }
+
+  private charset(): string {
+    return this.#encoding ?? normalizeCharset(getMessageDefaults().charset);
+  }
+
+  private envelopeFrom(): string {
+    const [mailbox] = normalizeAddresses(this.from, "from");
+    if (!mailbox) throw new InvalidArgumentError("The message has no From address");
+    return mailbox.address;
+  }
+
+  private headerOverride(lowerName: string): string | undefined {
+    for (const [name, value] of Object.entries(this.#headers)) if (name.toLowerCase() === lowerName) return value;
+    return undefined;
+  }
+
+  private messageIdDomain(from: Mailbox | undefined): string {
+    const configured = getMessageDefaults().messageIdDomain;
+    if (configured) return configured;
+    const domain = from?.address.slice(from.address.lastIndexOf("@") + 1);
+    if (!domain || domain.startsWith("[")) return "localhost";
+    try {
+      return envelopeAddress(`x@${domain}`, { smtputf8: false }).slice(2);
+    } catch {
+      return "localhost";
+    }
+  }
+}
+
+export class EmailMultiAlternatives extends EmailMessage {
+  /** Subtype of the container of the body and its alternatives. */
+  alternativeSubtype = "alternative";
+  alternatives: Alternative[];
+
+  constructor(options: EmailMessageOptions = {}) {
+    super(options);
+    this.alternatives = [];
+    for (const alternative of options.alternatives ?? []) this.attachAlternative(alternative.content, alternative.mimetype);
+  }
+
+  attachAlternative(content: string | Uint8Array, mimetype: string): this {
+    if (typeof content !== "string" && !(content instanceof Uint8Array)) throw new InvalidArgumentError("An alternative's content must be a string or bytes");
+    new MimePart({ contentType: mimetype, body: content });
+    this.alternatives.push({ content, mimetype });
+    return this;
+  }
+
+  protected override alternativeParts(charset: string): MimePart[] {
+    return this.alternatives.map((a) => new MimePart({ contentType: a.mimetype, body: a.content, charset: typeof a.content === "string" ? charset : undefined }));
+  }
+
+  protected override alternativeSubtypeName(): string {
+    return this.alternativeSubtype;
+  }
+}
+
+function requireString(value: unknown, field: string): string {
+  if (typeof value !== "string") throw new InvalidArgumentError(`${field} must be a string`);
+  return value;
+}
+
+function addressList(value: AddressField, field: string): (string | Mailbox)[] {
+  normalizeAddresses(value, field);
+  if (typeof value === "string") return value.trim() === "" ? [] : [value];
+  if (Array.isArray(value)) return [...(value as readonly (string | Mailbox)[])];
+  return [value as Mailbox];
+}
+
+function validateExtraHeaders(headers: Record<string, string>): void {
+  if (typeof headers !== "object" || headers === null) throw new InvalidArgumentError("headers must be an object of name: value");
+  for (const [name, value] of Object.entries(headers)) {
+    assertHeaderName(name);
+    if (typeof value !== "string") throw new InvalidArgumentError(`The value of header ${name} must be a string`);
+    assertHeaderValue(name, value);
+    if (RESERVED.has(name.toLowerCase())) {
+      throw new BadHeaderError(name, name.toLowerCase() === "bcc" ? "Bcc never goes in the headers; use the bcc field" : `${name} is set by the serializer and cannot be given as an extra header`);
+    }
+  }
+}
+
+function attachmentPart(attachment: Attachment | MimePart, charset?: string): MimePart {
+  if (attachment instanceof MimePart) return attachment;
+  if (typeof attachment !== "object" || attachment === null || attachment.content === undefined) {
+    throw new InvalidArgumentError("An attachment needs content: attach(filename, content, mimetype)");
+  }
+  const { filename, content, contentId } = attachment;
+  if (filename !== undefined) assertHeaderValue("attachment filename", requireString(filename, "attachment filename"));
+  const mimetype = (attachment.mimetype ?? (filename ? mimeTypes.lookup(filename) || undefined : undefined) ?? "application/octet-stream").toLowerCase();
+  const disposition = attachment.disposition ?? (contentId !== undefined ? "inline" : "attachment");
+  if (mimetype === "message/rfc822") {
+    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? content : undefined;
+    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, or a serialized message as a string or bytes");
+    return new MimePart({ contentType: mimetype, body: { message }, filename, disposition, contentId });
+  }
+  if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
+  return new MimePart({ contentType: mimetype, body: content as BodySource, filename, disposition, contentId, charset: typeof content === "string" ? charset : undefined });
+}
+
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** RFC 5322 §3.3 date-time in UTC: `Sat, 21 Nov 2026 04:01:00 +0000`. */
+export function formatDate(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+}

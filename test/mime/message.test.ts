@@ -1,0 +1,207 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BadHeaderError, InvalidAddressError, InvalidArgumentError } from "../../src/errors.js";
+import { resetMessageDefaults, setMessageDefaults } from "../../src/mime/defaults.js";
+import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
+import { policies } from "../../src/mime/policy.js";
+import { parseOneWithPython, attachmentBytes } from "../helpers/python-oracle.js";
+import { FIXED_DATE, seededRandom } from "./fixture-cases.js";
+
+const base = () => ({ subject: "s", body: "b", from: "ann@example.com", to: ["bob@example.org"], clock: () => FIXED_DATE, random: seededRandom("unit") });
+const headerBlock = (bytes: Buffer) => bytes.toString("latin1").slice(0, bytes.indexOf("\r\n\r\n") + 2);
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "missive-message-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(() => resetMessageDefaults());
+
+describe("EmailMessage fields", () => {
+  it("exposes constructor options as read/write properties", () => {
+    const msg = new EmailMessage({ ...base(), cc: ["c@example.org"], bcc: ["d@example.org"], replyTo: ["r@example.org"], headers: { "X-A": "1" }, encoding: "ISO-8859-1" });
+    expect(msg.subject).toBe("s");
+    expect(msg.body).toBe("b");
+    expect(msg.from).toBe("ann@example.com");
+    expect(msg.to).toEqual(["bob@example.org"]);
+    expect(msg.cc).toEqual(["c@example.org"]);
+    expect(msg.bcc).toEqual(["d@example.org"]);
+    expect(msg.replyTo).toEqual(["r@example.org"]);
+    expect(msg.headers).toEqual({ "X-A": "1" });
+    expect(msg.encoding).toBe("iso-8859-1");
+    msg.subject = "changed";
+    msg.to.push("eve@example.org");
+    expect(msg.recipients()).toEqual(["bob@example.org", "eve@example.org", "c@example.org", "d@example.org"]);
+  });
+
+  it("parses a string address field as an RFC 5322 list, never splitting it into characters", () => {
+    const msg = new EmailMessage({ ...base(), to: 'a@example.org, "Doe, Bob" <b@example.org>' });
+    expect(msg.recipients()).toEqual(["a@example.org", "b@example.org"]);
+  });
+
+  it("recipients() is to, cc, bcc in order without duplicates", () => {
+    const msg = new EmailMessage({ ...base(), to: ["x@example.org", "y@example.org"], cc: ["Y <y@example.org>", "z@example.org"], bcc: ["x@example.org", "w@example.org"] });
+    expect(msg.recipients()).toEqual(["x@example.org", "y@example.org", "z@example.org", "w@example.org"]);
+  });
+
+  it("defaults From to the configured default", async () => {
+    setMessageDefaults({ from: "noreply@example.net" });
+    const msg = new EmailMessage({ subject: "s", body: "b", to: ["bob@example.org"] });
+    expect(msg.from).toBe("noreply@example.net");
+    expect(headerBlock(await msg.asBytes())).toContain("From: noreply@example.net\r\n");
+  });
+
+  it("rejects an invalid address at assignment with a clear error", () => {
+    expect(() => new EmailMessage({ ...base(), to: ["not an address"] })).toThrow(InvalidAddressError);
+    expect(() => new EmailMessage({ ...base(), to: ["a@b@c"] })).toThrow(InvalidAddressError);
+  });
+});
+
+describe("headers", () => {
+  it("never writes Bcc; Bcc recipients are only in the envelope", async () => {
+    const msg = new EmailMessage({ ...base(), bcc: ["hidden@example.org"] });
+    const bytes = await msg.asBytes();
+    expect(bytes.toString("latin1")).not.toMatch(/^bcc:/im);
+    expect(bytes.toString("latin1")).not.toContain("hidden@example.org");
+    expect(msg.envelope().to).toEqual(["bob@example.org", "hidden@example.org"]);
+  });
+
+  it("refuses Bcc and serializer-owned headers as extra headers", () => {
+    expect(() => new EmailMessage({ ...base(), headers: { Bcc: "x@example.org" } })).toThrow(BadHeaderError);
+    expect(() => new EmailMessage({ ...base(), headers: { "Content-Type": "text/html" } })).toThrow(BadHeaderError);
+    expect(() => new EmailMessage({ ...base(), headers: { "Bad Name": "x" } })).toThrow(BadHeaderError);
+  });
+
+  it("lets extra headers override To, From, Date and Message-ID without changing the envelope", async () => {
+    const msg = new EmailMessage({ ...base(), headers: { to: "List <list@example.org>", "message-id": "<m@example.com>", from: "Boss <boss@example.com>" } });
+    const head = headerBlock(await msg.asBytes());
+    expect(head).toContain("To: List <list@example.org>\r\n");
+    expect(head).toContain("Message-ID: <m@example.com>\r\n");
+    expect(head).toContain("From: Boss <boss@example.com>\r\n");
+    expect(head.match(/^To:/gm)).toHaveLength(1);
+    expect(msg.envelope()).toEqual({ from: "ann@example.com", to: ["bob@example.org"] });
+  });
+
+  it("takes the Message-ID domain from the setting, else the From domain in IDNA, else localhost", async () => {
+    const id = async (from: string) => (await new EmailMessage({ ...base(), from }).prepare()).messageId;
+    expect(await id("ann@bücher.example")).toMatch(/@xn--bcher-kva\.example>$/);
+    expect(await id("ann@[127.0.0.1]")).toMatch(/@localhost>$/);
+    setMessageDefaults({ messageIdDomain: "mail.example.net" });
+    expect(await id("ann@example.com")).toMatch(/@mail\.example\.net>$/);
+  });
+
+  it("gives each message a fresh random Message-ID and boundary", async () => {
+    const a = await new EmailMessage({ subject: "s", body: "b", to: ["x@example.org"] }).prepare();
+    const b = await new EmailMessage({ subject: "s", body: "b", to: ["x@example.org"] }).prepare();
+    expect(a.messageId).not.toBe(b.messageId);
+    expect(a.messageId).toMatch(/^<[A-Za-z0-9_-]{24}@localhost>$/);
+  });
+});
+
+describe("SMTPUTF8 and 8-bit", () => {
+  it("fails clearly on a non-ASCII local part without the SMTPUTF8 policy", async () => {
+    const msg = new EmailMessage({ ...base(), to: ["zoë@example.org"] });
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    await expect(msg.asBytes()).rejects.toThrow(InvalidAddressError);
+    expect(() => msg.envelope()).toThrow(/SMTPUTF8/);
+    const prepared = await msg.prepare(policies.smtputf8);
+    expect(prepared.smtputf8).toBe(true);
+    expect(msg.envelope({ smtputf8: true }).to).toEqual(["zoë@example.org"]);
+  });
+
+  it("marks a message 8bit when an rfc822 attachment has 8-bit bytes", async () => {
+    const msg = new EmailMessage(base()).attach("fwd.eml", "Subject: x\r\n\r\nCafé\r\n", "message/rfc822");
+    const prepared = await msg.prepare();
+    expect(prepared.eightBit).toBe(true);
+    const plain = await new EmailMessage(base()).prepare();
+    expect(plain.eightBit).toBe(false);
+  });
+});
+
+describe("structure", () => {
+  it("has no empty text/plain part when the body is empty and there are attachments", async () => {
+    const msg = new EmailMessage({ ...base(), body: "" }).attach("a.bin", new Uint8Array([1, 2, 3]));
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.textBodies).toEqual([]);
+    expect(py.parts.children?.map((c) => c.contentType)).toEqual(["application/octet-stream"]);
+  });
+
+  it("renders a bare contentId as Content-ID: <id> inside multipart/related", async () => {
+    const msg = new EmailMultiAlternatives(base()).attachAlternative('<img src="cid:logo">', "text/html");
+    msg.attach({ filename: "logo.png", content: new Uint8Array([137, 80, 78, 71]), mimetype: "image/png", contentId: "logo" });
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.parts.contentType).toBe("multipart/alternative");
+    expect(py.parts.children?.[1]?.contentType).toBe("multipart/related");
+    expect(py.attachments[0]?.contentId).toBe("<logo>");
+    expect(py.attachments[0]?.disposition).toBe("inline");
+  });
+
+  it("guesses attachment types from the filename", async () => {
+    const msg = new EmailMessage(base());
+    msg.attach("photo.JPG", new Uint8Array([0xff, 0xd8]));
+    msg.attach("unknown.zzz-unknown", new Uint8Array([0]));
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.attachments.map((a) => a.contentType)).toEqual(["image/jpeg", "application/octet-stream"]);
+  });
+
+  it("reads attachFile lazily: the file is read when the message is rendered", async () => {
+    const path = join(dir, "late.txt");
+    const msg = new EmailMessage(base()).attachFile(path);
+    await writeFile(path, "written after attachFile\r\n");
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(attachmentBytes(py.attachments[0]!).toString()).toBe("written after attachFile\r\n");
+    expect(py.attachments[0]?.filename).toBe("late.txt");
+  });
+
+  it("fails before writing anything when an attached file is missing", async () => {
+    const msg = new EmailMessage(base()).attachFile(join(dir, "missing.pdf"));
+    await expect(msg.prepare()).rejects.toThrow(InvalidArgumentError);
+  });
+
+  it("streams a Readable attachment once, and a stream factory every time", async () => {
+    const once = new EmailMessage(base()).attach("a.bin", Readable.from([Buffer.from("abc")]), "application/octet-stream");
+    await once.asBytes();
+    await expect(once.asBytes()).rejects.toThrow(/only once/);
+    const fixed = { ...base(), random: (n: number) => Buffer.alloc(n, 1) };
+    const factory = new EmailMessage(fixed).attach("a.bin", () => Readable.from([Buffer.from("abc")]), "application/octet-stream");
+    expect((await factory.asBytes()).equals(await factory.asBytes())).toBe(true);
+  });
+
+  it("produces the same bytes from asStream() and asBytes(), and knows the size in advance", async () => {
+    const path = join(dir, "data.bin");
+    await writeFile(path, Buffer.alloc(100_000, 7));
+    const make = () => new EmailMessage(base()).attachFile(path).attach("x.txt", "text", "text/plain");
+    const chunks: Buffer[] = [];
+    for await (const chunk of make().asStream()) chunks.push(chunk as Buffer);
+    const bytes = await make().asBytes();
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    expect((await make().prepare()).size).toBe(bytes.length);
+  });
+
+  it("accepts a serialized message as message/rfc822 and never base64-encodes it", async () => {
+    const msg = new EmailMessage(base()).attach(undefined, "Subject: inner\r\nFrom: x@example.org\r\n\r\nhello\r\n", "message/rfc822");
+    const bytes = await msg.asBytes();
+    expect(bytes.toString("latin1")).toMatch(/Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 7bit/);
+    const py = await parseOneWithPython(bytes);
+    expect(py.attachments[0]?.message?.subject).toBe("inner");
+  });
+});
+
+describe("send()", () => {
+  it("uses the message's connection and returns its count", async () => {
+    const sent: unknown[] = [];
+    const connection = { sendMessages: async (messages: readonly unknown[]) => (sent.push(...messages), messages.length) };
+    const msg = new EmailMessage({ ...base(), connection });
+    expect(await msg.send()).toBe(1);
+    expect(sent).toEqual([msg]);
+  });
+
+  it("returns 0 without recipients and never touches a backend", async () => {
+    expect(await new EmailMessage({ subject: "s", body: "b" }).send()).toBe(0);
+  });
+});
