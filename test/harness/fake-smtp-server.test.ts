@@ -321,6 +321,23 @@ describe("fake SMTP server: scripts and faults", () => {
   });
 });
 
+describe("fake SMTP server: script errors", () => {
+  it("a throwing script drops that connection and is recorded, not an unhandled rejection", async () => {
+    const server = await serve({
+      onCommand: (cmd) => {
+        if (cmd.verb === "NOOP") throw new Error("boom");
+        return undefined;
+      },
+    });
+    const c = await dial(server);
+    await c.reply();
+    c.write("NOOP\r\n");
+    await c.waitClosed();
+    expect(server.errors.map((e) => e.message)).toEqual(["boom"]);
+    expect(server.dump()).toMatch(/script error: boom/);
+  });
+});
+
 describe("fake SMTP server: TLS", () => {
   it("STARTTLS accepted: upgrade with the test CA, capabilities relearned, plaintext after STARTTLS discarded", async () => {
     const server = await serve({ tls: "starttls", key: certs.server.key, cert: certs.server.cert });

@@ -75,6 +75,8 @@ export interface FakeSmtpServer {
   readonly connections: number;
   readonly transcript: TranscriptEntry[];
   readonly received: ReceivedMessage[];
+  /** Exceptions thrown by scripts (the connection was dropped); assert it is empty. */
+  readonly errors: Error[];
   /** Everything the client sent (plaintext), optionally on one connection. */
   clientBytes(conn?: number): Buffer;
   /** Everything the server sent (plaintext). */
@@ -182,6 +184,7 @@ class FakeServerImpl implements FakeSmtpServer {
   closedConnections = 0;
   readonly transcript: TranscriptEntry[] = [];
   readonly received: ReceivedMessage[] = [];
+  readonly errors: Error[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly net: Server;
   private readonly scripts: Script[];
@@ -311,9 +314,21 @@ class FakeServerImpl implements FakeSmtpServer {
 
   private async greet(s: Session): Promise<void> {
     this.armIdle(s);
-    const g = this.opts.greeting;
-    const result = typeof g === "function" ? await g(s) : g;
-    await this.perform(s, result, () => `220 ${this.hostname} ESMTP ready`);
+    try {
+      const g = this.opts.greeting;
+      const result = typeof g === "function" ? await g(s) : g;
+      await this.perform(s, result, () => `220 ${this.hostname} ESMTP ready`);
+    } catch (err) {
+      this.fail(s, err);
+    }
+  }
+
+  /** A script threw: record it (see `errors`) and drop the connection, never an unhandled rejection. */
+  private fail(s: Session, err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.errors.push(e);
+    this.note(s, `script error: ${e.message}`);
+    s.destroy();
   }
 
   private get hostname(): string {
@@ -385,6 +400,8 @@ class FakeServerImpl implements FakeSmtpServer {
         if (go === "need-more") break;
         if (go === "stop") break;
       }
+    } catch (err) {
+      this.fail(s, err);
     } finally {
       this.flush(s);
       s.processing = false;
