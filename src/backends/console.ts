@@ -1,0 +1,50 @@
+import type { Readable, Writable } from "node:stream";
+import type { EmailMessage } from "../mime/message.js";
+import { BaseEmailBackend, type BackendOptions } from "./base.js";
+import { copyInto, isDeliveryError, prepareForOutput, serialize, writeAndWait } from "./output.js";
+
+export interface ConsoleBackendOptions extends BackendOptions {
+  /** Where to write; `process.stdout` by default. */
+  stream?: Writable | undefined;
+}
+
+/** 79 dashes and CRLF, after each message (Django's console backend uses 79 too). */
+export const CONSOLE_SEPARATOR = `${"-".repeat(79)}\r\n`;
+
+/**
+ * Writes each message's exact bytes (CRLF line endings, as SMTP would send them), then a
+ * line of 79 `-`. The message is streamed into the target with backpressure and the
+ * target is never ended. Writes of any backends sharing one stream never interleave.
+ */
+export class ConsoleBackend extends BaseEmailBackend {
+  stream: Writable;
+
+  constructor(options: ConsoleBackendOptions = {}) {
+    super(options);
+    this.stream = options.stream ?? process.stdout;
+  }
+
+  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
+    if (messages.length === 0) return 0;
+    const stream = this.stream;
+    return serialize(stream, async () => {
+      let sent = 0;
+      for (const message of messages) {
+        const prepared = await prepareForOutput(message);
+        try {
+          await this.writeMessage(prepared.stream(), stream);
+          sent++;
+        } catch (err) {
+          if (!(this.failSilently && isDeliveryError(err))) throw err;
+        }
+      }
+      return sent;
+    });
+  }
+
+  private async writeMessage(source: Readable, stream: Writable): Promise<void> {
+    const { endsWithCrlf } = await copyInto(source, stream, "the console stream");
+    // The separator goes on a line of its own; a message not ending in CRLF gets one, as SMTP does.
+    await writeAndWait(stream, endsWithCrlf ? CONSOLE_SEPARATOR : `\r\n${CONSOLE_SEPARATOR}`, "the console stream");
+  }
+}

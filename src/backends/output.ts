@@ -1,0 +1,81 @@
+import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
+import { BackendError, SmtpError } from "../errors.js";
+import type { EmailMessage, PreparedMessage } from "../mime/message.js";
+import { policies } from "../mime/policy.js";
+
+/**
+ * Helpers shared by the backends that write messages out (console, file): the bytes
+ * are those SMTP would send to a server with no extensions, except that a message whose
+ * addresses need SMTPUTF8 is written with UTF-8 headers (there is no 7-bit form of it).
+ */
+export function prepareForOutput(message: EmailMessage): Promise<PreparedMessage> {
+  return message.prepare(message.needsSmtpUtf8() ? policies.default.with({ utf8: true }) : policies.default);
+}
+
+/** Errors that `failSilently` may hide: delivery failures, never programming errors. */
+export function isDeliveryError(err: unknown): boolean {
+  return err instanceof SmtpError || err instanceof BackendError;
+}
+
+/**
+ * Copies `source` into `target` without ending it, honouring backpressure. Errors of the
+ * target become `BackendError`; errors of the source (a missing attachment file, a bad
+ * header found while streaming) are rethrown as they are.
+ */
+export async function copyInto(source: Readable, target: Writable, what: string): Promise<{ endsWithCrlf: boolean }> {
+  let tail = Buffer.alloc(0);
+  let targetError: Error | undefined;
+  const onError = (err: Error) => {
+    targetError ??= err;
+    source.destroy();
+  };
+  target.on("error", onError);
+  try {
+    try {
+      for await (const chunk of source) {
+        if (targetError) break;
+        const bytes = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
+        if (bytes.length > 0) tail = Buffer.concat([tail, bytes.subarray(Math.max(0, bytes.length - 2))]).subarray(-2);
+        if (!target.write(bytes)) {
+          await Promise.race([once(target, "drain"), once(target, "close")]);
+        }
+      }
+    } catch (err) {
+      if (!targetError) throw err;
+    }
+    if (targetError) throw targetError;
+    return { endsWithCrlf: tail.length === 2 && tail[0] === 0x0d && tail[1] === 0x0a };
+  } catch (err) {
+    if (err === targetError) throw new BackendError(`Could not write to ${what}: ${(err as Error).message}`, { cause: err });
+    throw err;
+  } finally {
+    target.off("error", onError);
+  }
+}
+
+/** Writes `chunk` and waits until the target has taken it (its write callback). */
+export function writeAndWait(target: Writable, chunk: string | Uint8Array, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const onError = (err: Error) => done(err);
+    const done = (err?: Error | null) => {
+      if (settled) return;
+      settled = true;
+      target.off("error", onError);
+      if (err) reject(new BackendError(`Could not write to ${what}: ${err.message}`, { cause: err }));
+      else resolve();
+    };
+    target.on("error", onError);
+    target.write(chunk, (err) => done(err));
+  });
+}
+
+/** Runs `task` after every earlier task queued for the same key (e.g. one stream). */
+const queues = new WeakMap<object, Promise<unknown>>();
+export function serialize<T>(key: object, task: () => Promise<T>): Promise<T> {
+  const previous = queues.get(key) ?? Promise.resolve();
+  const run = previous.then(task, task);
+  queues.set(key, run.catch(() => undefined));
+  return run;
+}

@@ -1,0 +1,66 @@
+/**
+ * `missive/testing`: what tests need to check mail without a server, after Django's
+ * `django.core.mail.outbox` and its test runner.
+ *
+ * ```ts
+ * import { beforeEach, afterEach, expect, test } from "vitest";
+ * import { sendMail } from "missive";
+ * import { outbox, setupTestMail } from "missive/testing";
+ *
+ * let restore: () => void;
+ * beforeEach(() => { restore = setupTestMail(); });   // route mail to memory, empty the outbox
+ * afterEach(() => restore());
+ *
+ * test("welcome mail", async () => {
+ *   await sendMail({ subject: "Hi", message: "Welcome", from: "a@example.com", to: ["b@example.com"] });
+ *   expect(outbox).toHaveLength(1);
+ *   expect(outbox[0]!.subject).toBe("Hi");
+ * });
+ * ```
+ *
+ * While memory routing is on, `getConnection()` (and so `sendMail`, `sendMassMail`,
+ * `mailAdmins`, `mailManagers` and `EmailMessage#send`) and every named connection from
+ * `configure({ backends })` give a `MemoryBackend`. A backend asked for explicitly by
+ * name (`getConnection("smtp")`) or by class is still honoured, as in Django.
+ */
+import type { EmailMessage } from "./mime/message.js";
+
+/** Every message sent through the memory backend, in order; the message objects themselves. */
+export const outbox: EmailMessage[] = [];
+
+/** Empties `outbox` in place (references to the array stay valid). */
+export function clearOutbox(): void {
+  outbox.length = 0;
+}
+
+let routingDepth = 0;
+
+/** True while `useMemoryBackend()`/`setupTestMail()` is in effect. */
+export function isMemoryRoutingActive(): boolean {
+  return routingDepth > 0;
+}
+
+/**
+ * Routes the default and named connections to the memory backend until the returned
+ * function (or `restoreBackend()`) is called. Calls nest.
+ */
+export function useMemoryBackend(): () => void {
+  routingDepth++;
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    routingDepth = Math.max(0, routingDepth - 1);
+  };
+}
+
+/** Undoes every `useMemoryBackend()` still in effect. */
+export function restoreBackend(): void {
+  routingDepth = 0;
+}
+
+/** `useMemoryBackend()` plus `clearOutbox()`: the usual `beforeEach`. Returns the restore function. */
+export function setupTestMail(): () => void {
+  clearOutbox();
+  return useMemoryBackend();
+}

@@ -1,0 +1,54 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { DummyBackend } from "../../src/backends/dummy.js";
+import { MemoryBackend } from "../../src/backends/memory.js";
+import { BadHeaderError } from "../../src/errors.js";
+import { clearOutbox, outbox } from "../../src/testing.js";
+import { fixedMessage } from "./helpers.js";
+
+afterEach(() => clearOutbox());
+
+describe("MemoryBackend", () => {
+  it("appends the message objects to the shared outbox", async () => {
+    const a = fixedMessage({ subject: "a" });
+    const b = fixedMessage({ subject: "b", to: [] });
+    expect(await new MemoryBackend().sendMessages([a, b])).toBe(2);
+    expect(outbox).toHaveLength(2);
+    expect(outbox[0]).toBe(a);
+    expect(outbox[1]!.subject).toBe("b");
+  });
+
+  it("clearOutbox empties the array in place", async () => {
+    const ref = outbox;
+    await new MemoryBackend().sendMessages([fixedMessage()]);
+    clearOutbox();
+    expect(ref).toBe(outbox);
+    expect(ref).toHaveLength(0);
+  });
+
+  it("renders each message, so a bad header fails as with a real backend (failSilently or not)", async () => {
+    const msg = fixedMessage();
+    msg.headers["X-Evil"] = "x\r\nBcc: y@example.com";
+    await expect(new MemoryBackend({ failSilently: true }).sendMessages([msg])).rejects.toBeInstanceOf(BadHeaderError);
+    expect(outbox).toHaveLength(0);
+  });
+
+  it("0 for no messages; open() is false; await using closes", async () => {
+    const backend = new MemoryBackend();
+    expect(await backend.sendMessages([])).toBe(0);
+    expect(await backend.open()).toBe(false);
+    {
+      await using conn = new MemoryBackend();
+      await conn.sendMessages([fixedMessage()]);
+    }
+    expect(outbox).toHaveLength(1);
+  });
+});
+
+describe("DummyBackend", () => {
+  it("counts without doing anything", async () => {
+    const backend = new DummyBackend();
+    expect(await backend.sendMessages([fixedMessage(), fixedMessage()])).toBe(2);
+    expect(await backend.sendMessages([])).toBe(0);
+    expect(outbox).toHaveLength(0);
+  });
+});
