@@ -137,6 +137,49 @@ describe("SmtpClient against the fake server: the happy paths", () => {
     expect(log[0]).toEqual({ direction: "server", line: "220 fake.missive.test ESMTP ready" });
   });
 
+  it("STARTTLS + AUTH + pipelined transaction: the whole transcript, credentials redacted", async () => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: "starttls", key: certs.server.key, cert: certs.server.cert, users: { joe: "correct horse" } });
+    const log: TranscriptEntry[] = [];
+    const client = clientFor(server, { tls: "starttls", tlsOptions: { ca: certs.ca }, auth: { user: "joe", pass: "correct horse" } }, log);
+    await client.connect();
+    await client.sendMail({ from: "ann@example.org", to: ["bob@example.org", "cy@example.org"] }, "Subject: hi\n\nbody\n");
+    await client.quit();
+    const caps = ["250-PIPELINING", "250-8BITMIME", "250-SIZE 10485760", "250-ENHANCEDSTATUSCODES"];
+    expect(log.map((e) => `${e.direction === "client" ? "C" : "S"}: ${e.line}`)).toEqual([
+      "S: 220 fake.missive.test ESMTP ready",
+      "C: EHLO client.test",
+      ...["250-fake.missive.test", ...caps, "250-AUTH PLAIN LOGIN", "250 STARTTLS"].map((l) => `S: ${l}`),
+      "C: STARTTLS",
+      "S: 220 2.0.0 Ready to start TLS",
+      "C: EHLO client.test",
+      ...["250-fake.missive.test", ...caps, "250 AUTH PLAIN LOGIN"].map((l) => `S: ${l}`),
+      "C: AUTH PLAIN <redacted>",
+      "S: 235 2.7.0 Authentication successful",
+      "C: MAIL FROM:<ann@example.org>",
+      "C: RCPT TO:<bob@example.org>",
+      "C: RCPT TO:<cy@example.org>",
+      "C: DATA",
+      "S: 250 2.1.0 Ok",
+      "S: 250 2.1.5 Ok",
+      "S: 250 2.1.5 Ok",
+      "S: 354 End data with <CR><LF>.<CR><LF>",
+      "C: .",
+      "S: 250 2.0.0 Ok: queued as FAKE1",
+      "C: QUIT",
+      "S: 221 2.0.0 Bye",
+    ]);
+    // What actually crossed the wire after TLS (the fake records plaintext of both phases).
+    const afterTls = server.clientBytes().toString().split("STARTTLS\r\n")[1]!;
+    expect(afterTls).toBe(
+      "EHLO client.test\r\n" +
+        `AUTH PLAIN ${Buffer.from("\0joe\0correct horse").toString("base64")}\r\n` +
+        "MAIL FROM:<ann@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<cy@example.org>\r\nDATA\r\n" +
+        "Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    expect(server.received[0]).toMatchObject({ tls: true, authUser: "joe" });
+  });
+
   it("without PIPELINING sends one command at a time", async () => {
     const server = await fake({ ehlo: ["8BITMIME"] });
     const client = clientFor(server);

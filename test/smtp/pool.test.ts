@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { SmtpPool, type SmtpPoolOptions } from "../../src/smtp/pool.js";
+import { SmtpClosedError, InvalidArgumentError } from "../../src/errors.js";
+
+const servers: FakeSmtpServer[] = [];
+const pools: SmtpPool[] = [];
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function setup(serverOptions: FakeServerOptions = {}, poolOptions: SmtpPoolOptions = {}): Promise<{ server: FakeSmtpServer; pool: SmtpPool }> {
+  const server = await startFakeServer(serverOptions);
+  servers.push(server);
+  const pool = new SmtpPool({ host: "127.0.0.1", port: server.port, timeout: 2000, localName: "pool.test", ...poolOptions });
+  pools.push(pool);
+  return { server, pool };
+}
+
+const env = (i: number) => ({ from: "a@example.org", to: [`r${i}@example.org`] });
+
+describe("SmtpPool", () => {
+  it("queues sends over at most maxConnections connections", async () => {
+    const { server, pool } = await setup({}, { maxConnections: 2 });
+    const results = await Promise.all(Array.from({ length: 7 }, (_, i) => pool.sendMail(env(i), `message ${i}`)));
+    expect(results.every((r) => r.reply.code === 250)).toBe(true);
+    expect(server.connections).toBeLessThanOrEqual(2);
+    expect(server.received.map((m) => m.data.toString()).sort()).toEqual(Array.from({ length: 7 }, (_, i) => `message ${i}\r\n`).sort());
+  });
+
+  it("replaces a connection after maxMessagesPerConnection (with QUIT)", async () => {
+    const { server, pool } = await setup({}, { maxConnections: 1, maxMessagesPerConnection: 2 });
+    for (let i = 0; i < 5; i++) await pool.sendMail(env(i), "x");
+    expect(server.connections).toBe(3);
+    expect(server.commands(1).at(-1)).toBe("QUIT");
+  });
+
+  it("replaces a connection the server closed while idle", async () => {
+    const { server, pool } = await setup({ idleTimeoutMs: 100 }, { maxConnections: 1 });
+    await pool.sendMail(env(1), "x");
+    await server.waitForClosed(1);
+    const result = await pool.sendMail(env(2), "y");
+    expect(result.reply.code).toBe(250);
+    expect(server.connections).toBe(2);
+  });
+
+  it("probes a connection idle for longer than probeAfterIdle with NOOP", async () => {
+    const { server, pool } = await setup({}, { maxConnections: 1, probeAfterIdle: 0 });
+    await pool.sendMail(env(1), "x");
+    await pool.sendMail(env(2), "y");
+    expect(server.commands(1)).toContain("NOOP");
+    expect(server.connections).toBe(1);
+  });
+
+  it("a failed message does not poison the pool", async () => {
+    const { server, pool } = await setup({ script: { onMessage: (m) => (m.data.toString().startsWith("bad") ? "554 5.6.0 rejected" : undefined) } }, { maxConnections: 1 });
+    await expect(pool.sendMail(env(1), "bad")).rejects.toMatchObject({ replyCode: 554 });
+    await pool.sendMail(env(2), "good");
+    expect(server.connections).toBe(1);
+  });
+
+  it("close() rejects queued messages and closes connections", async () => {
+    const { server, pool } = await setup({ script: { onMessage: async () => (await new Promise((r) => setTimeout(r, 100)), undefined) } }, { maxConnections: 1 });
+    const first = pool.sendMail(env(1), "x");
+    const queued = pool.sendMail(env(2), "y");
+    await new Promise((r) => setTimeout(r, 20));
+    const closing = pool.close();
+    await expect(queued).rejects.toBeInstanceOf(SmtpClosedError);
+    await first;
+    await closing;
+    expect(pool.size).toBe(0);
+    await expect(pool.sendMail(env(3), "z")).rejects.toBeInstanceOf(SmtpClosedError);
+    await server.waitForClosed(1);
+  });
+
+  it("validates its options", () => {
+    expect(() => new SmtpPool({ maxConnections: 0 })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpPool({ useSsl: true, useTls: true })).toThrow(InvalidArgumentError);
+  });
+});
