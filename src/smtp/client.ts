@@ -182,6 +182,8 @@ export class SmtpClient {
   #authenticatedAs: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #connecting: Promise<void> | undefined;
+  /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
+  readonly #onAbort = () => this.#abort();
 
   constructor(options: SmtpClientOptions = {}) {
     this.#options = options;
@@ -207,7 +209,6 @@ export class SmtpClient {
       throw new InvalidArgumentError("chunkSize must be a positive integer");
     }
     this.#transcript = new Transcript(options.transcript, this.host, this.port);
-    options.signal?.addEventListener("abort", () => this.#abort(), { once: true });
   }
 
   get state(): SmtpState {
@@ -255,7 +256,11 @@ export class SmtpClient {
 
   /** Sends one message. Connects first if the client is idle. */
   sendMail(envelope: Envelope, body: MessageBody): Promise<SendResult> {
-    validateEnvelope(envelope);
+    try {
+      validateEnvelope(envelope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#serialize(async () => {
       this.#checkAborted();
       if (this.#state === "idle" || this.#connecting) await this.connect();
@@ -312,7 +317,10 @@ export class SmtpClient {
       const tlsOptions = await this.#tlsConnectOptions();
       const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: this.#options.signal });
       this.#conn = conn;
+      const signal = this.#options.signal;
+      signal?.addEventListener("abort", this.#onAbort, { once: true });
       conn.onClose(() => {
+        signal?.removeEventListener("abort", this.#onAbort);
         if (this.#conn === conn) this.#state = "closed";
       });
       this.#checkAborted();

@@ -216,6 +216,7 @@ export class SmtpConnection {
         secure.off("error", onError);
         raw.off("close", onRawClose);
         if (error) {
+          secure.on("error", () => {});
           secure.destroy();
           raw.destroy();
           this.#fail(error);

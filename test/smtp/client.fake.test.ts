@@ -570,6 +570,45 @@ describe("SmtpClient faults", () => {
     await expect(client.connect()).rejects.toBeInstanceOf(AbortError);
   });
 
+  it("AbortSignal while waiting for the greeting: AbortError, closed, no listener left behind", async () => {
+    const server = await fake({ greeting: null });
+    const controller = new AbortController();
+    const client = clientFor(server, { signal: controller.signal });
+    const pending = rejection(client.connect());
+    await until(() => server.connections === 1);
+    controller.abort();
+    expect(await pending).toBeInstanceOf(AbortError);
+    expect(client.state).toBe("closed");
+  });
+
+  it("connection refused: SmtpConnectError, retryable", async () => {
+    const server = await fake();
+    const port = server.port;
+    await server.close();
+    const client = new SmtpClient({ host: "127.0.0.1", port, timeout: 2000 });
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpConnectError);
+    expect(error.message).toMatch(/ECONNREFUSED/);
+    expect((error as SmtpConnectError).retryable).toBe(true);
+    expect(client.state).toBe("closed");
+  });
+
+  it("a body stream that fails mid-way: the connection is dropped, nothing is delivered", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    const body = new Readable({
+      read() {
+        this.push("first part\n");
+        this.destroy(new Error("disk on fire"));
+      },
+    });
+    const error = await rejection(client.sendMail(env, body));
+    expect(error.message).toBe("disk on fire");
+    expect(client.state).toBe("closed");
+    await server.waitForClosed(1);
+    expect(server.received).toHaveLength(0);
+  });
+
   it("a too-long reply line is a protocol error", async () => {
     const server = await fake({ script: replyOn("EHLO", { reply: null, raw: `250 ${"x".repeat(9000)}\r\n` }) });
     const client = clientFor(server);
@@ -639,9 +678,11 @@ describe("never send what the server did not advertise", () => {
   it("rejects injection in envelope addresses before connecting", async () => {
     const server = await fake();
     const client = clientFor(server);
-    expect(() => client.sendMail({ from: "a@x\r\nRSET", to: ["b@x"] }, "x")).toThrow(/carriage return/);
-    expect(() => client.sendMail({ from: "a@x", to: ["b@x>"] }, "x")).toThrow(/not allowed/);
-    expect(() => client.sendMail({ from: "a@x", to: [] }, "x")).toThrow(/non-empty/);
-    expect(server.connections).toBe(0);
+    await expect(client.sendMail({ from: "a@x\r\nRSET", to: ["b@x"] }, "x")).rejects.toThrow(/carriage return/);
+    await expect(client.sendMail({ from: "a@x", to: ["b@x>"] }, "x")).rejects.toThrow(/not allowed/);
+    await expect(client.sendMail({ from: "a@x", to: [] }, "x")).rejects.toThrow(/non-empty/);
+    await expect(client.sendMail({ from: "a@x", to: ["b@x"] }, "x")).resolves.toMatchObject({ accepted: ["b@x"] });
+    expect(server.received).toHaveLength(1);
+    expect(server.connections).toBe(1);
   });
 });
