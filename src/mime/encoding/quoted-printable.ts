@@ -29,27 +29,155 @@ const NO_WSP = -1;
 const MAX_CONTENT = 75;
 
 export class QuotedPrintableEncoder implements ChunkEncoder {
+  // The state carried between chunks; everything else lives in locals of encode().
   private column = 0;
   private heldSpace = NO_WSP;
   private afterCr = false;
   private heldFrom = 0;
-  private scratch: Buffer = Buffer.allocUnsafe(0);
-  private pos = 0;
+  private scratch: Buffer = Buffer.allocUnsafe(256);
 
+  /*
+   * encode() is one loop over local variables, with the soft-break and escape steps
+   * written out inline: it runs once per input byte, and keeping the state in locals
+   * lets the JIT keep it in registers.
+   */
   encode(chunk: Uint8Array): Buffer {
-    this.begin(chunk.length);
-    for (let i = 0; i < chunk.length; i++) this.byte(chunk[i]!);
-    return this.take();
+    const out = this.reserve(chunk.length);
+    const n = chunk.length;
+    let pos = 0;
+    let column = this.column;
+    let held = this.heldSpace;
+    let afterCr = this.afterCr;
+    let from = this.heldFrom;
+    for (let i = 0; i < n; i++) {
+      const b = chunk[i]!;
+      if (afterCr) {
+        afterCr = false;
+        if (b === LF) continue;
+      }
+      if (from > 0) {
+        if (from < 4 && b === FROM[from]) {
+          from++;
+          continue;
+        }
+        const count = from;
+        from = 0;
+        if (b === SPACE && count === 4) {
+          // "From " at the start of a line: =46rom, and the space is held as usual.
+          out[pos++] = EQUALS;
+          out[pos++] = 0x34;
+          out[pos++] = 0x36;
+          out[pos++] = 0x72;
+          out[pos++] = 0x6f;
+          out[pos++] = 0x6d;
+          column = 6;
+          held = SPACE;
+          continue;
+        }
+        // Not "From ": the held prefix goes out as it was, from the start of the line.
+        for (let k = 0; k < count; k++) out[pos++] = FROM[k]!;
+        column = count;
+      }
+      if (b === CR || b === LF) {
+        if (held !== NO_WSP) {
+          if (column > MAX_CONTENT - 3) {
+            out[pos++] = EQUALS;
+            out[pos++] = CR;
+            out[pos++] = LF;
+          }
+          out[pos++] = EQUALS;
+          out[pos++] = HEX_DIGITS[held >> 4]!;
+          out[pos++] = HEX_DIGITS[held & 15]!;
+          held = NO_WSP;
+        }
+        out[pos++] = CR;
+        out[pos++] = LF;
+        column = 0;
+        afterCr = b === CR;
+        continue;
+      }
+      if (held !== NO_WSP) {
+        if (column >= MAX_CONTENT) {
+          out[pos++] = EQUALS;
+          out[pos++] = CR;
+          out[pos++] = LF;
+          column = 0;
+        }
+        out[pos++] = held;
+        column++;
+        held = NO_WSP;
+      }
+      const cls = BYTE_CLASS[b]!;
+      if ((cls & WSP) !== 0) {
+        held = b;
+        continue;
+      }
+      if ((cls & QP_LITERAL) !== 0) {
+        if (column >= MAX_CONTENT) {
+          out[pos++] = EQUALS;
+          out[pos++] = CR;
+          out[pos++] = LF;
+          column = 0;
+        }
+        if (column === 0) {
+          if (b === 0x46) {
+            // Possibly "From ": hold it; `from` counts the held bytes until resolved.
+            from = 1;
+            continue;
+          }
+          if (b === DOT) {
+            out[pos++] = EQUALS;
+            out[pos++] = 0x32;
+            out[pos++] = 0x45;
+            column = 3;
+            continue;
+          }
+        }
+        out[pos++] = b;
+        column++;
+      } else {
+        if (column > MAX_CONTENT - 3) {
+          out[pos++] = EQUALS;
+          out[pos++] = CR;
+          out[pos++] = LF;
+          column = 0;
+        }
+        out[pos++] = EQUALS;
+        out[pos++] = HEX_DIGITS[b >> 4]!;
+        out[pos++] = HEX_DIGITS[b & 15]!;
+        column += 3;
+      }
+    }
+    this.save(column, held, afterCr, from);
+    return Buffer.from(out.subarray(0, pos));
+  }
+
+  private save(column: number, held: number, afterCr: boolean, from: number): void {
+    this.column = column;
+    this.heldSpace = held;
+    this.afterCr = afterCr;
+    this.heldFrom = from;
   }
 
   flush(): Buffer {
-    this.begin(0);
-    this.releaseFrom();
-    if (this.heldSpace !== NO_WSP) this.escape(this.heldSpace);
-    this.heldSpace = NO_WSP;
-    const out = this.take();
+    const out = this.reserve(0);
+    let pos = 0;
+    let column = this.column;
+    for (let k = 0; k < this.heldFrom; k++) out[pos++] = FROM[k]!;
+    column += this.heldFrom;
+    if (this.heldSpace !== NO_WSP) {
+      if (column > MAX_CONTENT - 3) {
+        out[pos++] = EQUALS;
+        out[pos++] = CR;
+        out[pos++] = LF;
+        column = 0;
+      }
+      out[pos++] = EQUALS;
+      out[pos++] = HEX_DIGITS[this.heldSpace >> 4]!;
+      out[pos++] = HEX_DIGITS[this.heldSpace & 15]!;
+    }
     this.reset();
-    return out;
+    return Buffer.from(out.subarray(0, pos));
   }
 
   reset(): void {
@@ -57,113 +185,16 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
     this.heldSpace = NO_WSP;
     this.afterCr = false;
     this.heldFrom = 0;
-    this.pos = 0;
   }
 
-  /** Ensures the scratch buffer can hold the worst case for `inputLength` more bytes. */
-  private begin(inputLength: number): void {
+  /** The scratch buffer, large enough for the worst case of `inputLength` more bytes. */
+  private reserve(inputLength: number): Buffer {
     // Each input byte (and each of up to 5 held ones) becomes at most 3 characters; a soft
-    // break (3 characters) follows at least 73 characters of content.
+    // break (3 characters) follows at least 72 characters of content.
     const content = (inputLength + 6) * 3;
-    const worst = content + Math.ceil(content / 73) * 3 + 3;
-    if (this.scratch.length < worst) this.scratch = Buffer.allocUnsafe(Math.max(worst, 256));
-    this.pos = 0;
-  }
-
-  private take(): Buffer {
-    const out = Buffer.allocUnsafe(this.pos);
-    this.scratch.copy(out, 0, 0, this.pos);
-    this.pos = 0;
-    return out;
-  }
-
-  private byte(b: number): void {
-    if (this.afterCr) {
-      this.afterCr = false;
-      if (b === LF) return;
-    }
-    if (this.heldFrom > 0) {
-      if (this.heldFrom < 4 && b === FROM[this.heldFrom]) {
-        this.heldFrom++;
-        return;
-      }
-      if (this.heldFrom === 4 && b === SPACE) {
-        this.heldFrom = 0;
-        this.escape(0x46);
-        this.literal(0x72);
-        this.literal(0x6f);
-        this.literal(0x6d);
-        this.heldSpace = SPACE;
-        return;
-      }
-      this.releaseFrom();
-    }
-    if (b === CR || b === LF) {
-      if (this.heldSpace !== NO_WSP) this.escape(this.heldSpace);
-      this.heldSpace = NO_WSP;
-      this.hardBreak();
-      this.afterCr = b === CR;
-      return;
-    }
-    if (this.heldSpace !== NO_WSP) {
-      this.literal(this.heldSpace);
-      this.heldSpace = NO_WSP;
-    }
-    const cls = BYTE_CLASS[b]!;
-    if (cls & WSP) {
-      this.heldSpace = b;
-      return;
-    }
-    const literal = (cls & QP_LITERAL) !== 0;
-    // Break first, so that the line-start rules also apply after a soft break.
-    this.softBreakFor(literal ? 1 : 3);
-    if (this.column === 0 && b === 0x46) {
-      this.heldFrom = 1;
-    } else if (literal && !(this.column === 0 && b === DOT)) {
-      this.scratch[this.pos++] = b;
-      this.column++;
-    } else {
-      this.escape(b);
-    }
-  }
-
-  /** Emits the held prefix of a line-initial `From` that turned out not to be `From `. */
-  private releaseFrom(): void {
-    const n = this.heldFrom;
-    this.heldFrom = 0;
-    for (let k = 0; k < n; k++) this.literal(FROM[k]!);
-  }
-
-  private softBreakFor(width: number): void {
-    if (this.column + width > MAX_CONTENT) {
-      const s = this.scratch;
-      s[this.pos++] = EQUALS;
-      s[this.pos++] = CR;
-      s[this.pos++] = LF;
-      this.column = 0;
-    }
-  }
-
-  /** A literal byte that is never a `.` (held white space and the held `From` prefix). */
-  private literal(b: number): void {
-    this.softBreakFor(1);
-    this.scratch[this.pos++] = b;
-    this.column++;
-  }
-
-  private escape(b: number): void {
-    this.softBreakFor(3);
-    const s = this.scratch;
-    s[this.pos++] = EQUALS;
-    s[this.pos++] = HEX_DIGITS[b >> 4]!;
-    s[this.pos++] = HEX_DIGITS[b & 15]!;
-    this.column += 3;
-  }
-
-  private hardBreak(): void {
-    this.scratch[this.pos++] = CR;
-    this.scratch[this.pos++] = LF;
-    this.column = 0;
+    const worst = content + Math.ceil(content / 72) * 3 + 3;
+    if (this.scratch.length < worst) this.scratch = Buffer.allocUnsafe(worst);
+    return this.scratch;
   }
 }
 
