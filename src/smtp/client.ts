@@ -11,8 +11,6 @@
  *
  * Operations are serialised: calling sendMail twice concurrently queues the second.
  */
-import { readFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import type tls from "node:tls";
 import {
@@ -37,89 +35,13 @@ import * as cmd from "./commands.js";
 import { SmtpConnection, abortError, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
 import type { SmtpReply } from "./reply.js";
-import { REDACTED, Transcript, type TranscriptHook } from "./transcript.js";
+import { addressLiteral, buildTlsOptions, isLoopback, resolveTimeouts, resolveTlsMode, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
+import { REDACTED, Transcript } from "./transcript.js";
+
+export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
+export type { SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
 
 export type SmtpState = "idle" | "connecting" | "greeting" | "ready" | "mail" | "rcpt" | "data" | "closing" | "closed";
-export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
-
-export interface SmtpTimeouts {
-  /** TCP connect and TLS handshake. Default 30 s. */
-  connect?: number;
-  /** The 220 greeting. Default 5 min (RFC 5321 §4.5.3.2.1). */
-  greeting?: number;
-  /** EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, NOOP, QUIT. Default 5 min (§4.5.3.2.2–3). */
-  command?: number;
-  /** The reply to DATA (354). Default 2 min (§4.5.3.2.4). */
-  dataStart?: number;
-  /** Each block of the body written (waiting for the socket to drain). Default 3 min (§4.5.3.2.5). */
-  data?: number;
-  /** The reply after the final dot (or BDAT LAST). Default 10 min (§4.5.3.2.6). */
-  finalDot?: number;
-}
-
-export const DEFAULT_TIMEOUTS: Readonly<Required<SmtpTimeouts>> = Object.freeze({
-  connect: 30_000,
-  greeting: 300_000,
-  command: 300_000,
-  dataStart: 120_000,
-  data: 180_000,
-  finalDot: 600_000,
-});
-
-export interface SmtpTlsOptions {
-  ca?: string | Buffer | readonly (string | Buffer)[];
-  /** SNI and certificate host name; defaults to `host` unless it is an IP address. */
-  servername?: string;
-  /** Verify the certificate chain and host name. Always passed as an explicit boolean; default true. */
-  rejectUnauthorized?: boolean;
-  cert?: string | Buffer;
-  key?: string | Buffer;
-  /** Default "TLSv1.2". */
-  minVersion?: tls.SecureVersion;
-}
-
-export interface SmtpClientOptions {
-  /** Default "localhost" (Django's EMAIL_HOST). */
-  host?: string;
-  /**
-   * Default: 465 for implicit TLS, 587 for STARTTLS, else 25 (Django's default port,
-   * which is what a loopback host gets with no TLS options).
-   */
-  port?: number;
-  /**
-   * Default: a loopback host (127.0.0.0/8, ::1, "localhost") gets "none"; any other host
-   * gets "implicit" on port 465 and required "starttls" otherwise.
-   */
-  tls?: TlsMode;
-  /** Django's EMAIL_USE_SSL: implicit TLS. Exclusive with `useTls`. */
-  useSsl?: boolean;
-  /** Django's EMAIL_USE_TLS: required STARTTLS. Exclusive with `useSsl`. */
-  useTls?: boolean;
-  tlsOptions?: SmtpTlsOptions;
-  /** Path of a PEM client key (Django's EMAIL_SSL_KEYFILE), read at connect. */
-  sslKeyfile?: string;
-  /** Path of a PEM client certificate (Django's EMAIL_SSL_CERTFILE), read at connect. */
-  sslCertfile?: string;
-  /** EHLO name. Default: os.hostname() when it is a dotted, valid domain, else the local address literal. */
-  localName?: string;
-  auth?: AuthOptions;
-  authMethod?: AuthMethod;
-  /** Send credentials over plaintext to a non-loopback host. Off by default; name says what it does. */
-  allowInsecureAuth?: boolean;
-  /** Django-style single timeout in ms: sets every phase (individual `timeouts` win). */
-  timeout?: number;
-  timeouts?: SmtpTimeouts;
-  /** Use PIPELINING when offered (RFC 2920). Default true. */
-  pipelining?: boolean;
-  /** Use BDAT when offered (RFC 3030). Default false. */
-  chunking?: boolean;
-  /** BDAT chunk size in octets. Default 256 KiB. */
-  chunkSize?: number;
-  /** Aborts whatever the client is doing and closes it. */
-  signal?: AbortSignal;
-  transcript?: TranscriptHook;
-}
-
 export interface DsnOptions {
   ret?: "FULL" | "HDRS";
   envid?: string;
@@ -314,7 +236,7 @@ export class SmtpClient {
     this.#greeting = undefined;
     this.#authenticatedAs = undefined;
     try {
-      const tlsOptions = await this.#tlsConnectOptions();
+      const tlsOptions = await buildTlsOptions(this.host, this.#options);
       const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: this.#options.signal });
       this.#conn = conn;
       const signal = this.#options.signal;
@@ -781,66 +703,9 @@ export class SmtpClient {
     return addressLiteral(this.#conn?.localAddress);
   }
 
-  async #tlsConnectOptions(): Promise<tls.ConnectionOptions> {
-    const o = this.#options.tlsOptions ?? {};
-    const options: tls.ConnectionOptions = {
-      host: this.host,
-      // Always an explicit boolean: `undefined` must never switch verification off.
-      rejectUnauthorized: o.rejectUnauthorized !== false,
-      minVersion: o.minVersion ?? "TLSv1.2",
-    };
-    // SNI must not be an IP address (RFC 6066 §3); certificate checks then use the IP.
-    const servername = o.servername ?? (net.isIP(this.host) ? undefined : this.host);
-    if (servername !== undefined) options.servername = servername;
-    if (o.ca !== undefined) options.ca = o.ca as string | Buffer | (string | Buffer)[];
-    const cert = o.cert ?? (this.#options.sslCertfile ? await readPem(this.#options.sslCertfile, "sslCertfile") : undefined);
-    const key = o.key ?? (this.#options.sslKeyfile ? await readPem(this.#options.sslKeyfile, "sslKeyfile") : undefined);
-    if (cert !== undefined) options.cert = cert;
-    if (key !== undefined) options.key = key;
-    return options;
-  }
 }
 
 // --- helpers ----------------------------------------------------------------------------
-
-function resolveTlsMode(options: SmtpClientOptions, host: string): TlsMode {
-  if (options.useSsl && options.useTls) {
-    throw new InvalidArgumentError("useSsl and useTls are mutually exclusive: useSsl is implicit TLS (port 465), useTls is STARTTLS (port 587)");
-  }
-  const legacy: TlsMode | undefined = options.useSsl ? "implicit" : options.useTls ? "starttls" : undefined;
-  if (options.tls !== undefined) {
-    if (!["implicit", "starttls", "opportunistic", "none"].includes(options.tls)) {
-      throw new InvalidArgumentError(`tls must be "implicit", "starttls", "opportunistic" or "none", got ${JSON.stringify(options.tls)}`);
-    }
-    if (legacy !== undefined && legacy !== options.tls) {
-      throw new InvalidArgumentError(`tls: ${JSON.stringify(options.tls)} contradicts ${options.useSsl ? "useSsl" : "useTls"}`);
-    }
-    return options.tls;
-  }
-  if (legacy) return legacy;
-  if (isLoopback(host)) return "none";
-  return options.port === 465 ? "implicit" : "starttls";
-}
-
-function resolveTimeouts(options: SmtpClientOptions): Readonly<Required<SmtpTimeouts>> {
-  const out = { ...DEFAULT_TIMEOUTS };
-  const check = (name: string, value: unknown) => {
-    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) {
-      throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
-    }
-  };
-  if (options.timeout !== undefined) {
-    check("timeout", options.timeout);
-    for (const key of Object.keys(out) as (keyof SmtpTimeouts)[]) out[key] = options.timeout;
-  }
-  for (const [key, value] of Object.entries(options.timeouts ?? {})) {
-    if (value === undefined) continue;
-    if (!(key in out)) throw new InvalidArgumentError(`Unknown timeout ${JSON.stringify(key)}; known: ${Object.keys(out).join(", ")}`);
-    check(`timeouts.${key}`, value);
-    out[key as keyof SmtpTimeouts] = value;
-  }
-  return Object.freeze(out);
-}
 
 function validateEnvelope(envelope: Envelope): void {
   if (typeof envelope !== "object" || envelope === null) throw new InvalidArgumentError("sendMail needs an envelope { from, to }");
@@ -855,24 +720,6 @@ function validateEnvelope(envelope: Envelope): void {
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
-  if (h === "localhost" || h === "localhost." || h.endsWith(".localhost")) return true;
-  if (h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
-  const v4 = h.startsWith("::ffff:") ? h.slice(7) : h;
-  return net.isIPv4(v4) && v4.startsWith("127.");
-}
-
-/** An RFC 5321 §4.1.3 address literal for the local address: [192.0.2.1] or [IPv6:2001:db8::1]. */
-export function addressLiteral(address: string | undefined): string {
-  if (!address) return "[127.0.0.1]";
-  const bare = address.split("%")[0]!;
-  if (bare.startsWith("::ffff:") && net.isIPv4(bare.slice(7))) return `[${bare.slice(7)}]`;
-  if (net.isIPv4(bare)) return `[${bare}]`;
-  if (net.isIPv6(bare)) return `[IPv6:${bare}]`;
-  return "[127.0.0.1]";
-}
-
 function decodeChallenge(text: string): Buffer {
   const trimmed = text.trim();
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {
@@ -888,12 +735,4 @@ function queueId(text: string): string | undefined {
   if (queued) return queued[1];
   const id = /\bid=([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
   return id?.[1];
-}
-
-async function readPem(path: string, option: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw new SmtpTlsError(`Could not read ${option} ${JSON.stringify(path)}: ${(error as Error).message}`, { cause: error });
-  }
 }
