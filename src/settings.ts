@@ -1,7 +1,7 @@
-import type { ConnectionOptions } from "node:tls";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
 import type { BackendClass } from "./backends/base.js";
+import type { SmtpTlsOptions } from "./smtp/client.js";
 import { BUILTIN_BACKENDS, backendNames, isBackendName } from "./backends/registry.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
@@ -46,7 +46,7 @@ export interface Settings {
   readonly sslKeyfile: string | undefined;
   readonly sslCertfile: string | undefined;
   /** Node TLS options for the SMTP connection (ca, servername, rejectUnauthorized, ...). */
-  readonly tls: Readonly<ConnectionOptions> | undefined;
+  readonly tls: Readonly<SmtpTlsOptions> | undefined;
   /** The name the SMTP client gives in EHLO. */
   readonly localName: string | undefined;
   readonly defaultFrom: string;
@@ -134,6 +134,12 @@ export function configure(changes: SettingsInput): Settings {
   return next;
 }
 
+/** Whether a setting was given through `configure()` or the environment (rather than defaulted). */
+export function isSettingExplicit(key: keyof Settings): boolean {
+  getSettings();
+  return configured[key] !== undefined || fromEnvironment?.[key] !== undefined;
+}
+
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
   configured = {};
@@ -218,7 +224,10 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return value;
     case "tls":
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        throw new ConfigurationError(key, "tls must be an object of Node TLS options (ca, servername, rejectUnauthorized, ...)");
+        throw new ConfigurationError(key, "tls must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
+      }
+      for (const k of Object.keys(value)) {
+        if (!TLS_OPTION_KEYS.includes(k)) throw new ConfigurationError(key, `Unknown tls option "${k}"; known: ${TLS_OPTION_KEYS.join(", ")}`);
       }
       if ("rejectUnauthorized" in value && typeof (value as { rejectUnauthorized: unknown }).rejectUnauthorized !== "boolean") {
         throw new ConfigurationError(key, "tls.rejectUnauthorized must be true or false");
@@ -246,6 +255,8 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return namedBackends(value);
   }
 }
+
+const TLS_OPTION_KEYS = ["ca", "servername", "rejectUnauthorized", "cert", "key", "minVersion"];
 
 function hostName(key: string, value: unknown): string {
   if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty host name`);

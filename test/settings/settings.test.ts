@@ -130,6 +130,7 @@ describe("configure", () => {
     ["backend", { backend: "" }],
     ["tls", { tls: "yes" as never }],
     ["tls", { tls: { rejectUnauthorized: "false" as never } }],
+    ["tls", { tls: { passphrase: "x" } as never }],
     ["filePath", { filePath: "" }],
     ["localName", { localName: "my host" }],
     ["backends", { backends: [] as never }],
@@ -182,7 +183,7 @@ describe("secrets", () => {
     configure({
       username: "alice",
       password: "hunter2-secret",
-      tls: { passphrase: "tls-secret", rejectUnauthorized: true },
+      tls: { key: "-----BEGIN PRIVATE KEY----- tls-secret", rejectUnauthorized: true },
       backends: { bulk: "smtp://bob:url-secret@bulk.example.com" },
     });
     const s = getSettings();

@@ -1,0 +1,25 @@
+/** `missive/backends`: the built-in backends, the base class and the registry. */
+import { ConsoleBackend } from "./console.js";
+import { DummyBackend } from "./dummy.js";
+import { FileBackend } from "./file.js";
+import { MemoryBackend } from "./memory.js";
+import { registerBackend } from "./registry.js";
+import { SmtpBackend } from "./smtp.js";
+
+registerBackend("smtp", SmtpBackend);
+registerBackend("console", ConsoleBackend);
+registerBackend("file", FileBackend);
+registerBackend("memory", MemoryBackend);
+registerBackend("dummy", DummyBackend);
+
+export { BaseEmailBackend } from "./base.js";
+export type { BackendClass, BackendOptions, EmailBackend } from "./base.js";
+export { ConsoleBackend, CONSOLE_SEPARATOR } from "./console.js";
+export type { ConsoleBackendOptions } from "./console.js";
+export { DummyBackend } from "./dummy.js";
+export { FileBackend } from "./file.js";
+export type { FileBackendOptions } from "./file.js";
+export { MemoryBackend } from "./memory.js";
+export { SmtpBackend } from "./smtp.js";
+export type { SmtpBackendOptions, SmtpMessageReport } from "./smtp.js";
+export { registerBackend, unregisterBackend, lookupBackend, backendNames, BUILTIN_BACKENDS } from "./registry.js";

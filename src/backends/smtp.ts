@@ -1,0 +1,373 @@
+import { inspect } from "node:util";
+import {
+  InvalidArgumentError,
+  MissiveError,
+  SmtpCapabilityError,
+  SmtpClosedError,
+  SmtpError,
+  SmtpRecipientsRefusedError,
+  SmtpTlsError,
+} from "../errors.js";
+import type { EmailMessage } from "../mime/message.js";
+import { policies, type Policy } from "../mime/policy.js";
+import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
+import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
+import type { Capabilities } from "../smtp/capabilities.js";
+import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpClientOptions, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import type { TranscriptHook } from "../smtp/transcript.js";
+import { BaseEmailBackend, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { isDeliveryError, serialize } from "./output.js";
+
+export interface SmtpBackendOptions extends BackendOptions {
+  /** Default: the `host` setting (EMAIL_HOST), "localhost". */
+  host?: string | undefined;
+  /** Default: the `port` setting when set; else 465 with implicit TLS, 25 otherwise (Django). */
+  port?: number | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** STARTTLS, required (Django's EMAIL_USE_TLS). */
+  useTls?: boolean | undefined;
+  /** Implicit TLS (Django's EMAIL_USE_SSL). */
+  useSsl?: boolean | undefined;
+  /** Explicit TLS mode; see DESIGN "Security defaults" for what happens when none is given. */
+  tlsMode?: TlsMode | undefined;
+  /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
+  timeout?: number | undefined;
+  /** Per-phase timeouts in ms; they win over `timeout`. */
+  timeouts?: SmtpTimeouts | undefined;
+  sslKeyfile?: string | undefined;
+  sslCertfile?: string | undefined;
+  /** TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
+  tls?: SmtpTlsOptions | undefined;
+  /** EHLO name. */
+  localName?: string | undefined;
+  /** Credentials other than a password (an OAuth 2 token, a token provider); wins over username/password. */
+  auth?: AuthOptions | undefined;
+  authMethod?: AuthMethod | undefined;
+  /** Send credentials over plaintext to a non-loopback host. Off by default. */
+  allowInsecureAuth?: boolean | undefined;
+  /** Refuse to send unless the connection is encrypted (implicit TLS or STARTTLS). */
+  requireTls?: boolean | undefined;
+  /** Delivery status notification parameters for every message (RFC 3461). */
+  dsn?: DsnOptions | undefined;
+  /** Send text parts as 8bit when the server offers 8BITMIME. Default true. */
+  allow8bit?: boolean | undefined;
+  pipelining?: boolean | undefined;
+  chunking?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  /** Receives the SMTP dialogue (credentials redacted). */
+  transcript?: TranscriptHook | undefined;
+}
+
+const OPTION_KEYS = new Set([
+  "failSilently", "host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "timeouts",
+  "sslKeyfile", "sslCertfile", "tls", "localName", "auth", "authMethod", "allowInsecureAuth", "requireTls", "dsn",
+  "allow8bit", "pipelining", "chunking", "signal", "transcript",
+]);
+
+/** A recipient the server refused, as the report gives it. */
+export interface RefusedRecipient {
+  readonly address: string;
+  readonly code: number;
+  readonly enhancedCode: string | undefined;
+  readonly text: string;
+}
+
+/** What happened to one message. */
+export interface SmtpMessageReport {
+  readonly message: EmailMessage;
+  /** The Message-ID header as sent; undefined when the message was not rendered. */
+  readonly messageId: string | undefined;
+  /** "sent" (2xx after the data), "skipped" (no recipients), "failed" (see `error`). */
+  readonly status: "sent" | "skipped" | "failed";
+  readonly accepted: readonly string[];
+  readonly rejected: readonly RefusedRecipient[];
+  /** The server's final reply (after the data), or the reply that failed the message. */
+  readonly reply: { readonly code: number; readonly enhancedCode: string | undefined; readonly text: string } | undefined;
+  /** The server's queue id when its reply named one. */
+  readonly queueId: string | undefined;
+  readonly error: MissiveError | undefined;
+}
+
+export interface SmtpSendReport {
+  readonly sent: number;
+  readonly reports: readonly SmtpMessageReport[];
+}
+
+/**
+ * Django's SMTP backend over missive's own client. One connection lives from `open()` to
+ * `close()`; `sendMessages` opens and closes it itself when it was not open. A connection
+ * the server dropped while idle is reconnected once, and a message is retried on the new
+ * connection only when none of its bytes had been sent; a message whose outcome is unknown
+ * (no reply after the data) is never resent.
+ */
+export class SmtpBackend extends BaseEmailBackend {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly useTls: boolean;
+  readonly useSsl: boolean;
+  readonly tlsMode: TlsMode | undefined;
+  readonly timeout: number | undefined;
+  readonly sslKeyfile: string | undefined;
+  readonly sslCertfile: string | undefined;
+  readonly localName: string | undefined;
+  readonly requireTls: boolean;
+  readonly allow8bit: boolean;
+  readonly dsn: DsnOptions | undefined;
+  /** One report per message of the last `sendMessages` call. */
+  reports: SmtpMessageReport[] = [];
+
+  readonly #password: string | undefined;
+  readonly #clientOptions: SmtpClientOptions;
+  #client: SmtpClient | undefined;
+
+  constructor(options: SmtpBackendOptions = {}) {
+    super(options);
+    for (const key of Object.keys(options)) {
+      if (!OPTION_KEYS.has(key)) {
+        throw new InvalidArgumentError(`Unknown SMTP backend option "${key}"; known: ${[...OPTION_KEYS].join(", ")}`);
+      }
+    }
+    const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
+    const s = fallback ?? getSettings();
+    this.host = options.host ?? s.host;
+    // The TLS choice comes whole from the options when they make one, else from the settings.
+    const tlsFromOptions = options.useTls !== undefined || options.useSsl !== undefined || options.tlsMode !== undefined;
+    this.useTls = tlsFromOptions ? options.useTls ?? false : s.useTls;
+    this.useSsl = tlsFromOptions ? options.useSsl ?? false : s.useSsl;
+    this.tlsMode = tlsFromOptions ? options.tlsMode : s.tlsMode;
+    if (this.useTls && this.useSsl) {
+      throw new InvalidArgumentError("useTls (STARTTLS) and useSsl (implicit TLS) are mutually exclusive; set only one");
+    }
+    this.requireTls = options.requireTls ?? false;
+    let mode = this.tlsMode ?? (this.useSsl ? "implicit" : this.useTls ? "starttls" : undefined);
+    const portFromSettings = fallback === undefined && isSettingExplicit("port") ? s.port : undefined;
+    this.port = options.port ?? portFromSettings ?? (mode === "implicit" ? 465 : 25);
+    if (this.requireTls) {
+      if (mode === "none") throw new InvalidArgumentError('requireTls cannot be met with tlsMode "none"');
+      if (mode === undefined || mode === "opportunistic") mode = this.port === 465 && mode === undefined ? "implicit" : "starttls";
+    }
+    this.username = options.username ?? s.username;
+    this.#password = options.password ?? s.password;
+    this.timeout = options.timeout ?? s.timeout;
+    this.sslKeyfile = options.sslKeyfile ?? s.sslKeyfile;
+    this.sslCertfile = options.sslCertfile ?? s.sslCertfile;
+    this.localName = options.localName ?? s.localName;
+    this.allow8bit = options.allow8bit ?? true;
+    this.dsn = options.dsn;
+
+    const auth = options.auth ?? (this.username && this.#password ? { user: this.username, pass: this.#password } : undefined);
+    const tls = options.tls ?? (s.tls as SmtpTlsOptions | undefined);
+    const clientOptions: SmtpClientOptions = { host: this.host, port: this.port };
+    if (mode !== undefined) clientOptions.tls = mode;
+    if (tls !== undefined) clientOptions.tlsOptions = tls;
+    if (this.sslKeyfile !== undefined) clientOptions.sslKeyfile = this.sslKeyfile;
+    if (this.sslCertfile !== undefined) clientOptions.sslCertfile = this.sslCertfile;
+    if (this.localName !== undefined) clientOptions.localName = this.localName;
+    if (auth !== undefined) clientOptions.auth = auth;
+    if (options.authMethod !== undefined) clientOptions.authMethod = options.authMethod;
+    if (options.allowInsecureAuth !== undefined) clientOptions.allowInsecureAuth = options.allowInsecureAuth;
+    if (this.timeout !== undefined) clientOptions.timeout = this.timeout;
+    if (options.timeouts !== undefined) clientOptions.timeouts = options.timeouts;
+    if (options.pipelining !== undefined) clientOptions.pipelining = options.pipelining;
+    if (options.chunking !== undefined) clientOptions.chunking = options.chunking;
+    if (options.signal !== undefined) clientOptions.signal = options.signal;
+    if (options.transcript !== undefined) clientOptions.transcript = options.transcript;
+    // Validates host, port, TLS mode, EHLO name, credentials and timeouts now, not at send time.
+    new SmtpClient(clientOptions);
+    this.#clientOptions = clientOptions;
+  }
+
+  /** The connection's client while open (for capabilities, TLS details); undefined when closed. */
+  get client(): SmtpClient | undefined {
+    return this.#client;
+  }
+
+  /**
+   * Connects (greeting, EHLO, STARTTLS, AUTH). Resolves to true when it opened a new
+   * connection, false when one was already open — or when connecting failed and
+   * `failSilently` is set (then `sendMessages` sends nothing and returns 0).
+   */
+  override async open(): Promise<boolean> {
+    return serialize(this, () => this.#open());
+  }
+
+  /** QUIT and close; never throws. Safe to call when nothing is open. */
+  override async close(): Promise<void> {
+    return serialize(this, () => this.#close());
+  }
+
+  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
+    return (await this.sendMessagesWithReport(messages)).sent;
+  }
+
+  /** As `sendMessages`, with what happened to each message (also left in `reports`). */
+  async sendMessagesWithReport(messages: readonly EmailMessage[]): Promise<SmtpSendReport> {
+    return serialize(this, async () => {
+      const reports: SmtpMessageReport[] = [];
+      this.reports = reports;
+      if (messages.length === 0) return { sent: 0, reports };
+      // Checked before connecting: a message with a bad header or address fails here,
+      // and a batch with nobody to send to does not connect at all.
+      const recipients = messages.map((m) => m.recipients());
+      if (recipients.every((r) => r.length === 0)) {
+        for (const message of messages) reports.push(skipped(message));
+        return { sent: 0, reports };
+      }
+      const wasOpen = this.#client !== undefined;
+      if (!wasOpen) {
+        await this.#open();
+        if (this.#client === undefined) return { sent: 0, reports };
+      }
+      let sent = 0;
+      try {
+        for (const [i, message] of messages.entries()) {
+          if (recipients[i]!.length === 0) {
+            reports.push(skipped(message));
+            continue;
+          }
+          const report = await this.#sendOne(message, wasOpen || i > 0);
+          reports.push(report);
+          if (report.status === "sent") sent++;
+        }
+      } finally {
+        if (!wasOpen) await this.#close();
+      }
+      return { sent, reports };
+    });
+  }
+
+  async #open(): Promise<boolean> {
+    if (this.#client !== undefined) return false;
+    const client = new SmtpClient(this.#clientOptions);
+    try {
+      await this.#connect(client);
+    } catch (err) {
+      client.destroy();
+      if (this.failSilently && isDeliveryError(err)) return false;
+      throw err;
+    }
+    this.#client = client;
+    return true;
+  }
+
+  async #connect(client: SmtpClient): Promise<void> {
+    await client.connect();
+    if (this.requireTls && !client.secure) {
+      await client.close();
+      throw new SmtpTlsError(`requireTls is set but the connection to ${this.host}:${this.port} is not encrypted`);
+    }
+  }
+
+  async #close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.close();
+  }
+
+  async #sendOne(message: EmailMessage, reused: boolean): Promise<SmtpMessageReport> {
+    const client = this.#client!;
+    let messageId: string | undefined;
+    try {
+      // The server may have dropped the connection since the last message (idle timeout).
+      if (client.state === "closed") await this.#connect(client);
+      const caps = client.capabilities!;
+      const smtputf8 = message.needsSmtpUtf8();
+      if (smtputf8 && !caps.smtputf8) {
+        throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
+      }
+      const prepared = await message.prepare(this.#policy(caps, smtputf8));
+      messageId = prepared.messageId;
+      const needsUtf8 = smtputf8 || prepared.smtputf8;
+      const { from, to } = message.envelope({ smtputf8: needsUtf8 });
+      const envelope: Envelope = { from, to, eightBit: prepared.eightBit, smtputf8: needsUtf8 };
+      if (prepared.size !== undefined) envelope.size = prepared.size;
+      if (this.dsn !== undefined) envelope.dsn = this.dsn;
+      let started = false;
+      const body: AsyncIterable<Uint8Array> = {
+        async *[Symbol.asyncIterator]() {
+          started = true;
+          yield* prepared.chunks();
+        },
+      };
+      let result: SendResult;
+      try {
+        result = await client.sendMail(envelope, body);
+      } catch (err) {
+        // A connection the server closed while we were not looking: reconnect once and
+        // retry, but only if no byte of this message went out (so it cannot be sent twice).
+        if (!(reused && !started && droppedConnection(err, client))) throw err;
+        await this.#connect(client);
+        result = await client.sendMail(envelope, body);
+      }
+      return {
+        message,
+        messageId,
+        status: "sent",
+        accepted: result.accepted,
+        rejected: result.rejected.map(refused),
+        reply: replyOf(result.reply),
+        queueId: result.messageId,
+        error: undefined,
+      };
+    } catch (err) {
+      if (!(this.failSilently && isDeliveryError(err))) throw err;
+      const e = err as SmtpError;
+      return {
+        message,
+        messageId,
+        status: "failed",
+        accepted: [],
+        rejected: err instanceof SmtpRecipientsRefusedError ? err.rejected.map(refused) : [],
+        reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,
+        queueId: undefined,
+        error: e,
+      };
+    }
+  }
+
+  #policy(caps: Capabilities, smtputf8: boolean): Policy {
+    const eightBit = this.allow8bit && caps.eightBitMime;
+    if (smtputf8) return policies.smtputf8.with({ allow8bit: eightBit });
+    return eightBit ? policies.eightBit : policies.default;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      backend: "smtp",
+      host: this.host,
+      port: this.port,
+      username: this.username,
+      password: this.#password === undefined ? undefined : "<redacted>",
+      useTls: this.useTls,
+      useSsl: this.useSsl,
+      tlsMode: this.tlsMode,
+      timeout: this.timeout,
+      failSilently: this.failSilently,
+      open: this.#client !== undefined,
+    };
+  }
+
+  [inspect.custom](_depth: number, options: object, insp: typeof inspect): string {
+    return `SmtpBackend ${insp(this.toJSON(), options)}`;
+  }
+}
+
+function droppedConnection(err: unknown, client: SmtpClient): boolean {
+  if (err instanceof SmtpClosedError) return true;
+  // 421 (RFC 5321 §3.8): the server is closing the channel, e.g. after an idle timeout.
+  return err instanceof SmtpError && err.replyCode === 421 && client.state === "closed";
+}
+
+function skipped(message: EmailMessage): SmtpMessageReport {
+  return { message, messageId: undefined, status: "skipped", accepted: [], rejected: [], reply: undefined, queueId: undefined, error: undefined };
+}
+
+function refused(r: { address: string; reply: { code: number; enhancedCode?: string | undefined; text: string } }): RefusedRecipient {
+  return { address: r.address, code: r.reply.code, enhancedCode: r.reply.enhancedCode, text: r.reply.text };
+}
+
+function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): SmtpMessageReport["reply"] {
+  return { code: reply.code, enhancedCode: reply.enhancedCode, text: reply.text };
+}
