@@ -10,6 +10,20 @@
  * or abort leaves the client "closed" with every pending promise settled.
  *
  * Operations are serialised: calling sendMail twice concurrently queues the second.
+ *
+ * Decisions where the brief left a choice:
+ * - sendMail on an "idle" client connects lazily; a "closed" client does not reconnect by
+ *   itself (sendMail/noop throw a retryable SmtpClosedError), `connect()` starts afresh.
+ * - DSN asked for but not offered: SmtpCapabilityError("DSN") unless `dsn.optional`.
+ * - `smtputf8: true` but not offered: SmtpCapabilityError("SMTPUTF8") even for ASCII
+ *   addresses, because the message itself (UTF-8 headers) needs it.
+ * - "opportunistic" continues in plaintext when STARTTLS is not offered or is refused with
+ *   a reply; a failed handshake is always an SmtpTlsError.
+ * - An abort after the final dot is SmtpDeliveryUnknownError (cause: the AbortError),
+ *   because the message may have been taken.
+ * - Fewer pipelined replies than commands cannot be told from a slow server: it ends as
+ *   the reply deadline's SmtpTimeoutError; more replies is an SmtpProtocolError.
+ * - The transcript holds commands and replies, not the body; the end of data shows as ".".
  */
 import os from "node:os";
 import type tls from "node:tls";

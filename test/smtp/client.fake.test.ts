@@ -609,6 +609,33 @@ describe("SmtpClient faults", () => {
     expect(server.received).toHaveLength(0);
   });
 
+  it("a server that stops reading mid-body: the data-block deadline fires (write waits for drain), retryable", async () => {
+    const server = await fake({
+      script: {
+        onCommand: (cmd, session) => {
+          if (cmd.verb === "DATA") session.socket.pause();
+          return undefined;
+        },
+      },
+    });
+    const client = clientFor(server, { timeouts: { data: 300 } });
+    let produced = 0;
+    const body = (function* () {
+      const chunk = Buffer.alloc(64 * 1024, "a\n");
+      while (produced < 256 * 1024 * 1024) {
+        produced += chunk.length;
+        yield chunk;
+      }
+    })();
+    const error = await rejection(client.sendMail(env, Readable.from(body)));
+    expect(error).toBeInstanceOf(SmtpTimeoutError);
+    expect((error as SmtpTimeoutError).phase).toBe("data");
+    expect((error as SmtpTimeoutError).retryable).toBe(true);
+    expect(client.state).toBe("closed");
+    // Backpressure: the client stopped producing long before the whole body.
+    expect(produced).toBeLessThan(128 * 1024 * 1024);
+  });
+
   it("a too-long reply line is a protocol error", async () => {
     const server = await fake({ script: replyOn("EHLO", { reply: null, raw: `250 ${"x".repeat(9000)}\r\n` }) });
     const client = clientFor(server);
