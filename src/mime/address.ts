@@ -1,0 +1,721 @@
+/**
+ * Email addresses: RFC 5322 §3.4 parsing and formatting, RFC 6531/6532 (UTF-8 addresses),
+ * RFC 5890 IDNA for domains, and the checks that keep addresses safe in SMTP commands.
+ *
+ * The parser is a hand-written linear scanner (tokenizer + recursive descent, no regexes
+ * on the input), forgiving where real mail is (white space and comments around any token,
+ * `John Q. Public` obs-phrases, odd dots in local parts, obs-route in angle addresses,
+ * empty list elements) and strict where safety is at stake (controls, unbalanced
+ * delimiters, anything that would let an address escape its header or SMTP command).
+ *
+ * Decisions:
+ * - CR, LF and NUL make `parseAddressList` throw `InvalidAddressError`;
+ *   `normalizeAddresses` checks first and throws `BadHeaderError` naming the field, because
+ *   there the input is a header value and a line break is an injection attempt.
+ * - Comments are dropped, except that a bare `addr-spec (Comment)` with no display name
+ *   takes the comment as its name, as Python's `email.utils.getaddresses` does.
+ * - RFC 2047 encoded-words are decoded in display-name atoms and comments, not inside
+ *   quoted strings (RFC 2047 §5(3)).
+ * - `Mailbox.address` is canonical: the local part unquoted when it needs no quotes
+ *   (`"john"@x.org` becomes `john@x.org`), quoted with `\` escapes otherwise; the domain as
+ *   written (it may be Unicode; IDNA is applied when formatting for the wire).
+ */
+import { domainToASCII } from "node:url";
+import { BadHeaderError, EncodingError, InvalidAddressError, InvalidArgumentError } from "../errors.js";
+import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
+import { decodeWords, encodeWords } from "./encoding/encoded-word.js";
+
+export interface Mailbox {
+  name: string;
+  /** `local@domain`; the local part quoted if it must be; the domain may be Unicode. */
+  address: string;
+}
+
+export interface Group {
+  group: string;
+  members: Mailbox[];
+}
+
+export type AddressInput = string | Mailbox | readonly (string | Mailbox)[];
+
+export interface FormatOptions {
+  /** RFC 6532: raw UTF-8 allowed in the header (the server offered SMTPUTF8). */
+  utf8: boolean;
+  /** Charset for RFC 2047 encoded-words in display names. */
+  charset: string;
+}
+
+/** RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets. */
+const MAX_ENVELOPE_ADDRESS = 254;
+/** Longest piece formatAddress hands to the header folder (a line may hold 998 octets). */
+const MAX_PIECE = 900;
+
+// ---------------------------------------------------------------------------------------
+// Character classes (RFC 5322 §3.2.3 atext; RFC 6532 §3.2 adds UTF8-non-ascii)
+
+const ATEXT = new Uint8Array(128);
+for (let c = 0x30; c <= 0x39; c++) ATEXT[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) ATEXT[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) ATEXT[c] = 1;
+for (const ch of "!#$%&'*+-/=?^_`{|}~") ATEXT[ch.charCodeAt(0)] = 1;
+
+/** atext, or any non-ASCII code unit (RFC 6532). Controls are rejected before this is asked. */
+function isAtomChar(code: number): boolean {
+  return code >= 0x80 ? true : ATEXT[code] === 1;
+}
+
+function isWsp(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** C0 controls other than tab, DEL, and the C1 range. */
+function isControl(code: number): boolean {
+  return (code < 0x20 && code !== 0x09) || (code >= 0x7f && code <= 0x9f);
+}
+
+export function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** A short, escaped rendering of untrusted input for an error message. */
+function show(text: string): string {
+  const cut = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return JSON.stringify(cut);
+}
+
+function fail(input: string, problem: string): never {
+  throw new InvalidAddressError(input, `Invalid address ${show(input)}: ${problem}`);
+}
+
+function describeChar(code: number): string {
+  if (code === 0x0d) return "a carriage return (CR)";
+  if (code === 0x0a) return "a line feed (LF)";
+  if (code === 0x00) return "a NUL character";
+  return `control character U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Offset of the first CR, LF or NUL, or -1. */
+function findLineBreakOrNul(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0d || c === 0x0a || c === 0x00) return i;
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokenizer
+
+type TokenKind = "atom" | "quoted" | "literal" | "special" | "end";
+
+interface Token {
+  kind: TokenKind;
+  /** atom: raw text; quoted: unescaped content; literal: `[...]` without white space; special: the character. */
+  text: string;
+  pos: number;
+  /** White space or a comment came before this token. */
+  ws: boolean;
+  /** Comments (content, quoted-pairs resolved) that came directly before this token. */
+  comments: string[];
+}
+
+function tokenize(input: string): Token[] {
+  const tokens: Token[] = [];
+  let ws = false;
+  let comments: string[] = [];
+  let i = 0;
+  const n = input.length;
+  const push = (kind: TokenKind, text: string, pos: number): void => {
+    tokens.push({ kind, text, pos, ws, comments });
+    ws = false;
+    comments = [];
+  };
+  while (i < n) {
+    const c = input.charCodeAt(i);
+    if (isWsp(c)) {
+      ws = true;
+      i++;
+    } else if (c === 0x28 /* ( */) {
+      const start = i;
+      let depth = 0;
+      let text = "";
+      for (;;) {
+        if (i >= n) fail(input, `unclosed comment "(" at offset ${start}`);
+        const d = input.charCodeAt(i);
+        if (d === 0x5c /* \ */) {
+          if (i + 1 >= n) fail(input, `unclosed comment "(" at offset ${start}`);
+          text += input[i + 1];
+          i += 2;
+          continue;
+        }
+        if (isControl(d)) fail(input, `${describeChar(d)} at offset ${i}`);
+        if (d === 0x28) {
+          if (depth > 0) text += "(";
+          depth++;
+        } else if (d === 0x29) {
+          depth--;
+          if (depth === 0) {
+            i++;
+            break;
+          }
+          text += ")";
+        } else {
+          text += input[i];
+        }
+        i++;
+      }
+      comments.push(text);
+      ws = true;
+    } else if (c === 0x22 /* " */) {
+      const start = i;
+      i++;
+      let text = "";
+      for (;;) {
+        if (i >= n) fail(input, `unclosed quoted string starting at offset ${start}`);
+        const d = input.charCodeAt(i);
+        if (d === 0x22) {
+          i++;
+          break;
+        }
+        if (d === 0x5c) {
+          if (i + 1 >= n) fail(input, `unclosed quoted string starting at offset ${start}`);
+          const e = input.charCodeAt(i + 1);
+          if (isControl(e)) fail(input, `${describeChar(e)} at offset ${i + 1}`);
+          text += input[i + 1];
+          i += 2;
+          continue;
+        }
+        if (isControl(d)) fail(input, `${describeChar(d)} at offset ${i}`);
+        text += input[i];
+        i++;
+      }
+      push("quoted", text, start);
+    } else if (c === 0x5b /* [ */) {
+      const start = i;
+      i++;
+      let text = "[";
+      for (;;) {
+        if (i >= n) fail(input, `unclosed domain literal "[" at offset ${start}`);
+        const d = input.charCodeAt(i);
+        if (d === 0x5d) {
+          i++;
+          break;
+        }
+        if (d === 0x5b || d === 0x5c) fail(input, `"${input[i]}" inside a domain literal at offset ${i}`);
+        if (isControl(d) || d >= 0x80) fail(input, `invalid character ${show(input[i] ?? "")} inside a domain literal at offset ${i}`);
+        if (!isWsp(d)) text += input[i];
+        i++;
+      }
+      push("literal", `${text}]`, start);
+    } else if (c === 0x3c || c === 0x3e || c === 0x40 || c === 0x2c || c === 0x3b || c === 0x3a || c === 0x2e) {
+      push("special", input[i] as string, i);
+      i++;
+    } else if (c === 0x29) {
+      fail(input, `unbalanced ")" at offset ${i}`);
+    } else if (c === 0x5d) {
+      fail(input, `unbalanced "]" at offset ${i}`);
+    } else if (c === 0x5c) {
+      fail(input, `a backslash outside a quoted string at offset ${i}`);
+    } else if (isControl(c)) {
+      fail(input, `${describeChar(c)} at offset ${i}`);
+    } else if (isAtomChar(c)) {
+      const start = i;
+      while (i < n) {
+        const d = input.charCodeAt(i);
+        if (!isAtomChar(d) || isControl(d)) break;
+        i++;
+      }
+      push("atom", input.slice(start, i), start);
+    } else {
+      fail(input, `invalid character ${show(input[i] ?? "")} at offset ${i}`);
+    }
+  }
+  push("end", "", n);
+  return tokens;
+}
+
+// ---------------------------------------------------------------------------------------
+// Parser
+
+interface AddrSpec {
+  /** The local part's content: quotes removed, quoted-pairs resolved. */
+  local: string;
+  /** A dot-atom domain (possibly Unicode) or a `[literal]`. */
+  domain: string;
+}
+
+class Parser {
+  private i = 0;
+  constructor(
+    readonly input: string,
+    private readonly tokens: Token[],
+  ) {}
+
+  peek(): Token {
+    return this.tokens[this.i] as Token;
+  }
+
+  next(): Token {
+    const t = this.tokens[this.i] as Token;
+    if (t.kind !== "end") this.i++;
+    return t;
+  }
+
+  isSpecial(t: Token, ch: string): boolean {
+    return t.kind === "special" && t.text === ch;
+  }
+
+  fail(problem: string): never {
+    fail(this.input, problem);
+  }
+
+  describe(t: Token): string {
+    if (t.kind === "end") return "the end of the input";
+    if (t.kind === "quoted") return `a quoted string at offset ${t.pos}`;
+    if (t.kind === "literal") return `a domain literal at offset ${t.pos}`;
+    return `${JSON.stringify(t.text)} at offset ${t.pos}`;
+  }
+
+  /** Atoms, quoted strings and dots: a phrase, or the start of an addr-spec. */
+  words(): Token[] {
+    const out: Token[] = [];
+    for (;;) {
+      const t = this.peek();
+      if (t.kind === "atom" || t.kind === "quoted" || this.isSpecial(t, ".")) out.push(this.next());
+      else return out;
+    }
+  }
+
+  address(allowGroup: boolean): Mailbox | Group {
+    const words = this.words();
+    const t = this.peek();
+    if (this.isSpecial(t, "<")) {
+      this.next();
+      const spec = this.angleAddr(t.pos);
+      return { name: phraseText(words), address: renderSpec(spec) };
+    }
+    if (this.isSpecial(t, ":")) {
+      if (!allowGroup) this.fail(`a group cannot be nested inside another group (":" at offset ${t.pos})`);
+      const name = phraseText(words);
+      if (words.length === 0) this.fail(`a group needs a name before ":" at offset ${t.pos}`);
+      this.next();
+      const members: Mailbox[] = [];
+      for (;;) {
+        const u = this.peek();
+        if (this.isSpecial(u, ";")) {
+          this.next();
+          break;
+        }
+        if (this.isSpecial(u, ",")) {
+          this.next();
+          continue;
+        }
+        if (u.kind === "end") this.fail(`group ${show(name)} is not closed with ";"`);
+        members.push(this.address(false) as Mailbox);
+        const v = this.peek();
+        if (!this.isSpecial(v, ",") && !this.isSpecial(v, ";")) {
+          if (v.kind === "end") this.fail(`group ${show(name)} is not closed with ";"`);
+          this.fail(`expected "," or ";" in group ${show(name)} but found ${this.describe(v)}`);
+        }
+      }
+      return { group: name, members };
+    }
+    if (this.isSpecial(t, "@")) {
+      const local = localPart(this, words, t);
+      this.next();
+      const domain = this.domain(t.pos);
+      const after = this.peek();
+      const name = after.comments.length > 0 ? decodeWords(after.comments.join(" ").trim()) : "";
+      return { name, address: renderSpec({ local, domain }) };
+    }
+    if (t.kind === "literal") this.fail(`a domain literal must follow "@" (${this.describe(t)})`);
+    if (words.length === 0) this.fail(`expected an address but found ${this.describe(t)}`);
+    const first = words[0] as Token;
+    const text = this.input.slice(first.pos, t.kind === "end" ? this.input.length : t.pos).trim();
+    this.fail(`missing "@" in ${show(text)} at offset ${first.pos}`);
+  }
+
+  /** After "<": [obs-route] addr-spec ">". */
+  angleAddr(open: number): AddrSpec {
+    let t = this.peek();
+    if (this.isSpecial(t, ">")) this.fail(`empty angle address "<>" at offset ${open}`);
+    if (this.isSpecial(t, "@")) {
+      // obs-route (RFC 5322 §4.4): "@a.example,@b.example:" is ignored.
+      while (!this.isSpecial(this.peek(), ":")) {
+        const u = this.next();
+        if (u.kind === "end" || this.isSpecial(u, ">")) this.fail(`malformed route in the angle address at offset ${open}`);
+      }
+      this.next();
+    }
+    const words = this.words();
+    t = this.peek();
+    if (!this.isSpecial(t, "@")) {
+      if (t.kind === "end") this.fail(`unclosed "<" at offset ${open}`);
+      if (words.length > 0 && this.isSpecial(t, ">")) this.fail(`missing "@" in the angle address at offset ${open}`);
+      this.fail(`unexpected ${this.describe(t)} in the angle address at offset ${open}`);
+    }
+    const local = localPart(this, words, t);
+    this.next();
+    const domain = this.domain(t.pos);
+    const close = this.next();
+    if (!this.isSpecial(close, ">")) {
+      if (close.kind === "end") this.fail(`unclosed "<" at offset ${open}`);
+      this.fail(`expected ">" but found ${this.describe(close)}`);
+    }
+    return { local, domain };
+  }
+
+  /** After "@": dot-atom or domain literal. */
+  domain(at: number): string {
+    const t = this.peek();
+    if (t.kind === "literal") {
+      this.next();
+      return t.text;
+    }
+    if (t.kind !== "atom") {
+      if (this.isSpecial(t, ".")) this.fail(`the domain starts with "." at offset ${t.pos}`);
+      this.fail(`missing domain after "@" at offset ${at}`);
+    }
+    let domain = this.next().text;
+    while (this.isSpecial(this.peek(), ".")) {
+      const dot = this.next();
+      const label = this.peek();
+      if (label.kind !== "atom") {
+        if (this.isSpecial(label, ".")) this.fail(`empty label ".." in the domain at offset ${dot.pos}`);
+        this.fail(`the domain ends with "." at offset ${dot.pos}`);
+      }
+      domain += `.${this.next().text}`;
+    }
+    return domain;
+  }
+}
+
+/** The content of a local part from `word *("." word)` tokens; obs forms with odd dots are kept. */
+function localPart(p: Parser, words: Token[], at: Token): string {
+  if (words.length === 0) p.fail(`missing local part before "@" at offset ${at.pos}`);
+  let local = "";
+  let prevWord = false;
+  for (const w of words) {
+    if (w.kind === "special") {
+      local += ".";
+      prevWord = false;
+      continue;
+    }
+    if (prevWord) {
+      p.fail(`unexpected space in the local part at offset ${w.pos} (a local part with spaces must be quoted: "john doe"@example.com)`);
+    }
+    local += w.text;
+    prevWord = true;
+  }
+  return local;
+}
+
+/** A display name from phrase tokens: white space collapsed, encoded-words in atoms decoded. */
+function phraseText(words: Token[]): string {
+  let out = "";
+  let run = "";
+  let runSpace = false;
+  const flush = (): void => {
+    if (run === "") return;
+    out += (runSpace ? " " : "") + decodeWords(run);
+    run = "";
+  };
+  for (const w of words) {
+    if (w.kind === "quoted") {
+      flush();
+      out += (w.ws && out !== "" ? " " : "") + w.text;
+    } else {
+      if (run === "") {
+        runSpace = w.ws && out !== "";
+        run = w.text;
+      } else {
+        run += (w.ws ? " " : "") + w.text;
+      }
+    }
+  }
+  flush();
+  return out;
+}
+
+/** Local parts that need no quotes: atext (RFC 6532: and non-ASCII) and dots, non-empty. */
+function isBareLocal(local: string): boolean {
+  if (local === "") return false;
+  for (let i = 0; i < local.length; i++) {
+    const c = local.charCodeAt(i);
+    if (c === 0x2e) continue;
+    if (isControl(c) || !isAtomChar(c)) return false;
+  }
+  return true;
+}
+
+function quoteString(text: string): string {
+  let out = '"';
+  for (const ch of text) out += ch === '"' || ch === "\\" ? `\\${ch}` : ch;
+  return `${out}"`;
+}
+
+function renderLocal(local: string): string {
+  return isBareLocal(local) ? local : quoteString(local);
+}
+
+function renderSpec(spec: AddrSpec): string {
+  return `${renderLocal(spec.local)}@${spec.domain}`;
+}
+
+function checkString(input: unknown, what: string): asserts input is string {
+  if (typeof input !== "string") throw new InvalidArgumentError(`${what} must be a string, got ${input === null ? "null" : typeof input}`);
+}
+
+function checkChars(input: string, field: string): void {
+  const bad = findLineBreakOrNul(input);
+  if (bad >= 0) fail(input, `${describeChar(input.charCodeAt(bad))} at offset ${bad}`);
+  assertWellFormed(input, field);
+}
+
+/**
+ * Parses an RFC 5322 address-list: mailboxes and groups, comma-separated. Empty input (or
+ * only white space and commas) gives an empty list.
+ *
+ * @throws InvalidAddressError saying what is wrong and at which offset.
+ * @throws EncodingError for a lone surrogate.
+ */
+export function parseAddressList(input: string, field = "address"): (Mailbox | Group)[] {
+  checkString(input, field);
+  checkChars(input, field);
+  const p = new Parser(input, tokenize(input));
+  const out: (Mailbox | Group)[] = [];
+  for (;;) {
+    const t = p.peek();
+    if (t.kind === "end") return out;
+    if (p.isSpecial(t, ",")) {
+      p.next();
+      continue;
+    }
+    out.push(p.address(true));
+    const u = p.peek();
+    if (u.kind === "end") return out;
+    if (!p.isSpecial(u, ",")) p.fail(`expected "," between addresses but found ${p.describe(u)}`);
+  }
+}
+
+/** Parses exactly one mailbox (`Name <a@x.org>`, `a@x.org`, `a@x.org (Name)`). */
+export function parseMailbox(input: string, field = "address"): Mailbox {
+  const list = parseAddressList(input, field);
+  if (list.length === 0) fail(input, "the address is empty");
+  if (list.length > 1) fail(input, `expected one address but found ${list.length}`);
+  const item = list[0] as Mailbox | Group;
+  if ("group" in item) fail(input, `expected one address but found the group ${show(item.group)}`);
+  return item;
+}
+
+/**
+ * Parses a bare addr-spec. Strict: no display name, no comments and no white space outside
+ * quotes (what an SMTP path and `Mailbox.address` may hold); lenient trims outer white space.
+ */
+function parseAddrSpec(input: string, strict: boolean): AddrSpec {
+  const tokens = tokenize(input);
+  const p = new Parser(input, tokens);
+  const first = p.peek();
+  if (first.kind === "end") fail(input, "the address is empty");
+  if (strict) {
+    for (const t of tokens) {
+      if (t.comments.length > 0) fail(input, `a comment is not allowed here (before offset ${t.pos})`);
+      if (t.ws) fail(input, `white space is not allowed outside quotes (before offset ${t.pos})`);
+    }
+  }
+  const words = p.words();
+  const at = p.peek();
+  if (!p.isSpecial(at, "@")) {
+    if (at.kind === "end") fail(input, `missing "@" in ${show(input.trim())}`);
+    fail(input, `a bare address (local@domain) was expected but found ${p.describe(at)}`);
+  }
+  const local = localPart(p, words, at);
+  p.next();
+  const domain = p.domain(at.pos);
+  const end = p.peek();
+  if (end.kind !== "end") fail(input, `unexpected ${p.describe(end)} after the address`);
+  return { local, domain };
+}
+
+function validateMailbox(item: Mailbox, field: string): Mailbox {
+  const { name, address } = item as { name?: unknown; address?: unknown };
+  checkString(address, `${field}: the address of a mailbox`);
+  const label = name === undefined || name === null ? "" : name;
+  checkString(label, `${field}: the name of a mailbox`);
+  for (const [what, text] of [["display name", label], ["address", address]] as const) {
+    const bad = findLineBreakOrNul(text);
+    if (bad >= 0) throw new BadHeaderError(field, `The ${what} in ${field} contains ${describeChar(text.charCodeAt(bad))} at offset ${bad}`);
+  }
+  assertWellFormed(label, `${field} display name`);
+  assertWellFormed(address, `${field} address`);
+  return { name: label, address: renderSpec(parseAddrSpec(address.trim(), false)) };
+}
+
+/**
+ * One shape for every address field: a string is parsed as an RFC 5322 list (never split
+ * into characters), each array item is parsed as a mailbox or a list, groups are
+ * flattened to their members, and `{ name, address }` objects are validated and their
+ * address canonicalized.
+ *
+ * @throws BadHeaderError (naming `field`) for CR, LF or NUL anywhere.
+ * @throws InvalidAddressError for anything that is not an address.
+ */
+export function normalizeAddresses(input: AddressInput | undefined, field: string): Mailbox[] {
+  if (input === undefined || input === null) return [];
+  const items: readonly unknown[] = Array.isArray(input) ? input : [input];
+  const out: Mailbox[] = [];
+  for (const item of items) {
+    if (typeof item === "string") {
+      const bad = findLineBreakOrNul(item);
+      if (bad >= 0) throw new BadHeaderError(field, `${field} contains ${describeChar(item.charCodeAt(bad))} at offset ${bad}; header values must be one line`);
+      for (const entry of parseAddressList(item, field)) {
+        if ("group" in entry) out.push(...entry.members);
+        else out.push(entry);
+      }
+    } else if (typeof item === "object" && item !== null && "address" in item) {
+      out.push(validateMailbox(item as Mailbox, field));
+    } else {
+      throw new InvalidArgumentError(`${field} must be a string, a { name, address } object or an array of them, got ${item === null ? "null" : typeof item}`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+function toAsciiDomain(domain: string, address: string): string {
+  if (domain.startsWith("[") || isAscii(domain)) return domain;
+  const ascii = domainToASCII(domain);
+  if (ascii === "") {
+    throw new InvalidAddressError(address, `Invalid address ${show(address)}: the domain ${show(domain)} is not a valid internationalized domain name (IDNA, RFC 5890)`);
+  }
+  return ascii;
+}
+
+function smtpUtf8Error(address: string, where: string): InvalidAddressError {
+  return new InvalidAddressError(
+    address,
+    `The address ${show(address)} has a non-ASCII local part, so ${where} needs SMTPUTF8 (RFC 6531/6532); ` +
+      "send through a server that offers SMTPUTF8 or use an ASCII address",
+  );
+}
+
+/** RFC 2047 words for `text`; characters the charset cannot hold fall back to UTF-8. */
+export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number): string[] {
+  const cs = normalizeCharset(charset);
+  const opts = maxLength === undefined ? { charset: cs, context } : { charset: cs, context, maxLength };
+  try {
+    return encodeWords(text, opts);
+  } catch (err) {
+    if (!(err instanceof EncodingError) || cs === "utf-8") throw err;
+    return encodeWords(text, { ...opts, charset: "utf-8" });
+  }
+}
+
+/** Characters a display name cannot carry raw: controls (tab included), or non-ASCII without utf8. */
+function nameNeedsEncoding(name: string, utf8: boolean): boolean {
+  if (name.includes("=?")) return true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x09 || isControl(c) || c === 0x2028 || c === 0x2029) return true;
+    if (c > 0x7f && !utf8) return true;
+  }
+  return false;
+}
+
+/** Atoms separated by single spaces: can go out unquoted. */
+function isPlainPhrase(name: string): boolean {
+  let prevSpace = true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x20) {
+      if (prevSpace) return false;
+      prevSpace = true;
+    } else {
+      if (!isAtomChar(c)) return false;
+      prevSpace = false;
+    }
+  }
+  return !prevSpace;
+}
+
+/** The display name as pieces the header folder may separate with white space. */
+function phrasePieces(name: string, opts: FormatOptions): string[] {
+  if (!nameNeedsEncoding(name, opts.utf8)) {
+    if (isPlainPhrase(name)) {
+      const words = name.split(" ");
+      if (words.every((w) => Buffer.byteLength(w) <= MAX_PIECE)) return words;
+    } else {
+      const quoted = quoteString(name);
+      if (Buffer.byteLength(quoted) <= MAX_PIECE) return [quoted];
+    }
+  }
+  return encodeWordsWithFallback(name, opts.charset, "phrase");
+}
+
+/** The addr-spec as it goes into a header. */
+function wireAddrSpec(address: string, utf8: boolean): string {
+  const spec = parseAddrSpec(address.trim(), false);
+  if (!utf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "a header holding it");
+  let domain = spec.domain;
+  if (!utf8) domain = toAsciiDomain(domain, address);
+  else if (!domain.startsWith("[") && !isAscii(domain)) toAsciiDomain(domain, address);
+  return `${renderLocal(spec.local)}@${domain}`;
+}
+
+/**
+ * `formatAddress` split where the header folder may break the line: the display name's
+ * words (or encoded-words), then `<local@domain>`. A bare address is one piece.
+ */
+export function formatAddressParts(m: Mailbox, opts: FormatOptions): string[] {
+  const mailbox = validateMailbox(m, "address");
+  const spec = wireAddrSpec(mailbox.address, opts.utf8);
+  if (Buffer.byteLength(spec) > MAX_PIECE) throw new InvalidAddressError(mailbox.address, `Invalid address ${show(mailbox.address)}: too long for a header`);
+  if (mailbox.name === "") return [spec];
+  return [...phrasePieces(mailbox.name, opts), `<${spec}>`];
+}
+
+/**
+ * One mailbox for a header, unfolded: `Name <local@domain>`, the name quoted or made of
+ * RFC 2047 encoded-words as needed, the domain in IDNA form unless `utf8`.
+ *
+ * @throws InvalidAddressError when the local part is non-ASCII and `utf8` is false.
+ */
+export function formatAddress(m: Mailbox, opts: FormatOptions): string {
+  return formatAddressParts(m, opts).join(" ");
+}
+
+/**
+ * The address for `MAIL FROM:<...>` / `RCPT TO:<...>` (without the brackets): validated
+ * (no white space, comments, angle brackets, CR, LF or NUL; at most 254 octets), the domain
+ * in IDNA form unless `smtputf8`.
+ *
+ * @throws InvalidAddressError, also when the local part is non-ASCII and `smtputf8` is false.
+ */
+export function envelopeAddress(address: string, opts: { smtputf8: boolean }): string {
+  checkString(address, "envelope address");
+  const bad = findLineBreakOrNul(address);
+  if (bad >= 0) fail(address, `${describeChar(address.charCodeAt(bad))} at offset ${bad}`);
+  assertWellFormed(address, "envelope address");
+  const spec = parseAddrSpec(address, true);
+  if (!opts.smtputf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "the SMTP envelope");
+  const domain = opts.smtputf8 ? spec.domain : toAsciiDomain(spec.domain, address);
+  if (opts.smtputf8 && !isAscii(domain) && !domain.startsWith("[")) toAsciiDomain(domain, address);
+  const out = `${renderLocal(spec.local)}@${domain}`;
+  if (Buffer.byteLength(out) > MAX_ENVELOPE_ADDRESS) {
+    fail(address, `longer than ${MAX_ENVELOPE_ADDRESS} octets (RFC 5321 §4.5.3.1.3)`);
+  }
+  return out;
+}
+
+/** True when the address's local part is non-ASCII, so sending to or from it needs SMTPUTF8. */
+export function needsSmtpUtf8(address: string): boolean {
+  try {
+    return !isAscii(parseAddrSpec(address.trim(), false).local);
+  } catch {
+    const at = address.lastIndexOf("@");
+    return !isAscii(at < 0 ? address : address.slice(0, at));
+  }
+}
