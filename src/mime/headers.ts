@@ -1,0 +1,319 @@
+/**
+ * Header names and values: validation (the injection guard), RFC 2047 encoding of
+ * unstructured text, and folding (RFC 5322 §2.2.3) into lines of at most 78 octets where
+ * there is white space to fold at, never more than 998.
+ *
+ * Unstructured values round-trip exactly: for any string without CR, LF or NUL,
+ * `decodeWords(unfold(value))` gives it back, including leading, trailing and repeated
+ * white space (leading and trailing white space, which parsers strip, travels inside an
+ * encoded-word; long runs of white space too, so that no line is white space only).
+ */
+import { BadHeaderError } from "../errors.js";
+import { assertWellFormed } from "./encoding/charset.js";
+import { needsEncoding } from "./encoding/encoded-word.js";
+import { encodeWordsWithFallback, formatAddressParts, isAscii, normalizeAddresses, type Mailbox } from "./address.js";
+
+export type HeaderKind = "unstructured" | "address" | "raw";
+
+export interface RenderHeaderOptions {
+  /** RFC 6532: raw UTF-8 allowed (the server offered SMTPUTF8). */
+  utf8: boolean;
+  /** Charset for RFC 2047 encoded-words. */
+  charset: string;
+  /** Defaults to `headerKind(name)`. */
+  kind?: HeaderKind;
+  /** Preferred line length, 78 by default (RFC 5322 §2.1.1). */
+  maxLineLength?: number;
+}
+
+/** RFC 5322 §2.1.1: a line is at most 998 octets, CRLF excluded. */
+export const MAX_LINE_OCTETS = 998;
+const DEFAULT_WIDTH = 78;
+/** RFC 2047 §2: an encoded-word is at most 75 characters. */
+const MAX_ENCODED_WORD = 75;
+
+const ADDRESS_HEADERS = new Set([
+  "from", "to", "cc", "bcc", "reply-to", "sender",
+  "resent-from", "resent-to", "resent-cc", "resent-bcc", "resent-reply-to", "resent-sender",
+  "disposition-notification-to", "mail-followup-to", "mail-reply-to", "errors-to",
+]);
+
+const RAW_HEADERS = new Set([
+  "message-id", "in-reply-to", "references", "resent-message-id", "resent-date", "date",
+  "content-type", "content-disposition", "content-transfer-encoding", "content-id",
+  "content-location", "content-language", "mime-version", "received", "return-path",
+  "dkim-signature", "authentication-results", "autocrypt", "feedback-id",
+]);
+
+/**
+ * How a header's value is rendered. Address headers are parsed and formatted; raw
+ * (structured) headers are folded as given and must already be 7-bit unless `utf8`;
+ * everything else (Subject, Comments, X-*) is unstructured text, RFC 2047-encoded where needed.
+ */
+export function headerKind(name: string): HeaderKind {
+  const lower = name.toLowerCase();
+  if (ADDRESS_HEADERS.has(lower)) return "address";
+  if (RAW_HEADERS.has(lower) || lower.startsWith("list-") || lower.startsWith("arc-")) return "raw";
+  return "unstructured";
+}
+
+function describeChar(code: number): string {
+  if (code === 0x0d) return "a carriage return (CR)";
+  if (code === 0x0a) return "a line feed (LF)";
+  if (code === 0x00) return "a NUL character";
+  return `the control character U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** RFC 5322 §3.6.8 field-name: printable US-ASCII (33-126) except ":". */
+export function assertHeaderName(name: string): void {
+  if (typeof name !== "string" || name.length === 0) throw new BadHeaderError(String(name), "A header name must be a non-empty string");
+  if (name.length > MAX_LINE_OCTETS - 1) throw new BadHeaderError(name.slice(0, 40), `The header name ${JSON.stringify(name.slice(0, 40))}... is longer than ${MAX_LINE_OCTETS - 1} characters`);
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 33 || c > 126 || c === 0x3a) {
+      const what = c === 0x3a ? '":"' : c < 33 || c === 0x7f ? describeChar(c) : `the non-ASCII character ${JSON.stringify(name[i])}`;
+      throw new BadHeaderError(name, `Invalid header name ${JSON.stringify(name)}: ${what} at offset ${i} (only printable ASCII except ":" is allowed)`);
+    }
+  }
+}
+
+/** The injection guard: CR, LF or NUL throw BadHeaderError naming the field; a lone surrogate throws EncodingError. */
+export function assertHeaderValue(field: string, value: string): void {
+  if (typeof value !== "string") throw new BadHeaderError(field, `The value of ${field} must be a string, got ${value === null ? "null" : typeof value}`);
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0x0d || c === 0x0a || c === 0x00) {
+      throw new BadHeaderError(field, `${field} contains ${describeChar(c)} at offset ${i}; header values must be a single line (header injection)`);
+    }
+  }
+  assertWellFormed(value, field);
+}
+
+/** C0 controls except tab, DEL, C1 controls and the Unicode line/paragraph separators. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
+  }
+  return false;
+}
+
+function octets(text: string): number {
+  return isAscii(text) ? text.length : Buffer.byteLength(text);
+}
+
+/** A piece of a header value and the white space before it (where the line may fold). */
+interface Chunk {
+  sep: string;
+  text: string;
+}
+
+/**
+ * Greedy folding: a line breaks before a chunk's white space when the chunk would take the
+ * line past `width` (or past 998 octets, even on the first line).
+ */
+function fold(name: string, chunks: readonly Chunk[], width: number): string {
+  let out = "";
+  let line = `${name}:`;
+  let lineOctets = line.length;
+  let hasContent = false;
+  for (const chunk of chunks) {
+    const piece = chunk.sep + chunk.text;
+    const size = octets(piece);
+    if ((hasContent && lineOctets + size > width) || lineOctets + size > MAX_LINE_OCTETS) {
+      out += `${line}\r\n`;
+      line = piece;
+      lineOctets = size;
+    } else {
+      line += piece;
+      lineOctets += size;
+    }
+    hasContent = true;
+  }
+  if (chunks.length === 0) line += " ";
+  return `${out}${line}\r\n`;
+}
+
+function mustEncode(word: string, utf8: boolean): boolean {
+  if (word.includes("=?") || hasControl(word)) return true;
+  return !utf8 && (!isAscii(word) || needsEncoding(word));
+}
+
+function isWsp(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** Splits into words and the white space before each; `trailing` is the white space after the last word. */
+function splitWords(value: string): { words: string[]; seps: string[]; trailing: string } {
+  const words: string[] = [];
+  const seps: string[] = [];
+  let i = 0;
+  for (;;) {
+    const wsStart = i;
+    while (i < value.length && isWsp(value.charCodeAt(i))) i++;
+    const ws = value.slice(wsStart, i);
+    if (i >= value.length) return { words, seps, trailing: ws };
+    const start = i;
+    while (i < value.length && !isWsp(value.charCodeAt(i))) i++;
+    seps.push(ws);
+    words.push(value.slice(start, i));
+  }
+}
+
+function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
+  const { words, seps, trailing } = splitWords(value);
+  const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
+  const firstLineRoom = width - name.length - 2;
+  const encode = (text: string, first: boolean): string[] =>
+    encodeWordsWithFallback(text, opts.charset, "text", first && firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax);
+
+  if (words.length === 0) {
+    return value === "" ? [] : encode(value, true).map((text) => ({ sep: " ", text }));
+  }
+  const n = words.length;
+  const enc = words.map((w, i) => mustEncode(w, opts.utf8) || octets(seps[i] || " ") + octets(w) > MAX_LINE_OCTETS - 1);
+  // Parsers strip white space after the colon and at the end: it must travel encoded.
+  if (seps[0] !== "") enc[0] = true;
+  if (trailing !== "") enc[n - 1] = true;
+
+  const chunks: Chunk[] = [];
+  let i = 0;
+  while (i < n) {
+    if (!enc[i]) {
+      chunks.push({ sep: i === 0 ? " " : (seps[i] as string), text: words[i] as string });
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j + 1 < n && enc[j + 1]) j++;
+    // A run of words to encode becomes one text, the white space between them included, so
+    // that it survives decoding (white space between adjacent encoded-words is dropped).
+    // Next to plain text one white space character stays outside as the delimiter; any more
+    // goes inside, so a long run of white space never needs a line of its own.
+    let sep = " ";
+    let text: string;
+    if (i === 0) {
+      text = seps[0] as string;
+    } else {
+      const s = seps[i] as string;
+      sep = s.slice(0, 1);
+      text = s.slice(1);
+    }
+    for (let k = i; k <= j; k++) text += (k > i ? (seps[k] ?? "") : "") + (words[k] ?? "");
+    if (j === n - 1) {
+      text += trailing;
+    } else {
+      const s = seps[j + 1] as string;
+      text += s.slice(0, -1);
+      seps[j + 1] = s.slice(-1);
+    }
+    const encoded = encode(text, chunks.length === 0);
+    encoded.forEach((w, k) => chunks.push({ sep: k === 0 ? sep : " ", text: w }));
+    i = j + 1;
+  }
+  return chunks;
+}
+
+function addressChunks(name: string, value: string | readonly Mailbox[], opts: RenderHeaderOptions): Chunk[] {
+  const boxes = normalizeAddresses(value, name);
+  const chunks: Chunk[] = [];
+  boxes.forEach((box, b) => {
+    const parts = formatAddressParts(box, { utf8: opts.utf8, charset: opts.charset });
+    parts.forEach((part, p) => {
+      const comma = p === parts.length - 1 && b < boxes.length - 1 ? "," : "";
+      chunks.push({ sep: " ", text: part + comma });
+    });
+  });
+  return chunks;
+}
+
+function rawChunks(name: string, value: string, opts: RenderHeaderOptions): Chunk[] {
+  if (!opts.utf8 && !isAscii(value)) {
+    throw new BadHeaderError(name, `${name} is a structured header and cannot hold non-ASCII text in a 7-bit message; encode it first (RFC 2047/2231) or send with SMTPUTF8`);
+  }
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw new BadHeaderError(name, `${name} contains ${describeChar(c)} at offset ${i}`);
+  }
+  const { words, seps, trailing } = splitWords(value);
+  if (words.length === 0) return value === "" ? [] : [{ sep: " ", text: value }];
+  const chunks = words.map((text, i) => ({ sep: i === 0 ? ` ${seps[0]}` : (seps[i] as string), text }));
+  (chunks[chunks.length - 1] as Chunk).text += trailing;
+  return chunks;
+}
+
+/**
+ * `Name: value\r\n`, folded. `value` is text, or mailboxes for an address header (a string
+ * given for an address header is parsed as an RFC 5322 address list).
+ *
+ * @throws BadHeaderError for a bad name, CR/LF/NUL in the value, non-ASCII in a raw header
+ *   without `utf8`, or a raw value with a word too long to fit in 998 octets.
+ * @throws InvalidAddressError for an unparseable address.
+ * @throws EncodingError for a lone surrogate or an unknown charset.
+ */
+export function renderHeader(name: string, value: string | readonly Mailbox[], opts: RenderHeaderOptions): string {
+  assertHeaderName(name);
+  const width = Math.min(Math.max(opts.maxLineLength ?? DEFAULT_WIDTH, 40), MAX_LINE_OCTETS);
+  const kind = typeof value === "string" ? (opts.kind ?? headerKind(name)) : "address";
+  let chunks: Chunk[];
+  if (kind === "address") {
+    chunks = addressChunks(name, value, opts);
+  } else {
+    assertHeaderValue(name, value as string);
+    chunks = kind === "raw" ? rawChunks(name, value as string, opts) : unstructuredChunks(name, value as string, opts, width);
+  }
+  const out = fold(name, chunks, width);
+  // Second guard, at write time: only folds break lines, and none is too long.
+  let start = 0;
+  for (;;) {
+    const end = out.indexOf("\r\n", start);
+    if (end < 0) break;
+    const line = out.slice(start, end);
+    if (octets(line) > MAX_LINE_OCTETS) {
+      throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${octets(line)} octets with no white space to fold at`);
+    }
+    start = end + 2;
+  }
+  return out;
+}
+
+/** RFC 5322 §2.2.3 unfolding: removes every CRLF that is followed by white space. */
+export function unfold(value: string): string {
+  let out = "";
+  let start = 0;
+  for (;;) {
+    const i = value.indexOf("\r\n", start);
+    if (i < 0) return out + value.slice(start);
+    const next = value.charCodeAt(i + 2);
+    out += value.slice(start, i);
+    if (!isWsp(next)) out += "\r\n";
+    start = i + 2;
+  }
+}
+
+/**
+ * Splits a header block (up to the first empty line) into `[name, value]` pairs, values
+ * unfolded and with the white space after the colon removed. For tests and small tools;
+ * not a full message parser.
+ */
+export function parseHeaderBlock(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  const lines = text.split("\r\n");
+  let current: [string, string] | undefined;
+  for (const line of lines) {
+    if (line === "") break;
+    if (isWsp(line.charCodeAt(0))) {
+      if (current) current[1] += line;
+      continue;
+    }
+    const colon = line.indexOf(":");
+    if (colon < 0) continue;
+    current = [line.slice(0, colon), line.slice(colon + 1)];
+    out.push(current);
+  }
+  return out.map(([name, value]) => {
+    let i = 0;
+    while (i < value.length && isWsp(value.charCodeAt(i))) i++;
+    return [name, value.slice(i)];
+  });
+}
