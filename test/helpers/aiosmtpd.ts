@@ -37,6 +37,8 @@ export interface AiosmtpdOptions {
   };
   /** aiosmtpd's enable_SMTPUTF8 (advertises SMTPUTF8, accepts UTF-8 in commands). */
   smtputf8?: boolean;
+  /** Advertise PIPELINING (aiosmtpd handles pipelined input but does not announce it). */
+  pipelining?: boolean;
   /** aiosmtpd's data_size_limit (advertised as SIZE); 0 = no limit and no SIZE. Default 33554432. */
   dataSizeLimit?: number;
   /** Name in the greeting and EHLO reply. Default "aiosmtpd.missive.test". */
@@ -179,6 +181,7 @@ export async function startAiosmtpd(opts: AiosmtpdOptions = {}): Promise<Aiosmtp
     keyPath,
     requireStartTls: opts.requireStartTls ?? false,
     smtputf8: opts.smtputf8 ?? false,
+    pipelining: opts.pipelining ?? false,
     hostname: opts.hostname,
     rejectRecipients: opts.rejectRecipients ?? [],
     idleTimeout: opts.idleTimeoutSeconds ?? 60,

@@ -94,6 +94,25 @@ describe("against aiosmtpd", () => {
     expect(text).not.toContain(Buffer.from("\0joe\0correct horse").toString("base64"));
   });
 
+  it("STARTTLS + AUTH + PIPELINING: MAIL, RCPTs and DATA go out before their replies are read", async () => {
+    const server = await aiosmtpd({ tls: "starttls", pipelining: true, auth: { users: { joe: "correct horse" } } });
+    const log: TranscriptEntry[] = [];
+    const client = clientFor(server, { tls: "starttls", tlsOptions: { ca: certs.ca }, auth: { user: "joe", pass: "correct horse" }, transcript: (e) => log.push(e) });
+    await client.connect();
+    expect(client.capabilities?.pipelining).toBe(true);
+    const result = await client.sendMail({ from: "ann@example.org", to: ["bob@example.org", "cy@example.org"] }, "Subject: pipelined\n\nhi\n");
+    expect(result.accepted).toEqual(["bob@example.org", "cy@example.org"]);
+    await client.quit();
+    const [stored] = await server.waitForMessages(1);
+    expect(stored).toMatchObject({ tls: true, authUser: "joe", rcptTos: ["bob@example.org", "cy@example.org"] });
+    expect(stored?.data.toString()).toBe("Subject: pipelined\r\n\r\nhi\r\n");
+    const lines = log.map((e) => `${e.direction === "client" ? "C" : "S"}: ${e.line}`);
+    if (process.env.MISSIVE_SHOW_TRANSCRIPT) console.log(lines.join("\n"));
+    const mail = lines.findIndex((l) => l.startsWith("C: MAIL FROM"));
+    expect(lines.slice(mail, mail + 4)).toEqual(["C: MAIL FROM:<ann@example.org>", "C: RCPT TO:<bob@example.org>", "C: RCPT TO:<cy@example.org>", "C: DATA"]);
+    expect(lines.join("\n")).not.toContain("correct horse");
+  });
+
   it("STARTTLS by host name (SNI + host name check against the certificate)", async () => {
     const server = await aiosmtpd({ tls: "starttls" });
     const client = clientFor(server, { host: "localhost", tls: "starttls", tlsOptions: { ca: certs.ca } });
