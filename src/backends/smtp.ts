@@ -179,6 +179,22 @@ export class SmtpBackend extends BaseEmailBackend {
     this.#clientOptions = clientOptions;
   }
 
+  /**
+   * A new, unconnected client with this backend's options (what `open()` uses), for
+   * diagnostics such as `missive check`. `auth: false` leaves the credentials out.
+   */
+  createClient(overrides: { auth?: false; transcript?: TranscriptHook } = {}): SmtpClient {
+    const options: SmtpClientOptions = { ...this.#clientOptions };
+    if (overrides.auth === false) delete options.auth;
+    if (overrides.transcript !== undefined) options.transcript = overrides.transcript;
+    return new SmtpClient(options);
+  }
+
+  /** Whether credentials (username/password or `auth`) were given. */
+  get hasCredentials(): boolean {
+    return this.#clientOptions.auth !== undefined;
+  }
+
   /** The connection's client while open (for capabilities, TLS details); undefined when closed. */
   get client(): SmtpClient | undefined {
     return this.#client;

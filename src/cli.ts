@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+/**
+ * The `missive` command.
+ *
+ *   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [...]
+ *   missive check [EMAIL_URL]
+ *
+ * Exit codes: 0 done; 1 delivery failed (connection, TLS, AUTH, a refused message or
+ * recipient); 2 bad usage or configuration (unknown option, invalid address, bad header,
+ * unreadable file, invalid EMAIL_URL).
+ */
+import { readFile, stat } from "node:fs/promises";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import pkg from "../package.json" with { type: "json" };
+import { getConnection } from "./api.js";
+import type { EmailBackend } from "./backends/base.js";
+import { ConsoleBackend } from "./backends/console.js";
+import { SmtpBackend, type SmtpMessageReport } from "./backends/smtp.js";
+import { BackendError, MissiveError, SmtpError } from "./errors.js";
+import { EmailMultiAlternatives } from "./mime/message.js";
+import { backendFromUrl, configure, getSettings } from "./settings.js";
+import type { TranscriptEntry } from "./smtp/transcript.js";
+
+const USAGE = 2;
+const FAILED = 1;
+
+class UsageError extends Error {}
+
+const TOP_HELP = `missive ${pkg.version}: send and check email from the command line
+
+Usage:
+  missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [options]
+  missive check [EMAIL_URL] [options]
+  missive --help | --version
+  missive <command> --help
+
+Where mail goes: --url EMAIL_URL or --backend NAME; else the environment (EMAIL_URL,
+EMAIL_BACKEND or EMAIL_HOST and the other EMAIL_* variables); with none of those set,
+"send" prints the message to stdout (the console backend) instead of sending it.
+
+Exit codes: 0 ok, 1 delivery failed, 2 bad usage or configuration.`;
+
+const SEND_HELP = `Usage: missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [options]
+
+Options:
+  --to ADDR          recipient; repeat it or give a comma-separated list
+  --cc ADDR          copy recipient (repeatable)
+  --bcc ADDR         blind copy recipient (repeatable; never in the headers)
+  --reply-to ADDR    Reply-To address (repeatable)
+  --from ADDR        sender; default DEFAULT_FROM_EMAIL, else webmaster@localhost
+  --subject TEXT     the subject
+  --body TEXT        the plain-text body
+  --body-file PATH   read the plain-text body from a file ("-" for stdin)
+  --html-file PATH   an HTML alternative to the body
+  --attach FILE      attach a file; its type is guessed from the name (repeatable)
+  --header "N: V"    an extra header (repeatable)
+  --backend NAME     smtp, console, file, memory, dummy or a named connection
+  --url EMAIL_URL    e.g. smtp://user:pass@host:587?tls=starttls, smtps://host, file:///dir
+  -h, --help         this help
+
+Prints the Message-ID, and for SMTP each recipient as accepted or refused with the
+server's reply. With the console backend the message itself goes to stdout and the
+report to stderr. Exit code 1 when the message or any recipient was refused.`;
+
+const CHECK_HELP = `Usage: missive check [EMAIL_URL] [options]
+
+Connects to the SMTP server (EMAIL_URL, or the EMAIL_* environment), and shows the
+greeting, the TLS protocol, cipher and certificate (subject, issuer, validity), the EHLO
+capabilities and, when credentials are given, whether AUTH works; then says QUIT.
+Nothing is sent. Credentials never appear in the output.
+
+Options:
+  --url EMAIL_URL    the server to check (same as the positional argument)
+  --timeout SECONDS  deadline for each step (default 30)
+  --ca FILE          trust this CA certificate (PEM) in addition to the system's
+  --transcript       show the SMTP dialogue (AUTH data redacted)
+  -h, --help         this help`;
+
+type Out = (line: string) => void;
+const out: Out = (line) => process.stdout.write(`${line}\n`);
+const err: Out = (line) => process.stderr.write(`${line}\n`);
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+        err(TOP_HELP);
+        return USAGE;
+      case "-h":
+      case "--help":
+      case "help":
+        out(TOP_HELP);
+        return 0;
+      case "-V":
+      case "--version":
+        out(pkg.version);
+        return 0;
+      case "send":
+        return await send(rest);
+      case "check":
+        return await check(rest);
+      default:
+        throw new UsageError(`unknown command "${command}" (try: missive --help)`);
+    }
+  } catch (e) {
+    return report(e);
+  }
+}
+
+function report(e: unknown): number {
+  if (e instanceof UsageError) {
+    err(`missive: ${e.message}`);
+    return USAGE;
+  }
+  if (e instanceof SmtpError || e instanceof BackendError) {
+    err(`missive: ${e.name}: ${e.message}`);
+    return FAILED;
+  }
+  if (e instanceof MissiveError) {
+    // Bad headers, addresses, settings, arguments: the command line or environment is wrong.
+    err(`missive: ${e.name}: ${e.message}`);
+    return USAGE;
+  }
+  err(`missive: ${(e as Error)?.message ?? String(e)}`);
+  return FAILED;
+}
+
+function parse<T extends NonNullable<ParseArgsConfig["options"]>>(args: readonly string[], options: T, allowPositionals: boolean) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+// --- send --------------------------------------------------------------------------------
+
+const SEND_OPTIONS = {
+  to: { type: "string", multiple: true },
+  cc: { type: "string", multiple: true },
+  bcc: { type: "string", multiple: true },
+  "reply-to": { type: "string", multiple: true },
+  from: { type: "string" },
+  subject: { type: "string" },
+  body: { type: "string" },
+  "body-file": { type: "string" },
+  "html-file": { type: "string" },
+  attach: { type: "string", multiple: true },
+  header: { type: "string", multiple: true },
+  backend: { type: "string" },
+  url: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+async function send(args: readonly string[]): Promise<number> {
+  const { values: v } = parse(args, SEND_OPTIONS, false);
+  if (v.help) {
+    out(SEND_HELP);
+    return 0;
+  }
+  const to = v.to ?? [];
+  const cc = v.cc ?? [];
+  const bcc = v.bcc ?? [];
+  if (to.length + cc.length + bcc.length === 0) throw new UsageError("send needs at least one recipient (--to, --cc or --bcc)");
+  if (v.subject === undefined) throw new UsageError("send needs --subject");
+  if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
+  if (v.backend !== undefined && v.url !== undefined) throw new UsageError("give --backend or --url, not both");
+
+  const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
+  const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
+  for (const path of v.attach ?? []) await readable(path, "--attach");
+  const headers: Record<string, string> = {};
+  for (const h of v.header ?? []) {
+    const colon = h.indexOf(":");
+    if (colon <= 0) throw new UsageError(`--header ${JSON.stringify(h)} must look like "Name: value"`);
+    headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+  }
+
+  const connection = chooseBackend(v.backend, v.url);
+  const message = new EmailMultiAlternatives({
+    subject: v.subject,
+    body,
+    to: to.join(", "),
+    cc: cc.join(", "),
+    bcc: bcc.join(", "),
+    replyTo: (v["reply-to"] ?? []).join(", "),
+    headers,
+    ...(v.from !== undefined ? { from: v.from } : {}),
+  });
+  if (html !== undefined) message.attachAlternative(html, "text/html");
+  for (const path of v.attach ?? []) message.attachFile(path);
+
+  // The report goes to stderr when the message itself is printed on stdout.
+  const say = connection instanceof ConsoleBackend && connection.stream === process.stdout ? err : out;
+  if (connection instanceof SmtpBackend) {
+    const { reports } = await connection.sendMessagesWithReport([message]);
+    return smtpReport(reports[0]!, say);
+  }
+  // Fix the Message-ID first, so that what is printed is what was sent.
+  const messageId = (await message.prepare()).messageId;
+  message.headers = { ...message.headers, "Message-ID": messageId };
+  const sent = await connection.sendMessages([message]);
+  say(`Message-ID: ${messageId}`);
+  say(sent === 1 ? `${backendName(connection)}: done` : `${backendName(connection)}: not sent`);
+  return sent === 1 ? 0 : FAILED;
+}
+
+function smtpReport(r: SmtpMessageReport, say: Out): number {
+  if (r.messageId !== undefined) say(`Message-ID: ${r.messageId}`);
+  for (const address of r.accepted) say(`accepted ${address}`);
+  for (const x of r.rejected) say(`refused  ${x.address}: ${x.code}${x.enhancedCode ? ` ${x.enhancedCode}` : ""} ${x.text}`);
+  if (r.reply) say(`server: ${r.reply.code}${r.reply.enhancedCode ? ` ${r.reply.enhancedCode}` : ""} ${r.reply.text}`);
+  if (r.queueId) say(`queued as ${r.queueId}`);
+  if (r.status === "failed" && r.error) err(`missive: ${r.error.name}: ${r.error.message}`);
+  return r.status === "sent" && r.rejected.length === 0 ? 0 : FAILED;
+}
+
+/** --url, --backend, the environment, else the console. */
+function chooseBackend(backend: string | undefined, url: string | undefined): EmailBackend {
+  if (url !== undefined) {
+    configure({ backends: { cli: backendFromUrl(url, "--url") } });
+    return getConnection("cli");
+  }
+  if (backend !== undefined) return getConnection(backend);
+  const env = process.env;
+  const configured = ["EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST"].some((name) => (env[name] ?? "").trim() !== "");
+  getSettings(); // reports an invalid environment (exit 2) before anything else
+  return configured ? getConnection() : getConnection("console");
+}
+
+function backendName(b: EmailBackend): string {
+  return b.constructor.name.replace(/Backend$/, "").toLowerCase() || "backend";
+}
+
+async function readText(path: string, option: string): Promise<string> {
+  try {
+    if (path === "-") {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    }
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function readable(path: string, option: string): Promise<void> {
+  let isFile = false;
+  try {
+    isFile = (await stat(path)).isFile();
+  } catch (e) {
+    throw new UsageError(`${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!isFile) throw new UsageError(`${option} ${path}: not a regular file`);
+}
+
+// --- check -------------------------------------------------------------------------------
+
+const CHECK_OPTIONS = {
+  url: { type: "string" },
+  timeout: { type: "string" },
+  ca: { type: "string" },
+  transcript: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+async function check(args: readonly string[]): Promise<number> {
+  const { values: v, positionals } = parse(args, CHECK_OPTIONS, true);
+  if (v.help) {
+    out(CHECK_HELP);
+    return 0;
+  }
+  if (positionals.length > 1 || (positionals.length === 1 && v.url !== undefined)) throw new UsageError("check takes one EMAIL_URL");
+  const url = positionals[0] ?? v.url;
+  let timeout = 30_000;
+  if (v.timeout !== undefined) {
+    const n = Number(v.timeout);
+    if (!/^\d+(\.\d+)?$/.test(v.timeout) || !(n > 0)) throw new UsageError("--timeout must be a positive number of seconds");
+    timeout = Math.round(n * 1000);
+  }
+  const extra: Record<string, unknown> = { timeout };
+  if (v.ca !== undefined) {
+    const ca = await readText(v.ca, "--ca");
+    extra["tls"] = { ca };
+  }
+  let backend: EmailBackend;
+  if (url !== undefined) {
+    configure({ backends: { cli: backendFromUrl(url, "EMAIL_URL") } });
+    backend = getConnection("cli", extra);
+  } else {
+    getSettings();
+    backend = getConnection("smtp", extra);
+  }
+  if (!(backend instanceof SmtpBackend)) throw new UsageError(`check needs an SMTP server (smtp://, smtps:// or submission:// URL), not the ${backendName(backend)} backend`);
+
+  const transcript = v.transcript ? (e: TranscriptEntry) => out(`${e.direction === "client" ? "C:" : "S:"} ${e.line}`) : undefined;
+  const mode = backend.createClient({ auth: false }).tlsMode;
+  out(`Connecting to ${backend.host}:${backend.port} (TLS: ${mode === "implicit" ? "implicit" : mode === "starttls" ? "STARTTLS, required" : mode})`);
+  const client = backend.createClient({ auth: false, ...(transcript ? { transcript } : {}) });
+  try {
+    await client.connect();
+  } catch (e) {
+    if (client.greeting) out(`Greeting: ${client.greeting.code} ${client.greeting.text}`);
+    throw e;
+  }
+  try {
+    const greeting = client.greeting;
+    if (greeting) out(`Greeting: ${greeting.code} ${greeting.lines.join(" / ")}`);
+    const tls = client.tlsInfo;
+    if (tls) {
+      out(`TLS: ${tls.protocol ?? "?"} ${tls.cipher} (certificate ${tls.authorized ? "verified" : `NOT verified${tls.authorizationError ? `: ${tls.authorizationError}` : ""}`})`);
+      const cert = tls.peerCertificate;
+      if (cert) {
+        out(`  subject: ${cert.subject}`);
+        out(`  issuer:  ${cert.issuer}`);
+        out(`  valid:   ${cert.validFrom} to ${cert.validTo}`);
+        out(`  sha256:  ${cert.fingerprint256}`);
+      }
+    } else {
+      out("TLS: none (plaintext)");
+    }
+    const caps = client.capabilities;
+    if (caps) {
+      out(caps.esmtp ? "Capabilities:" : "Capabilities: none (the server only answered HELO)");
+      for (const [keyword, params] of caps.extensions) out(`  ${[keyword, ...params].join(" ")}`);
+    }
+  } finally {
+    await client.quit();
+  }
+  if (backend.hasCredentials) {
+    const authClient = backend.createClient(transcript ? { transcript } : {});
+    try {
+      await authClient.connect();
+      out(`AUTH: ok (authenticated as ${authClient.authenticatedAs ?? "?"})`);
+    } catch (e) {
+      out(`AUTH: failed: ${(e as Error).message}`);
+      authClient.destroy();
+      return FAILED;
+    }
+    await authClient.quit();
+  } else {
+    out("AUTH: not tested (no credentials given)");
+  }
+  out("OK");
+  return 0;
+}
+
+void main(process.argv.slice(2)).then((code) => {
+  // exitCode rather than exit(): piped stdout is flushed before the process ends.
+  process.exitCode = code;
+});
