@@ -678,6 +678,29 @@ export function formatAddressParts(m: Mailbox, opts: FormatOptions): string[] {
 }
 
 /**
+ * A group for a header, as pieces the folder may separate with white space:
+ * `Name: a@x.org, b@y.org;` (`Name:;` when empty), members formatted as `formatAddressParts`.
+ */
+export function formatGroupParts(g: Group, opts: FormatOptions): string[] {
+  checkString(g.group, "group name");
+  const bad = findLineBreakOrNul(g.group);
+  if (bad >= 0) throw new BadHeaderError("group", `The group name contains ${describeChar(g.group.charCodeAt(bad))} at offset ${bad}`);
+  assertWellFormed(g.group, "group name");
+  const parts = g.group === "" ? [""] : phrasePieces(g.group, opts);
+  const last = parts[parts.length - 1] as string;
+  // An encoded-word needs white space after it (Python flags ":" right after "?=").
+  if (last.startsWith("=?") && last.endsWith("?=")) parts.push(":");
+  else parts[parts.length - 1] = `${last}:`;
+  g.members.forEach((m, i) => {
+    const member = formatAddressParts(m, opts);
+    if (i < g.members.length - 1) member[member.length - 1] += ",";
+    parts.push(...member);
+  });
+  parts[parts.length - 1] += ";";
+  return parts;
+}
+
+/**
  * One mailbox for a header, unfolded: `Name <local@domain>`, the name quoted or made of
  * RFC 2047 encoded-words as needed, the domain in IDNA form unless `utf8`.
  *

@@ -11,7 +11,16 @@
 import { BadHeaderError } from "../errors.js";
 import { assertWellFormed } from "./encoding/charset.js";
 import { needsEncoding } from "./encoding/encoded-word.js";
-import { encodeWordsWithFallback, formatAddressParts, isAscii, normalizeAddresses, type Mailbox } from "./address.js";
+import {
+  encodeWordsWithFallback,
+  formatAddressParts,
+  formatGroupParts,
+  isAscii,
+  normalizeAddresses,
+  parseAddressList,
+  type Group,
+  type Mailbox,
+} from "./address.js";
 
 export type HeaderKind = "unstructured" | "address" | "raw";
 
@@ -214,13 +223,24 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
   return chunks;
 }
 
+/**
+ * A string is parsed as an address list and its groups kept (`undisclosed-recipients:;`);
+ * mailboxes given as objects or arrays are normalized, groups flattened.
+ */
 function addressChunks(name: string, value: string | readonly Mailbox[], opts: RenderHeaderOptions): Chunk[] {
-  const boxes = normalizeAddresses(value, name);
+  const format = { utf8: opts.utf8, charset: opts.charset };
+  let entries: (Mailbox | Group)[];
+  if (typeof value === "string") {
+    assertHeaderValue(name, value);
+    entries = parseAddressList(value, name);
+  } else {
+    entries = normalizeAddresses(value, name);
+  }
   const chunks: Chunk[] = [];
-  boxes.forEach((box, b) => {
-    const parts = formatAddressParts(box, { utf8: opts.utf8, charset: opts.charset });
+  entries.forEach((entry, e) => {
+    const parts = "group" in entry ? formatGroupParts(entry, format) : formatAddressParts(entry, format);
     parts.forEach((part, p) => {
-      const comma = p === parts.length - 1 && b < boxes.length - 1 ? "," : "";
+      const comma = p === parts.length - 1 && e < entries.length - 1 ? "," : "";
       chunks.push({ sep: " ", text: part + comma });
     });
   });

@@ -215,8 +215,13 @@ describe("address headers", () => {
     expect(parseAddressList(valueOf(rendered))).toEqual([{ name: "José", address: "jose@xn--bcher-kva.example" }]);
   });
 
-  it("flattens groups and names the field in errors", () => {
-    expect(renderHeader("Cc", "Team: a@x.org, b@y.org;", ascii)).toBe("Cc: a@x.org, b@y.org\r\n");
+  it("keeps groups given in a string, and names the field in errors", () => {
+    expect(renderHeader("Cc", "Team: a@x.org, B <b@y.org>;, c@z.org", ascii)).toBe("Cc: Team: a@x.org, B <b@y.org>;, c@z.org\r\n");
+    expect(renderHeader("To", "undisclosed-recipients:;", ascii)).toBe("To: undisclosed-recipients:;\r\n");
+    expect(renderHeader("To", "Équipe: a@x.org;", ascii)).toBe("To: =?utf-8?Q?=C3=89quipe?= : a@x.org;\r\n");
+    expect(parseAddressList(valueOf(renderHeader("To", "Équipe: a@x.org, Zoë <z@x.org>;", ascii)))).toEqual([
+      { group: "Équipe", members: [{ name: "", address: "a@x.org" }, { name: "Zoë", address: "z@x.org" }] },
+    ]);
     const err = errorOf(() => renderHeader("Reply-To", "a@x.org\nBcc: e@y.org", ascii));
     expect(err).toBeInstanceOf(BadHeaderError);
     expect((err as BadHeaderError).field).toBe("Reply-To");
