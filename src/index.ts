@@ -1,0 +1,40 @@
+/**
+ * missive: standards-correct email for Node.js.
+ *
+ * The Django-style API (sendMail, sendMassMail, mailAdmins, mailManagers, getConnection),
+ * the message classes, settings and every error class. Backends are in "missive/backends",
+ * test helpers in "missive/testing", the bare SMTP client in "missive/smtp" and the MIME
+ * layer in "missive/mime".
+ */
+export { sendMail, sendMassMail, mailAdmins, mailManagers, getConnection } from "./api.js";
+export type { ConnectionOptions, SendMailOptions, SendMassMailOptions, MassMailTuple, MailAdminsOptions } from "./api.js";
+export { configure, getSettings, resetSettings } from "./settings.js";
+export type { Settings, SettingsInput, TlsMode } from "./settings.js";
+export { EmailMessage, EmailMultiAlternatives } from "./mime/message.js";
+export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./mime/message.js";
+export { MimePart } from "./mime/part.js";
+export type { MimePartOptions, BodySource } from "./mime/part.js";
+export { Policy, policies } from "./mime/policy.js";
+export type { Mailbox } from "./mime/address.js";
+export {
+  ERROR_CODES,
+  MissiveError,
+  BadHeaderError,
+  InvalidAddressError,
+  EncodingError,
+  InvalidArgumentError,
+  ConfigurationError,
+  BackendError,
+  SmtpError,
+  SmtpConnectError,
+  SmtpTimeoutError,
+  SmtpTlsError,
+  SmtpAuthError,
+  SmtpRecipientsRefusedError,
+  SmtpDeliveryUnknownError,
+  SmtpProtocolError,
+  SmtpClosedError,
+  SmtpCapabilityError,
+  AbortError,
+} from "./errors.js";
+export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
