@@ -212,7 +212,7 @@ function smtpReport(r: SmtpMessageReport, say: Out): number {
   for (const x of r.rejected) say(`refused  ${x.address}: ${x.code}${x.enhancedCode ? ` ${x.enhancedCode}` : ""} ${x.text}`);
   if (r.reply) say(`server: ${r.reply.code}${r.reply.enhancedCode ? ` ${r.reply.enhancedCode}` : ""} ${r.reply.text}`);
   if (r.queueId) say(`queued as ${r.queueId}`);
-  if (r.status === "failed" && r.error) err(`missive: ${r.error.name}: ${r.error.message}`);
+  if (r.status !== "sent" && r.error) err(`missive: ${r.error.name}: ${r.error.message}`);
   return r.status === "sent" && r.rejected.length === 0 ? 0 : FAILED;
 }
 

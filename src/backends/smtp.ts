@@ -4,6 +4,7 @@ import {
   MissiveError,
   SmtpCapabilityError,
   SmtpClosedError,
+  SmtpDeliveryUnknownError,
   SmtpError,
   SmtpRecipientsRefusedError,
   SmtpTlsError,
@@ -78,8 +79,13 @@ export interface SmtpMessageReport {
   readonly message: EmailMessage;
   /** The Message-ID header as sent; undefined when the message was not rendered. */
   readonly messageId: string | undefined;
-  /** "sent" (2xx after the data), "skipped" (no recipients), "failed" (see `error`). */
-  readonly status: "sent" | "skipped" | "failed";
+  /**
+   * "sent" (2xx after the data), "skipped" (no recipients), "failed" (see `error`), or
+   * "unknown": the data went out but no reply came, so it may have been delivered — do not
+   * resend it blindly. Only `failSilently` produces "failed"/"unknown" reports; otherwise
+   * the error is thrown.
+   */
+  readonly status: "sent" | "skipped" | "failed" | "unknown";
   readonly accepted: readonly string[];
   readonly rejected: readonly RefusedRecipient[];
   /** The server's final reply (after the data), or the reply that failed the message. */
@@ -333,7 +339,7 @@ export class SmtpBackend extends BaseEmailBackend {
       return {
         message,
         messageId,
-        status: "failed",
+        status: err instanceof SmtpDeliveryUnknownError ? "unknown" : "failed",
         accepted: [],
         rejected: err instanceof SmtpRecipientsRefusedError ? err.rejected.map(refused) : [],
         reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,

@@ -241,6 +241,11 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(err).toBeInstanceOf(SmtpDeliveryUnknownError);
     expect(fake.received).toHaveLength(1);
     expect(fake.connections).toBe(1);
+    const quiet = new SmtpBackend({ host: fake.host, port: fake.port, timeouts: { finalDot: 300 }, failSilently: true });
+    expect(await quiet.sendMessages([fixedMessage()])).toBe(0);
+    expect(quiet.reports[0]!.status).toBe("unknown");
+    expect(fake.received).toHaveLength(2);
+    expect(fake.connections).toBe(2);
   });
 
   it("after a refused message, RSET and the next message goes on the same connection", async () => {
