@@ -21,5 +21,5 @@ export { FileBackend } from "./file.js";
 export type { FileBackendOptions } from "./file.js";
 export { MemoryBackend } from "./memory.js";
 export { SmtpBackend } from "./smtp.js";
-export type { SmtpBackendOptions, SmtpMessageReport } from "./smtp.js";
+export type { RefusedRecipient, SmtpBackendOptions, SmtpMessageReport, SmtpSendReport } from "./smtp.js";
 export { registerBackend, unregisterBackend, lookupBackend, backendNames, BUILTIN_BACKENDS } from "./registry.js";
