@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/setup/fast-check.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration suites start their own servers on port 0; two workers match the machine.

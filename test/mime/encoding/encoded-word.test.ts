@@ -15,7 +15,7 @@ function checkWords(words: string[], text: string, maxLength: number, context: E
     const m = WORD.exec(word);
     expect(m, word).not.toBeNull();
     if (m![2] === "Q") {
-      const allowed = context === "phrase" ? /^[A-Za-z0-9!*+\-/=_]*$/ : context === "comment" ? /^[!#-'*-<>@-Z\]-~=_]*$/ : /^[!-<>@-^`-~=_]*$/;
+      const allowed = context === "phrase" ? /^[A-Za-z0-9!*+\-/=_]*$/ : context === "comment" ? /^[!#-'*-<>@-[\]-~=_]*$/ : /^[!-<>@-^`-~=_]*$/;
       expect(m![3]).toMatch(allowed);
     }
   }
