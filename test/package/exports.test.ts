@@ -1,0 +1,81 @@
+/**
+ * The published shape: build with tsup, then load every entry of the exports map from ESM
+ * and from CJS (through the package's self-reference, as a user would), and run the built
+ * `missive` command. Both module formats must share one outbox per format.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("../../", import.meta.url));
+let dir: string;
+
+beforeAll(async () => {
+  await run("npm", ["run", "build"], { cwd: root, timeout: 240_000 });
+  // Probe scripts live inside the package so that `missive` resolves to it by self-reference.
+  dir = await mkdtemp(join(root, ".tmp-exports-"));
+}, 300_000);
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const probe = `
+  configure({ backend: "memory" });
+  const sent = await sendMail({ subject: "Grüße", message: "body", from: "a@example.org", to: ["b@example.org"] });
+  const bytes = await outbox[0].asBytes();
+  console.log(JSON.stringify({
+    sent, outbox: outbox.length, subject: /^Subject: =\\?utf-8\\?/m.test(bytes.toString("latin1")),
+    kinds: [typeof SmtpClient, typeof policies.default, typeof MemoryBackend, typeof EmailMessage],
+    brand: new BadHeaderError("x", "y") instanceof MissiveError,
+  }));
+`;
+
+describe("package exports", () => {
+  it("loads every entry as ESM", async () => {
+    const file = join(dir, "probe.mjs");
+    await writeFile(file, `
+      import { EmailMessage, sendMail, configure, MissiveError, BadHeaderError } from "missive";
+      import { outbox } from "missive/testing";
+      import { MemoryBackend } from "missive/backends";
+      import { SmtpClient } from "missive/smtp";
+      import { policies } from "missive/mime";
+      ${probe}`);
+    const { stdout } = await run(process.execPath, [file], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], brand: true });
+  });
+
+  it("loads every entry as CJS", async () => {
+    const file = join(dir, "probe.cjs");
+    await writeFile(file, `
+      const { EmailMessage, sendMail, configure, MissiveError, BadHeaderError } = require("missive");
+      const { outbox } = require("missive/testing");
+      const { MemoryBackend } = require("missive/backends");
+      const { SmtpClient } = require("missive/smtp");
+      const { policies } = require("missive/mime");
+      (async () => { ${probe} })();`);
+    const { stdout } = await run(process.execPath, [file], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], brand: true });
+  });
+
+  it("recognises an error from the CJS build as an instance of the ESM class", async () => {
+    const file = join(dir, "cross.mjs");
+    await writeFile(file, `
+      import { createRequire } from "node:module";
+      import { BadHeaderError, MissiveError } from "missive";
+      const cjs = createRequire(import.meta.url)("missive");
+      const error = new cjs.BadHeaderError("Subject", "bad");
+      console.log(JSON.stringify([error instanceof BadHeaderError, error instanceof MissiveError, cjs.BadHeaderError !== BadHeaderError]));`);
+    const { stdout } = await run(process.execPath, [file], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual([true, true, true]);
+  });
+
+  it("runs the built missive command", async () => {
+    const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "--version"], { cwd: root });
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
