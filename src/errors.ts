@@ -18,7 +18,7 @@ export const ERROR_CODES = {
   EINVALID: "An argument or option has the wrong type or value; nothing was sent.",
   ECONFIG: "A setting (configure(), EMAIL_URL or an EMAIL_* variable) is invalid; the message names it.",
   ECONNECT: "The TCP connection to the SMTP server could not be made or was refused at the greeting.",
-  ETIMEOUT: "A deadline passed; `phase` says which (connect, greeting, command, data, final-dot).",
+  ETIMEOUT: "A deadline passed; `phase` says which (connect, greeting, tls, command, data, final-dot).",
   ETLS: "TLS could not be set up: certificate not trusted, wrong host name, STARTTLS not offered or refused.",
   EAUTH: "Authentication failed, or was refused because it would have sent credentials in plaintext.",
   ESMTP_REPLY: "The server answered a command with an unexpected reply; `replyCode` and `serverText` say what.",
