@@ -249,7 +249,7 @@ async function prepareLeaf(part: MimePart, context: PrepareContext, topHeaders: 
     }
     encoding ??= "base64";
     if (encoding === "base64") {
-      source = () => once(bytes);
+      source = () => inChunks(bytes);
       sourceSize = bytes.length;
     } else {
       encoded = encodeWhole(bytes, encoding);
@@ -407,8 +407,9 @@ function streamSource(body: BodySource): () => AsyncIterable<Uint8Array> {
   };
 }
 
-async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
-  yield bytes;
+/** In-memory bytes as chunk-sized views (no copy), so the encoder works within the cache. */
+async function* inChunks(bytes: Buffer): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < bytes.length; offset += CHUNK_SIZE) yield bytes.subarray(offset, offset + CHUNK_SIZE);
 }
 
 async function* emit(node: PreparedNode): AsyncGenerator<Buffer> {
