@@ -15,6 +15,7 @@ import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
 import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpClientOptions, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { SmtpPool, type SmtpPoolOptions } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import { BaseEmailBackend, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
@@ -58,12 +59,29 @@ export interface SmtpBackendOptions extends BackendOptions {
   signal?: AbortSignal | undefined;
   /** Receives the SMTP dialogue (credentials redacted). */
   transcript?: TranscriptHook | undefined;
+  /**
+   * Send each batch over several connections at once (see the class comment). Off by
+   * default: one connection, messages one after another. `true` uses the defaults below.
+   */
+  pool?: boolean | SmtpPoolSettings | undefined;
 }
+
+/** The `pool` option of the SMTP backend. */
+export interface SmtpPoolSettings {
+  /** Connections open at once, and so messages in flight at once. Default 5. */
+  maxConnections?: number | undefined;
+  /** A connection is closed (QUIT) and replaced after this many messages. Default 100. */
+  maxMessagesPerConnection?: number | undefined;
+  /** A connection idle this long (ms) is closed while the backend stays open. Default 30000. */
+  idleTimeout?: number | undefined;
+}
+
+const POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", "idleTimeout"] as const;
 
 const OPTION_KEYS = new Set([
   "failSilently", "host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "timeouts",
   "sslKeyfile", "sslCertfile", "tls", "localName", "auth", "authMethod", "allowInsecureAuth", "requireTls", "dsn",
-  "allow8bit", "pipelining", "chunking", "signal", "transcript",
+  "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool",
 ]);
 
 /** A recipient the server refused, as the report gives it. */
@@ -106,6 +124,14 @@ export interface SmtpSendReport {
  * the server dropped while idle is reconnected once, and a message is retried on the new
  * connection only when none of its bytes had been sent; a message whose outcome is unknown
  * (no reply after the data) is never resent.
+ *
+ * With `pool`, an `SmtpPool` lives from `open()` to `close()` instead. `open()` still makes
+ * one connection (greeting, TLS, AUTH) so that a bad server or credentials fail there, and
+ * because the server's extensions decide how messages are rendered (8BITMIME, SMTPUTF8);
+ * it then closes it, and the pool connects as messages need it. A batch goes out with up to
+ * `maxConnections` messages in flight; reports stay in input order. Without `failSilently`,
+ * the first failure stops new messages from starting, the ones in flight finish, and the
+ * failure earliest in input order is thrown.
  */
 export class SmtpBackend extends BaseEmailBackend {
   readonly host: string;
@@ -121,12 +147,17 @@ export class SmtpBackend extends BaseEmailBackend {
   readonly requireTls: boolean;
   readonly allow8bit: boolean;
   readonly dsn: DsnOptions | undefined;
+  /** The pool settings when pooling is on (`{}` for `pool: true`: the pool's defaults). */
+  readonly pool: Readonly<SmtpPoolSettings> | undefined;
   /** One report per message of the last `sendMessages` call. */
   reports: SmtpMessageReport[] = [];
 
   readonly #password: string | undefined;
   readonly #clientOptions: SmtpClientOptions;
+  readonly #poolOptions: SmtpPoolOptions | undefined;
   #client: SmtpClient | undefined;
+  /** While open with pooling: the pool and the extensions learnt by `open()`'s connection. */
+  #pooled: { readonly pool: SmtpPool; readonly capabilities: Capabilities } | undefined;
 
   constructor(options: SmtpBackendOptions = {}) {
     super(options);
@@ -183,6 +214,13 @@ export class SmtpBackend extends BaseEmailBackend {
     // Validates host, port, TLS mode, EHLO name, credentials and timeouts now, not at send time.
     new SmtpClient(clientOptions);
     this.#clientOptions = clientOptions;
+    this.pool = poolSettings(options.pool);
+    if (this.pool !== undefined) {
+      const poolOptions: SmtpPoolOptions = { ...clientOptions };
+      for (const key of POOL_KEYS) if (this.pool[key] !== undefined) poolOptions[key] = this.pool[key];
+      new SmtpPool(poolOptions); // validates maxConnections and maxMessagesPerConnection
+      this.#poolOptions = poolOptions;
+    }
   }
 
   /**
@@ -201,7 +239,7 @@ export class SmtpBackend extends BaseEmailBackend {
     return this.#clientOptions.auth !== undefined;
   }
 
-  /** The connection's client while open (for capabilities, TLS details); undefined when closed. */
+  /** The connection's client while open (for capabilities, TLS details); undefined when closed or pooled. */
   get client(): SmtpClient | undefined {
     return this.#client;
   }
@@ -237,13 +275,17 @@ export class SmtpBackend extends BaseEmailBackend {
         for (const message of messages) reports.push(skipped(message));
         return { sent: 0, reports };
       }
-      const wasOpen = this.#client !== undefined;
+      const wasOpen = this.#isOpen;
       if (!wasOpen) {
         await this.#open();
-        if (this.#client === undefined) return { sent: 0, reports };
+        if (!this.#isOpen) return { sent: 0, reports };
       }
       let sent = 0;
       try {
+        if (this.#pooled !== undefined) {
+          sent = await this.#sendPooled(this.#pooled, messages, recipients, reports);
+          return { sent, reports };
+        }
         for (const [i, message] of messages.entries()) {
           if (recipients[i]!.length === 0) {
             reports.push(skipped(message));
@@ -260,8 +302,12 @@ export class SmtpBackend extends BaseEmailBackend {
     });
   }
 
+  get #isOpen(): boolean {
+    return this.#client !== undefined || this.#pooled !== undefined;
+  }
+
   async #open(): Promise<boolean> {
-    if (this.#client !== undefined) return false;
+    if (this.#isOpen) return false;
     const client = new SmtpClient(this.#clientOptions);
     try {
       await this.#connect(client);
@@ -270,7 +316,15 @@ export class SmtpBackend extends BaseEmailBackend {
       if (this.failSilently && isDeliveryError(err)) return false;
       throw err;
     }
-    this.#client = client;
+    if (this.#poolOptions === undefined) {
+      this.#client = client;
+      return true;
+    }
+    // SmtpPool does not lend out its connections, so this one is only a check and the
+    // source of the capabilities every pooled message is rendered for.
+    const capabilities = client.capabilities!;
+    await client.close();
+    this.#pooled = { pool: new SmtpPool(this.#poolOptions), capabilities };
     return true;
   }
 
@@ -284,17 +338,80 @@ export class SmtpBackend extends BaseEmailBackend {
 
   async #close(): Promise<void> {
     const client = this.#client;
+    const pooled = this.#pooled;
     this.#client = undefined;
+    this.#pooled = undefined;
     await client?.close();
+    await pooled?.pool.close();
   }
 
   async #sendOne(message: EmailMessage, reused: boolean): Promise<SmtpMessageReport> {
     const client = this.#client!;
+    return this.#deliver(message, {
+      capabilities: async () => {
+        // The server may have dropped the connection since the last message (idle timeout).
+        if (client.state === "closed") await this.#connect(client);
+        return client.capabilities!;
+      },
+      send: async (envelope, body, bodyStarted) => {
+        try {
+          return await client.sendMail(envelope, body);
+        } catch (err) {
+          // A connection the server closed while we were not looking: reconnect once and
+          // retry, but only if no byte of this message went out (so it cannot be sent twice).
+          if (!(reused && !bodyStarted() && droppedConnection(err, client))) throw err;
+          await this.#connect(client);
+          return client.sendMail(envelope, body);
+        }
+      },
+    });
+  }
+
+  /**
+   * The batch through the pool: `maxConnections` workers take the messages in input order,
+   * so that at most that many are rendered and in flight at once. After a failure that is
+   * thrown (not reported), no further message starts; the ones in flight settle before the
+   * earliest failure in input order is thrown, so nothing is left running. The pool only
+   * replaces a connection found dead before a transaction starts, and resends nothing.
+   */
+  async #sendPooled(
+    { pool, capabilities }: { readonly pool: SmtpPool; readonly capabilities: Capabilities },
+    messages: readonly EmailMessage[],
+    recipients: readonly string[][],
+    reports: SmtpMessageReport[],
+  ): Promise<number> {
+    const transport: Transport = { capabilities: () => capabilities, send: (envelope, body) => pool.sendMail(envelope, body) };
+    const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
+    const failures: { index: number; error: unknown }[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (failures.length === 0 && next < messages.length) {
+        const i = next++;
+        const message = messages[i]!;
+        try {
+          results[i] = recipients[i]!.length === 0 ? skipped(message) : await this.#deliver(message, transport);
+        } catch (error) {
+          failures.push({ index: i, error });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
+    // On a failure `reports` keeps, in input order, the messages whose outcome is known.
+    for (const report of results) if (report !== undefined) reports.push(report);
+    if (failures.length > 0) throw failures.reduce((a, b) => (b.index < a.index ? b : a)).error;
+    return reports.filter((r) => r.status === "sent").length;
+  }
+
+  /**
+   * One message, the same way over the one connection or through the pool: the SMTPUTF8
+   * check, the rendering policy from the server's extensions, the envelope; then the
+   * transport sends it and the outcome becomes its report. Throws what `failSilently`
+   * does not cover.
+   */
+  async #deliver(message: EmailMessage, transport: Transport): Promise<SmtpMessageReport> {
     let messageId: string | undefined;
     try {
-      // The server may have dropped the connection since the last message (idle timeout).
-      if (client.state === "closed") await this.#connect(client);
-      const caps = client.capabilities!;
+      const caps = await transport.capabilities();
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
@@ -313,16 +430,7 @@ export class SmtpBackend extends BaseEmailBackend {
           yield* prepared.chunks();
         },
       };
-      let result: SendResult;
-      try {
-        result = await client.sendMail(envelope, body);
-      } catch (err) {
-        // A connection the server closed while we were not looking: reconnect once and
-        // retry, but only if no byte of this message went out (so it cannot be sent twice).
-        if (!(reused && !started && droppedConnection(err, client))) throw err;
-        await this.#connect(client);
-        result = await client.sendMail(envelope, body);
-      }
+      const result = await transport.send(envelope, body, () => started);
       return {
         message,
         messageId,
@@ -367,13 +475,44 @@ export class SmtpBackend extends BaseEmailBackend {
       tlsMode: this.tlsMode,
       timeout: this.timeout,
       failSilently: this.failSilently,
-      open: this.#client !== undefined,
+      pool: this.pool,
+      open: this.#isOpen,
     };
   }
 
   [inspect.custom](_depth: number, options: object, insp: typeof inspect): string {
     return `SmtpBackend ${insp(this.toJSON(), options)}`;
   }
+}
+
+/** How `#deliver` reaches the server: the backend's one connection, or the pool. */
+interface Transport {
+  /** The server's extensions, which decide how the message is rendered. */
+  capabilities(): Capabilities | Promise<Capabilities>;
+  /** `bodyStarted()` tells whether any byte of the body was pulled (so may have left). */
+  send(envelope: Envelope, body: AsyncIterable<Uint8Array>, bodyStarted: () => boolean): Promise<SendResult>;
+}
+
+function poolSettings(option: unknown): SmtpPoolSettings | undefined {
+  if (option === undefined || option === false) return undefined;
+  if (option === true) return Object.freeze({});
+  if (typeof option !== "object" || option === null || Array.isArray(option)) {
+    throw new InvalidArgumentError("pool must be true, false or { maxConnections, maxMessagesPerConnection, idleTimeout }");
+  }
+  const settings: SmtpPoolSettings = {};
+  for (const [key, value] of Object.entries(option)) {
+    if (!(POOL_KEYS as readonly string[]).includes(key)) {
+      throw new InvalidArgumentError(`Unknown pool option "${key}"; known: ${POOL_KEYS.join(", ")}`);
+    }
+    if (value === undefined) continue;
+    // setTimeout takes at most 2^31 - 1 ms; a larger idleTimeout would fire at once.
+    const limit = key === "idleTimeout" ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > limit) {
+      throw new InvalidArgumentError(`pool.${key} must be a positive integer${key === "idleTimeout" ? " (ms, at most 2147483647)" : ""}`);
+    }
+    settings[key as (typeof POOL_KEYS)[number]] = value as number;
+  }
+  return Object.freeze(settings);
 }
 
 function droppedConnection(err: unknown, client: SmtpClient): boolean {
