@@ -43,6 +43,14 @@ export interface FormatOptions {
   utf8: boolean;
   /** Charset for RFC 2047 encoded-words in display names. */
   charset: string;
+  /** Longest encoded-word for display and group names; at most 75 (RFC 2047 §2), the default. */
+  encodedWordLength?: number;
+  /**
+   * Longest encoded-word for the leading name only (the mailbox's display name, or the group's
+   * name, not its members'): the header renderer shortens it so that the first word fits on
+   * the header's first line after `Name: `. Defaults to `encodedWordLength`.
+   */
+  leadEncodedWordLength?: number;
 }
 
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets. */
@@ -553,26 +561,22 @@ function validateMailbox(item: Mailbox, field: string): Mailbox {
 }
 
 /**
- * One shape for every address field: a string is parsed as an RFC 5322 list (never split
- * into characters), each array item is parsed as a mailbox or a list, groups are
- * flattened to their members, and `{ name, address }` objects are validated and their
- * address canonicalized.
+ * An address field as a header holds it: a string is parsed as an RFC 5322 list (never split
+ * into characters) with its groups kept, each array item is parsed as a mailbox or a list,
+ * and `{ name, address }` objects are validated and their address canonicalized.
  *
  * @throws BadHeaderError (naming `field`) for CR, LF or NUL anywhere.
  * @throws InvalidAddressError for anything that is not an address.
  */
-export function normalizeAddresses(input: AddressInput | undefined, field: string): Mailbox[] {
+export function parseAddressEntries(input: AddressInput | undefined, field: string): (Mailbox | Group)[] {
   if (input === undefined || input === null) return [];
   const items: readonly unknown[] = Array.isArray(input) ? input : [input];
-  const out: Mailbox[] = [];
+  const out: (Mailbox | Group)[] = [];
   for (const item of items) {
     if (typeof item === "string") {
       const bad = findLineBreakOrNul(item);
       if (bad >= 0) throw new BadHeaderError(field, `${field} contains ${describeChar(item.charCodeAt(bad))} at offset ${bad}; header values must be one line`);
-      for (const entry of parseAddressList(item, field)) {
-        if ("group" in entry) out.push(...entry.members);
-        else out.push(entry);
-      }
+      out.push(...parseAddressList(item, field));
     } else if (typeof item === "object" && item !== null && "address" in item) {
       out.push(validateMailbox(item as Mailbox, field));
     } else {
@@ -580,6 +584,17 @@ export function normalizeAddresses(input: AddressInput | undefined, field: strin
     }
   }
   return out;
+}
+
+/**
+ * One shape for every address field: `parseAddressEntries` with groups flattened to their
+ * members (an empty group contributes none), as the SMTP envelope wants them.
+ *
+ * @throws BadHeaderError (naming `field`) for CR, LF or NUL anywhere.
+ * @throws InvalidAddressError for anything that is not an address.
+ */
+export function normalizeAddresses(input: AddressInput | undefined, field: string): Mailbox[] {
+  return parseAddressEntries(input, field).flatMap((entry) => ("group" in entry ? entry.members : [entry]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -642,7 +657,7 @@ function isPlainPhrase(name: string): boolean {
 }
 
 /** The display name as pieces the header folder may separate with white space. */
-function phrasePieces(name: string, opts: FormatOptions): string[] {
+function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[] {
   if (!nameNeedsEncoding(name, opts.utf8)) {
     if (isPlainPhrase(name)) {
       const words = name.split(" ");
@@ -652,7 +667,8 @@ function phrasePieces(name: string, opts: FormatOptions): string[] {
       if (Buffer.byteLength(quoted) <= MAX_PIECE) return [quoted];
     }
   }
-  return encodeWordsWithFallback(name, opts.charset, "phrase");
+  const maxLength = lead ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength;
+  return encodeWordsWithFallback(name, opts.charset, "phrase", maxLength);
 }
 
 /** The addr-spec as it goes into a header. */
@@ -674,7 +690,7 @@ export function formatAddressParts(m: Mailbox, opts: FormatOptions): string[] {
   const spec = wireAddrSpec(mailbox.address, opts.utf8);
   if (Buffer.byteLength(spec) > MAX_PIECE) throw new InvalidAddressError(mailbox.address, `Invalid address ${show(mailbox.address)}: too long for a header`);
   if (mailbox.name === "") return [spec];
-  return [...phrasePieces(mailbox.name, opts), `<${spec}>`];
+  return [...phrasePieces(mailbox.name, opts, true), `<${spec}>`];
 }
 
 /**
@@ -686,13 +702,14 @@ export function formatGroupParts(g: Group, opts: FormatOptions): string[] {
   const bad = findLineBreakOrNul(g.group);
   if (bad >= 0) throw new BadHeaderError("group", `The group name contains ${describeChar(g.group.charCodeAt(bad))} at offset ${bad}`);
   assertWellFormed(g.group, "group name");
-  const parts = g.group === "" ? [""] : phrasePieces(g.group, opts);
+  const parts = g.group === "" ? [""] : phrasePieces(g.group, opts, true);
   const last = parts[parts.length - 1] as string;
   // An encoded-word needs white space after it (Python flags ":" right after "?=").
   if (last.startsWith("=?") && last.endsWith("?=")) parts.push(":");
   else parts[parts.length - 1] = `${last}:`;
+  const memberOpts = { ...opts, leadEncodedWordLength: undefined };
   g.members.forEach((m, i) => {
-    const member = formatAddressParts(m, opts);
+    const member = formatAddressParts(m, memberOpts);
     if (i < g.members.length - 1) member[member.length - 1] += ",";
     parts.push(...member);
   });

@@ -8,7 +8,7 @@
  * white space (leading and trailing white space, which parsers strip, travels inside an
  * encoded-word; long runs of white space too, so that no line is white space only).
  */
-import { BadHeaderError } from "../errors.js";
+import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed } from "./encoding/charset.js";
 import { needsEncoding } from "./encoding/encoded-word.js";
 import {
@@ -17,7 +17,9 @@ import {
   formatGroupParts,
   isAscii,
   normalizeAddresses,
+  parseAddressEntries,
   parseAddressList,
+  type FormatOptions,
   type Group,
   type Mailbox,
 } from "./address.js";
@@ -224,21 +226,31 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
 }
 
 /**
- * A string is parsed as an address list and its groups kept (`undisclosed-recipients:;`);
- * mailboxes given as objects or arrays are normalized, groups flattened.
+ * A string is parsed as an address list and its groups kept (`undisclosed-recipients:;`), as
+ * are groups given as `{ group, members }`; mailboxes given as objects are validated.
+ * The leading name's encoded-words are shortened, as in `unstructuredChunks`, so that the
+ * first fits on the first line after `Name: `.
  */
-function addressChunks(name: string, value: string | readonly Mailbox[], opts: RenderHeaderOptions): Chunk[] {
-  const format = { utf8: opts.utf8, charset: opts.charset };
+function addressChunks(name: string, value: string | readonly (Mailbox | Group)[], opts: RenderHeaderOptions, width: number): Chunk[] {
+  const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
+  const firstLineRoom = width - name.length - 2;
+  const format: FormatOptions = { utf8: opts.utf8, charset: opts.charset, encodedWordLength: ewMax };
+  const first: FormatOptions = { ...format, leadEncodedWordLength: firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax };
   let entries: (Mailbox | Group)[];
   if (typeof value === "string") {
     assertHeaderValue(name, value);
     entries = parseAddressList(value, name);
   } else {
-    entries = normalizeAddresses(value, name);
+    entries = value.flatMap((entry) => {
+      if (typeof entry !== "object" || entry === null || !("group" in entry)) return parseAddressEntries(entry, name);
+      if (!Array.isArray(entry.members)) throw new InvalidArgumentError(`${name}: the members of group ${JSON.stringify(entry.group)} must be an array of mailboxes`);
+      return [{ group: entry.group, members: normalizeAddresses(entry.members, name) }];
+    });
   }
   const chunks: Chunk[] = [];
   entries.forEach((entry, e) => {
-    const parts = "group" in entry ? formatGroupParts(entry, format) : formatAddressParts(entry, format);
+    const fmt = e === 0 ? first : format;
+    const parts = "group" in entry ? formatGroupParts(entry, fmt) : formatAddressParts(entry, fmt);
     parts.forEach((part, p) => {
       const comma = p === parts.length - 1 && e < entries.length - 1 ? "," : "";
       chunks.push({ sep: " ", text: part + comma });
@@ -263,21 +275,21 @@ function rawChunks(name: string, value: string, opts: RenderHeaderOptions): Chun
 }
 
 /**
- * `Name: value\r\n`, folded. `value` is text, or mailboxes for an address header (a string
- * given for an address header is parsed as an RFC 5322 address list).
+ * `Name: value\r\n`, folded. `value` is text, or mailboxes and groups for an address header
+ * (a string given for an address header is parsed as an RFC 5322 address list).
  *
  * @throws BadHeaderError for a bad name, CR/LF/NUL in the value, non-ASCII in a raw header
  *   without `utf8`, or a raw value with a word too long to fit in 998 octets.
  * @throws InvalidAddressError for an unparseable address.
  * @throws EncodingError for a lone surrogate or an unknown charset.
  */
-export function renderHeader(name: string, value: string | readonly Mailbox[], opts: RenderHeaderOptions): string {
+export function renderHeader(name: string, value: string | readonly (Mailbox | Group)[], opts: RenderHeaderOptions): string {
   assertHeaderName(name);
   const width = Math.min(Math.max(opts.maxLineLength ?? DEFAULT_WIDTH, 40), MAX_LINE_OCTETS);
   const kind = typeof value === "string" ? (opts.kind ?? headerKind(name)) : "address";
   let chunks: Chunk[];
   if (kind === "address") {
-    chunks = addressChunks(name, value, opts);
+    chunks = addressChunks(name, value, opts, width);
   } else {
     assertHeaderValue(name, value as string);
     chunks = kind === "raw" ? rawChunks(name, value as string, opts) : unstructuredChunks(name, value as string, opts, width);

@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
-import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, type Mailbox } from "./address.js";
+import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, parseAddressEntries, type Group, type Mailbox } from "./address.js";
 import { assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { policies, type Policy } from "./policy.js";
@@ -275,10 +275,12 @@ export class EmailMessage {
     const from = normalizeAddresses(this.from, "from");
     const messageId = this.headerOverride("message-id") ?? `<${random(18).toString("base64url")}@${this.messageIdDomain(from[0])}>`;
     const lines: string[] = [];
+    // To, Cc and Reply-To are address-lists (RFC 5322 §3.6.2, §3.6.3) and keep their groups:
+    // `Team: a@x.org;`, `undisclosed-recipients:;`. From is a mailbox-list, so a group is flattened.
     const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], value: AddressField) => {
       const override = this.headerOverride(key);
-      const mailboxes = normalizeAddresses(override ?? value, key);
-      if (mailboxes.length > 0) lines.push(guardedHeader(name, mailboxes, { ...options, kind: "address" }));
+      const entries: (Mailbox | Group)[] = key === "from" ? normalizeAddresses(override ?? value, key) : parseAddressEntries(override ?? value, key);
+      if (entries.length > 0) lines.push(guardedHeader(name, entries, { ...options, kind: "address" }));
     };
     addressHeader("From", "from", from);
     addressHeader("To", "to", this.#to);

@@ -6,6 +6,7 @@ import {
   formatAddress,
   needsSmtpUtf8,
   normalizeAddresses,
+  parseAddressEntries,
   parseAddressList,
   parseMailbox,
   type Mailbox,
@@ -157,6 +158,23 @@ describe("normalizeAddresses", () => {
     ]);
     expect(normalizeAddresses(undefined, "cc")).toEqual([]);
     expect(normalizeAddresses([], "cc")).toEqual([]);
+  });
+
+  it("parseAddressEntries keeps groups, empty ones too; normalizeAddresses flattens them", () => {
+    const input = ["Team: a@x.org, B <b@y.org>;", { name: "Dee", address: "d@x.org" }, "undisclosed-recipients:;"];
+    expect(parseAddressEntries(input, "cc")).toEqual([
+      { group: "Team", members: [{ name: "", address: "a@x.org" }, { name: "B", address: "b@y.org" }] },
+      { name: "Dee", address: "d@x.org" },
+      { group: "undisclosed-recipients", members: [] },
+    ]);
+    expect(normalizeAddresses(input, "cc")).toEqual([
+      { name: "", address: "a@x.org" },
+      { name: "B", address: "b@y.org" },
+      { name: "Dee", address: "d@x.org" },
+    ]);
+    const err = errorOf(() => parseAddressEntries(["T: a@x.org\r\nBcc: e@y.org;"], "cc"));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect((err as BadHeaderError).field).toBe("cc");
   });
 
   it("throws BadHeaderError naming the field for CR, LF or NUL anywhere", () => {

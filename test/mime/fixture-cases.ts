@@ -85,7 +85,7 @@ export const FIXTURE_CASES: FixtureCase[] = [
   },
   {
     name: "group-address",
-    rule: "A group in cc is parsed; its members are rendered as mailboxes",
+    rule: "A group in cc keeps its syntax (Team: ...;) in the header",
     build: simple({ cc: "Team: a@example.org, B <b@example.org>;" }),
   },
   {

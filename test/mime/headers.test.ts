@@ -13,6 +13,7 @@ import {
   renderHeader,
   unfold,
 } from "../../src/mime/headers.js";
+import { displayName } from "./arbitraries.js";
 
 const ascii = { utf8: false, charset: "utf-8" };
 const utf8 = { utf8: true, charset: "utf-8" };
@@ -31,6 +32,30 @@ function valueOf(rendered: string): string {
   const block = parseHeaderBlock(rendered);
   expect(block).toHaveLength(1);
   return (block[0] as [string, string])[1];
+}
+
+/** A header line's tokens: what lies between white space outside quoted strings. */
+function tokensOf(line: string): string[] {
+  const out: string[] = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i] as string;
+    if (quoted && ch === "\\") {
+      current += ch + (line[i + 1] ?? "");
+      i++;
+      continue;
+    }
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && (ch === " " || ch === "\t")) {
+      if (current !== "") out.push(current);
+      current = "";
+    } else {
+      current += ch;
+    }
+  }
+  if (current !== "") out.push(current);
+  return out;
 }
 
 /** Checks every rule a rendered header must keep; returns its lines. */
@@ -226,6 +251,62 @@ describe("address headers", () => {
     expect(err).toBeInstanceOf(BadHeaderError);
     expect((err as BadHeaderError).field).toBe("Reply-To");
     expect(errorOf(() => renderHeader("To", "not an address", ascii))).toBeInstanceOf(InvalidAddressError);
+  });
+
+  it("renders groups given as objects, validating their members", () => {
+    const team = { group: "Team", members: [{ name: "", address: "a@x.org" }, { name: "B", address: "b@y.org" }] };
+    expect(renderHeader("Cc", [team, { name: "", address: "c@z.org" }], ascii)).toBe("Cc: Team: a@x.org, B <b@y.org>;, c@z.org\r\n");
+    expect(renderHeader("To", [{ group: "undisclosed-recipients", members: [] }], ascii)).toBe("To: undisclosed-recipients:;\r\n");
+    const err = errorOf(() => renderHeader("Cc", [{ group: "T", members: [{ name: "x", address: "a@x.org\nBcc: e@y.org" }] }], ascii));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect((err as BadHeaderError).field).toBe("Cc");
+  });
+
+  it("shortens the first name's encoded-words so that the first line fits in 78", () => {
+    const names = ["日本語の名前がとても長い人のお名前です本当にとても長いですよ", "Zoë Faßbender-Müller von und zu Großherzogtum Sachsen-Weimar-Eisenach"];
+    for (const header of ["From", "To", "Cc", "Reply-To", "Disposition-Notification-To"]) {
+      for (const name of names) {
+        for (const value of [[{ name, address: "a@x.org" }], [{ group: name, members: [{ name, address: "a@x.org" }] }]]) {
+          const rendered = renderHeader(header, value, ascii);
+          const lines = checkShape(rendered, ascii);
+          for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(78);
+          for (const word of unfold(rendered).match(/=\?[^?]*\?[BQ]\?[^?]*\?=/g) ?? []) expect(word.length).toBeLessThanOrEqual(75);
+          expect(parseAddressList(valueOf(rendered))).toEqual(value);
+        }
+      }
+    }
+    expect(renderHeader("From", [{ name: names[1] as string, address: "a@x.org" }], ascii)).toBe(
+      "From: =?utf-8?Q?Zo=C3=AB_Fa=C3=9Fbender-M=C3=BCller_von_und_zu_Gro=C3=9Fherz?=\r\n" +
+        " =?utf-8?Q?ogtum_Sachsen-Weimar-Eisenach?= <a@x.org>\r\n",
+    );
+  });
+
+  it("property: address header lines stay within 78 unless one unbreakable token forces more; names read back", () => {
+    const longName = fc.array(displayName, { minLength: 1, maxLength: 4 }).map((parts) => parts.join(""));
+    const name = fc.oneof(displayName, longName, fc.string({ unit: "grapheme", minLength: 20, maxLength: 80 }));
+    const entries = fc.array(name, { minLength: 1, maxLength: 4 }).map((names) => names.map((n, i) => ({ name: n, address: `user${i}@example.com` })));
+    const groupName = name.filter((n) => n !== "");
+    const normalize = (n: string) => n.replace(/\s+/g, " ").trim();
+    fc.assert(
+      fc.property(fc.constantFrom("From", "To", "Cc", "Reply-To"), entries, fc.option(groupName, { nil: undefined }), fc.boolean(), (header, boxes, group, u) => {
+        const opts = u ? utf8 : ascii;
+        const value = group === undefined ? boxes : [{ group, members: boxes }];
+        const rendered = renderHeader(header, value, opts);
+        checkShape(rendered, opts).forEach((line, i) => {
+          if (Buffer.byteLength(line) <= 78) return;
+          // Only a single token too long for a line of its own may take a line past 78, and an
+          // encoded-word never does (it can always be split).
+          const tokens = tokensOf(i === 0 ? line.slice(header.length + 1) : line);
+          expect(tokens, line).toHaveLength(1);
+          expect(tokens[0], line).not.toMatch(/^=\?/);
+        });
+        const parsed = parseAddressList(unfold(valueOf(rendered)));
+        const mailboxes = group === undefined ? parsed : (parsed[0] as { group: string; members: unknown[] }).members;
+        if (group !== undefined) expect(normalize((parsed[0] as { group: string }).group)).toBe(normalize(group));
+        expect((mailboxes as { name: string }[]).map((m) => normalize(m.name))).toEqual(boxes.map((b) => normalize(b.name)));
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("property: arbitrary names round-trip through the rendered header", () => {

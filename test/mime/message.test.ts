@@ -87,6 +87,55 @@ describe("headers", () => {
     expect(msg.envelope()).toEqual({ from: "ann@example.com", to: ["bob@example.org"] });
   });
 
+  it("keeps groups in To, Cc and Reply-To (fields and overrides); recipients() has their members", async () => {
+    const msg = new EmailMessage({
+      ...base(),
+      to: ["Ann <ann@example.org>", { name: "Bob", address: "bob@example.org" }],
+      cc: "Team: a@x.org, B <b@y.org>;",
+      replyTo: ["Équipe: r@x.org;, s@x.org"],
+    });
+    const head = headerBlock(await msg.asBytes());
+    expect(head).toContain("To: Ann <ann@example.org>, Bob <bob@example.org>\r\n");
+    expect(head).toContain("Cc: Team: a@x.org, B <b@y.org>;\r\n");
+    expect(head).toContain("Reply-To: =?utf-8?Q?=C3=89quipe?= : r@x.org;, s@x.org\r\n");
+    expect(msg.recipients()).toEqual(["ann@example.org", "bob@example.org", "a@x.org", "b@y.org"]);
+    expect(msg.envelope().to).toEqual(msg.recipients());
+
+    const override = new EmailMessage({ ...base(), headers: { To: "List: l1@example.org, l2@example.org;", Cc: "nobody:;" } });
+    const overridden = headerBlock(await override.asBytes());
+    expect(overridden).toContain("To: List: l1@example.org, l2@example.org;\r\n");
+    expect(overridden).toContain("Cc: nobody:;\r\n");
+    expect(override.recipients()).toEqual(["bob@example.org"]);
+  });
+
+  it("writes From as a mailbox list: a group there is flattened to its member", async () => {
+    const head = headerBlock(await new EmailMessage({ ...base(), from: "Sender: Ann <ann@example.com>;" }).asBytes());
+    expect(head).toContain("From: Ann <ann@example.com>\r\n");
+  });
+
+  it("Python sees a group's members as addresses, without defects", async () => {
+    const msg = new EmailMessage({ ...base(), cc: "Team: a@x.org, Zoë <z@y.org>;", replyTo: "Équipe: r@x.org;" });
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.defects).toEqual([]);
+    expect(py.cc).toEqual([{ name: "", address: "a@x.org" }, { name: "Zoë", address: "z@y.org" }]);
+    expect(py.replyTo).toEqual([{ name: "", address: "r@x.org" }]);
+    expect(py.rawHeaders.find(([n]) => n === "Cc")?.[1]).toBe("Team: a@x.org, =?utf-8?Q?Zo=C3=AB?= <z@y.org>;");
+  });
+
+  it('to: "undisclosed-recipients:;" with bcc gives that To header and the bcc recipients in the envelope', async () => {
+    const msg = new EmailMessage({ ...base(), to: "undisclosed-recipients:;", bcc: ["x@example.org", "Y <y@example.org>"] });
+    const bytes = await msg.asBytes();
+    const head = headerBlock(bytes);
+    expect(head).toContain("To: undisclosed-recipients:;\r\n");
+    expect(head).not.toContain("example.org");
+    expect(msg.recipients()).toEqual(["x@example.org", "y@example.org"]);
+    expect(msg.envelope()).toEqual({ from: "ann@example.com", to: ["x@example.org", "y@example.org"] });
+    const py = await parseOneWithPython(bytes);
+    expect(py.defects).toEqual([]);
+    expect(py.to).toEqual([]);
+    expect(py.rawHeaders.find(([n]) => n === "To")?.[1]).toBe("undisclosed-recipients:;");
+  });
+
   it("takes the Message-ID domain from the setting, else the From domain in IDNA, else localhost", async () => {
     const id = async (from: string) => (await new EmailMessage({ ...base(), from }).prepare()).messageId;
     expect(await id("ann@bücher.example")).toMatch(/@xn--bcher-kva\.example>$/);
