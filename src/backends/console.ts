@@ -1,6 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import type { EmailMessage } from "../mime/message.js";
-import { BaseEmailBackend, type BackendOptions } from "./base.js";
+import { BaseEmailBackend, publishSent, type BackendOptions } from "./base.js";
 import { copyInto, isDeliveryError, prepareForOutput, serialize, writeAndWait } from "./output.js";
 
 export interface ConsoleBackendOptions extends BackendOptions {
@@ -34,6 +34,7 @@ export class ConsoleBackend extends BaseEmailBackend {
         try {
           await this.writeMessage(prepared.stream(), stream);
           sent++;
+          publishSent({ backend: "console", message, messageId: prepared.messageId, recipients: message.recipients() });
         } catch (err) {
           if (!(this.failSilently && isDeliveryError(err))) throw err;
         }

@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { BackendError, ConfigurationError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { getSettings, type Settings } from "../settings.js";
-import { BaseEmailBackend, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, prepareForOutput } from "./output.js";
 
 export interface FileBackendOptions extends BackendOptions {
@@ -57,8 +57,10 @@ export class FileBackend extends BaseEmailBackend {
     for (const message of messages) {
       const prepared = await prepareForOutput(message);
       try {
-        this.written.push(await this.writeFile(prepared.stream()));
+        const path = await this.writeFile(prepared.stream());
+        this.written.push(path);
         sent++;
+        publishSent({ backend: "file", message, messageId: prepared.messageId, recipients: message.recipients(), path });
       } catch (err) {
         if (!(this.failSilently && isDeliveryError(err))) throw err;
       }

@@ -12,8 +12,8 @@ registerBackend("file", FileBackend);
 registerBackend("memory", MemoryBackend);
 registerBackend("dummy", DummyBackend);
 
-export { BaseEmailBackend } from "./base.js";
-export type { BackendClass, BackendOptions, EmailBackend } from "./base.js";
+export { BaseEmailBackend, messageSentChannel } from "./base.js";
+export type { BackendClass, BackendOptions, EmailBackend, MessageSentEvent } from "./base.js";
 export { ConsoleBackend, CONSOLE_SEPARATOR } from "./console.js";
 export type { ConsoleBackendOptions } from "./console.js";
 export { DummyBackend } from "./dummy.js";

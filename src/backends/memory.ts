@@ -1,7 +1,7 @@
 import type { EmailMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
 import { outbox } from "../testing.js";
-import { BaseEmailBackend } from "./base.js";
+import { BaseEmailBackend, publishSent } from "./base.js";
 
 /**
  * Appends each message object to the shared `outbox` from `missive/testing` (Django's
@@ -12,9 +12,10 @@ export class MemoryBackend extends BaseEmailBackend {
   async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
     let sent = 0;
     for (const message of messages) {
-      await message.prepare(message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
+      const prepared = await message.prepare(message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
       outbox.push(message);
       sent++;
+      publishSent({ backend: "memory", message, messageId: prepared.messageId, recipients: message.recipients() });
     }
     return sent;
   }

@@ -17,7 +17,7 @@ import type { Capabilities } from "../smtp/capabilities.js";
 import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpClientOptions, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { SmtpPool, type SmtpPoolOptions } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
-import { BaseEmailBackend, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
 
 export interface SmtpBackendOptions extends BackendOptions {
@@ -431,6 +431,7 @@ export class SmtpBackend extends BaseEmailBackend {
         },
       };
       const result = await transport.send(envelope, body, () => started);
+      publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
       return {
         message,
         messageId,
