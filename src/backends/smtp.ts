@@ -320,11 +320,11 @@ export class SmtpBackend extends BaseEmailBackend {
       this.#client = client;
       return true;
     }
-    // SmtpPool does not lend out its connections, so this one is only a check and the
-    // source of the capabilities every pooled message is rendered for.
-    const capabilities = client.capabilities!;
-    await client.close();
-    this.#pooled = { pool: new SmtpPool(this.#poolOptions), capabilities };
+    // This connection is the check that the server, TLS and AUTH work, the source of the
+    // capabilities every pooled message is rendered for, and the pool's first connection.
+    const pool = new SmtpPool(this.#poolOptions);
+    pool.adopt(client);
+    this.#pooled = { pool, capabilities: client.capabilities! };
     return true;
   }
 

@@ -80,6 +80,19 @@ export class SmtpPool {
     });
   }
 
+  /**
+   * Takes a connected client (state "ready", same server) into the pool as an idle
+   * connection: the one a caller opened to learn the server's capabilities, for example.
+   */
+  adopt(client: SmtpClient): void {
+    if (this.#closed) throw new SmtpClosedError("The pool is closed");
+    if (client.state !== "ready") throw new InvalidArgumentError("Only a connected client in the ready state can join the pool");
+    if (this.#slots.size + this.#opening >= this.maxConnections) throw new InvalidArgumentError("The pool is full");
+    const slot: Slot = { client, messages: 0, busy: true, idleSince: Date.now(), idleTimer: undefined };
+    this.#slots.add(slot);
+    this.#release(slot);
+  }
+
   /** Closes every connection (QUIT, bounded) and rejects queued messages. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -154,7 +167,7 @@ export class SmtpPool {
 
   async #alive(slot: Slot): Promise<boolean> {
     if (slot.client.state !== "ready") return false;
-    if (slot.messages === 0 || Date.now() - slot.idleSince < this.#probeAfterIdle) return true;
+    if (Date.now() - slot.idleSince < this.#probeAfterIdle) return true;
     try {
       await slot.client.noop();
       return true;

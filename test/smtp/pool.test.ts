@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpPool, type SmtpPoolOptions } from "../../src/smtp/pool.js";
+import { SmtpClient } from "../../src/smtp/client.js";
 import { SmtpClosedError, InvalidArgumentError } from "../../src/errors.js";
 
 const servers: FakeSmtpServer[] = [];
@@ -28,6 +29,20 @@ describe("SmtpPool", () => {
     expect(results.every((r) => r.reply.code === 250)).toBe(true);
     expect(server.connections).toBeLessThanOrEqual(2);
     expect(server.received.map((m) => m.data.toString()).sort()).toEqual(Array.from({ length: 7 }, (_, i) => `message ${i}\r\n`).sort());
+  });
+
+  it("adopts a connected client as its first connection, and refuses one that is not ready or over capacity", async () => {
+    const { server, pool } = await setup({}, { maxConnections: 1 });
+    const client = new SmtpClient({ host: "127.0.0.1", port: server.port, timeout: 2000, localName: "pool.test" });
+    expect(() => pool.adopt(client)).toThrow(InvalidArgumentError);
+    await client.connect();
+    pool.adopt(client);
+    await pool.sendMail(env(1), "x");
+    expect(server.connections).toBe(1);
+    const other = new SmtpClient({ host: "127.0.0.1", port: server.port, timeout: 2000, localName: "pool.test" });
+    await other.connect();
+    expect(() => pool.adopt(other)).toThrow(/full/);
+    await other.close();
   });
 
   it("replaces a connection after maxMessagesPerConnection (with QUIT)", async () => {
