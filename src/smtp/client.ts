@@ -486,6 +486,7 @@ export class SmtpClient {
     let reply: SmtpReply;
     this.#transcript.command(".");
     try {
+      conn.expectReplies(1);
       await conn.write(terminator, this.timeouts.data, "data");
       reply = await conn.readReply(this.timeouts.finalDot, "final-dot", "<end of data>");
     } catch (error) {
@@ -516,6 +517,7 @@ export class SmtpClient {
       const display = line.slice(0, -2);
       this.#transcript.command(display);
       if (conn.closed) throw conn.failure!;
+      conn.expectReplies(1);
       if (!last) {
         await this.#guard(async () => {
           await conn.write(line, this.timeouts.data, "data");
@@ -607,6 +609,7 @@ export class SmtpClient {
         throw new SmtpProtocolError(`The server sent a reply nobody asked for: ${unsolicited.code} ${unsolicited.text}`, { reply: unsolicited });
       }
       for (const c of commands) this.#transcript.command(c.display);
+      conn.expectReplies(commands.length);
       await conn.write(commands.length === 1 ? commands[0]!.line : commands.map((c) => c.line).join(""), this.timeouts.command, "command");
       const replies: SmtpReply[] = [];
       for (const c of commands) {
@@ -650,12 +653,10 @@ export class SmtpClient {
     if (conn && !conn.closed) {
       this.#state = "closing";
       try {
-        for (const c of [this.#command(cmd.quit(), "QUIT", timeout)]) {
-          this.#transcript.command(c.display);
-          await conn.write(c.line, timeout, "command");
-          const reply = await conn.readReply(timeout, "command", c.display);
-          this.#transcript.reply(reply);
-        }
+        this.#transcript.command("QUIT");
+        conn.expectReplies(1);
+        await conn.write(cmd.quit(), timeout, "command");
+        this.#transcript.reply(await conn.readReply(timeout, "command", "QUIT"));
       } catch {
         // The server hung up first or did not answer in time: closing is what we wanted anyway.
       }

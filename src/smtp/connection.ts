@@ -63,6 +63,8 @@ export class SmtpConnection {
   #waiter: Waiter | undefined;
   #drain: DrainWaiter | undefined;
   #failure: Error | undefined;
+  /** Replies the client announced it expects (pipelined commands sent) and has not read yet. */
+  #expected = 0;
   #closeListeners: ((error: Error) => void)[] = [];
   readonly #onData = (chunk: Buffer) => this.#receive(chunk);
   readonly #onEnd = () => this.#fail(new SmtpClosedError(`The server closed the connection to ${this.host}:${this.port}`));
@@ -142,6 +144,16 @@ export class SmtpConnection {
     return this.#parser.pending > 0 || this.#parser.midReply;
   }
 
+  /**
+   * Announces that `count` commands were (or are about to be) written, so that their
+   * replies may be buffered before anyone reads them. Without it, at most one complete
+   * reply may wait unread (an unsolicited 421 before the server hangs up); more is a
+   * protocol violation and closes the connection, so a flooding server cannot grow memory.
+   */
+  expectReplies(count: number): void {
+    this.#expected += count;
+  }
+
   /** Takes a complete reply that arrived without a command waiting for it, if any. */
   takeUnsolicited(): SmtpReply | undefined {
     return this.#parser.next();
@@ -156,7 +168,10 @@ export class SmtpConnection {
   /** Waits for the next complete reply, within `timeoutMs` for the whole reply. */
   readReply(timeoutMs: number, phase: TimeoutPhase, command?: string): Promise<SmtpReply> {
     const queued = this.#parser.next();
-    if (queued) return Promise.resolve(queued);
+    if (queued) {
+      this.#took();
+      return Promise.resolve(queued);
+    }
     if (this.#failure) return Promise.reject(withCommand(this.#failure, command));
     if (this.#waiter) return Promise.reject(new SmtpProtocolError("Internal error: two concurrent reply readers"));
     return new Promise((resolve, reject) => {
@@ -204,6 +219,7 @@ export class SmtpConnection {
     const raw = this.#socket;
     this.#detach(raw);
     this.#parser.reset();
+    this.#expected = 0;
     return new Promise((resolve, reject) => {
       const secure = tls.connect({ ...options, socket: raw });
       let settled = false;
@@ -291,7 +307,9 @@ export class SmtpConnection {
   #receive(chunk: Buffer): void {
     if (this.#failure) return;
     try {
-      this.#parser.push(chunk);
+      // Complete replies allowed to wait unread: those expected (pipelining), or the one a
+      // waiting reader takes, plus one the server may send on its own (a 421 before FIN).
+      this.#parser.push(chunk, Math.max(this.#expected, this.#waiter ? 1 : 0) + 1);
     } catch (error) {
       this.#fail(error as Error);
       return;
@@ -302,7 +320,12 @@ export class SmtpConnection {
     if (!reply) return;
     this.#waiter = undefined;
     clearTimeout(waiter.timer);
+    this.#took();
     waiter.resolve(reply);
+  }
+
+  #took(): void {
+    if (this.#expected > 0) this.#expected -= 1;
   }
 
   #fail(error: Error): void {

@@ -58,8 +58,12 @@ export class ReplyParser {
     this.#maxReply = options.maxReplyLength ?? MAX_REPLY_LENGTH;
   }
 
-  /** Feeds bytes; throws SmtpProtocolError on malformed or oversized input. */
-  push(chunk: Uint8Array): void {
+  /**
+   * Feeds bytes; throws SmtpProtocolError on malformed or oversized input, or when more
+   * than `maxPending` complete replies would be waiting to be taken (a server flooding
+   * replies nobody asked for must not grow memory without bound).
+   */
+  push(chunk: Uint8Array, maxPending = Number.POSITIVE_INFINITY): void {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
     while (start < bytes.length) {
@@ -79,7 +83,7 @@ export class ReplyParser {
         const line = this.#partial.length === 1 ? this.#partial[0]! : Buffer.concat(this.#partial, this.#partialLength);
         this.#partial = [];
         this.#partialLength = 0;
-        this.#line(line);
+        this.#line(line, maxPending);
       }
     }
   }
@@ -109,7 +113,7 @@ export class ReplyParser {
     this.#ready = [];
   }
 
-  #line(raw: Buffer): void {
+  #line(raw: Buffer, maxPending: number): void {
     // Strip LF and an optional CR before it (a bare LF terminator is tolerated).
     let end = raw.length - 1;
     if (end > 0 && raw[end - 1] === CR) end -= 1;
@@ -130,6 +134,9 @@ export class ReplyParser {
     this.#code = code;
     this.#texts.push(end > 4 ? raw.toString("utf8", 4, end) : "");
     if (last) {
+      if (this.#ready.length >= maxPending) {
+        throw new SmtpProtocolError(`The server sent more replies than were asked for (over ${maxPending} waiting unread)`);
+      }
       this.#ready.push(buildReply(code, this.#texts, this.enhancedStatusCodes));
       this.#code = 0;
       this.#texts = [];

@@ -511,6 +511,67 @@ describe("SmtpClient faults", () => {
     expect(server.clientBytes().toString()).not.toContain("x\r\n.\r\n");
   });
 
+  it("unsolicited reply flood to an idle client: bounded buffer, SmtpProtocolError (EPROTOCOL), closed", async () => {
+    let flooded = 0;
+    const server = await fake({
+      script: {
+        onCommand: (cmd, session) => {
+          if (cmd.verb !== "EHLO") return undefined;
+          // After the EHLO reply, send replies nobody asked for until the client hangs up.
+          const chunk = Buffer.from("250 ok\r\n".repeat(512));
+          const flood = () => {
+            if (session.socket.destroyed || flooded >= 20_000) return;
+            flooded += 512;
+            if (session.socket.write(chunk)) setImmediate(flood);
+            else session.socket.once("drain", flood);
+          };
+          setTimeout(flood, 20);
+          return undefined;
+        },
+      },
+    });
+    const client = clientFor(server);
+    await client.connect();
+    await until(() => client.state === "closed");
+    const error = await rejection(client.noop());
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    const cause = (error as SmtpClosedError).cause as SmtpProtocolError;
+    expect(cause).toBeInstanceOf(SmtpProtocolError);
+    expect(cause.code).toBe("EPROTOCOL");
+    await server.waitForClosed(1);
+    // The client hung up long before the flood ended: nothing kept piling up.
+    expect(flooded).toBeLessThan(20_000);
+  });
+
+  it("one unsolicited 421 then FIN is still reported as the server closing (not a protocol error)", async () => {
+    const server = await fake({ idleTimeoutMs: 100 });
+    const client = clientFor(server);
+    await client.connect();
+    await until(() => client.state === "closed");
+    const error = await rejection(client.noop());
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect((error as SmtpClosedError).cause).not.toBeInstanceOf(SmtpProtocolError);
+  });
+
+  it("a large pipelined batch whose replies all arrive before they are read still works", async () => {
+    const to = Array.from({ length: 60 }, (_, i) => `r${i}@example.org`);
+    const server = await fake({
+      script: {
+        onCommand: (cmd) => {
+          if (cmd.verb === "MAIL") return { reply: null, raw: `250 mail ok\r\n${"250 rcpt ok\r\n".repeat(to.length)}354 go\r\n` };
+          if (cmd.verb === "RCPT" || cmd.verb === "DATA" || cmd.verb === "BODYLINE") return null;
+          if (cmd.verb === ".") return "250 2.0.0 queued as BIG";
+          return undefined;
+        },
+      },
+    });
+    const client = clientFor(server);
+    const result = await client.sendMail({ from: "a@example.org", to }, "bodyline");
+    expect(result.accepted).toEqual(to);
+    expect(result.messageId).toBe("BIG");
+    expect(client.state).toBe("ready");
+  });
+
   it("no reply after the final dot: SmtpDeliveryUnknownError, not retryable, closed", async () => {
     const server = await fake({ script: noReplyToDot() });
     const client = clientFor(server, { timeouts: { finalDot: 300 } });

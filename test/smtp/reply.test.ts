@@ -122,6 +122,16 @@ describe("ReplyParser", () => {
     expect(feed(new ReplyParser({ enhancedStatusCodes: true }), bytes, oneByOne)).toEqual(whole);
   });
 
+  it("unread replies are bounded: more than maxPending waiting is a protocol error", () => {
+    const p = new ReplyParser();
+    p.push(Buffer.from("250 a\r\n250 b\r\n"), 2);
+    expect(p.pending).toBe(2);
+    expect(() => p.push(Buffer.from("250 c\r\n"), 2)).toThrow(SmtpProtocolError);
+    const flood = new ReplyParser();
+    expect(() => flood.push(Buffer.from("250 ok\r\n".repeat(10_000)), 1)).toThrow(/more replies than were asked for/);
+    expect(flood.pending).toBe(1);
+  });
+
   it("property: malformed first lines are rejected, never crash otherwise", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 50 }), (junk) => {
