@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import { BackendError, SmtpError } from "../errors.js";
 import type { EmailMessage, PreparedMessage } from "../mime/message.js";
@@ -24,6 +23,12 @@ export function isDeliveryError(err: unknown): boolean {
  * header found while streaming) are rethrown as they are.
  */
 export async function copyInto(source: Readable, target: Writable, what: string): Promise<{ endsWithCrlf: boolean }> {
+  try {
+    assertWritable(target, what);
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
   let tail = Buffer.alloc(0);
   let targetError: Error | undefined;
   const onError = (err: Error) => {
@@ -37,9 +42,8 @@ export async function copyInto(source: Readable, target: Writable, what: string)
         if (targetError) break;
         const bytes = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
         if (bytes.length > 0) tail = Buffer.concat([tail, bytes.subarray(Math.max(0, bytes.length - 2))]).subarray(-2);
-        if (!target.write(bytes)) {
-          await Promise.race([once(target, "drain"), once(target, "close")]);
-        }
+        assertWritable(target, what);
+        if (!target.write(bytes)) await waitForDrain(target, what);
       }
     } catch (err) {
       if (!targetError) throw err;
@@ -47,6 +51,10 @@ export async function copyInto(source: Readable, target: Writable, what: string)
     if (targetError) throw targetError;
     return { endsWithCrlf: tail.length === 2 && tail[0] === 0x0d && tail[1] === 0x0a };
   } catch (err) {
+    if (err instanceof BackendError) {
+      source.destroy();
+      throw err;
+    }
     if (err === targetError) throw new BackendError(`Could not write to ${what}: ${(err as Error).message}`, { cause: err });
     throw err;
   } finally {
@@ -57,6 +65,12 @@ export async function copyInto(source: Readable, target: Writable, what: string)
 /** Writes `chunk` and waits until the target has taken it (its write callback). */
 export function writeAndWait(target: Writable, chunk: string | Uint8Array, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
+    try {
+      assertWritable(target, what);
+    } catch (err) {
+      reject(err);
+      return;
+    }
     let settled = false;
     const onError = (err: Error) => done(err);
     const done = (err?: Error | null) => {
@@ -68,6 +82,38 @@ export function writeAndWait(target: Writable, chunk: string | Uint8Array, what:
     };
     target.on("error", onError);
     target.write(chunk, (err) => done(err));
+  });
+}
+
+/** A destroyed or ended target would never take the bytes (nor emit 'drain'): fail now. */
+function assertWritable(target: Writable, what: string): void {
+  if (target.destroyed || target.writableEnded) {
+    throw new BackendError(`Could not write to ${what}: the stream is ${target.destroyed ? "destroyed" : "ended"}`);
+  }
+}
+
+/**
+ * Waits for 'drain' after a write returned false. 'close' (or 'error') before 'drain'
+ * means the bytes will never be taken: a BackendError. Every listener it adds is removed
+ * when it settles, so a long run of messages to a slow stream leaves none behind.
+ */
+export function waitForDrain(target: Writable, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      target.off("drain", onDrain);
+      target.off("close", onClose);
+      target.off("error", onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(new BackendError(`Could not write to ${what}: the stream closed before it took the message`));
+    const onError = (err: Error) => settle(new BackendError(`Could not write to ${what}: ${err.message}`, { cause: err }));
+    target.on("drain", onDrain);
+    target.on("close", onClose);
+    target.on("error", onError);
+    // It may have been destroyed between the write and now; 'close' may already be past.
+    if (target.destroyed) onClose();
   });
 }
 

@@ -101,6 +101,51 @@ describe("ConsoleBackend", () => {
     expect(await new ConsoleBackend({ stream: broken(), failSilently: true }).sendMessages([fixedMessage()])).toBe(0);
   });
 
+  it("a destroyed or ended stream: BackendError promptly, and the stream's queue is not blocked", async () => {
+    const bounded = <T>(p: Promise<T>) =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("hung")), 2000))]);
+    const destroyed = new PassThrough();
+    destroyed.destroy();
+    await expect(bounded(new ConsoleBackend({ stream: destroyed }).sendMessages([fixedMessage()]))).rejects.toBeInstanceOf(BackendError);
+    // A second send to the same stream is queued behind the first: it must settle too.
+    await expect(bounded(new ConsoleBackend({ stream: destroyed, failSilently: true }).sendMessages([fixedMessage()]))).resolves.toBe(0);
+    const ended = new PassThrough();
+    ended.resume();
+    ended.end();
+    await expect(bounded(new ConsoleBackend({ stream: ended }).sendMessages([fixedMessage()]))).rejects.toBeInstanceOf(BackendError);
+  });
+
+  it("a stream closed while waiting for drain: BackendError (close before drain is an error)", async () => {
+    const stuck = new Writable({ highWaterMark: 16, write() {} });
+    const msg = fixedMessage();
+    msg.attach("big.bin", Buffer.alloc(200_000, 3), "application/octet-stream");
+    const sending = new ConsoleBackend({ stream: stuck }).sendMessages([msg]);
+    setTimeout(() => stuck.destroy(), 20);
+    const error = await Promise.race([sending.then(() => undefined, (e: unknown) => e), new Promise((r) => setTimeout(() => r("hung"), 2000))]);
+    expect(error).toBeInstanceOf(BackendError);
+  });
+
+  it("no drain/close/error listeners left behind after many messages to a slow stream", async () => {
+    const slow = new Writable({
+      highWaterMark: 256,
+      write(_chunk: Buffer, _enc, cb) {
+        setImmediate(cb);
+      },
+    });
+    const before = ["drain", "close", "error"].map((e) => slow.listenerCount(e));
+    let drains = 0;
+    slow.on("drain", () => drains++);
+    const messages = Array.from({ length: 20 }, (_, i) => {
+      const m = fixedMessage({ subject: `m${i}` });
+      m.attach("a.bin", Buffer.alloc(4096, i), "application/octet-stream");
+      return m;
+    });
+    expect(await new ConsoleBackend({ stream: slow }).sendMessages(messages)).toBe(20);
+    expect(drains).toBeGreaterThanOrEqual(20);
+    slow.removeAllListeners("drain");
+    expect(["drain", "close", "error"].map((e) => slow.listenerCount(e))).toEqual([0, before[1], before[2]]);
+  });
+
   it("failSilently never hides a bad header", async () => {
     const { stream, bytes } = collector();
     const bad = fixedMessage();
