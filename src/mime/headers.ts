@@ -295,18 +295,37 @@ export function renderHeader(name: string, value: string | readonly (Mailbox | G
     chunks = kind === "raw" ? rawChunks(name, value as string, opts) : unstructuredChunks(name, value as string, opts, width);
   }
   const out = fold(name, chunks, width);
-  // Second guard, at write time: only folds break lines, and none is too long.
-  let start = 0;
-  for (;;) {
-    const end = out.indexOf("\r\n", start);
-    if (end < 0) break;
-    const line = out.slice(start, end);
-    if (octets(line) > MAX_LINE_OCTETS) {
-      throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${octets(line)} octets with no white space to fold at`);
-    }
-    start = end + 2;
-  }
+  assertRenderedHeader(name, out, opts.utf8);
   return out;
+}
+
+/**
+ * The second injection guard, at write time (after the checks at the API edge, as Python's
+ * email package does since CVE-2024-6923): a rendered header is one logical line — every
+ * CRLF but the last starts a fold — with no bare CR, LF or NUL, no line over 998 octets,
+ * and ASCII only unless UTF-8 headers were asked for.
+ */
+function assertRenderedHeader(name: string, out: string, utf8: boolean): void {
+  if (!out.endsWith("\r\n")) throw new BadHeaderError(name, `The rendered ${name} header does not end its line`);
+  let lineStart = 0;
+  for (let i = 0; i < out.length; i++) {
+    const c = out.charCodeAt(i);
+    if (c === 0x0d) {
+      const last = i === out.length - 2;
+      const fold = out.charCodeAt(i + 1) === 0x0a && (last || isWsp(out.charCodeAt(i + 2)));
+      if (!fold) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
+      const line = out.slice(lineStart, i);
+      if (octets(line) > MAX_LINE_OCTETS) {
+        throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${octets(line)} octets with no white space to fold at`);
+      }
+      i++;
+      lineStart = i + 1;
+    } else if (c === 0x0a || c === 0) {
+      throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
+    } else if (c > 0x7e && !utf8) {
+      throw new BadHeaderError(name, `The rendered ${name} header holds non-ASCII text although 7-bit headers were asked for`);
+    }
+  }
 }
 
 /** RFC 5322 §2.2.3 unfolding: removes every CRLF that is followed by white space. */

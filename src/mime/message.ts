@@ -8,10 +8,10 @@ import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, parseAddressEntries, type Group, type Mailbox } from "./address.js";
-import { assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
+import { assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { policies, type Policy } from "./policy.js";
-import { guardedHeader, MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+import { MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 
 export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
 
@@ -53,7 +53,7 @@ export interface EmailMessageOptions {
 }
 
 /** The result of the prepare pass: every header decided, the body ready to stream. */
-export interface PreparedMessage {
+export interface PreparedMessage extends PreparedOutput {
   readonly messageId: string;
   /** The output holds 8-bit data (BODY=8BITMIME over SMTP). */
   readonly eightBit: boolean;
@@ -66,7 +66,7 @@ export interface PreparedMessage {
 }
 
 /** Headers users may set through `headers` that replace what the message would generate. */
-const OVERRIDABLE = ["from", "to", "cc", "reply-to", "date", "message-id"] as const;
+const OVERRIDABLE = ["from", "to", "cc", "reply-to", "subject", "date", "message-id"] as const;
 /** Headers the serializer owns: setting them through `headers` would produce a broken message. */
 const RESERVED = new Set(["mime-version", "content-type", "content-transfer-encoding", "bcc"]);
 
@@ -190,6 +190,7 @@ export class EmailMessage {
   attach(attachment: Attachment | MimePart | EmailMessage): this;
   attach(first: string | undefined | Attachment | MimePart | EmailMessage, content?: Attachment["content"], mimetype?: string): this {
     let attachment: Attachment | MimePart;
+    if (first === this) throw new InvalidArgumentError("A message cannot be attached to itself");
     if (first instanceof MimePart) attachment = first;
     else if (first instanceof EmailMessage) attachment = { content: first, mimetype: "message/rfc822" };
     else if (typeof first === "object" && first !== null) attachment = { ...first };
@@ -262,13 +263,16 @@ export class EmailMessage {
     return new MimePart({ contentType: `multipart/${this.mixedSubtype}`, children: main ? [main, ...attached] : attached });
   }
 
-  /** Decides every header and checks every field; nothing is written yet. */
-  async prepare(policy: Policy = policies.default): Promise<PreparedMessage> {
+  /**
+   * Decides every header and checks every field; nothing is written yet. `within` is for
+   * message/rfc822 nesting: the messages this one is attached inside (a cycle is refused).
+   */
+  async prepare(policy: Policy = policies.default, within: ReadonlySet<object> = new Set()): Promise<PreparedMessage> {
     const defaults = getMessageDefaults();
     const random = this.random ?? defaults.random;
     const clock = this.clock ?? defaults.clock;
     const charset = this.charset();
-    const options = { utf8: policy.utf8, charset };
+    const options = { utf8: policy.utf8, charset, maxLineLength: policy.maxLineLength };
     validateExtraHeaders(this.#headers);
     if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
 
@@ -280,33 +284,40 @@ export class EmailMessage {
     const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], value: AddressField) => {
       const override = this.headerOverride(key);
       const entries: (Mailbox | Group)[] = key === "from" ? normalizeAddresses(override ?? value, key) : parseAddressEntries(override ?? value, key);
-      if (entries.length > 0) lines.push(guardedHeader(name, entries, { ...options, kind: "address" }));
+      if (entries.length > 0) lines.push(renderHeader(name, entries, { ...options, kind: "address" }));
     };
     addressHeader("From", "from", from);
     addressHeader("To", "to", this.#to);
     addressHeader("Cc", "cc", this.#cc);
     addressHeader("Reply-To", "reply-to", this.#replyTo);
-    lines.push(guardedHeader("Subject", this.#subject, { ...options, kind: "unstructured" }));
-    lines.push(guardedHeader("Date", this.headerOverride("date") ?? formatDate(clock()), { ...options, kind: "raw" }));
-    lines.push(guardedHeader("Message-ID", messageId, { ...options, kind: "raw" }));
+    lines.push(renderHeader("Subject", this.headerOverride("subject") ?? this.#subject, { ...options, kind: "unstructured" }));
+    lines.push(renderHeader("Date", this.headerOverride("date") ?? formatDate(clock()), { ...options, kind: "raw" }));
+    lines.push(renderHeader("Message-ID", messageId, { ...options, kind: "raw" }));
     for (const [name, value] of Object.entries(this.#headers)) {
       if ((OVERRIDABLE as readonly string[]).includes(name.toLowerCase())) continue;
       const kind = headerKind(name);
-      lines.push(guardedHeader(name, kind === "address" ? normalizeAddresses(value, name) : value, { ...options, kind }));
+      if (kind !== "address") {
+        lines.push(renderHeader(name, value, { ...options, kind }));
+        continue;
+      }
+      // An address header with nobody in it (Sender: "") would be an empty, invalid header.
+      const entries = parseAddressEntries(value, name);
+      if (entries.length > 0) lines.push(renderHeader(name, entries, { ...options, kind }));
     }
     lines.push("MIME-Version: 1.0\r\n");
     const top = Buffer.from(lines.join(""), policy.utf8 ? "utf-8" : "latin1");
 
-    const output: PreparedOutput = await preparePart(this.message(), {
-      policy,
-      charset,
-      boundary: () => `=_${random(16).toString("hex")}`,
-    }, top);
-    const smtputf8 = policy.utf8 && top.some((b) => b >= 0x80);
+    const output: PreparedOutput = await preparePart(
+      this.message(),
+      { policy, charset, within: new Set([...within, this]), boundary: () => `=_${random(16).toString("hex")}` },
+      top,
+    );
+    const utf8Headers = output.utf8Headers || top.some((b) => b >= 0x80);
     return {
       messageId,
       eightBit: output.eightBit,
-      smtputf8,
+      utf8Headers,
+      smtputf8: policy.utf8 && utf8Headers,
       size: output.size,
       chunks: () => output.chunks(),
       stream: () => toReadable(output),
@@ -316,8 +327,11 @@ export class EmailMessage {
   /** The whole message as a Readable; attachments are pulled as the consumer reads. */
   asStream(policy: Policy = policies.default): Readable {
     const prepared = this.prepare(policy);
+    // The failure reaches the consumer through the stream; until it reads, nobody awaits this.
+    prepared.catch(() => undefined);
     return toReadable({
       eightBit: false,
+      utf8Headers: false,
       size: undefined,
       chunks: async function* () {
         yield* (await prepared).chunks();
@@ -439,10 +453,12 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   if (filename !== undefined) assertHeaderValue("attachment filename", requireString(filename, "attachment filename"));
   const mimetype = (attachment.mimetype ?? (filename ? mimeTypes.lookup(filename) || undefined : undefined) ?? "application/octet-stream").toLowerCase();
   const disposition = attachment.disposition ?? (contentId !== undefined ? "inline" : "attachment");
+  if (disposition !== "inline" && disposition !== "attachment") throw new BadHeaderError("disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(disposition)}`);
   if (mimetype === "message/rfc822") {
-    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? content : undefined;
-    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, or a serialized message as a string or bytes");
-    return new MimePart({ contentType: mimetype, body: { message }, filename, disposition, contentId });
+    const isFile = typeof content === "object" && content !== null && "path" in content && typeof content.path === "string";
+    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFile ? content : undefined;
+    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or a file");
+    return new MimePart({ contentType: mimetype, body: message, filename, disposition, contentId });
   }
   if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
   return new MimePart({ contentType: mimetype, body: content as BodySource, filename, disposition, contentId, charset: typeof content === "string" ? charset : undefined });

@@ -23,21 +23,24 @@ export class Policy implements PolicyOptions {
   readonly maxLineLength: number;
 
   constructor(options: PolicyOptions) {
+    for (const key of Object.keys(options)) {
+      if (!(KEYS as readonly string[]).includes(key)) throw new InvalidArgumentError(`Unknown policy option "${key}" (known: ${KEYS.join(", ")})`);
+    }
+    if (typeof options.utf8 !== "boolean" || typeof options.allow8bit !== "boolean") {
+      throw new InvalidArgumentError("Policy utf8 and allow8bit must be booleans");
+    }
+    if (!Number.isInteger(options.maxLineLength) || options.maxLineLength < 40 || options.maxLineLength > 998) {
+      throw new InvalidArgumentError("Policy maxLineLength must be an integer from 40 to 998");
+    }
     this.utf8 = options.utf8;
     this.allow8bit = options.allow8bit;
     this.maxLineLength = options.maxLineLength;
     Object.freeze(this);
   }
 
+  /** A copy with `changes` applied; unknown keys and wrong types are refused. */
   with(changes: Partial<PolicyOptions>): Policy {
-    for (const key of Object.keys(changes)) {
-      if (!(KEYS as readonly string[]).includes(key)) throw new InvalidArgumentError(`Unknown policy option "${key}" (known: ${KEYS.join(", ")})`);
-    }
-    const next = { ...this.options(), ...changes };
-    if (!Number.isInteger(next.maxLineLength) || next.maxLineLength < 40 || next.maxLineLength > 998) {
-      throw new InvalidArgumentError("Policy maxLineLength must be an integer from 40 to 998");
-    }
-    return new Policy(next);
+    return new Policy({ ...this.options(), ...changes });
   }
 
   options(): PolicyOptions {

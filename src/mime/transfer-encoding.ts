@@ -22,6 +22,8 @@ export class TextScan {
   nul = false;
   /** A CR not followed by LF, or an LF not preceded by CR. */
   bareLineBreak = false;
+  /** How many of those; canonicalising adds one octet for each. */
+  bareLineBreaks = 0;
   longestLine = 0;
   private lineLength = 0;
   private pendingCr = false;
@@ -46,6 +48,7 @@ export class TextScan {
           continue;
         }
         this.bareLineBreak = true;
+        this.bareLineBreaks++;
         this.endLine();
       }
       if (b === CR) {
@@ -54,6 +57,7 @@ export class TextScan {
       }
       if (b === LF) {
         this.bareLineBreak = true;
+        this.bareLineBreaks++;
         this.endLine();
         continue;
       }
@@ -72,6 +76,7 @@ export class TextScan {
     if (this.pendingCr) {
       this.pendingCr = false;
       this.bareLineBreak = true;
+      this.bareLineBreaks++;
     }
     this.endLine();
     if (this.utf8) {
@@ -97,7 +102,7 @@ export function scanBytes(bytes: Uint8Array): TextScan {
 }
 
 /** Lines of CRLF-terminated text with no NUL and no bare CR/LF can go as-is (7bit/8bit). */
-function sendableAsLines(scan: TextScan): boolean {
+export function sendableAsLines(scan: TextScan): boolean {
   return !scan.nul && !scan.bareLineBreak && scan.longestLine <= MAX_LINE_OCTETS;
 }
 
@@ -118,9 +123,12 @@ export function chooseTextEncoding(scan: TextScan, allow8bit: boolean): Transfer
   return qpSize <= base64Size ? "quoted-printable" : "base64";
 }
 
-/** `message/rfc822` is never base64-encoded (RFC 2046 §5.2.1): 7bit or 8bit only. */
+/**
+ * `message/rfc822` is never base64-encoded (RFC 2046 §5.2.1): 7bit or 8bit only. Its line
+ * breaks are canonicalised while it streams, so only NUL and over-long lines rule it out.
+ */
 export function chooseMessageEncoding(scan: TextScan): "7bit" | "8bit" | undefined {
-  if (!sendableAsLines(scan)) return undefined;
+  if (scan.nul || scan.longestLine > MAX_LINE_OCTETS) return undefined;
   return scan.highBytes === 0 ? "7bit" : "8bit";
 }
 
@@ -128,4 +136,40 @@ export function chooseMessageEncoding(scan: TextScan): "7bit" | "8bit" | undefin
 export function canonicalLineBreaks(text: string): string {
   if (!text.includes("\r") && !text.includes("\n")) return text;
   return text.replace(/\r\n|\r|\n/g, "\r\n");
+}
+
+/** Turns bare CR and bare LF into CRLF in a byte stream, with one flag of state between chunks. */
+export class LineBreakCanonicaliser {
+  /** The previous byte was a CR, already written as CRLF: an LF right after it is dropped. */
+  #afterCr = false;
+
+  encode(chunk: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(chunk.length * 2);
+    let o = 0;
+    let afterCr = this.#afterCr;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (b === CR) {
+        out[o++] = CR;
+        out[o++] = LF;
+        afterCr = true;
+      } else if (b === LF) {
+        if (!afterCr) {
+          out[o++] = CR;
+          out[o++] = LF;
+        }
+        afterCr = false;
+      } else {
+        out[o++] = b;
+        afterCr = false;
+      }
+    }
+    this.#afterCr = afterCr;
+    return out.subarray(0, o);
+  }
+
+  flush(): Buffer {
+    this.#afterCr = false;
+    return Buffer.alloc(0);
+  }
 }
