@@ -24,6 +24,7 @@ import { domainToASCII } from "node:url";
 import { BadHeaderError, EncodingError, InvalidAddressError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
 import { decodeWords, encodeWords } from "./encoding/encoded-word.js";
+import { quoteString } from "./encoding/rfc2231.js";
 
 export interface Mailbox {
   name: string;
@@ -455,12 +456,6 @@ function isBareLocal(local: string): boolean {
     if (isControl(c) || !isAtomChar(c)) return false;
   }
   return true;
-}
-
-function quoteString(text: string): string {
-  let out = '"';
-  for (const ch of text) out += ch === '"' || ch === "\\" ? `\\${ch}` : ch;
-  return `${out}"`;
 }
 
 function renderLocal(local: string): string {

@@ -11,6 +11,7 @@
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed } from "./encoding/charset.js";
 import { needsEncoding } from "./encoding/encoded-word.js";
+import { MAX_LINE_OCTETS } from "./transfer-encoding.js";
 import {
   encodeWordsWithFallback,
   formatAddressParts,
@@ -38,7 +39,7 @@ export interface RenderHeaderOptions {
 }
 
 /** RFC 5322 §2.1.1: a line is at most 998 octets, CRLF excluded. */
-export const MAX_LINE_OCTETS = 998;
+export { MAX_LINE_OCTETS };
 const DEFAULT_WIDTH = 78;
 /** RFC 2047 §2: an encoded-word is at most 75 characters. */
 const MAX_ENCODED_WORD = 75;

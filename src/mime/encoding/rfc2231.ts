@@ -41,7 +41,8 @@ function pctEncode(bytes: Uint8Array): string {
   return out;
 }
 
-function quote(text: string): string {
+/** An RFC 5322 quoted-string: `"` and `\` escaped with a backslash. */
+export function quoteString(text: string): string {
   let out = '"';
   for (const ch of text) out += ch === '"' || ch === "\\" ? `\\${ch}` : ch;
   return `${out}"`;
@@ -80,7 +81,7 @@ export function formatParameter(name: string, value: string, options: FormatPara
   // An encoded-word look-alike inside a quoted value is decoded by some readers (Python's
   // email package among them), so such a value goes out RFC 2231-encoded instead.
   if (printable && !value.includes("=?")) {
-    const plain = token ? `${name}=${value}` : `${name}=${quote(value)}`;
+    const plain = token ? `${name}=${value}` : `${name}=${quoteString(value)}`;
     if (plain.length <= MAX_SEGMENT_LENGTH) return [plain];
     return asciiContinuations(name, value);
   }
@@ -116,14 +117,14 @@ function asciiContinuations(name: string, value: string): string[] {
     const w = ch === '"' || ch === "\\" ? 2 : 1;
     const prefix = `${name}*${segments.length}=`.length;
     if (current.length > 0 && prefix + width + w > MAX_SEGMENT_LENGTH) {
-      segments.push(`${name}*${segments.length}=${quote(current)}`);
+      segments.push(`${name}*${segments.length}=${quoteString(current)}`);
       current = "";
       width = 2;
     }
     current += ch;
     width += w;
   }
-  segments.push(`${name}*${segments.length}=${quote(current)}`);
+  segments.push(`${name}*${segments.length}=${quoteString(current)}`);
   return segments;
 }
 
