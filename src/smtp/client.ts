@@ -24,6 +24,8 @@
  * - Fewer pipelined replies than commands cannot be told from a slow server: it ends as
  *   the reply deadline's SmtpTimeoutError; more replies is an SmtpProtocolError.
  * - The transcript holds commands and replies, not the body; the end of data shows as ".".
+ * - `destroy()` during `connect()` makes that connect reject with SmtpClosedError (not
+ *   AbortError, which stays the answer to the caller's AbortSignal); the client is "closed".
  */
 import os from "node:os";
 import type tls from "node:tls";
@@ -118,6 +120,8 @@ export class SmtpClient {
   #authenticatedAs: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #connecting: Promise<void> | undefined;
+  /** The connect attempt in progress; `destroy()` aborts it. */
+  #attempt: AbortController | undefined;
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
@@ -231,8 +235,13 @@ export class SmtpClient {
     return this.#serialize(() => this.#quit(Math.min(this.timeouts.command, 5_000)));
   }
 
-  /** Closes the socket now. Anything pending rejects with SmtpClosedError. */
+  /**
+   * Closes the socket now. Anything pending rejects with SmtpClosedError, including a
+   * `connect()` in progress (at whatever step it is: reading key files, TCP, TLS, greeting,
+   * EHLO, AUTH); the client stays "closed" and no socket is left open.
+   */
   destroy(): void {
+    this.#attempt?.abort(new SmtpClosedError(`The client was destroyed while connecting to ${this.host}:${this.port}`));
     this.#teardown();
   }
 
@@ -249,9 +258,20 @@ export class SmtpClient {
     this.#capabilities = undefined;
     this.#greeting = undefined;
     this.#authenticatedAs = undefined;
+    // One controller per attempt: aborted by destroy() or by the caller's signal, checked
+    // after every await and passed to the TCP connect and the TLS handshakes.
+    const attempt = new AbortController();
+    this.#attempt = attempt;
+    const userSignal = this.#options.signal;
+    const forward = () => attempt.abort(abortError(userSignal));
+    userSignal?.addEventListener("abort", forward, { once: true });
+    const checkpoint = () => {
+      if (attempt.signal.aborted) throw attemptError(attempt.signal);
+    };
     try {
       const tlsOptions = await buildTlsOptions(this.host, this.#options);
-      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: this.#options.signal });
+      checkpoint();
+      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: attempt.signal });
       this.#conn = conn;
       const signal = this.#options.signal;
       signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -259,23 +279,33 @@ export class SmtpClient {
         signal?.removeEventListener("abort", this.#onAbort);
         if (this.#conn === conn) this.#state = "closed";
       });
-      this.#checkAborted();
-      if (this.tlsMode === "implicit") await conn.startTls(tlsOptions, this.timeouts.connect, this.#options.signal);
+      checkpoint();
+      if (this.tlsMode === "implicit") await conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal);
+      checkpoint();
       this.#state = "greeting";
       await this.#readGreeting(conn);
+      checkpoint();
       await this.#hello();
+      checkpoint();
       if ((this.tlsMode === "starttls" || this.tlsMode === "opportunistic") && !conn.secure) {
-        await this.#starttls(conn, tlsOptions);
+        await this.#starttls(conn, tlsOptions, attempt.signal);
+        checkpoint();
       }
       if (this.#credentials) await this.#authenticate(this.#credentials);
+      checkpoint();
       this.#state = "ready";
-    } catch (error) {
+    } catch (caught) {
+      // Whatever the step reported, a destroy() or abort during the attempt is the reason.
+      const error = attempt.signal.aborted ? attemptError(attempt.signal) : caught;
       // A refusal with a reply gets a polite QUIT; a broken connection is just dropped.
-      if (this.#conn && !this.#conn.closed && error instanceof SmtpError && !(error instanceof SmtpProtocolError)) {
+      if (!attempt.signal.aborted && this.#conn && !this.#conn.closed && error instanceof SmtpError && !(error instanceof SmtpProtocolError)) {
         await this.#quit(Math.min(this.timeouts.command, 5_000));
       }
       this.#teardown();
       throw error;
+    } finally {
+      userSignal?.removeEventListener("abort", forward);
+      if (this.#attempt === attempt) this.#attempt = undefined;
     }
   }
 
@@ -313,7 +343,7 @@ export class SmtpClient {
     if (this.#conn) this.#conn.enhancedStatusCodes = this.#capabilities.enhancedStatusCodes;
   }
 
-  async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions): Promise<void> {
+  async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions, signal: AbortSignal): Promise<void> {
     const required = this.tlsMode === "starttls";
     if (!this.#capabilities?.starttls) {
       if (!required) return;
@@ -331,7 +361,7 @@ export class SmtpClient {
         retryable: reply!.code < 500,
       });
     }
-    await conn.startTls(tlsOptions, this.timeouts.connect, this.#options.signal);
+    await conn.startTls(tlsOptions, this.timeouts.connect, signal);
     // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
     this.#capabilities = undefined;
     conn.enhancedStatusCodes = false;
@@ -741,6 +771,12 @@ function decodeChallenge(text: string): Buffer {
     throw new SmtpAuthError("The server sent an AUTH challenge that is not base64");
   }
   return Buffer.from(trimmed, "base64");
+}
+
+/** Why a connect attempt was aborted: the SmtpClosedError of destroy(), else an AbortError. */
+function attemptError(signal: AbortSignal): MissiveError {
+  const reason: unknown = signal.reason;
+  return reason instanceof SmtpClosedError ? reason : abortError(signal);
 }
 
 /** The queue id a server names in its final reply: Postfix "queued as X", Exim "id=X", Sendmail "X Message accepted". */

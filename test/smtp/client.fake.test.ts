@@ -642,6 +642,36 @@ describe("SmtpClient faults", () => {
     expect(client.state).toBe("closed");
   });
 
+  it("destroy() while connect() reads key files: connect rejects with SmtpClosedError, stays closed, no socket", async () => {
+    const server = await fake();
+    const certs = await makeTestCerts();
+    const client = clientFor(server, { tls: "opportunistic", sslCertfile: certs.client.certPath, sslKeyfile: certs.client.keyPath });
+    const connects = vi.spyOn(net, "connect");
+    try {
+      const pending = rejection(client.connect());
+      client.destroy();
+      const error = await pending;
+      expect(error).toBeInstanceOf(SmtpClosedError);
+      expect(client.state).toBe("closed");
+      // The attempt stopped before TCP: no socket was ever made.
+      expect(connects).not.toHaveBeenCalled();
+    } finally {
+      connects.mockRestore();
+    }
+  });
+
+  it("destroy() while waiting for the greeting: connect rejects with SmtpClosedError, socket closed", async () => {
+    const server = await fake({ greeting: null });
+    const client = clientFor(server);
+    const pending = rejection(client.connect());
+    await until(() => server.connections === 1);
+    client.destroy();
+    const error = await pending;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(client.state).toBe("closed");
+    await server.waitForClosed(1);
+  });
+
   it("connection refused: SmtpConnectError, retryable", async () => {
     const server = await fake();
     const port = server.port;
