@@ -4,11 +4,13 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { isUtf8 } from "node:buffer";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { attachmentBytes, parseWithPython, type ParsedAddress } from "../helpers/python-oracle.js";
-import { asciiAddress, buildMessage, expectedBodyText, messageSpec, type MessageSpec } from "./arbitraries.js";
-import { FIXTURE_CASES } from "./fixture-cases.js";
+import { EmailMessage } from "../../src/mime/message.js";
+import { asciiAddress, buildMessage, expectedBodyText, headerText, messageSpec, type MessageSpec } from "./arbitraries.js";
+import { FIXED_DATE, FIXTURE_CASES, seededRandom } from "./fixture-cases.js";
 
 const fixturesDir = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 
@@ -55,6 +57,63 @@ describe("Python's email package reads what we build", () => {
       expect(py.htmlBodies.map(lf), context).toEqual(spec.html === undefined ? [] : [expectedBodyText(spec.html)]);
       expect(py.attachments.map((a) => a.filename), context).toEqual(spec.attachments.map((a) => pyStrip(a.filename)));
       py.attachments.forEach((a, j) => expect(attachmentBytes(a).equals(Buffer.from(spec.attachments[j]!.bytes)), context).toBe(true));
+    });
+  });
+
+  it("agrees on legacy charsets, text/* bytes (UTF-8 or not) and forwarded messages", async () => {
+    // Each charset with characters from its own repertoire, so that encoding cannot fail.
+    const repertoires: Record<string, string> = {
+      "iso-8859-1": "Crème brûlée à la façon de Zoë ÄÖÜ äöüß ¿¡ ",
+      "koi8-r": "Привет мир съешь же ещё этих мягких булок ",
+      shift_jis: "日本語のテキストです。カタカナとひらがな ",
+      "iso-2022-jp": "会議の議事録をお送りします。よろしく ",
+      gb2312: "中文邮件测试，你好世界 ",
+      big5: "繁體中文郵件測試，你好 ",
+      "utf-8": "Ωmega 🎉 ünïcødé ",
+    };
+    const charsetText = (charset: string) =>
+      fc.array(fc.constantFrom(...Array.from(repertoires[charset]!)), { minLength: 1, maxLength: 60 }).map((chars) => chars.join(""));
+    const spec = fc.constantFrom(...Object.keys(repertoires)).chain((charset) =>
+      fc.record({
+        charset: fc.constant(charset),
+        subject: charsetText(charset),
+        body: charsetText(charset),
+        name: charsetText(charset),
+        textBytes: fc.uint8Array({ maxLength: 300 }),
+        textUtf8: fc.string({ unit: "binary", maxLength: 80 }).filter((t) => t.isWellFormed()),
+        forwardedSubject: headerText,
+      }),
+    );
+    const specs = fc.sample(spec, { numRuns: 70, seed: 7 });
+    const messages = specs.map((s, i) => {
+      const forwarded = new EmailMessage({ subject: s.forwardedSubject, body: "inner", from: "x@example.org", to: ["y@example.org"], clock: () => FIXED_DATE, random: seededRandom(`fwd-${i}`) });
+      return new EmailMessage({
+        subject: s.subject,
+        body: s.body,
+        encoding: s.charset,
+        from: { name: s.name, address: "ann@example.com" },
+        to: ["bob@example.org"],
+        clock: () => FIXED_DATE,
+        random: seededRandom(`charset-${i}`),
+      })
+        .attach("raw.txt", s.textBytes, "text/plain")
+        .attach("utf8.txt", Buffer.from(s.textUtf8, "utf-8"), "text/plain")
+        .attach(forwarded);
+    });
+    const parsed = await parseWithPython(await Promise.all(messages.map((m) => m.asBytes())));
+    parsed.forEach((py, i) => {
+      const s = specs[i]!;
+      const context = `charset message #${i} (${s.charset})`;
+      expect(py.defectDetails, context).toEqual([]);
+      expect(py.subject, context).toBe(s.subject);
+      expect(py.textBodies.map(lf), context).toEqual([expectedBodyText(s.body)]);
+      expect(sameName(py.from[0]!.name), context).toBe(sameName(s.name));
+      const [raw, utf8, fwd] = py.attachments;
+      // Bytes stay exactly as given; a reader may turn CRLF in a quoted-printable text part into LF.
+      expect(lf(attachmentBytes(raw!).toString("latin1")), context).toBe(lf(Buffer.from(s.textBytes).toString("latin1")));
+      expect(raw!.contentType, context).toBe(isUtf8(s.textBytes) ? "text/plain" : "application/octet-stream");
+      expect(lf(attachmentBytes(utf8!).toString("utf8")), context).toBe(lf(s.textUtf8));
+      expect(fwd!.message?.subject, context).toBe(s.forwardedSubject);
     });
   });
 
