@@ -1,3 +1,4 @@
+import { isIPv6 } from "node:net";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
 import type { BackendClass } from "./backends/base.js";
@@ -213,8 +214,9 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       if (!(TLS_MODES as readonly unknown[]).includes(value)) throw new ConfigurationError(key, `tlsMode must be one of ${TLS_MODES.join(", ")}`);
       return value;
     case "timeout":
-      if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-        throw new ConfigurationError(key, "timeout must be a positive number of milliseconds");
+      // Timers take at most 2^31 - 1 ms (a larger delay fires at once) and at least 1.
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+        throw new ConfigurationError(key, `timeout must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`);
       }
       return value;
     case "sslKeyfile":
@@ -258,10 +260,25 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
 
 const TLS_OPTION_KEYS = ["ca", "servername", "rejectUnauthorized", "cert", "key", "minVersion"];
 
+/** The longest delay Node's timers take; `timeout` (ms) must fit. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 function hostName(key: string, value: unknown): string {
   if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty host name`);
   if (/[\s\0-\x1f\x7f<>@,;"\\/]/.test(value)) throw new ConfigurationError(key, `${key} ${JSON.stringify(value)} is not a valid host name`);
+  // A ":" belongs only in an IPv6 literal; "host:587" would reach DNS as a name.
+  if (value.includes(":") && !isIpv6Literal(value)) {
+    throw new ConfigurationError(key, `${key} ${JSON.stringify(value)} is not a host name: give the port separately (port, EMAIL_PORT, or in EMAIL_URL)`);
+  }
   return value;
+}
+
+/** "::1", "[::1]" or the EHLO address literal "[IPv6:::1]". */
+function isIpv6Literal(value: string): boolean {
+  const bracketed = value.startsWith("[") && value.endsWith("]");
+  let inner = bracketed ? value.slice(1, -1) : value;
+  if (bracketed && inner.slice(0, 5).toLowerCase() === "ipv6:") inner = inner.slice(5);
+  return isIPv6(inner);
 }
 
 function address(key: string, value: unknown): string {
@@ -403,7 +420,11 @@ function emailUrlSettings(url: string, setting: string): SettingsInput {
       else if (mode === "starttls") out.useTls = true;
       else if (mode !== undefined) out.tlsMode = mode;
       if (u.port === "0") throw new ConfigurationError(setting, `${setting} port must be from 1 to 65535`);
-      out.port = u.port ? Number(u.port) : mode === "implicit" ? 465 : scheme === "submission" ? 587 : 25;
+      // Without a port in the URL, `port` stays unset so that the backend derives it from
+      // the TLS mode in effect (465 with implicit TLS, else 25), even when EMAIL_USE_SSL or
+      // configure() changes the mode later. "submission" names its port (587, RFC 6409).
+      if (u.port) out.port = Number(u.port);
+      else if (scheme === "submission") out.port = 587;
       const timeout = params.get("timeout");
       if (timeout !== undefined) out.timeout = seconds(timeout, `${setting} ?timeout=`, setting);
       const localName = params.get("local_name");
@@ -425,8 +446,11 @@ function decode(value: string, setting: string, what: string): string {
 
 function seconds(value: string, what: string, setting: string): number {
   const n = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigurationError(setting, `${what} must be a positive number of seconds, e.g. 10 or 2.5`);
-  return Math.round(n * 1000);
+  const ms = Math.round(n * 1000);
+  if (!Number.isFinite(ms) || ms < 1 || ms > MAX_TIMEOUT_MS) {
+    throw new ConfigurationError(setting, `${what} must be a number of seconds from 0.001 to ${Math.floor(MAX_TIMEOUT_MS / 1000)}, e.g. 10 or 2.5`);
+  }
+  return ms;
 }
 
 function bool(value: string, setting: string): boolean {

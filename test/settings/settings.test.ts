@@ -2,6 +2,7 @@ import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../src/errors.js";
 import { getMessageDefaults } from "../../src/mime/defaults.js";
+import { SmtpBackend } from "../../src/backends/smtp.js";
 import {
   backendFromUrl,
   configure,
@@ -117,6 +118,12 @@ describe("configure", () => {
     ["timeout", { timeout: 0 }],
     ["timeout", { timeout: -1 }],
     ["timeout", { timeout: Number.NaN }],
+    ["timeout", { timeout: 0.5 }],
+    ["timeout", { timeout: 2 ** 31 }],
+    ["timeout", { timeout: Number.MAX_SAFE_INTEGER }],
+    ["host", { host: "mail.example.com:587" }],
+    ["host", { host: "[::1]:25" }],
+    ["localName", { localName: "client.example:25" }],
     ["username", { username: "a\nb" }],
     ["password", { password: 5 as unknown as string }],
     ["defaultFrom", { defaultFrom: "not an address" }],
@@ -204,16 +211,16 @@ describe("secrets", () => {
 describe("EMAIL_URL", () => {
   const cases: [string, Record<string, unknown>][] = [
     ["smtp://user:pass@mail.example.com:587?tls=starttls", { backend: "smtp", host: "mail.example.com", port: 587, username: "user", password: "pass", useTls: true }],
-    ["smtp://mail.example.com", { backend: "smtp", host: "mail.example.com", port: 25 }],
-    ["smtps://mail.example.com", { backend: "smtp", host: "mail.example.com", port: 465, useSsl: true }],
+    ["smtp://mail.example.com", { backend: "smtp", host: "mail.example.com" }],
+    ["smtps://mail.example.com", { backend: "smtp", host: "mail.example.com", useSsl: true }],
     ["smtps://mail.example.com:2465", { backend: "smtp", host: "mail.example.com", port: 2465, useSsl: true }],
-    ["smtp://mail.example.com?tls=implicit", { backend: "smtp", host: "mail.example.com", port: 465, useSsl: true }],
+    ["smtp://mail.example.com?tls=implicit", { backend: "smtp", host: "mail.example.com", useSsl: true }],
     ["smtp://mail.example.com:2525?tls=none", { backend: "smtp", host: "mail.example.com", port: 2525, tlsMode: "none" }],
-    ["smtp://mail.example.com?tls=opportunistic", { backend: "smtp", host: "mail.example.com", port: 25, tlsMode: "opportunistic" }],
+    ["smtp://mail.example.com?tls=opportunistic", { backend: "smtp", host: "mail.example.com", tlsMode: "opportunistic" }],
     ["submission://mail.example.com", { backend: "smtp", host: "mail.example.com", port: 587, useTls: true }],
-    ["smtp://us%40er:p%3Ass%2Fw%25rd@h.example?timeout=2.5", { backend: "smtp", host: "h.example", port: 25, username: "us@er", password: "p:ss/w%rd", timeout: 2500 }],
+    ["smtp://us%40er:p%3Ass%2Fw%25rd@h.example?timeout=2.5", { backend: "smtp", host: "h.example", username: "us@er", password: "p:ss/w%rd", timeout: 2500 }],
     ["smtp://[::1]:2525", { backend: "smtp", host: "::1", port: 2525 }],
-    ["smtp://h.example?local_name=client.example", { backend: "smtp", host: "h.example", port: 25, localName: "client.example" }],
+    ["smtp://h.example?local_name=client.example", { backend: "smtp", host: "h.example", localName: "client.example" }],
     ["console:", { backend: "console" }],
     ["console://", { backend: "console" }],
     ["memory:", { backend: "memory" }],
@@ -234,6 +241,9 @@ describe("EMAIL_URL", () => {
     "smtps://h.example?tls=starttls",
     "smtp://h.example?timeout=0",
     "smtp://h.example?timeout=soon",
+    "smtp://h.example?timeout=0.0001",
+    "smtp://h.example?timeout=3000000",
+    "smtp://h.example?local_name=client.example:25",
     "smtp://h.example?tls=none&tls=none",
     "smtp://h.example?bogus=1",
     "file://",
@@ -244,6 +254,26 @@ describe("EMAIL_URL", () => {
   it.each(bad)("rejects %s naming EMAIL_URL", (url) => {
     const err = configError(() => settingsFromEnvironment({ EMAIL_URL: url }));
     expect(err.setting).toBe("EMAIL_URL");
+  });
+});
+
+describe("timeouts and host names that would only fail later", () => {
+  it("accepts the largest timer delay and IPv6 literals", () => {
+    expect(configure({ timeout: 2 ** 31 - 1 }).timeout).toBe(2 ** 31 - 1);
+    expect(configure({ host: "::1", localName: "[IPv6:2001:db8::1]" }).host).toBe("::1");
+    expect(settingsFromEnvironment({ EMAIL_TIMEOUT: "2147483" }).timeout).toBe(2_147_483_000);
+    expect(settingsFromEnvironment({ EMAIL_TIMEOUT: "0.001" }).timeout).toBe(1);
+    expect(settingsFromEnvironment({ EMAIL_URL: "smtp://[2001:db8::1]:2525" }).host).toBe("2001:db8::1");
+  });
+
+  it("EMAIL_URL without a port leaves port unset, so implicit TLS set later still gets 465", () => {
+    expect("port" in settingsFromEnvironment({ EMAIL_URL: "smtp://mail.example.com" })).toBe(false);
+    expect(settingsFromEnvironment({ EMAIL_URL: "smtp://mail.example.com:2525" }).port).toBe(2525);
+    Object.assign(process.env, { EMAIL_URL: "smtp://mail.example.com", EMAIL_USE_SSL: "true" });
+    resetSettings();
+    expect(new SmtpBackend().port).toBe(465);
+    configure({ useSsl: false, useTls: true });
+    expect(new SmtpBackend().port).toBe(25);
   });
 });
 
@@ -270,7 +300,8 @@ describe("environment", () => {
     [{ EMAIL_HOST: "" }, { host: "localhost" }],
     [{ EMAIL_URL: "smtp://u:p@url.example:587?tls=starttls", EMAIL_HOST: "override.example", EMAIL_HOST_PASSWORD: "fromenv" },
       { host: "override.example", port: 587, username: "u", password: "fromenv", useTls: true }],
-    [{ EMAIL_URL: "smtps://url.example", EMAIL_USE_TLS: "true" }, { useTls: true, useSsl: false, port: 465 }],
+    // No port in the URL: the port follows the TLS mode in effect (STARTTLS here: the default 25).
+    [{ EMAIL_URL: "smtps://url.example", EMAIL_USE_TLS: "true" }, { useTls: true, useSsl: false, port: 25 }],
     [{ EMAIL_URL: "console:", EMAIL_BACKEND: "dummy" }, { backend: "dummy" }],
     [{ EMAIL_URL: "file:///srv/mail" }, { backend: "file", filePath: "/srv/mail" }],
   ];
@@ -292,6 +323,10 @@ describe("environment", () => {
     [{ EMAIL_USE_TLS: "1", EMAIL_USE_SSL: "1" }, "EMAIL_USE_SSL"],
     [{ EMAIL_TIMEOUT: "-3" }, "EMAIL_TIMEOUT"],
     [{ EMAIL_TIMEOUT: "ten" }, "EMAIL_TIMEOUT"],
+    [{ EMAIL_TIMEOUT: "0.0004" }, "EMAIL_TIMEOUT"],
+    [{ EMAIL_TIMEOUT: "2147484" }, "EMAIL_TIMEOUT"],
+    [{ EMAIL_TIMEOUT: "99999999999999999999" }, "EMAIL_TIMEOUT"],
+    [{ EMAIL_HOST: "mail.example.com:587" }, "EMAIL_HOST"],
     [{ EMAIL_BACKEND: "not a name" }, "EMAIL_BACKEND"],
     [{ DEFAULT_FROM_EMAIL: "nobody" }, "DEFAULT_FROM_EMAIL"],
     [{ SERVER_EMAIL: "a@b.example, c@d.example" }, "SERVER_EMAIL"],
