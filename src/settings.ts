@@ -19,6 +19,15 @@ import { setMessageDefaults } from "./mime/defaults.js";
  * and `EMAIL_URL`'s `?timeout=` are in seconds, as Django's EMAIL_TIMEOUT is.
  */
 
+// Redaction (see the end of the file); defined first because DEFAULT_SETTINGS uses it.
+/** Keys whose values are secrets in the built-in backends' options and the settings. */
+const SECRET_KEY = /key$|pass|secret|token|credential|auth|^pfx$/i;
+const REDACTED = "<redacted>";
+/** Past this depth nothing is printed, not even a redacted copy. */
+const MAX_DEPTH = 4;
+/** Non-enumerable on redacting objects: their own view, used when they are nested in another. */
+const VIEW = Symbol("missive.settings.view");
+
 /** How the SMTP connection is protected (see DESIGN "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 export const TLS_MODES: readonly TlsMode[] = ["implicit", "starttls", "opportunistic", "none"];
@@ -336,7 +345,9 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     } else {
       throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
     }
-    out[name] = redacting(Object.freeze(config)) as NamedBackendConfig;
+    // A custom backend's options mean nothing to us, so any of them may be a secret.
+    const custom = typeof config.backend === "function" || !(BUILTIN_BACKENDS as readonly string[]).includes(config.backend);
+    out[name] = redacting(Object.freeze(config), custom ? "all-but-backend" : "secret-keys") as NamedBackendConfig;
   }
   return Object.freeze(out);
 }
@@ -553,24 +564,43 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
 // ---------------------------------------------------------------------------------------
 // Redaction: secrets never show in util.inspect or JSON.
 
-const SECRET_KEY = /pass|secret|token|^key$|^pfx$|^auth$/i;
+type Redaction = "secret-keys" | "all-but-backend";
 
 function redactedView(value: unknown, depth = 0): unknown {
-  if (depth > 4 || typeof value !== "object" || value === null) return typeof value === "function" ? `[class ${(value as { name?: string }).name || "anonymous"}]` : value;
+  if (typeof value === "function") return `[class ${(value as { name?: string }).name || "anonymous"}]`;
+  if (typeof value !== "object" || value === null) return value;
+  if (depth > MAX_DEPTH) return "[Object]";
+  const own = (value as { [VIEW]?: (depth: number) => unknown })[VIEW];
+  if (typeof own === "function") return own(depth);
   if (Array.isArray(value)) return value.map((v) => redactedView(v, depth + 1));
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return "<bytes>";
+  return secretKeysView(value, depth);
+}
+
+function secretKeysView(value: object, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? "<redacted>" : redactedView(v, depth + 1);
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : redactedView(v, depth + 1);
   }
   return out;
 }
 
-function redacting<T extends object>(obj: T): T {
+function allButBackendView(value: Record<string, unknown>, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = k === "backend" ? redactedView(v, depth + 1) : v === undefined ? undefined : REDACTED;
+  }
+  return out;
+}
+
+function redacting<T extends object>(obj: T, redaction: Redaction = "secret-keys"): T {
   if (Object.isFrozen(obj)) obj = { ...obj };
-  Object.defineProperty(obj, "toJSON", { value: () => redactedView(obj), enumerable: false });
+  const view = (depth: number): unknown =>
+    redaction === "secret-keys" ? secretKeysView(obj, depth) : allButBackendView(obj as Record<string, unknown>, depth);
+  Object.defineProperty(obj, VIEW, { value: view, enumerable: false });
+  Object.defineProperty(obj, "toJSON", { value: () => view(0), enumerable: false });
   Object.defineProperty(obj, inspect.custom, {
-    value: (depth: number, options: object, insp: typeof inspect) => insp(redactedView(obj), options),
+    value: (_depth: number, options: object, insp: typeof inspect) => insp(view(0), options),
     enumerable: false,
   });
   return Object.freeze(obj);

@@ -3,6 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConfigurationError } from "../../src/errors.js";
 import { getMessageDefaults } from "../../src/mime/defaults.js";
 import { SmtpBackend } from "../../src/backends/smtp.js";
+import { BaseEmailBackend } from "../../src/backends/base.js";
+import { registerBackend, unregisterBackend } from "../../src/backends/registry.js";
 import {
   backendFromUrl,
   configure,
@@ -199,6 +201,54 @@ describe("secrets", () => {
     for (const secret of ["hunter2-secret", "tls-secret", "url-secret"]) expect(shown).not.toContain(secret);
     expect(shown).toContain("alice");
     expect(shown).toContain("<redacted>");
+  });
+
+  it("a custom backend's named connection shows only its backend; built-ins hide key/pass/secret/token/credential/auth", () => {
+    class Carrier extends BaseEmailBackend {
+      async sendMessages(): Promise<number> {
+        return 0;
+      }
+    }
+    registerBackend("carrier-test", Carrier);
+    try {
+      configure({
+        backends: {
+          custom: { backend: "carrier-test", endpoint: "https://user:endpoint-secret@api.example", region: "region-secret" },
+          byClass: { backend: Carrier, dsn: "dsn-secret" },
+          builtin: {
+            backend: "console",
+            apiKey: "apikey-secret",
+            clientSecret: "client-secret",
+            accessToken: "token-secret",
+            credentials: "cred-secret",
+            auth: { user: "u", pass: "auth-secret" },
+            oauth: "oauth-secret",
+            visible: "plain-value",
+          },
+        },
+      });
+      const s = getSettings();
+      for (const shown of [inspect(s, { depth: 20 }), JSON.stringify(s), inspect(s.backends, { depth: 20 }), JSON.stringify(s.backends)]) {
+        for (const secret of ["endpoint-secret", "region-secret", "dsn-secret", "apikey-secret", "client-secret", "token-secret", "cred-secret", "auth-secret", "oauth-secret"]) {
+          expect(shown).not.toContain(secret);
+        }
+        expect(shown).toContain("carrier-test");
+        expect(shown).toContain("plain-value");
+      }
+      expect(JSON.parse(JSON.stringify(s.backends["custom"]))).toEqual({ backend: "carrier-test", endpoint: "<redacted>", region: "<redacted>" });
+    } finally {
+      unregisterBackend("carrier-test");
+    }
+  });
+
+  it("past the depth limit prints [Object], never the raw value", () => {
+    const deep = { a: { b: { c: { d: { e: { f: { g: "deep-value" } } } } } } };
+    configure({ backends: { nested: { backend: "console", deep } } });
+    const s = getSettings();
+    for (const shown of [inspect(s, { depth: null }), JSON.stringify(s), inspect(s.backends["nested"], { depth: null }), JSON.stringify(s.backends["nested"])]) {
+      expect(shown).not.toContain("deep-value");
+      expect(shown).toContain("[Object]");
+    }
   });
 
   it("an invalid EMAIL_URL is not echoed (it may hold a password)", () => {
