@@ -218,7 +218,7 @@ export class SmtpBackend extends BaseEmailBackend {
     if (this.pool !== undefined) {
       const poolOptions: SmtpPoolOptions = { ...clientOptions };
       for (const key of POOL_KEYS) if (this.pool[key] !== undefined) poolOptions[key] = this.pool[key];
-      new SmtpPool(poolOptions); // validates maxConnections and maxMessagesPerConnection
+      new SmtpPool(poolOptions); // validates maxConnections, maxMessagesPerConnection and idleTimeout
       this.#poolOptions = poolOptions;
     }
   }
@@ -506,11 +506,7 @@ function poolSettings(option: unknown): SmtpPoolSettings | undefined {
       throw new InvalidArgumentError(`Unknown pool option "${key}"; known: ${POOL_KEYS.join(", ")}`);
     }
     if (value === undefined) continue;
-    // setTimeout takes at most 2^31 - 1 ms; a larger idleTimeout would fire at once.
-    const limit = key === "idleTimeout" ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
-    if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > limit) {
-      throw new InvalidArgumentError(`pool.${key} must be a positive integer${key === "idleTimeout" ? " (ms, at most 2147483647)" : ""}`);
-    }
+    // The values are checked by the SmtpPool constructor, which the backend's constructor runs.
     settings[key as (typeof POOL_KEYS)[number]] = value as number;
   }
   return Object.freeze(settings);

@@ -15,11 +15,14 @@ export interface SmtpPoolOptions extends SmtpClientOptions {
   maxConnections?: number;
   /** Default 100; the connection is then closed with QUIT and replaced. */
   maxMessagesPerConnection?: number;
-  /** Probe a connection with NOOP before reuse when it was idle this long (ms). Default 1000. */
+  /** Probe a connection with NOOP before reuse when it was idle this long (ms; 0: always). Default 1000. */
   probeAfterIdle?: number;
-  /** Close connections idle this long (ms). Default 30000. */
+  /** Close connections idle this long (ms, 1 to 2^31 - 1). Default 30000. */
   idleTimeout?: number;
 }
+
+/** The longest delay Node's timers take (a larger one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Slot {
   readonly client: SmtpClient;
@@ -46,12 +49,21 @@ export class SmtpPool {
   readonly #pending: Job[] = [];
   /** Connections being opened, counted against maxConnections. */
   #opening = 0;
+  /** Clients still connecting, and the promise that settles once each is handled. */
+  readonly #connecting = new Map<SmtpClient, Promise<void>>();
   #closed = false;
 
   constructor(options: SmtpPoolOptions = {}) {
     const { maxConnections = 5, maxMessagesPerConnection = 100, probeAfterIdle = 1000, idleTimeout = 30_000, ...clientOptions } = options;
     for (const [name, value] of Object.entries({ maxConnections, maxMessagesPerConnection })) {
       if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    }
+    // probeAfterIdle is compared with elapsed time (0 means "always probe"); idleTimeout is a timer delay.
+    if (typeof probeAfterIdle !== "number" || !Number.isFinite(probeAfterIdle) || probeAfterIdle < 0 || probeAfterIdle > MAX_TIMER_MS) {
+      throw new InvalidArgumentError(`probeAfterIdle must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`);
+    }
+    if (typeof idleTimeout !== "number" || !Number.isFinite(idleTimeout) || idleTimeout < 1 || idleTimeout > MAX_TIMER_MS) {
+      throw new InvalidArgumentError(`idleTimeout must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`);
     }
     this.maxConnections = maxConnections;
     this.maxMessagesPerConnection = maxMessagesPerConnection;
@@ -93,11 +105,17 @@ export class SmtpPool {
     this.#release(slot);
   }
 
-  /** Closes every connection (QUIT, bounded) and rejects queued messages. */
+  /**
+   * Closes every connection (QUIT, bounded) and rejects queued messages. A connection
+   * still being opened is destroyed (it has carried nothing yet) and awaited, so that no
+   * socket outlives close(); its message is rejected with SmtpClosedError.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const job of this.#pending.splice(0)) job.reject(new SmtpClosedError("The pool was closed before the message was sent"));
-    await Promise.all([...this.#slots].map((slot) => this.#retire(slot)));
+    for (const job of this.#pending.splice(0)) job.reject(closedError());
+    const opening = [...this.#connecting];
+    for (const [client] of opening) client.destroy();
+    await Promise.all([...[...this.#slots].map((slot) => this.#retire(slot)), ...opening.map(([, settled]) => settled)]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -122,24 +140,26 @@ export class SmtpPool {
   #open(job: Job): void {
     this.#opening += 1;
     const client = new SmtpClient(this.#clientOptions);
-    client.connect().then(
-      () => {
+    const settled = client.connect().then(
+      async () => {
         this.#opening -= 1;
-        const slot: Slot = { client, messages: 0, busy: false, idleSince: Date.now(), idleTimer: undefined };
-        this.#slots.add(slot);
         if (this.#closed) {
-          void this.#retire(slot);
-          job.reject(new SmtpClosedError("The pool was closed before the message was sent"));
+          job.reject(closedError());
+          await client.close().catch(() => undefined);
           return;
         }
+        const slot: Slot = { client, messages: 0, busy: false, idleSince: Date.now(), idleTimer: undefined };
+        this.#slots.add(slot);
         this.#run(slot, job);
       },
       (error: unknown) => {
         this.#opening -= 1;
-        job.reject(error);
+        job.reject(this.#closed ? closedError(error) : error);
         this.#dispatch();
       },
     );
+    this.#connecting.set(client, settled);
+    void settled.finally(() => this.#connecting.delete(client));
   }
 
   #run(slot: Slot, job: Job): void {
@@ -195,4 +215,8 @@ export class SmtpPool {
     if (slot.idleTimer) clearTimeout(slot.idleTimer);
     await slot.client.close().catch(() => undefined);
   }
+}
+
+function closedError(cause?: unknown): SmtpClosedError {
+  return new SmtpClosedError("The pool was closed before the message was sent", cause === undefined ? {} : { cause });
 }

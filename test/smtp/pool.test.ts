@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import net from "node:net";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpPool, type SmtpPoolOptions } from "../../src/smtp/pool.js";
 import { SmtpClient } from "../../src/smtp/client.js";
@@ -18,6 +19,16 @@ async function setup(serverOptions: FakeServerOptions = {}, poolOptions: SmtpPoo
   const pool = new SmtpPool({ host: "127.0.0.1", port: server.port, timeout: 2000, localName: "pool.test", ...poolOptions });
   pools.push(pool);
   return { server, pool };
+}
+
+const originalConnect = net.connect;
+
+async function until(condition: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 const env = (i: number) => ({ from: "a@example.org", to: [`r${i}@example.org`] });
@@ -90,8 +101,36 @@ describe("SmtpPool", () => {
     await server.waitForClosed(1);
   });
 
+  it("close() while a connection is still opening: destroys and awaits it, no socket outlives close()", async () => {
+    const { server, pool } = await setup({ greeting: null }, { maxConnections: 2 });
+    const sockets: net.Socket[] = [];
+    const connect = vi.spyOn(net, "connect").mockImplementation(((...args: Parameters<typeof net.connect>) => {
+      const socket = originalConnect(...args);
+      sockets.push(socket);
+      return socket;
+    }) as typeof net.connect);
+    try {
+      const sends = [pool.sendMail(env(1), "x"), pool.sendMail(env(2), "y")].map((p) => p.then(() => undefined, (e: unknown) => e));
+      await until(() => server.connections === 2);
+      await pool.close();
+      expect(sockets).toHaveLength(2);
+      expect(sockets.every((s) => s.destroyed)).toBe(true);
+      for (const error of await Promise.all(sends)) expect(error).toBeInstanceOf(SmtpClosedError);
+      expect(pool.size).toBe(0);
+    } finally {
+      connect.mockRestore();
+    }
+  });
+
   it("validates its options", () => {
     expect(() => new SmtpPool({ maxConnections: 0 })).toThrow(InvalidArgumentError);
+    for (const idleTimeout of [0, -1, 2 ** 31, Number.NaN, Number.POSITIVE_INFINITY, "5" as unknown as number]) {
+      expect(() => new SmtpPool({ idleTimeout }), String(idleTimeout)).toThrow(/idleTimeout/);
+    }
+    for (const probeAfterIdle of [-1, 2 ** 31, Number.NaN, "5" as unknown as number]) {
+      expect(() => new SmtpPool({ probeAfterIdle }), String(probeAfterIdle)).toThrow(/probeAfterIdle/);
+    }
+    expect(() => new SmtpPool({ idleTimeout: 2 ** 31 - 1, probeAfterIdle: 0 })).not.toThrow();
     expect(() => new SmtpPool({ useSsl: true, useTls: true })).toThrow(InvalidArgumentError);
   });
 });
