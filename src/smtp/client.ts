@@ -541,7 +541,12 @@ export class SmtpClient {
         this.#teardown(error instanceof Error ? error : undefined);
         throw error;
       }
-      if (next.done) throw new SmtpProtocolError("Internal error: BDAT chunks ended without LAST");
+      if (next.done) {
+        // A bug in missive, not a delivery failure: a plain Error (failSilently never hides
+        // it, nothing claims it is retryable), and the half-done transaction is dropped.
+        this.#teardown();
+        throw new Error("Internal error: BDAT chunks ended without LAST");
+      }
       const { bytes, last } = next.value;
       const line = cmd.bdat(bytes.length, last);
       const display = line.slice(0, -2);

@@ -15,7 +15,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpProtocolError, SmtpTimeoutError, SmtpTlsError, type TimeoutPhase } from "../errors.js";
+import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpTimeoutError, SmtpTlsError, type TimeoutPhase } from "../errors.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
 
 export interface OpenOptions {
@@ -173,7 +173,8 @@ export class SmtpConnection {
       return Promise.resolve(queued);
     }
     if (this.#failure) return Promise.reject(withCommand(this.#failure, command));
-    if (this.#waiter) return Promise.reject(new SmtpProtocolError("Internal error: two concurrent reply readers"));
+    // A bug in missive, not a delivery failure: a plain Error, so failSilently never hides it.
+    if (this.#waiter) return Promise.reject(new Error("Internal error: two concurrent reply readers"));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiter = undefined;
