@@ -7,7 +7,6 @@ import {
   SmtpDeliveryUnknownError,
   SmtpError,
   SmtpRecipientsRefusedError,
-  SmtpTlsError,
 } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
@@ -181,6 +180,10 @@ export class SmtpBackend extends BaseEmailBackend {
     let mode = this.tlsMode ?? (this.useSsl ? "implicit" : this.useTls ? "starttls" : undefined);
     const portFromSettings = fallback === undefined && isSettingExplicit("port") ? s.port : undefined;
     this.port = options.port ?? portFromSettings ?? (mode === "implicit" ? 465 : 25);
+    // requireTls is met by the TLS mode alone: "implicit" or required "starttls", and
+    // SmtpClient.connect() fails before EHLO's successor steps (and so before AUTH) when
+    // that mode cannot be had (no TLS at the greeting; STARTTLS not offered, refused or
+    // failed). No check after connecting is needed, and one after AUTH would come too late.
     if (this.requireTls) {
       if (mode === "none") throw new InvalidArgumentError('requireTls cannot be met with tlsMode "none"');
       if (mode === undefined || mode === "opportunistic") mode = this.port === 465 && mode === undefined ? "implicit" : "starttls";
@@ -328,12 +331,9 @@ export class SmtpBackend extends BaseEmailBackend {
     return true;
   }
 
+  /** Connects; `requireTls` is already guaranteed by the TLS mode (see the constructor). */
   async #connect(client: SmtpClient): Promise<void> {
     await client.connect();
-    if (this.requireTls && !client.secure) {
-      await client.close();
-      throw new SmtpTlsError(`requireTls is set but the connection to ${this.host}:${this.port} is not encrypted`);
-    }
   }
 
   async #close(): Promise<void> {

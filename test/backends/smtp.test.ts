@@ -9,6 +9,7 @@ import {
   SmtpDeliveryUnknownError,
   SmtpRecipientsRefusedError,
   SmtpError,
+  SmtpTlsError,
 } from "../../src/errors.js";
 import { configure, ENVIRONMENT_VARIABLES, resetSettings } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
@@ -219,6 +220,16 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(await b.sendMessages([fixedMessage({ to: [] })])).toBe(0);
     await new Promise((r) => setTimeout(r, 50));
     expect(fake.connections).toBe(0);
+  });
+
+  it("requireTls: credentials never reach a server that offers no TLS (fails before AUTH)", async () => {
+    fake = await startFakeServer({ authMechanisms: ["PLAIN", "LOGIN"] });
+    const b = new SmtpBackend({ host: fake.host, port: fake.port, requireTls: true, username: "alice", password: "pw-secret", timeout: 5_000 });
+    const err = await b.sendMessages([fixedMessage()]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SmtpTlsError);
+    expect(fake.commands().some((c) => c.startsWith("AUTH"))).toBe(false);
+    expect(fake.clientBytes().toString()).not.toContain(Buffer.from("\0alice\0pw-secret").toString("base64"));
+    expect(fake.received).toHaveLength(0);
   });
 
   it("reconnects once when the server dropped the idle connection, without sending twice", async () => {
