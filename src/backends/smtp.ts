@@ -280,8 +280,14 @@ export class SmtpBackend extends BaseEmailBackend {
       }
       const wasOpen = this.#isOpen;
       if (!wasOpen) {
-        await this.#open();
-        if (!this.#isOpen) return { sent: 0, reports };
+        try {
+          await this.#openOrThrow();
+        } catch (err) {
+          if (!(this.failSilently && isDeliveryError(err))) throw err;
+          // One report per message: each failed with the connection's error.
+          messages.forEach((message, i) => reports.push(recipients[i]!.length === 0 ? skipped(message) : failed(message, undefined, err as SmtpError)));
+          return { sent: 0, reports };
+        }
       }
       let sent = 0;
       try {
@@ -310,13 +316,21 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   async #open(): Promise<boolean> {
+    try {
+      return await this.#openOrThrow();
+    } catch (err) {
+      if (this.failSilently && isDeliveryError(err)) return false;
+      throw err;
+    }
+  }
+
+  async #openOrThrow(): Promise<boolean> {
     if (this.#isOpen) return false;
     const client = new SmtpClient(this.#clientOptions);
     try {
       await this.#connect(client);
     } catch (err) {
       client.destroy();
-      if (this.failSilently && isDeliveryError(err)) return false;
       throw err;
     }
     if (this.#poolOptions === undefined) {
@@ -444,17 +458,7 @@ export class SmtpBackend extends BaseEmailBackend {
       };
     } catch (err) {
       if (!(this.failSilently && isDeliveryError(err))) throw err;
-      const e = err as SmtpError;
-      return {
-        message,
-        messageId,
-        status: err instanceof SmtpDeliveryUnknownError ? "unknown" : "failed",
-        accepted: [],
-        rejected: err instanceof SmtpRecipientsRefusedError ? err.rejected.map(refused) : [],
-        reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,
-        queueId: undefined,
-        error: e,
-      };
+      return failed(message, messageId, err as SmtpError);
     }
   }
 
@@ -520,6 +524,21 @@ function droppedConnection(err: unknown, client: SmtpClient): boolean {
 
 function skipped(message: EmailMessage): SmtpMessageReport {
   return { message, messageId: undefined, status: "skipped", accepted: [], rejected: [], reply: undefined, queueId: undefined, error: undefined };
+}
+
+/** The report of a message that failed (or whose outcome is unknown) with `error`. */
+function failed(message: EmailMessage, messageId: string | undefined, error: MissiveError): SmtpMessageReport {
+  const e = error as Partial<SmtpError>;
+  return {
+    message,
+    messageId,
+    status: error instanceof SmtpDeliveryUnknownError ? "unknown" : "failed",
+    accepted: [],
+    rejected: error instanceof SmtpRecipientsRefusedError ? error.rejected.map(refused) : [],
+    reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,
+    queueId: undefined,
+    error,
+  };
 }
 
 function refused(r: { address: string; reply: { code: number; enhancedCode?: string | undefined; text: string } }): RefusedRecipient {

@@ -232,6 +232,18 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(fake.received).toHaveLength(0);
   });
 
+  it("failSilently and a connection that cannot open: one failed report per message, with the error", async () => {
+    fake = await startFakeServer({ greeting: "554 5.3.2 no service here" });
+    const b = new SmtpBackend({ host: fake.host, port: fake.port, failSilently: true, timeout: 5_000 });
+    const messages = [fixedMessage({ subject: "one" }), fixedMessage({ subject: "two" }), fixedMessage({ to: [] })];
+    const { sent, reports } = await b.sendMessagesWithReport(messages);
+    expect(sent).toBe(0);
+    expect(reports.map((r) => [r.message, r.status])).toEqual([[messages[0], "failed"], [messages[1], "failed"], [messages[2], "skipped"]]);
+    expect(reports[0]!.error).toBeInstanceOf(SmtpConnectError);
+    expect(reports[0]!.reply?.code).toBe(554);
+    expect(b.reports).toBe(reports);
+  });
+
   it("reconnects once when the server dropped the idle connection, without sending twice", async () => {
     fake = await startFakeServer({ idleTimeoutMs: 150 });
     const b = new SmtpBackend({ host: fake.host, port: fake.port, timeout: 5_000 });
