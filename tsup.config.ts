@@ -7,7 +7,8 @@ export default defineConfig({
     testing: "src/testing.ts",
     "mime/index": "src/mime/index.ts",
     "smtp/index": "src/smtp/index.ts",
-    cli: "src/cli.ts",
+    // The launcher; src/cli.ts (main) is bundled into it.
+    cli: "bin/missive.ts",
   },
   format: ["esm", "cjs"],
   dts: true,

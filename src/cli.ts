@@ -1,9 +1,10 @@
-#!/usr/bin/env node
 /**
  * The `missive` command.
  *
  *   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [...]
  *   missive check [EMAIL_URL]
+ *
+ * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
  * Exit codes: 0 done; 1 delivery failed (connection, TLS, AUTH, a refused message or
  * recipient); 2 bad usage or configuration (unknown option, invalid address, bad header,
@@ -346,8 +347,3 @@ async function check(args: readonly string[]): Promise<number> {
   out("OK");
   return 0;
 }
-
-void main(process.argv.slice(2)).then((code) => {
-  // exitCode rather than exit(): piped stdout is flushed before the process ends.
-  process.exitCode = code;
-});

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ENVIRONMENT_VARIABLES } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
@@ -10,7 +10,7 @@ import { startFakeServer } from "../helpers/fake-smtp-server.js";
 import { attachmentBytes, parseOneWithPython } from "../helpers/python-oracle.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "src/cli.ts");
+const CLI = join(ROOT, "bin/missive.ts");
 
 interface Run {
   code: number;
@@ -19,7 +19,7 @@ interface Run {
   stdoutBytes: Buffer;
 }
 
-/** Runs `node --import tsx src/cli.ts ...args` (no build needed) with a clean mail environment. */
+/** Runs `node --import tsx bin/missive.ts ...args` (no build needed) with a clean mail environment. */
 function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const clean: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ENVIRONMENT_VARIABLES) delete clean[name];
@@ -42,6 +42,28 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+describe("src/cli.ts as a module", () => {
+  it("importing it has no side effect (no output, no exit code); main() is what runs the command", async () => {
+    const writes: string[] = [];
+    const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (writes.push(String(chunk)), true));
+    const errOut = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => (writes.push(String(chunk)), true));
+    const exitCode = process.exitCode;
+    try {
+      const cli = await import("../../src/cli.js");
+      await new Promise((r) => setImmediate(r));
+      expect(writes).toEqual([]);
+      expect(process.exitCode).toBe(exitCode);
+      expect(typeof cli.main).toBe("function");
+      expect(await cli.main(["--version"])).toBe(0);
+      expect(writes.join("").trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    } finally {
+      out.mockRestore();
+      errOut.mockRestore();
+      process.exitCode = exitCode;
+    }
+  });
 });
 
 describe("missive: help, version, usage errors", () => {
