@@ -168,7 +168,7 @@ export class SmtpConnectError extends SmtpError {
   }
 }
 
-export type TimeoutPhase = "connect" | "greeting" | "tls" | "command" | "data" | "final-dot" | "idle";
+export type TimeoutPhase = "connect" | "greeting" | "tls" | "command" | "data" | "final-dot";
 
 export class SmtpTimeoutError extends SmtpError {
   static override kindName = "SmtpTimeoutError";

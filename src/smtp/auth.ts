@@ -9,6 +9,7 @@
 import { createHmac } from "node:crypto";
 import { inspect } from "node:util";
 import { InvalidArgumentError, SmtpAuthError, SmtpCapabilityError } from "../errors.js";
+import { REDACTED } from "./transcript.js";
 
 export type AuthMethod = "PLAIN" | "LOGIN" | "CRAM-MD5" | "XOAUTH2";
 
@@ -16,8 +17,6 @@ export type AuthOptions =
   | { user: string; pass: string }
   | { user: string; accessToken: string }
   | { user: string; tokenProvider: () => Promise<string> | string };
-
-const REDACTED = "<redacted>";
 
 /** A user name and a password or OAuth 2 token, that redacts itself everywhere it could leak. */
 export class Credentials {

@@ -45,7 +45,7 @@ import {
   type RejectedRecipient,
   type TimeoutPhase,
 } from "../errors.js";
-import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, type AuthMethod, type AuthOptions } from "./auth.js";
+import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism } from "./auth.js";
 import { Capabilities, parseEhlo } from "./capabilities.js";
 import * as cmd from "./commands.js";
 import { SmtpConnection, abortError, type TlsInfo } from "./connection.js";
@@ -769,7 +769,7 @@ function validateEnvelope(envelope: Envelope): void {
   }
 }
 
-/** 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
+/** The base64 text of a 334 challenge (RFC 4954 §4), decoded; anything else is an SmtpAuthError. */
 function decodeChallenge(text: string): Buffer {
   const trimmed = text.trim();
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {

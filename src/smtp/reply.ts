@@ -203,16 +203,12 @@ export function parseReply(input: string | Uint8Array, options: ReplyParserOptio
   return reply;
 }
 
-/** Renders a reply back into wire lines (transcripts, fake servers). */
+/**
+ * Renders a reply back into wire lines, without CRLF (transcripts). The enhanced code, split
+ * from every line by the parser, is put back on every line, as servers send it (RFC 2034).
+ */
 export function formatReplyLines(reply: SmtpReply): string[] {
   const lines = reply.lines.length === 0 ? [""] : reply.lines;
-  return lines.map((text, i) => {
-    const sep = i === lines.length - 1 ? " " : "-";
-    const prefix = reply.enhancedCode && i === 0 ? `${reply.enhancedCode} ` : "";
-    return `${reply.code}${sep}${prefix}${text}`;
-  });
-}
-
-export function isPositive(reply: SmtpReply): boolean {
-  return reply.code >= 200 && reply.code < 400;
+  const prefix = reply.enhancedCode ? `${reply.enhancedCode} ` : "";
+  return lines.map((text, i) => `${reply.code}${i === lines.length - 1 ? " " : "-"}${prefix}${text}`);
 }

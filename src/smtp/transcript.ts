@@ -8,7 +8,7 @@
  * boolean check when nobody listens.
  */
 import diagnosticsChannel from "node:diagnostics_channel";
-import type { SmtpReply } from "./reply.js";
+import { formatReplyLines, type SmtpReply } from "./reply.js";
 
 export interface TranscriptEntry {
   readonly direction: "client" | "server";
@@ -36,6 +36,7 @@ export interface ReplyMessage {
 export const commandChannel = diagnosticsChannel.channel("missive:smtp:command");
 export const replyChannel = diagnosticsChannel.channel("missive:smtp:reply");
 
+/** What stands for a secret in transcripts, errors, `toJSON` and `util.inspect`. */
 export const REDACTED = "<redacted>";
 
 export class Transcript {
@@ -57,18 +58,13 @@ export class Transcript {
     }
   }
 
-  reply(reply: SmtpReply, redact = false): void {
+  /** Records a reply (server replies hold no client secret; AUTH challenges are not secret). */
+  reply(reply: SmtpReply): void {
     if (this.#hook) {
-      const lines = reply.lines.length === 0 ? [""] : reply.lines;
-      lines.forEach((text, i) => {
-        const sep = i === lines.length - 1 ? " " : "-";
-        const enhanced = reply.enhancedCode ? `${reply.enhancedCode} ` : "";
-        this.#emit({ direction: "server", line: `${reply.code}${sep}${redact ? REDACTED : enhanced + text}` });
-      });
+      for (const line of formatReplyLines(reply)) this.#emit({ direction: "server", line });
     }
     if (replyChannel.hasSubscribers) {
-      const shown = redact ? { code: reply.code, enhancedCode: reply.enhancedCode, lines: [REDACTED], text: REDACTED } : reply;
-      replyChannel.publish({ host: this.#host, port: this.#port, reply: shown } satisfies ReplyMessage);
+      replyChannel.publish({ host: this.#host, port: this.#port, reply } satisfies ReplyMessage);
     }
   }
 

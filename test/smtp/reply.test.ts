@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { ReplyParser, parseReply, type SmtpReply } from "../../src/smtp/reply.js";
+import { ReplyParser, formatReplyLines, parseReply, type SmtpReply } from "../../src/smtp/reply.js";
 import { SmtpProtocolError } from "../../src/errors.js";
 
 function feed(parser: ReplyParser, bytes: Buffer, cuts: number[]): SmtpReply[] {
@@ -120,6 +120,14 @@ describe("ReplyParser", () => {
     }
     const oneByOne = Array.from({ length: bytes.length }, (_, i) => i);
     expect(feed(new ReplyParser({ enhancedStatusCodes: true }), bytes, oneByOne)).toEqual(whole);
+  });
+
+  it("formatReplyLines (what transcripts show) parses back to the same reply", () => {
+    for (const wire of ["250 OK\r\n", "250-2.1.0 first\r\n250 2.1.0 second\r\n", "550 5.1.1 <x@y> no\r\n", "354\r\n"]) {
+      const reply = parseReply(wire, { enhancedStatusCodes: true });
+      const again = parseReply(formatReplyLines(reply).map((l) => `${l}\r\n`).join(""), { enhancedStatusCodes: true });
+      expect(again).toEqual(reply);
+    }
   });
 
   it("unread replies are bounded: more than maxPending waiting is a protocol error", () => {
