@@ -1,4 +1,5 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import net from "node:net";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { SmtpBackend, type SmtpBackendOptions } from "../../src/backends/smtp.js";
 import { InvalidArgumentError, SmtpConnectError, SmtpError, SmtpRecipientsRefusedError } from "../../src/errors.js";
 import type { EmailMessage } from "../../src/mime/message.js";
@@ -210,15 +211,23 @@ describe("SmtpBackend pool faults (fake server)", () => {
   });
 
   it("connection refused: open() throws SmtpConnectError, or returns false with failSilently", async () => {
-    const server = await start();
-    const port = server.port;
-    await server.close();
-    fake = undefined;
-    const opts = { host: "127.0.0.1", port, timeout: 2_000, pool: true } as const;
-    await expect(new SmtpBackend(opts).sendMessages([numbered(0)])).rejects.toBeInstanceOf(SmtpConnectError);
-    const quiet = new SmtpBackend({ ...opts, failSilently: true });
-    expect(await quiet.open()).toBe(false);
-    expect(await quiet.sendMessages([numbered(0)])).toBe(0);
+    // A freed port may be bound again by another test: refuse in net.connect instead.
+    const refuse = vi.spyOn(net, "connect").mockImplementation(((options: net.NetConnectOpts) => {
+      const socket = new net.Socket();
+      const { host, port } = options as net.TcpNetConnectOpts;
+      process.nextTick(() => socket.emit("error", Object.assign(new Error(`connect ECONNREFUSED ${host}:${port}`), { code: "ECONNREFUSED" })));
+      return socket;
+    }) as typeof net.connect);
+    try {
+      const opts = { host: "127.0.0.1", port: 2525, timeout: 2_000, pool: true } as const;
+      await expect(new SmtpBackend(opts).sendMessages([numbered(0)])).rejects.toBeInstanceOf(SmtpConnectError);
+      const quiet = new SmtpBackend({ ...opts, failSilently: true });
+      expect(await quiet.open()).toBe(false);
+      expect(await quiet.sendMessages([numbered(0)])).toBe(0);
+      expect(refuse).toHaveBeenCalledTimes(3);
+    } finally {
+      refuse.mockRestore();
+    }
   });
 });
 

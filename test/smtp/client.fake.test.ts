@@ -95,6 +95,16 @@ async function until(condition: () => boolean, ms = 3000): Promise<void> {
 
 const env = { from: "a@example.org", to: ["b@example.org"] };
 
+/** Makes every net.connect fail as a closed port does (ECONNREFUSED), deterministically. */
+function refuseConnections() {
+  return vi.spyOn(net, "connect").mockImplementation(((options: net.NetConnectOpts) => {
+    const socket = new net.Socket();
+    const { host, port } = options as net.TcpNetConnectOpts;
+    process.nextTick(() => socket.emit("error", Object.assign(new Error(`connect ECONNREFUSED ${host}:${port}`), { code: "ECONNREFUSED" })));
+    return socket;
+  }) as typeof net.connect);
+}
+
 describe("SmtpClient against the fake server: the happy paths", () => {
   it("sends a pipelined transaction: exact client bytes and transcript", async () => {
     const server = await fake();
@@ -673,11 +683,10 @@ describe("SmtpClient faults", () => {
   });
 
   it("connection refused: SmtpConnectError, retryable", async () => {
-    const server = await fake();
-    const port = server.port;
-    await server.close();
-    const client = new SmtpClient({ host: "127.0.0.1", port, timeout: 2000 });
-    const error = await rejection(client.connect());
+    // A freed port may be bound again by another test; refuse in net.connect instead.
+    const refuse = refuseConnections();
+    const client = new SmtpClient({ host: "127.0.0.1", port: 2525, timeout: 2000 });
+    const error = await rejection(client.connect()).finally(() => refuse.mockRestore());
     expect(error).toBeInstanceOf(SmtpConnectError);
     expect(error.message).toMatch(/ECONNREFUSED/);
     expect((error as SmtpConnectError).retryable).toBe(true);

@@ -88,10 +88,15 @@ describe("SmtpPool", () => {
   });
 
   it("close() rejects queued messages and closes connections", async () => {
-    const { server, pool } = await setup({ script: { onMessage: async () => (await new Promise((r) => setTimeout(r, 100)), undefined) } }, { maxConnections: 1 });
+    let receiving = false;
+    const { server, pool } = await setup(
+      { script: { onMessage: async () => ((receiving = true), await new Promise((r) => setTimeout(r, 100)), undefined) } },
+      { maxConnections: 1 },
+    );
     const first = pool.sendMail(env(1), "x");
     const queued = pool.sendMail(env(2), "y");
-    await new Promise((r) => setTimeout(r, 20));
+    // Close while the first message is in flight (the server has its body) and the second queued.
+    await until(() => receiving);
     const closing = pool.close();
     await expect(queued).rejects.toBeInstanceOf(SmtpClosedError);
     await first;

@@ -140,14 +140,31 @@ describe("ReplyParser", () => {
     expect(flood.pending).toBe(1);
   });
 
-  it("property: malformed first lines are rejected, never crash otherwise", () => {
+  it("property: malformed first lines are rejected, well-formed ones accepted", () => {
+    // One line (no LF inside), valid exactly when it starts with a code 200–599 followed by
+    // the end of the line, " " or "-" (RFC 5321 §4.2). Judged here on the string, not by the parser.
+    const wellFormed = (line: Buffer) => /^[2-5][0-9]{2}([ -]|$)/.test(line.toString("latin1"));
+    const noLf = (bytes: Uint8Array) => Buffer.from(bytes.map((b) => (b === 0x0a ? 0x20 : b)));
+    const lineArb = fc.oneof(
+      fc.uint8Array({ maxLength: 50 }).map(noLf),
+      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom("", " ", "-", "x", "\t"), fc.uint8Array({ maxLength: 20 }).map(noLf))
+        .map(([code, sep, rest]) => Buffer.concat([Buffer.from(String(code).padStart(3, "0") + sep, "latin1"), rest])),
+    );
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 50 }), (junk) => {
+      fc.property(lineArb, (line) => {
         const p = new ReplyParser();
+        let error: unknown;
         try {
-          p.push(Buffer.concat([Buffer.from(junk), Buffer.from("\r\n")]));
+          p.push(Buffer.concat([line, Buffer.from("\r\n")]));
         } catch (e) {
-          expect(e).toBeInstanceOf(SmtpProtocolError);
+          error = e;
+        }
+        if (wellFormed(line)) {
+          expect(error).toBeUndefined();
+          // "-" continues the reply; anything else completes it.
+          expect(p.pending + (p.midReply ? 1 : 0)).toBe(1);
+        } else {
+          expect(error).toBeInstanceOf(SmtpProtocolError);
         }
       }),
     );
