@@ -271,7 +271,7 @@ export class SmtpClient {
     try {
       const tlsOptions = await buildTlsOptions(this.host, this.#options);
       checkpoint();
-      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: attempt.signal });
+      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: attempt.signal, lookup: this.#options.lookup });
       this.#conn = conn;
       const signal = this.#options.signal;
       signal?.addEventListener("abort", this.#onAbort, { once: true });

@@ -23,6 +23,8 @@ export interface OpenOptions {
   port: number;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Resolves `host` instead of the system resolver (net.connect's `lookup`). */
+  lookup?: net.LookupFunction | undefined;
 }
 
 export interface TlsInfo {
@@ -88,13 +90,13 @@ export class SmtpConnection {
 
   /** Opens the TCP connection. Rejects with SmtpConnectError, SmtpTimeoutError("connect") or AbortError. */
   static open(options: OpenOptions): Promise<SmtpConnection> {
-    const { host, port, timeoutMs, signal } = options;
+    const { host, port, timeoutMs, signal, lookup } = options;
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
         return;
       }
-      const socket = net.connect({ host, port, noDelay: true });
+      const socket = net.connect({ host, port, noDelay: true, ...(lookup ? { lookup } : {}) });
       const finish = (error: Error | undefined) => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);

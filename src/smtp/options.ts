@@ -86,6 +86,12 @@ export interface SmtpClientOptions {
   chunkSize?: number;
   /** Aborts whatever the client is doing and closes it. */
   signal?: AbortSignal;
+  /**
+   * Resolves `host` instead of the system resolver (Node's `lookup` for net.connect): a
+   * resolver with its own cache, or a fixed address. The TLS server name, certificate check
+   * and the loopback rules (TLS default, plaintext AUTH) still go by `host`.
+   */
+  lookup?: net.LookupFunction;
   transcript?: TranscriptHook;
 }
 
