@@ -17,8 +17,9 @@ import {
   SmtpError,
 } from "../../src/errors.js";
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
-import { configure, ENVIRONMENT_VARIABLES, resetSettings } from "../../src/settings.js";
+import { configure, resetSettings } from "../../src/settings.js";
 import { clearOutbox, outbox, restoreBackend, setupTestMail, useMemoryBackend } from "../../src/testing.js";
+import { isolateEmailEnvironment } from "../helpers/email-env.js";
 
 /** Records what it was built with and what it was asked to do. */
 class RecordingBackend extends BaseEmailBackend {
@@ -55,17 +56,12 @@ class FailingBackend extends BaseEmailBackend {
   }
 }
 
-const savedEnv = new Map<string, string | undefined>();
+isolateEmailEnvironment();
 beforeAll(() => {
-  for (const name of ENVIRONMENT_VARIABLES) {
-    savedEnv.set(name, process.env[name]);
-    delete process.env[name];
-  }
   registerBackend("recording", RecordingBackend);
   registerBackend("failing", FailingBackend);
 });
 afterAll(() => {
-  for (const [k, v] of savedEnv) if (v !== undefined) process.env[k] = v;
   unregisterBackend("recording");
   unregisterBackend("failing");
   resetSettings();

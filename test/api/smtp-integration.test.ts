@@ -1,23 +1,18 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { getConnection, mailAdmins, sendMail, sendMassMail } from "../../src/api.js";
 import { SmtpAuthError, SmtpConnectError } from "../../src/errors.js";
-import { configure, ENVIRONMENT_VARIABLES, resetSettings } from "../../src/settings.js";
+import { configure, resetSettings } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
 import { startFakeServer } from "../helpers/fake-smtp-server.js";
+import { isolateEmailEnvironment } from "../helpers/email-env.js";
 
-const savedEnv = new Map<string, string | undefined>();
+isolateEmailEnvironment();
 let server: AiosmtpdServer;
 beforeAll(async () => {
-  for (const name of ENVIRONMENT_VARIABLES) {
-    savedEnv.set(name, process.env[name]);
-    delete process.env[name];
-  }
   server = await startAiosmtpd({ auth: { users: { alice: "wonder land" }, allowPlaintext: true } });
 });
 afterAll(async () => {
   await server?.stop();
-  for (const [k, v] of savedEnv) if (v !== undefined) process.env[k] = v;
-  resetSettings();
 });
 let before = 0;
 beforeEach(async () => {

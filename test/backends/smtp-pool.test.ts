@@ -4,23 +4,13 @@ import { SmtpBackend, type SmtpBackendOptions } from "../../src/backends/smtp.js
 import { InvalidArgumentError, SmtpConnectError, SmtpError, SmtpRecipientsRefusedError } from "../../src/errors.js";
 import type { EmailMessage } from "../../src/mime/message.js";
 import { policies } from "../../src/mime/policy.js";
-import { ENVIRONMENT_VARIABLES, resetSettings } from "../../src/settings.js";
+import { resetSettings } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer, type StoredMessage } from "../helpers/aiosmtpd.js";
 import { startFakeServer, type FakeSmtpServer, type ReceivedMessage, type Script } from "../helpers/fake-smtp-server.js";
 import { fixedMessage } from "./helpers.js";
+import { isolateEmailEnvironment } from "../helpers/email-env.js";
 
-const savedEnv = new Map<string, string | undefined>();
-beforeAll(() => {
-  for (const name of ENVIRONMENT_VARIABLES) {
-    savedEnv.set(name, process.env[name]);
-    delete process.env[name];
-  }
-  resetSettings();
-});
-afterAll(() => {
-  for (const [k, v] of savedEnv) if (v !== undefined) process.env[k] = v;
-  resetSettings();
-});
+isolateEmailEnvironment();
 
 /** Message i: subject "m<i>", one recipient r<i>@example.com, its own Message-ID, a non-ASCII body line. */
 const numbered = (i: number, to = `r${i}@example.com`): EmailMessage =>

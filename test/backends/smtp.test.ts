@@ -12,24 +12,14 @@ import {
   SmtpError,
   SmtpTlsError,
 } from "../../src/errors.js";
-import { configure, ENVIRONMENT_VARIABLES, resetSettings } from "../../src/settings.js";
+import { configure, resetSettings } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
 import { messageReply, noReplyToDot, startFakeServer, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { fixedMessage } from "./helpers.js";
+import { isolateEmailEnvironment } from "../helpers/email-env.js";
 
-const savedEnv = new Map<string, string | undefined>();
-beforeAll(() => {
-  for (const name of ENVIRONMENT_VARIABLES) {
-    savedEnv.set(name, process.env[name]);
-    delete process.env[name];
-  }
-  resetSettings();
-});
-afterAll(() => {
-  for (const [k, v] of savedEnv) if (v !== undefined) process.env[k] = v;
-  resetSettings();
-});
+isolateEmailEnvironment();
 afterEach(() => resetSettings());
 
 describe("SmtpBackend against aiosmtpd (plain)", () => {
