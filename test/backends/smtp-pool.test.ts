@@ -4,7 +4,6 @@ import { SmtpBackend, type SmtpBackendOptions } from "../../src/backends/smtp.js
 import { InvalidArgumentError, SmtpConnectError, SmtpError, SmtpRecipientsRefusedError } from "../../src/errors.js";
 import type { EmailMessage } from "../../src/mime/message.js";
 import { policies } from "../../src/mime/policy.js";
-import { resetSettings } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer, type StoredMessage } from "../helpers/aiosmtpd.js";
 import { startFakeServer, type FakeSmtpServer, type ReceivedMessage, type Script } from "../helpers/fake-smtp-server.js";
 import { fixedMessage } from "./helpers.js";
