@@ -155,7 +155,10 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
   while (children.some((c) => c.kind === "leaf" && c.plan.encoded !== undefined && c.plan.encoding !== "base64" && c.plan.encoded.includes(`--${boundary}`))) {
     boundary = context.boundary();
   }
-  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, { boundary }, undefined) + CRLF, context.policy)]);
+  // RFC 2045 §6.4: a multipart's own encoding is 7bit (the default, left unsaid) or, when a
+  // part inside holds 8-bit data, 8bit.
+  const eightBit = children.some((c) => c.eightBit);
+  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, { boundary }, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
   let size: number | undefined = header.length;
   for (const child of children) {
     const delimiter = `--${boundary}\r\n`.length;
@@ -168,7 +171,7 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
     boundary,
     children,
     size,
-    eightBit: children.some((c) => c.eightBit),
+    eightBit,
     utf8Headers: hasHighBytes(header) || children.some((c) => c.utf8Headers),
   };
 }
