@@ -11,18 +11,10 @@ import {
   parseMailbox,
   type Mailbox,
 } from "../../src/mime/address.js";
+import { errorOf } from "../helpers/errors.js";
 
 const ascii = { utf8: false, charset: "utf-8" };
 const utf8 = { utf8: true, charset: "utf-8" };
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("parseAddressList", () => {
   it("parses bare addresses and name-addrs", () => {

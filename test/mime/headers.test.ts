@@ -13,19 +13,11 @@ import {
   renderHeader,
   unfold,
 } from "../../src/mime/headers.js";
+import { errorOf } from "../helpers/errors.js";
 import { displayName } from "./arbitraries.js";
 
 const ascii = { utf8: false, charset: "utf-8" };
 const utf8 = { utf8: true, charset: "utf-8" };
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 /** The one header in `rendered`, unfolded, without the white space after the colon. */
 function valueOf(rendered: string): string {

@@ -11,6 +11,7 @@ import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 import type { TranscriptEntry } from "../../src/smtp/transcript.js";
 import { SmtpAuthError, SmtpTlsError } from "../../src/errors.js";
+import { rejection } from "../helpers/errors.js";
 
 const originalWrite = net.Socket.prototype.write;
 
@@ -37,15 +38,6 @@ function clientFor(server: AiosmtpdServer, options: SmtpClientOptions = {}): Smt
   const client = new SmtpClient({ host: server.host, port: server.port, timeout: 10_000, ...options });
   clients.push(client);
   return client;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("against aiosmtpd", () => {

@@ -37,6 +37,7 @@ import {
   SmtpTimeoutError,
   SmtpTlsError,
 } from "../../src/errors.js";
+import { rejection } from "../helpers/errors.js";
 
 const originalWrite = net.Socket.prototype.write;
 const servers: FakeSmtpServer[] = [];
@@ -74,15 +75,6 @@ function captureWrites(port: number): { writes: string[]; restore(): void } {
     return originalWrite.apply(this, args as never);
   });
   return { writes, restore: () => spy.mockRestore() };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected a rejection");
 }
 
 async function until(condition: () => boolean, ms = 3000): Promise<void> {
