@@ -77,7 +77,7 @@ export function bodyAlgorithms(signers: readonly DkimSigner[]): Set<Canonicaliza
 }
 
 /** One pass over the body: the base64 SHA-256 of each canonical form asked for (bh=, RFC 6376 §3.7). */
-export async function hashBody(body: AsyncIterable<Uint8Array | string>, algorithms: ReadonlySet<CanonicalizationAlgorithm>): Promise<Map<CanonicalizationAlgorithm, string>> {
+export async function hashBody(body: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, algorithms: ReadonlySet<CanonicalizationAlgorithm>): Promise<Map<CanonicalizationAlgorithm, string>> {
   const hashers = [...algorithms].map((algorithm) => {
     const hash = createHash("sha256");
     return { algorithm, hash, canonicalizer: bodyCanonicalizer(algorithm, (bytes) => hash.update(bytes)) };
