@@ -27,7 +27,7 @@ export interface DkimOptions {
   headers?: readonly string[] | undefined;
   /** Header fields signed once more than they occur, so that an added copy breaks the signature. `[]` for none. Default: DEFAULT_OVERSIGNED_HEADERS. */
   oversign?: readonly string[] | undefined;
-  /** Milliseconds the signature stays valid: x= is t= plus this (rounded up to a second). At least one minute. Default: no x=. */
+  /** Milliseconds the signature stays valid: x= is t= plus this (rounded up to a second). At least an hour. Default: no x=. */
   expiresIn?: number | undefined;
   /** The agent or user identifier, i= (`user@domain` or `@sub.domain`), within `domain`. Default: none (verifiers take `@domain`). */
   identity?: string | undefined;
@@ -54,7 +54,8 @@ export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = Object.freeze(["fro
 
 const KNOWN_OPTIONS = new Set(["domain", "selector", "privateKey", "algorithm", "canonicalization", "headers", "oversign", "expiresIn", "identity"]);
 const CANONICALIZATIONS = new Set<string>(["relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple"]);
-const MIN_EXPIRY_MS = 60_000;
+/** An hour: mail can wait in queues that long, and it catches a value given in seconds (86400 is a day in seconds, 86 s in ms). */
+const MIN_EXPIRY_MS = 3_600_000;
 /** Ten years: anything longer is a unit mistake, not a policy. */
 const MAX_EXPIRY_MS = 10 * 366 * 24 * 3600 * 1000;
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -129,8 +130,8 @@ export class DkimSigner {
     if (options.expiresIn !== undefined) {
       const ms = options.expiresIn;
       if (typeof ms !== "number" || !Number.isFinite(ms) || ms < MIN_EXPIRY_MS || ms > MAX_EXPIRY_MS) {
-        const seconds = typeof ms === "number" && ms > 0 && ms < MIN_EXPIRY_MS ? ` (it is in milliseconds: ${ms} is ${ms / 1000} s; did you mean ${ms * 1000}?)` : "";
-        throw new ConfigurationError("dkim.expiresIn", `dkim.expiresIn must be a number of milliseconds from one minute to ten years${seconds}`);
+        const seconds = typeof ms === "number" && ms > 0 && ms < MIN_EXPIRY_MS ? ` (it is in milliseconds: ${ms} is ${ms / 1000} seconds; did you mean ${ms * 1000}?)` : "";
+        throw new ConfigurationError("dkim.expiresIn", `dkim.expiresIn must be a number of milliseconds from one hour to ten years${seconds}`);
       }
     }
     this.expiresIn = options.expiresIn;
