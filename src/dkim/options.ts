@@ -95,8 +95,8 @@ export class DkimSigner {
         throw new ConfigurationError(`dkim.${key}`, `Unknown DKIM option "${key}"${hint}; known: ${[...KNOWN_OPTIONS].join(", ")}`);
       }
     }
-    this.domain = checkDomain(options.domain, "dkim.domain", 2);
-    this.selector = checkDomain(options.selector, "dkim.selector", 1);
+    this.domain = signingDomain(options.domain);
+    this.selector = selectorName(options.selector);
     if (this.selector.length + "._domainkey.".length + this.domain.length > 253) {
       throw new ConfigurationError("dkim.selector", `${this.selector}._domainkey.${this.domain} is longer than a DNS name may be (253)`);
     }
@@ -177,10 +177,20 @@ export function toSigners(input: DkimSigners): DkimSigner[] {
   return signers;
 }
 
+/** A signing domain (d=) as DkimSigner checks it: lower case, Unicode as A-labels. Throws ConfigurationError. */
+export function signingDomain(input: unknown, setting = "dkim.domain"): string {
+  return checkDomain(input, setting, 2);
+}
+
+/** A selector (s=) as DkimSigner checks it. Throws ConfigurationError. */
+export function selectorName(input: unknown, setting = "dkim.selector"): string {
+  return checkDomain(input, setting, 1);
+}
+
 /** A DNS name of LDH labels (RFC 5890 A-labels for Unicode input), lower case, no trailing dot. */
 function checkDomain(input: unknown, setting: string, minLabels: number): string {
-  const what = setting === "dkim.domain" ? "a domain" : "a selector";
-  if (typeof input !== "string" || input === "") throw new ConfigurationError(setting, `${setting} is required (${what}, e.g. ${setting === "dkim.domain" ? "example.com" : "s2026"})`);
+  const what = minLabels > 1 ? "a domain" : "a selector";
+  if (typeof input !== "string" || input === "") throw new ConfigurationError(setting, `${setting} is required (${what}, e.g. ${minLabels > 1 ? "example.com" : "s2026"})`);
   if (input.endsWith(".")) throw new ConfigurationError(setting, `${setting} ${JSON.stringify(input)} must be written without the trailing dot`);
   const ascii = /^[\x00-\x7f]*$/.test(input) ? input.toLowerCase() : domainToASCII(input);
   const labels = ascii.split(".");
