@@ -39,63 +39,182 @@ CLASS[0x0a] = LF;
 
 const SCRATCH = 16 * 1024;
 const CRLF = Buffer.from("\r\n");
+const CRLF_BLOCK = Buffer.from("\r\n".repeat(512));
+
+/**
+ * What the two body canonicalizers share: the state, the bytes they write, and the walk over
+ * a chunk line by line. A line that needs no change (CRLF-terminated, no bare CR, and for
+ * relaxed no SP/HTAB) joins a run of verbatim bytes handed to the sink as one view of the
+ * chunk, found with native `indexOf`: base64 and most quoted-printable lines never touch
+ * JavaScript byte by byte. Any other line goes through the byte loop of the subclass, which
+ * writes into a scratch buffer.
+ */
+const found = (at: number, none: number) => (at < 0 ? none : at);
+
+abstract class LineCanonicalizer implements BodyCanonicalizer {
+  protected readonly sink: ByteSink;
+  protected readonly out = Buffer.allocUnsafe(SCRATCH);
+  /** Empty lines read but not written: written only if content follows (§3.4.3, §3.4.4). */
+  protected held = 0;
+  /** Content was written on the current line and its line break not yet. */
+  protected lineOpen = false;
+  /** The previous chunk ended in a CR (already counted as a line break): an LF opening the next is its pair. */
+  protected lastWasCR = false;
+
+  constructor(sink: ByteSink) {
+    this.sink = sink;
+  }
+
+  /** Relaxed: a line with SP or HTAB is not copied as it is. */
+  protected abstract readonly whiteSpaceMatters: boolean;
+  /** Canonicalizes bytes [from, to) one at a time, through the scratch buffer, flushed at the end. */
+  protected abstract slow(chunk: Uint8Array, from: number, to: number): void;
+  /** Resets the subclass's own state after end(). */
+  protected abstract resetLine(): void;
+  /** Whether the walk may copy lines right now (relaxed: no white space pending from before). */
+  protected abstract ready(): boolean;
+  /** Called when a verbatim content line is taken. */
+  protected abstract wroteContent(): void;
+
+  push(chunk: Uint8Array): void {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const n = bytes.length;
+    let i = 0;
+    if (this.lastWasCR && n > 0 && bytes[0] === 0x0a) i = 1;
+    if (n > 0) this.lastWasCR = false;
+    let run = -1;
+    // Where the next CR, SP and HTAB are, looked up again only once passed.
+    let nextCR = -1;
+    let nextSP = this.whiteSpaceMatters ? -1 : n;
+    let nextTab = nextSP;
+    while (i < n) {
+      const lf = bytes.indexOf(0x0a, i);
+      if (this.ready() && lf > i && bytes[lf - 1] === 0x0d) {
+        if (nextCR < i) nextCR = found(bytes.indexOf(0x0d, i), n);
+        if (nextSP < i) nextSP = found(bytes.indexOf(0x20, i), n);
+        if (nextTab < i) nextTab = found(bytes.indexOf(0x09, i), n);
+        if (nextCR === lf - 1 && nextSP >= lf && nextTab >= lf) {
+          if (lf - 1 === i) {
+            // An empty line: it ends a line left open by earlier bytes, or it is held.
+            if (this.lineOpen) {
+              if (run < 0) run = i;
+              this.lineOpen = false;
+            } else {
+              if (run >= 0) this.sink(bytes.subarray(run, i));
+              run = -1;
+              this.held++;
+            }
+          } else {
+            if (this.held > 0) {
+              if (run >= 0) this.sink(bytes.subarray(run, i));
+              run = -1;
+              this.writeHeld();
+            }
+            if (run < 0) run = i;
+            this.lineOpen = false;
+            this.wroteContent();
+          }
+          i = lf + 1;
+          continue;
+        }
+      }
+      if (run >= 0) this.sink(bytes.subarray(run, i));
+      run = -1;
+      const end = lf < 0 ? n : lf + 1;
+      this.slow(bytes, i, end);
+      i = end;
+    }
+    if (run >= 0) this.sink(bytes.subarray(run, n));
+  }
+
+  end(): void {
+    this.finish();
+    this.held = 0;
+    this.lineOpen = false;
+    this.lastWasCR = false;
+    this.resetLine();
+  }
+
+  /** The body's last bytes: a CRLF when the last line is still open (the data stream adds one). */
+  protected abstract finish(): void;
+
+  private writeHeld(): void {
+    for (let left = this.held; left > 0; left -= 512) this.sink(CRLF_BLOCK.subarray(0, 2 * Math.min(left, 512)));
+    this.held = 0;
+  }
+}
 
 /**
  * RFC 6376 §3.4.3: the body unchanged, except that all empty lines at its end are ignored
  * and a missing final CRLF is added; an empty body becomes one CRLF.
  */
-export class SimpleBodyCanonicalizer implements BodyCanonicalizer {
-  readonly #sink: ByteSink;
-  readonly #out = Buffer.allocUnsafe(SCRATCH);
-  /** Line breaks read but not yet written: they are written only when content follows. */
-  #held = 0;
-  #lastWasCR = false;
+export class SimpleBodyCanonicalizer extends LineCanonicalizer {
+  protected readonly whiteSpaceMatters = false;
+  #wroteAny = false;
 
-  constructor(sink: ByteSink) {
-    this.#sink = sink;
+  protected ready(): boolean {
+    return true;
   }
 
-  push(chunk: Uint8Array): void {
-    const out = this.#out;
+  protected wroteContent(): void {
+    this.#wroteAny = true;
+  }
+
+  protected slow(chunk: Uint8Array, from: number, to: number): void {
+    const out = this.out;
     let o = 0;
-    let held = this.#held;
-    let lastWasCR = this.#lastWasCR;
-    for (let i = 0; i < chunk.length; i++) {
+    let held = this.held;
+    let lineOpen = this.lineOpen;
+    let lastWasCR = false;
+    for (let i = from; i < to; i++) {
       const c = chunk[i]!;
       const k = CLASS[c]!;
-      if (k === CR) {
-        held++;
-        lastWasCR = true;
+      if (k === CR || (k === LF && !lastWasCR)) {
+        if (lineOpen) {
+          if (o > SCRATCH - 2) {
+            this.sink(out.subarray(0, o));
+            o = 0;
+          }
+          out[o++] = 0x0d;
+          out[o++] = 0x0a;
+          lineOpen = false;
+        } else held++;
+        lastWasCR = k === CR;
       } else if (k === LF) {
-        if (!lastWasCR) held++;
         lastWasCR = false;
       } else {
         for (; held > 0; held--) {
           if (o > SCRATCH - 2) {
-            this.#sink(out.subarray(0, o));
+            this.sink(out.subarray(0, o));
             o = 0;
           }
           out[o++] = 0x0d;
           out[o++] = 0x0a;
         }
         if (o === SCRATCH) {
-          this.#sink(out.subarray(0, o));
+          this.sink(out.subarray(0, o));
           o = 0;
         }
         out[o++] = c;
+        lineOpen = true;
+        this.#wroteAny = true;
         lastWasCR = false;
       }
     }
-    if (o > 0) this.#sink(out.subarray(0, o));
-    this.#held = held;
-    this.#lastWasCR = lastWasCR;
+    if (o > 0) this.sink(out.subarray(0, o));
+    this.held = held;
+    this.lineOpen = lineOpen;
+    this.lastWasCR = lastWasCR;
   }
 
-  end(): void {
-    // Whatever ended the body (content, one CRLF or many, nothing at all): exactly one CRLF.
-    this.#sink(CRLF);
-    this.#held = 0;
-    this.#lastWasCR = false;
+  protected finish(): void {
+    // Content without its line break, or nothing at all: one CRLF. A body that ended in
+    // line breaks already has the CRLF of its last line; the empty lines after it go.
+    if (this.lineOpen || !this.#wroteAny) this.sink(CRLF);
+  }
+
+  protected resetLine(): void {
+    this.#wroteAny = false;
   }
 }
 
@@ -104,41 +223,38 @@ export class SimpleBodyCanonicalizer implements BodyCanonicalizer {
  * becomes one SP, and all empty lines at the end are ignored; a body that is empty after
  * that stays empty (the CRLF is added only to a non-empty body, §3.4.4).
  */
-export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
-  readonly #sink: ByteSink;
-  readonly #out = Buffer.allocUnsafe(SCRATCH);
-  #held = 0;
+export class RelaxedBodyCanonicalizer extends LineCanonicalizer {
   /** SP/HTAB seen since the last content byte on this line: one SP if content follows. */
   #wsp = false;
-  #lastWasCR = false;
-  /** Something was written, so the body must end with CRLF. */
-  #open = false;
+  protected readonly whiteSpaceMatters = true;
 
-  constructor(sink: ByteSink) {
-    this.#sink = sink;
+  protected ready(): boolean {
+    return !this.#wsp;
   }
 
-  push(chunk: Uint8Array): void {
-    const out = this.#out;
+  protected wroteContent(): void {}
+
+  protected slow(chunk: Uint8Array, from: number, to: number): void {
+    const out = this.out;
     let o = 0;
-    let held = this.#held;
+    let held = this.held;
+    let lineOpen = this.lineOpen;
     let wsp = this.#wsp;
-    let lastWasCR = this.#lastWasCR;
-    let open = this.#open;
-    for (let i = 0; i < chunk.length; i++) {
+    let lastWasCR = false;
+    for (let i = from; i < to; i++) {
       const c = chunk[i]!;
       const k = CLASS[c]!;
       if (k === CONTENT) {
         for (; held > 0; held--) {
           if (o > SCRATCH - 2) {
-            this.#sink(out.subarray(0, o));
+            this.sink(out.subarray(0, o));
             o = 0;
           }
           out[o++] = 0x0d;
           out[o++] = 0x0a;
         }
         if (o > SCRATCH - 2) {
-          this.#sink(out.subarray(0, o));
+          this.sink(out.subarray(0, o));
           o = 0;
         }
         if (wsp) {
@@ -146,38 +262,40 @@ export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
           wsp = false;
         }
         out[o++] = c;
-        open = true;
+        lineOpen = true;
         lastWasCR = false;
       } else if (k === WSP) {
         wsp = true;
         lastWasCR = false;
-      } else if (k === CR) {
-        held++;
+      } else if (k === CR || !lastWasCR) {
         wsp = false; // white space at the end of a line is dropped
-        lastWasCR = true;
+        if (lineOpen) {
+          if (o > SCRATCH - 2) {
+            this.sink(out.subarray(0, o));
+            o = 0;
+          }
+          out[o++] = 0x0d;
+          out[o++] = 0x0a;
+          lineOpen = false;
+        } else held++;
+        lastWasCR = k === CR;
       } else {
-        if (!lastWasCR) {
-          held++;
-          wsp = false;
-        }
-        lastWasCR = false;
+        lastWasCR = false; // the LF of a CRLF
       }
     }
-    if (o > 0) this.#sink(out.subarray(0, o));
-    this.#held = held;
+    if (o > 0) this.sink(out.subarray(0, o));
+    this.held = held;
+    this.lineOpen = lineOpen;
     this.#wsp = wsp;
-    this.#lastWasCR = lastWasCR;
-    this.#open = open;
+    this.lastWasCR = lastWasCR;
   }
 
-  end(): void {
-    // The last thing written is always content (held breaks are written only before
-    // content), so its line needs its CRLF; the held breaks beyond it are empty lines.
-    if (this.#open) this.#sink(CRLF);
-    this.#held = 0;
+  protected finish(): void {
+    if (this.lineOpen) this.sink(CRLF);
+  }
+
+  protected resetLine(): void {
     this.#wsp = false;
-    this.#lastWasCR = false;
-    this.#open = false;
   }
 }
 
