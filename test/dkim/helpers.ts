@@ -28,6 +28,7 @@ export function recordFor(pemPath: string): string {
 export const RECORDS: KeyRecords = {
   "rsa._domainkey.example.com": recordFor(`${dkimFixtures}keys/test-rsa-2048.pem`),
   "ed._domainkey.example.com": recordFor(`${dkimFixtures}keys/test-ed25519.pem`),
+  "rsa1024._domainkey.example.com": recordFor(`${dkimFixtures}keys/test-rsa-1024.pem`),
 };
 
 export const rsaSigner = (extra: Partial<DkimOptions> = {}): DkimOptions => ({ domain: "example.com", selector: "rsa", privateKey: RSA_PEM, ...extra });

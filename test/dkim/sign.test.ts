@@ -286,6 +286,12 @@ describe("generated messages (dkimpy verifies every signature)", () => {
 });
 
 describe("signer input", () => {
+  it("a 1024-bit RSA key, the least receivers accept, signs and verifies", async () => {
+    const message = await readFile(`${dkimFixtures}awkward.eml`);
+    const signed = await signAndReceive(message, rsaSigner({ selector: "rsa1024", privateKey: keyPem("test-rsa-1024") }));
+    expect(await verdicts([signed])).toEqual([[true]]);
+  });
+
   it("takes options or a ready DkimSigner, alone or in a list", async () => {
     const message = Buffer.from("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n");
     const fields: HeaderField[][] = [];
