@@ -4,9 +4,10 @@
  *
  * The body canonicalizers are streaming cores: `push(chunk)` hands every byte that is final
  * to a sink, `end()` hands over what was held back and resets. Across chunks they keep only
- * a count of line breaks not yet written (an empty line is only dropped when nothing but
- * empty lines follows it, §3.4.3/§3.4.4), a "white space pending" flag and a "last byte was
- * CR" flag, so memory is bounded by the scratch buffer, not by the body.
+ * a count of empty lines not yet written (an empty line is dropped only when nothing but
+ * empty lines follows it, §3.4.3/§3.4.4) and three flags: "a line is open", "white space
+ * pending" (relaxed) and "the last byte was CR", so memory is bounded by the scratch buffer,
+ * not by the body.
  *
  * Line breaks are read the way the SMTP data stream writes them (RFC 5321 §2.3.8): CRLF,
  * and also a bare CR or a bare LF, each of which becomes CRLF on the wire. A body whose last
@@ -41,16 +42,16 @@ const SCRATCH = 16 * 1024;
 const CRLF = Buffer.from("\r\n");
 const CRLF_BLOCK = Buffer.from("\r\n".repeat(512));
 
+/** `indexOf`'s answer, with "none" as a position past every index. */
+const found = (at: number, none: number) => (at < 0 ? none : at);
+
 /**
  * What the two body canonicalizers share: the state, the bytes they write, and the walk over
  * a chunk line by line. A line that needs no change (CRLF-terminated, no bare CR, and for
  * relaxed no SP/HTAB) joins a run of verbatim bytes handed to the sink as one view of the
- * chunk, found with native `indexOf`: base64 and most quoted-printable lines never touch
- * JavaScript byte by byte. Any other line goes through the byte loop of the subclass, which
- * writes into a scratch buffer.
+ * chunk, found with native `indexOf`: base64 lines never touch JavaScript byte by byte. Any
+ * other line goes through the byte loop of the subclass, which writes into a scratch buffer.
  */
-const found = (at: number, none: number) => (at < 0 ? none : at);
-
 abstract class LineCanonicalizer implements BodyCanonicalizer {
   protected readonly sink: ByteSink;
   protected readonly out = Buffer.allocUnsafe(SCRATCH);
