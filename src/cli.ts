@@ -3,6 +3,7 @@
  *
  *   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [...]
  *   missive check [EMAIL_URL]
+ *   missive dkim keygen | record | sign ...   (src/cli/dkim.ts)
  *
  * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
@@ -20,6 +21,7 @@ import { SmtpBackend, type SmtpMessageReport } from "./backends/smtp.js";
 import { BackendError, MissiveError, SmtpError } from "./errors.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
+import { dkimCommand } from "./cli/dkim.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 
 const USAGE = 2;
@@ -32,6 +34,8 @@ const TOP_HELP = `missive ${pkg.version}: send and check email from the command 
 Usage:
   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [options]
   missive check [EMAIL_URL] [options]
+  missive dkim keygen --domain DOMAIN --selector SELECTOR [--type rsa|ed25519]
+  missive dkim record | sign ...        (missive dkim --help)
   missive --help | --version
   missive <command> --help
 
@@ -101,6 +105,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await send(rest);
       case "check":
         return await check(rest);
+      case "dkim":
+        return await dkimCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}" (try: missive --help)`);
     }

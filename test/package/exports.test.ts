@@ -31,6 +31,7 @@ const probe = `
   console.log(JSON.stringify({
     sent, outbox: outbox.length, subject: /^Subject: =\\?utf-8\\?/m.test(bytes.toString("latin1")),
     kinds: [typeof SmtpClient, typeof policies.default, typeof MemoryBackend, typeof EmailMessage],
+    dkim: (await signMessage("From: a@example.org\\r\\n\\r\\nbody\\r\\n", { domain: "example.org", selector: "s", privateKey: generateKeyPairSync("ed25519").privateKey })).toString("latin1").startsWith("DKIM-Signature: v=1; a=ed25519-sha256;"),
     brand: new BadHeaderError("x", "y") instanceof MissiveError,
   }));
 `;
@@ -44,9 +45,11 @@ describe("package exports", () => {
       import { MemoryBackend } from "missive/backends";
       import { SmtpClient } from "missive/smtp";
       import { policies } from "missive/mime";
+      import { signMessage } from "missive/dkim";
+      import { generateKeyPairSync } from "node:crypto";
       ${probe}`);
     const { stdout } = await run(process.execPath, [file], { cwd: root });
-    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], brand: true });
+    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], dkim: true, brand: true });
   });
 
   it("loads every entry as CJS", async () => {
@@ -57,9 +60,11 @@ describe("package exports", () => {
       const { MemoryBackend } = require("missive/backends");
       const { SmtpClient } = require("missive/smtp");
       const { policies } = require("missive/mime");
+      const { signMessage } = require("missive/dkim");
+      const { generateKeyPairSync } = require("node:crypto");
       (async () => { ${probe} })();`);
     const { stdout } = await run(process.execPath, [file], { cwd: root });
-    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], brand: true });
+    expect(JSON.parse(stdout)).toEqual({ sent: 1, outbox: 1, subject: true, kinds: ["function", "object", "function", "function"], dkim: true, brand: true });
   });
 
   it("recognises an error from the CJS build as an instance of the ESM class", async () => {
