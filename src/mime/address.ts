@@ -754,3 +754,15 @@ export function needsSmtpUtf8(address: string): boolean {
     return !isAscii(at < 0 ? address : address.slice(0, at));
   }
 }
+
+/**
+ * What makes two addresses the same mailbox, for de-duplication: the local part as given
+ * (RFC 5321 §2.4: only the receiving host may fold its case) and the domain compared
+ * case-insensitively, in its A-label form, so that `Bücher.example` and
+ * `xn--bcher-kva.example` are one domain (RFC 5890 §2.3.2.1).
+ */
+export function mailboxKey(address: string): string {
+  const spec = parseAddrSpec(address.trim(), false);
+  const domain = spec.domain.startsWith("[") || isAscii(spec.domain) ? spec.domain.toLowerCase() : toAsciiDomain(spec.domain, address);
+  return `${renderLocal(spec.local)}@${domain}`;
+}

@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
-import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, parseAddressEntries, type Group, type Mailbox } from "./address.js";
+import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
 import { assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { policies, type Policy } from "./policy.js";
@@ -208,13 +208,19 @@ export class EmailMessage {
     return this.attach({ filename: options.filename ?? basename(path), content: { path }, mimetype, disposition: options.disposition, contentId: options.contentId });
   }
 
-  /** Bare addresses of to, cc and bcc, in that order, without duplicates: the SMTP envelope. */
+  /**
+   * Bare addresses of to, cc and bcc, in that order, without duplicates (the domain compared
+   * case-insensitively, the first spelling kept): the SMTP envelope.
+   */
   recipients(): string[] {
-    const seen = new Set<string>();
+    const seen = new Map<string, string>();
     for (const [field, list] of [["to", this.#to], ["cc", this.#cc], ["bcc", this.#bcc]] as const) {
-      for (const mailbox of normalizeAddresses(list, field)) seen.add(mailbox.address);
+      for (const { address } of normalizeAddresses(list, field)) {
+        const key = mailboxKey(address);
+        if (!seen.has(key)) seen.set(key, address);
+      }
     }
-    return [...seen];
+    return [...seen.values()];
   }
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */

@@ -49,6 +49,13 @@ describe("EmailMessage fields", () => {
     expect(msg.recipients()).toEqual(["x@example.org", "y@example.org", "z@example.org", "w@example.org"]);
   });
 
+  it("recipients() de-duplicates with the domain compared case-insensitively, the local part as given", () => {
+    const msg = new EmailMessage({ ...base(), to: ["dup@Example.COM", "dup@example.com"], cc: ["Dup <dup@EXAMPLE.com>", "Dup@example.com"], bcc: ["x@bücher.example", "x@xn--bcher-kva.example", "x@BÜCHER.example"] });
+    // The first spelling is kept; "Dup" differs from "dup" (RFC 5321 §2.4: local parts may be case-sensitive).
+    expect(msg.recipients()).toEqual(["dup@Example.COM", "Dup@example.com", "x@bücher.example"]);
+    expect(msg.envelope().to).toEqual(["dup@Example.COM", "Dup@example.com", "x@xn--bcher-kva.example"]);
+  });
+
   it("defaults From to the configured default", async () => {
     setMessageDefaults({ from: "noreply@example.net" });
     const msg = new EmailMessage({ subject: "s", body: "b", to: ["bob@example.org"] });
