@@ -20,11 +20,11 @@
  *   (`"john"@x.org` becomes `john@x.org`), quoted with `\` escapes otherwise; the domain as
  *   written (it may be Unicode; IDNA is applied when formatting for the wire).
  */
-import { domainToASCII } from "node:url";
 import { BadHeaderError, EncodingError, InvalidAddressError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
 import { decodeWords, encodeWords } from "./encoding/encoded-word.js";
 import { quoteString } from "./encoding/rfc2231.js";
+import { checkDomain } from "./domain.js";
 
 export interface Mailbox {
   name: string;
@@ -54,6 +54,8 @@ export interface FormatOptions {
   leadEncodedWordLength?: number;
 }
 
+/** RFC 5321 §4.5.3.1.1. */
+const MAX_LOCAL_PART = 64;
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets. */
 const MAX_ENVELOPE_ADDRESS = 254;
 /** Longest piece formatAddress hands to the header folder (a line may hold 998 octets). */
@@ -396,6 +398,8 @@ class Parser {
       }
       domain += `.${this.next().text}`;
     }
+    const { problem } = checkDomain(domain);
+    if (problem !== undefined) this.fail(problem);
     return domain;
   }
 }
@@ -417,6 +421,9 @@ function localPart(p: Parser, words: Token[], at: Token): string {
     local += w.text;
     prevWord = true;
   }
+  // RFC 5321 §4.5.3.1.1, counted as the local part is written (quotes included).
+  const octets = Buffer.byteLength(renderLocal(local));
+  if (octets > MAX_LOCAL_PART) p.fail(`the local part is ${octets} octets, longer than ${MAX_LOCAL_PART} octets (RFC 5321 §4.5.3.1.1)`);
   return local;
 }
 
@@ -597,10 +604,8 @@ export function normalizeAddresses(input: AddressInput | undefined, field: strin
 
 function toAsciiDomain(domain: string, address: string): string {
   if (domain.startsWith("[") || isAscii(domain)) return domain;
-  const ascii = domainToASCII(domain);
-  if (ascii === "") {
-    throw new InvalidAddressError(address, `Invalid address ${show(address)}: the domain ${show(domain)} is not a valid internationalized domain name (IDNA, RFC 5890)`);
-  }
+  const { ascii, problem } = checkDomain(domain);
+  if (problem !== undefined) throw new InvalidAddressError(address, `Invalid address ${show(address)}: ${problem}`);
   return ascii;
 }
 
@@ -738,6 +743,8 @@ export function envelopeAddress(address: string, opts: { smtputf8: boolean }): s
   if (!opts.smtputf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "the SMTP envelope");
   const domain = opts.smtputf8 ? spec.domain : toAsciiDomain(spec.domain, address);
   if (opts.smtputf8 && !isAscii(domain) && !domain.startsWith("[")) toAsciiDomain(domain, address);
+  // RFC 5321 allows them in a quoted local part, but a lenient reader may end the path there.
+  if (spec.local.includes("<") || spec.local.includes(">")) fail(address, 'a local part with "<" or ">" is not sent in an SMTP envelope');
   const out = `${renderLocal(spec.local)}@${domain}`;
   if (Buffer.byteLength(out) > MAX_ENVELOPE_ADDRESS) {
     fail(address, `longer than ${MAX_ENVELOPE_ADDRESS} octets (RFC 5321 §4.5.3.1.3)`);
