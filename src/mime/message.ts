@@ -10,6 +10,7 @@ import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
 import { assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
+import { assertMsgIdHeader } from "./msg-id.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 
@@ -444,6 +445,7 @@ function validateExtraHeaders(headers: Record<string, string>): void {
     assertHeaderName(name);
     if (typeof value !== "string") throw new InvalidArgumentError(`The value of header ${name} must be a string`);
     assertHeaderValue(name, value);
+    assertMsgIdHeader(name, value);
     if (RESERVED.has(name.toLowerCase())) {
       throw new BadHeaderError(name, name.toLowerCase() === "bcc" ? "Bcc never goes in the headers; use the bcc field" : `${name} is set by the serializer and cannot be given as an extra header`);
     }

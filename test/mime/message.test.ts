@@ -8,6 +8,7 @@ import { resetMessageDefaults, setMessageDefaults } from "../../src/mime/default
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
 import { policies } from "../../src/mime/policy.js";
 import { parseOneWithPython, attachmentBytes } from "../helpers/python-oracle.js";
+import { errorOf } from "../helpers/errors.js";
 import { FIXED_DATE, seededRandom } from "./fixture-cases.js";
 
 const base = () => ({ subject: "s", body: "b", from: "ann@example.com", to: ["bob@example.org"], clock: () => FIXED_DATE, random: seededRandom("unit") });
@@ -82,6 +83,42 @@ describe("headers", () => {
     expect(() => new EmailMessage({ ...base(), headers: { Bcc: "x@example.org" } })).toThrow(BadHeaderError);
     expect(() => new EmailMessage({ ...base(), headers: { "Content-Type": "text/html" } })).toThrow(BadHeaderError);
     expect(() => new EmailMessage({ ...base(), headers: { "Bad Name": "x" } })).toThrow(BadHeaderError);
+  });
+
+  it.each([
+    ["Message-ID", "<a b@example.com>", /white space inside/],
+    ["Message-ID", "no-brackets@example.com", /"<"/],
+    ["Message-ID", "<justtext>", /"@"/],
+    ["Message-ID", "<a@example.com> <b@example.com>", /exactly one msg-id/],
+    ["Message-ID", "", /exactly one msg-id/],
+    ["In-Reply-To", "<a@example.com> junk", /"<"/],
+    ["In-Reply-To", "<a..b@example.com>", /dot-atom/],
+    ["In-Reply-To", "<.a@example.com>", /dot-atom/],
+    ["References", "<a@example.com> <b@[bad\\literal]>", /literal/],
+    ["References", "<a@example.com><b@example.com", /">"/],
+    ["references", "<a@b@example.com>", /"@"/],
+    ["Resent-Message-ID", "<@example.com>", /dot-atom/],
+    ["In-Reply-To", "<a@example.com> (a comment)", /"<"/],
+    ["References", "<\"quoted\"@example.com>", /dot-atom/],
+  ])("refuses %s %j, which is not RFC 5322 msg-id syntax", (name, value, problem) => {
+    const err = errorOf(() => new EmailMessage({ ...base(), headers: { [name]: value } }));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect(err.message).toMatch(problem);
+    expect(err.message).toContain("RFC 5322 §3.6.4");
+    // Also when the value is set after construction: checked again when rendered.
+    const msg = new EmailMessage(base());
+    msg.headers[name] = value;
+    return expect(msg.asBytes()).rejects.toBeInstanceOf(BadHeaderError);
+  });
+
+  it("writes msg-ids as given: several in References, folded between them; domain literals; white space around", async () => {
+    const refs = Array.from({ length: 4 }, (_, i) => `<thread.${i}.${"x".repeat(20)}@mail.example.org>`).join(" ");
+    const msg = new EmailMessage({ ...base(), headers: { "Message-ID": "<a.b+c@[192.0.2.1]>", "In-Reply-To": " <p@example.org>\t<q@example.org> ", References: refs } });
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.defects).toEqual([]);
+    expect(py.messageId).toBe("<a.b+c@[192.0.2.1]>");
+    expect(py.headers.find(([n]) => n === "References")?.[1]).toBe(refs);
+    expect(headerBlock(await msg.asBytes())).toMatch(/^References: <thread\.0\.x+@mail\.example\.org>\r\n <thread\.1/m);
   });
 
   it("lets extra headers override To, From, Date and Message-ID without changing the envelope", async () => {
