@@ -89,6 +89,24 @@ export function assertHeaderName(name: string): void {
   }
 }
 
+/**
+ * Header names are case-insensitive (RFC 5322 §1.2.2), so `Sender` and `SENDER` are one
+ * header: a block of headers given by the caller (a message's `headers`, a part's
+ * `headers`) may name each header once, in any case. A second spelling is refused rather
+ * than one silently winning, since which one the caller meant cannot be known.
+ */
+export function assertDistinctHeaderNames(names: Iterable<string>, where: string): void {
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const earlier = seen.get(name.toLowerCase());
+    if (earlier !== undefined) {
+      const both = earlier === name ? `${JSON.stringify(name)} twice` : `both ${JSON.stringify(earlier)} and ${JSON.stringify(name)}`;
+      throw new BadHeaderError(name, `${where} has ${both}; header names are case-insensitive (RFC 5322 §1.2.2), give each header once`);
+    }
+    seen.set(name.toLowerCase(), name);
+  }
+}
+
 /** The injection guard: CR, LF or NUL throw BadHeaderError naming the field; a lone surrogate throws EncodingError. */
 export function assertHeaderValue(field: string, value: string): void {
   if (typeof value !== "string") throw new BadHeaderError(field, `The value of ${field} must be a string, got ${value === null ? "null" : typeof value}`);

@@ -8,7 +8,7 @@ import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
-import { assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
+import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertMsgIdHeader } from "./msg-id.js";
 import { policies, type Policy } from "./policy.js";
@@ -441,6 +441,7 @@ function addressList(value: AddressField, field: string): (string | Mailbox)[] {
 
 function validateExtraHeaders(headers: Record<string, string>): void {
   if (typeof headers !== "object" || headers === null) throw new InvalidArgumentError("headers must be an object of name: value");
+  assertDistinctHeaderNames(Object.keys(headers), "headers");
   for (const [name, value] of Object.entries(headers)) {
     assertHeaderName(name);
     if (typeof value !== "string") throw new InvalidArgumentError(`The value of header ${name} must be a string`);

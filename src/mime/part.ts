@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { formatParameter } from "./encoding/rfc2231.js";
-import { assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
+import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
 import type { Policy } from "./policy.js";
 import { bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
 import type { TransferEncoding } from "./transfer-encoding.js";
@@ -89,6 +89,7 @@ export class MimePart {
         throw new BadHeaderError(name, `${name} is written from the part's own options (contentType, transferEncoding, disposition, filename, contentId); do not give it as a header`);
       }
     }
+    assertDistinctHeaderNames(headers.map(([name]) => name), "The part's headers");
     this.headers = Object.freeze(headers.map(([n, v]) => [n, v] as const));
   }
 
