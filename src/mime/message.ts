@@ -327,6 +327,7 @@ export class EmailMessage {
       smtputf8: policy.utf8 && utf8Headers,
       size: output.size,
       chunks: () => output.chunks(),
+      occurs: output.occurs,
       stream: () => toReadable(output),
     };
   }

@@ -10,6 +10,7 @@ import { Readable } from "node:stream";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { formatParameter } from "./encoding/rfc2231.js";
+import { chooseBoundary } from "./boundary.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
 import type { Policy } from "./policy.js";
 import { bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
@@ -139,6 +140,7 @@ export async function preparePart(part: MimePart, context: PrepareContext, topHe
     utf8Headers: node.utf8Headers,
     size: node.size,
     chunks: () => emit(node),
+    occurs: (text) => occursIn(node, text),
   };
 }
 
@@ -150,12 +152,7 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
   // One child at a time: preparing may open files, and a message may have many.
   const children: PreparedNode[] = [];
   for (const child of part.children) children.push(await prepareNode(child, context, Buffer.alloc(0)));
-  let boundary = context.boundary();
-  // A random boundary practically never occurs in content; for the 7bit/8bit bytes held in
-  // memory right below this part we can afford to make sure.
-  while (children.some((c) => c.kind === "leaf" && c.plan.encoded !== undefined && c.plan.encoding !== "base64" && c.plan.encoded.includes(`--${boundary}`))) {
-    boundary = context.boundary();
-  }
+  const boundary = chooseBoundary(context.boundary, (delimiter) => children.some((child) => occursIn(child, delimiter)));
   // RFC 2045 §6.4: a multipart's own encoding is 7bit (the default, left unsaid) or, when a
   // part inside holds 8-bit data, 8bit.
   const eightBit = children.some((c) => c.eightBit);
@@ -175,6 +172,13 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
     eightBit,
     utf8Headers: hasHighBytes(header) || children.some((c) => c.utf8Headers),
   };
+}
+
+/** Whether `text` occurs in the bytes of `node` held in memory, its descendants' included. */
+function occursIn(node: PreparedNode, text: string): boolean {
+  if (node.header.includes(text, 0, "latin1")) return true;
+  if (node.kind === "multipart") return `--${node.boundary}`.includes(text) || node.children.some((child) => occursIn(child, text));
+  return (node.plan.encoded?.includes(text, 0, "latin1") ?? false) || (node.plan.nested?.occurs?.(text) ?? false);
 }
 
 async function prepareLeaf(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedLeaf> {
