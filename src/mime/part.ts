@@ -156,7 +156,8 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
   // RFC 2045 §6.4: a multipart's own encoding is 7bit (the default, left unsaid) or, when a
   // part inside holds 8-bit data, 8bit.
   const eightBit = children.some((c) => c.eightBit);
-  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, { boundary }, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
+  const resolved = { boundary, rootType: relatedRootType(part, children) };
+  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, resolved, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
   let size: number | undefined = header.length;
   for (const child of children) {
     const delimiter = `--${boundary}\r\n`.length;
@@ -172,6 +173,21 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
     eightBit,
     utf8Headers: hasHighBytes(header) || children.some((c) => c.utf8Headers),
   };
+}
+
+/**
+ * RFC 2387 §3.1: multipart/related must name the type of its root (first) part in `type`,
+ * the type as written (text/* bytes that are not UTF-8 go out as application/octet-stream).
+ */
+function relatedRootType(part: MimePart, children: readonly PreparedNode[]): string | undefined {
+  const root = children[0];
+  if (part.contentType !== "multipart/related" || root === undefined) return undefined;
+  const type = root.kind === "leaf" ? root.plan.contentType : part.children[0]!.contentType;
+  const given = Object.entries(part.params).find(([name]) => name.toLowerCase() === "type")?.[1];
+  if (given !== undefined && given.toLowerCase() !== type) {
+    throw new InvalidArgumentError(`multipart/related has type=${JSON.stringify(given)} but its root (first) part is ${type}; RFC 2387 §3.1 wants the root's type (leave the parameter out to have it written)`);
+  }
+  return type;
 }
 
 /** Whether `text` occurs in the bytes of `node` held in memory, its descendants' included. */
@@ -202,16 +218,17 @@ function hasHighBytes(bytes: Buffer): boolean {
 function contentHeaders(
   part: MimePart,
   context: PrepareContext,
-  resolved: { contentType?: string; charset?: string | undefined; boundary?: string },
+  resolved: { contentType?: string; charset?: string | undefined; boundary?: string; rootType?: string | undefined },
   encoding: TransferEncoding | undefined,
 ): string {
   const { policy } = context;
   const opts = { utf8: policy.utf8, charset: context.charset, maxLineLength: policy.maxLineLength };
   const params: string[] = [];
   if (resolved.boundary) params.push(...formatParameter("boundary", resolved.boundary, { charset: "utf-8" }));
+  if (resolved.rootType) params.push(...formatParameter("type", resolved.rootType, { charset: "utf-8" }));
   if (resolved.charset) params.push(...formatParameter("charset", resolved.charset, { charset: "utf-8" }));
   for (const [name, value] of Object.entries(part.params)) {
-    if (name.toLowerCase() === "charset" || name.toLowerCase() === "boundary") continue;
+    if (name.toLowerCase() === "charset" || name.toLowerCase() === "boundary" || (resolved.rootType && name.toLowerCase() === "type")) continue;
     params.push(...formatParameter(name, value, { charset: "utf-8" }));
   }
   let out = renderHeader("Content-Type", [resolved.contentType ?? part.contentType, ...params].join("; "), { ...opts, kind: "raw" });

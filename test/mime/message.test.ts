@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BadHeaderError, InvalidAddressError, InvalidArgumentError } from "../../src/errors.js";
 import { resetMessageDefaults, setMessageDefaults } from "../../src/mime/defaults.js";
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
+import { MimePart } from "../../src/mime/part.js";
 import { policies } from "../../src/mime/policy.js";
 import { parseOneWithPython, attachmentBytes } from "../helpers/python-oracle.js";
 import { errorOf } from "../helpers/errors.js";
@@ -232,6 +233,34 @@ describe("structure", () => {
     expect(py.parts.children?.[1]?.contentType).toBe("multipart/related");
     expect(py.attachments[0]?.contentId).toBe("<logo>");
     expect(py.attachments[0]?.disposition).toBe("inline");
+  });
+
+  it("gives multipart/related the type parameter of its root part (RFC 2387 §3.1)", async () => {
+    const msg = new EmailMultiAlternatives(base()).attachAlternative('<img src="cid:logo">', "text/html");
+    msg.attach({ filename: "logo.png", content: new Uint8Array([137, 80, 78, 71]), mimetype: "image/png", contentId: "logo" });
+    const related = new EmailMessage(base()).attach("a.pdf", new Uint8Array([1]), "application/pdf");
+    related.mixedSubtype = "related";
+    const nested = new EmailMessage({ ...base(), body: "" }).attach(
+      new MimePart({ contentType: "multipart/related", children: [new MimePart({ contentType: "multipart/alternative", children: [new MimePart({ contentType: "text/plain", body: "t" })] }), new MimePart({ contentType: "image/png", body: new Uint8Array([1]), contentId: "x" })] }),
+    );
+    // text/* bytes that are not UTF-8 go out as application/octet-stream: the type says what is written.
+    const octets = new EmailMessage({ ...base(), body: "" }).attach(new MimePart({ contentType: "multipart/related", children: [new MimePart({ contentType: "text/html", body: new Uint8Array([0xff]) })] }));
+    const [a, b, c, d] = await Promise.all([msg, related, nested, octets].map(async (m) => parseOneWithPython(await m.asBytes())));
+    expect(a!.defects).toEqual([]);
+    expect(a!.parts.children?.[1]?.params.type).toBe("text/html");
+    expect(b!.parts.params.type).toBe("text/plain");
+    expect(c!.parts.children?.[0]?.params.type).toBe("multipart/alternative");
+    expect(d!.parts.children?.[0]?.params.type).toBe("application/octet-stream");
+    expect(headerBlock(await msg.asBytes())).not.toContain("type=");
+    const body = (await msg.asBytes()).toString("latin1");
+    expect(body).toMatch(/Content-Type: multipart\/related;(?:\r\n)? boundary="[^"]+";(?:\r\n)? type="text\/html"\r\n/);
+  });
+
+  it("refuses a type parameter on multipart/related that is not its root part's type", async () => {
+    const part = new MimePart({ contentType: "multipart/related", params: { type: "text/plain" }, children: [new MimePart({ contentType: "text/html", body: "<p>" })] });
+    await expect(new EmailMessage({ ...base(), body: "" }).attach(part).asBytes()).rejects.toThrow(/RFC 2387/);
+    const same = new MimePart({ contentType: "multipart/related", params: { TYPE: "Text/HTML" }, children: [new MimePart({ contentType: "text/html", body: "<p>" })] });
+    expect((await new EmailMessage({ ...base(), body: "" }).attach(same).asBytes()).toString("latin1").match(/type=/gi)).toHaveLength(1);
   });
 
   it("guesses attachment types from the filename", async () => {
