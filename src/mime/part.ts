@@ -8,9 +8,9 @@
  */
 import { Readable } from "node:stream";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
-import { normalizeCharset } from "./encoding/charset.js";
 import { formatParameter } from "./encoding/rfc2231.js";
 import { chooseBoundary } from "./boundary.js";
+import { mergeParameters, parseMimeType, partCharset } from "./content-type.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
 import type { Policy } from "./policy.js";
 import { bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
@@ -21,7 +21,7 @@ export type { BodySource, NestedMessage, PreparedOutput } from "./body.js";
 const CRLF = "\r\n";
 
 export interface MimePartOptions {
-  /** `type/subtype`, e.g. "text/plain", "image/png", "multipart/alternative". */
+  /** `type/subtype`, e.g. "text/plain", "image/png", optionally with parameters ("text/calendar; method=REQUEST"). */
   contentType: string;
   /** Content-Type parameters other than charset and boundary (e.g. `{ method: "REQUEST" }`). */
   params?: Record<string, string>;
@@ -57,15 +57,13 @@ export class MimePart {
   readonly headers: readonly (readonly [string, string])[];
 
   constructor(options: MimePartOptions) {
-    const [type, subtype, ...rest] = options.contentType.toLowerCase().split("/");
-    if (!type || !subtype || rest.length > 0 || !TOKEN.test(type) || !TOKEN.test(subtype)) {
-      throw new InvalidArgumentError(`Invalid MIME type ${JSON.stringify(options.contentType)}: expected "type/subtype"`);
-    }
-    this.contentType = `${type}/${subtype}`;
-    const isMultipart = type === "multipart";
+    const parsed = parseMimeType(options.contentType);
+    this.contentType = parsed.type;
+    const isMultipart = this.contentType.startsWith("multipart/");
     if (isMultipart && options.body !== undefined) throw new InvalidArgumentError(`A ${this.contentType} part has children, not a body`);
     if (!isMultipart && options.children?.length) throw new InvalidArgumentError(`Only multipart parts have children (got ${this.contentType})`);
-    for (const [name, value] of Object.entries(options.params ?? {})) {
+    const params = mergeParameters(parsed.params, options.params, this.contentType);
+    for (const [name, value] of Object.entries(params)) {
       if (!TOKEN.test(name)) throw new BadHeaderError("Content-Type", `Invalid Content-Type parameter name ${JSON.stringify(name)}`);
       assertHeaderValue(`Content-Type parameter ${name}`, value);
     }
@@ -74,8 +72,8 @@ export class MimePart {
       throw new BadHeaderError("Content-Disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(options.disposition)}`);
     }
     if (options.contentId !== undefined) assertContentId(options.contentId);
-    this.params = Object.freeze({ ...options.params });
-    this.charset = options.charset === undefined ? undefined : normalizeCharset(options.charset);
+    this.params = Object.freeze(params);
+    this.charset = partCharset(parsed.charset, options.charset);
     this.body = options.body;
     this.children = Object.freeze([...(options.children ?? [])]);
     this.disposition = options.disposition;
