@@ -41,8 +41,10 @@ export interface RenderHeaderOptions {
 /** RFC 5322 §2.1.1: a line is at most 998 octets, CRLF excluded. */
 export { MAX_LINE_OCTETS };
 const DEFAULT_WIDTH = 78;
-/** RFC 2047 §2: an encoded-word is at most 75 characters. */
+/** RFC 2047 §2: an encoded-word is at most 75 characters... */
 const MAX_ENCODED_WORD = 75;
+/** ...and a line holding one at most 76. */
+const MAX_ENCODED_LINE = 76;
 
 const ADDRESS_HEADERS = new Set([
   "from", "to", "cc", "bcc", "reply-to", "sender",
@@ -138,25 +140,37 @@ interface Chunk {
   text: string;
 }
 
+/** Whether a chunk holds (or may hold) an encoded-word: only those start with "=?" here. */
+function holdsEncodedWord(text: string): boolean {
+  return text.includes("=?");
+}
+
 /**
  * Greedy folding: a line breaks before a chunk's white space when the chunk would take the
- * line past `width` (or past 998 octets, even on the first line).
+ * line past `width` (or past 998 octets, even on the first line). A line holding an
+ * encoded-word stops at 76 (RFC 2047 §2), so such a chunk may even leave the first line
+ * with the header name alone, when the name leaves no room for it.
  */
 function fold(name: string, chunks: readonly Chunk[], width: number): string {
   let out = "";
   let line = `${name}:`;
   let lineOctets = line.length;
+  let lineEncoded = false;
   let hasContent = false;
   for (const chunk of chunks) {
     const piece = chunk.sep + chunk.text;
     const size = octets(piece);
-    if ((hasContent && lineOctets + size > width) || lineOctets + size > MAX_LINE_OCTETS) {
+    const encoded = holdsEncodedWord(chunk.text);
+    const limit = lineEncoded || encoded ? Math.min(width, MAX_ENCODED_LINE) : width;
+    if (((hasContent || encoded) && lineOctets + size > limit) || lineOctets + size > MAX_LINE_OCTETS) {
       out += `${line}\r\n`;
       line = piece;
       lineOctets = size;
+      lineEncoded = encoded;
     } else {
       line += piece;
       lineOctets += size;
+      lineEncoded ||= encoded;
     }
     hasContent = true;
   }
@@ -193,7 +207,7 @@ function splitWords(value: string): { words: string[]; seps: string[]; trailing:
 function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
   const { words, seps, trailing } = splitWords(value);
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
-  const firstLineRoom = width - name.length - 2;
+  const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
   const encode = (text: string, first: boolean): string[] =>
     encodeWordsWithFallback(text, opts.charset, "text", first && firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax);
 
@@ -252,7 +266,7 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
  */
 function addressChunks(name: string, value: string | readonly (Mailbox | Group)[], opts: RenderHeaderOptions, width: number): Chunk[] {
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
-  const firstLineRoom = width - name.length - 2;
+  const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
   const format: FormatOptions = { utf8: opts.utf8, charset: opts.charset, encodedWordLength: ewMax };
   const first: FormatOptions = { ...format, leadEncodedWordLength: firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax };
   let entries: (Mailbox | Group)[];
