@@ -427,23 +427,29 @@ function localPart(p: Parser, words: Token[], at: Token): string {
   return local;
 }
 
-/** A display name from phrase tokens: white space collapsed, encoded-words in atoms decoded. */
+/**
+ * A display name from phrase tokens: white space collapsed, encoded-words in atoms decoded.
+ * An empty quoted string is a word too (`"" =?utf-8?q?x?=` is " x").
+ */
 function phraseText(words: Token[]): string {
   let out = "";
+  let started = false;
   let run = "";
   let runSpace = false;
   const flush = (): void => {
     if (run === "") return;
     out += (runSpace ? " " : "") + decodeWords(run);
     run = "";
+    started = true;
   };
   for (const w of words) {
     if (w.kind === "quoted") {
       flush();
-      out += (w.ws && out !== "" ? " " : "") + w.text;
+      out += (w.ws && started ? " " : "") + w.text;
+      started = true;
     } else {
       if (run === "") {
-        runSpace = w.ws && out !== "";
+        runSpace = w.ws && started;
         run = w.text;
       } else {
         run += (w.ws ? " " : "") + w.text;
@@ -656,16 +662,86 @@ function isPlainPhrase(name: string): boolean {
   return !prevSpace;
 }
 
+/** Plain text of a phrase as atoms (when it is atoms separated by single spaces) or one quoted string. */
+function plainPieces(text: string): string[] | undefined {
+  const pieces = isPlainPhrase(text) ? text.split(" ") : [quoteString(text)];
+  return pieces.every((p) => Buffer.byteLength(p) <= MAX_PIECE) ? pieces : undefined;
+}
+
+/**
+ * A display name that needs encoding, with only the words that need it encoded (RFC 2047
+ * §5(3) lets a phrase mix encoded-words with atoms and quoted strings): each run of such
+ * words becomes encoded-words, the words between stay atoms or become one quoted string.
+ *
+ * White space is placed so that the name reads back exactly, also in readers that take
+ * white space inside a phrase's encoded-word as folding white space (CPython's, which
+ * turns each run of it into one space): inside an encoded run only single spaces between
+ * words; one space between pieces; any more, and white space at either end of the name,
+ * in a quoted string — the neighbouring plain words', or one of spaces alone (`""` for
+ * none) between two encoded runs. Short of a run too long for one encoded-word, no two
+ * encoded-words are then adjacent, which readers that put a space between adjacent ones
+ * (CPython's before gh-128110) also read back exactly.
+ */
+function mixedPhrasePieces(name: string, opts: FormatOptions, lead: boolean): string[] | undefined {
+  const words = name.split(" ");
+  const leading = words.findIndex((w) => w !== "");
+  if (leading < 0) return undefined;
+  let trailing = 0;
+  while (words[words.length - 1 - trailing] === "") trailing++;
+  // Each item: encoded text, plain text (atoms or quoted), or spaces alone (always quoted).
+  const items: { kind: "encoded" | "plain" | "spaces"; text: string }[] = [];
+  let gap = leading; // spaces before the next word
+  for (let k = leading; k < words.length - trailing; k++) {
+    const word = words[k] as string;
+    if (word === "") {
+      gap++;
+      continue;
+    }
+    const kind = nameNeedsEncoding(word, opts.utf8) ? "encoded" : "plain";
+    const last = items[items.length - 1];
+    const atStart = last === undefined;
+    const sameRun = last !== undefined && last.kind === kind && (kind === "plain" || gap === 1);
+    if (sameRun) {
+      last.text += " ".repeat(gap) + word;
+    } else if (kind === "plain") {
+      // Extra spaces before plain words travel in their quoted string.
+      items.push({ kind, text: " ".repeat(atStart ? gap : gap - 1) + word });
+    } else if (last !== undefined && last.kind === "plain") {
+      last.text += " ".repeat(gap - 1);
+      items.push({ kind, text: word });
+    } else {
+      if (atStart ? gap > 0 : gap > 1) items.push({ kind: "spaces", text: " ".repeat(atStart ? gap - 1 : gap - 2) });
+      items.push({ kind, text: word });
+    }
+    gap = 1;
+  }
+  if (trailing > 0) {
+    const last = items[items.length - 1] as { kind: string; text: string };
+    if (last.kind === "plain") last.text += " ".repeat(trailing);
+    else items.push({ kind: "spaces", text: " ".repeat(trailing - 1) });
+  }
+  const pieces: string[] = [];
+  for (const item of items) {
+    if (item.kind === "encoded") {
+      const first = pieces.length === 0 && lead;
+      pieces.push(...encodeWordsWithFallback(item.text, opts.charset, "phrase", first ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength));
+    } else {
+      const plain = item.kind === "plain" ? plainPieces(item.text) : [quoteString(item.text)];
+      if (plain === undefined) return undefined;
+      pieces.push(...plain);
+    }
+  }
+  return pieces;
+}
+
 /** The display name as pieces the header folder may separate with white space. */
 function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[] {
   if (!nameNeedsEncoding(name, opts.utf8)) {
-    if (isPlainPhrase(name)) {
-      const words = name.split(" ");
-      if (words.every((w) => Buffer.byteLength(w) <= MAX_PIECE)) return words;
-    } else {
-      const quoted = quoteString(name);
-      if (Buffer.byteLength(quoted) <= MAX_PIECE) return [quoted];
-    }
+    const plain = plainPieces(name);
+    if (plain !== undefined) return plain;
+  } else {
+    const mixed = mixedPhrasePieces(name, opts, lead);
+    if (mixed !== undefined) return mixed;
   }
   const maxLength = lead ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength;
   return encodeWordsWithFallback(name, opts.charset, "phrase", maxLength);

@@ -211,6 +211,21 @@ describe("formatAddress", () => {
     expect(parseMailbox(lookAlike).name).toBe("=?utf-8?q?x?=");
   });
 
+  it.each([
+    ["Zoë Smith", "=?utf-8?Q?Zo=C3=AB?= Smith"],
+    ["Dr. Zoë", '"Dr." =?utf-8?Q?Zo=C3=AB?='],
+    ["Zoë Faßbender", "=?utf-8?B?Wm/DqyBGYcOfYmVuZGVy?="],
+    ["Jürgen Groß-Übermensch von und zu Müllerhausen", "=?utf-8?B?SsO8cmdlbiBHcm/Dny3DnGJlcm1lbnNjaA==?= von und zu =?utf-8?Q?M=C3=BCllerhausen?="],
+    ["a  é", '"a " =?utf-8?B?w6k=?='],
+    ["é  ß", '=?utf-8?B?w6k=?= "" =?utf-8?B?w58=?='],
+    [" é ", '"" =?utf-8?B?w6k=?= ""'],
+    ["=?x?= plain", "=?utf-8?B?PT94Pz0=?= plain"],
+  ])("encodes only the words of %j that need it (RFC 2047 §5(3))", (name, phrase) => {
+    const text = formatAddress({ name, address: "a@x.org" }, ascii);
+    expect(text).toBe(`${phrase} <a@x.org>`);
+    expect(parseMailbox(text).name).toBe(name);
+  });
+
   it("writes UTF-8 raw when utf8 is on", () => {
     expect(formatAddress({ name: "José", address: "josé@bücher.example" }, utf8)).toBe("José <josé@bücher.example>");
     expect(formatAddress({ name: "Doe, José", address: "j@x.org" }, utf8)).toBe('"Doe, José" <j@x.org>');
