@@ -47,9 +47,9 @@ export interface FormatOptions {
   /** Longest encoded-word for display and group names; at most 75 (RFC 2047 §2), the default. */
   encodedWordLength?: number;
   /**
-   * Longest encoded-word for the leading name only (the mailbox's display name, or the group's
-   * name, not its members'): the header renderer shortens it so that the first word fits on
-   * the header's first line after `Name: `. Defaults to `encodedWordLength`.
+   * Longest first encoded-word of the leading name (the mailbox's display name, or the
+   * group's name, not its members'), when it comes first: the header renderer shortens it so
+   * that it fits on the header's first line after `Name: `. Defaults to `encodedWordLength`.
    */
   leadEncodedWordLength?: number;
 }
@@ -624,9 +624,9 @@ function smtpUtf8Error(address: string, where: string): InvalidAddressError {
 }
 
 /** RFC 2047 words for `text`; characters the charset cannot hold fall back to UTF-8. */
-export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number): string[] {
+export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number, firstMaxLength?: number): string[] {
   const cs = normalizeCharset(charset);
-  const opts = maxLength === undefined ? { charset: cs, context } : { charset: cs, context, maxLength };
+  const opts = { charset: cs, context, ...(maxLength === undefined ? {} : { maxLength }), ...(firstMaxLength === undefined ? {} : { firstMaxLength }) };
   try {
     return encodeWords(text, opts);
   } catch (err) {
@@ -660,6 +660,19 @@ function isPlainPhrase(name: string): boolean {
     }
   }
   return !prevSpace;
+}
+
+/**
+ * Encoded-words for text in a phrase. Text that fits in one encoded-word stays one, even
+ * when that leaves no room for it on the header's first line (it then goes on the next):
+ * split in two, it would read back with a space inside in readers that mishandle adjacent
+ * encoded-words in a phrase. Longer text is split anyway, and then the first word is
+ * shortened to the room on the first line.
+ */
+function phraseWords(text: string, opts: FormatOptions, first: boolean): string[] {
+  const whole = encodeWordsWithFallback(text, opts.charset, "phrase", opts.encodedWordLength);
+  if (!first || whole.length === 1) return whole;
+  return encodeWordsWithFallback(text, opts.charset, "phrase", opts.encodedWordLength, opts.leadEncodedWordLength);
 }
 
 /** Plain text of a phrase as atoms (when it is atoms separated by single spaces) or one quoted string. */
@@ -723,8 +736,7 @@ function mixedPhrasePieces(name: string, opts: FormatOptions, lead: boolean): st
   const pieces: string[] = [];
   for (const item of items) {
     if (item.kind === "encoded") {
-      const first = pieces.length === 0 && lead;
-      pieces.push(...encodeWordsWithFallback(item.text, opts.charset, "phrase", first ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength));
+      pieces.push(...phraseWords(item.text, opts, pieces.length === 0 && lead));
     } else {
       const plain = item.kind === "plain" ? plainPieces(item.text) : [quoteString(item.text)];
       if (plain === undefined) return undefined;
@@ -743,8 +755,7 @@ function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[
     const mixed = mixedPhrasePieces(name, opts, lead);
     if (mixed !== undefined) return mixed;
   }
-  const maxLength = lead ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength;
-  return encodeWordsWithFallback(name, opts.charset, "phrase", maxLength);
+  return phraseWords(name, opts, lead);
 }
 
 /** The addr-spec as it goes into a header. */

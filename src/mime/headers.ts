@@ -208,8 +208,7 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
   const { words, seps, trailing } = splitWords(value);
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
   const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
-  const encode = (text: string, first: boolean): string[] =>
-    encodeWordsWithFallback(text, opts.charset, "text", first && firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax);
+  const encode = (text: string, first: boolean): string[] => encodeWordsWithFallback(text, opts.charset, "text", ewMax, first ? Math.min(ewMax, firstLineRoom) : undefined);
 
   if (words.length === 0) {
     return value === "" ? [] : encode(value, true).map((text) => ({ sep: " ", text }));
@@ -268,7 +267,7 @@ function addressChunks(name: string, value: string | readonly (Mailbox | Group)[
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
   const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
   const format: FormatOptions = { utf8: opts.utf8, charset: opts.charset, encodedWordLength: ewMax };
-  const first: FormatOptions = { ...format, leadEncodedWordLength: firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax };
+  const first: FormatOptions = { ...format, leadEncodedWordLength: Math.min(ewMax, firstLineRoom) };
   let entries: (Mailbox | Group)[];
   if (typeof value === "string") {
     assertHeaderValue(name, value);
