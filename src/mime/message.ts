@@ -395,7 +395,10 @@ export class EmailMessage {
 
   private messageIdDomain(from: Mailbox | undefined): string {
     const configured = getMessageDefaults().messageIdDomain;
-    if (configured) return configured;
+    if (configured) {
+      assertMsgIdHeader("Message-ID", `<id@${configured}>`);
+      return configured;
+    }
     const domain = from?.address.slice(from.address.lastIndexOf("@") + 1);
     if (!domain || domain.startsWith("[")) return "localhost";
     try {

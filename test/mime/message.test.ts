@@ -112,6 +112,11 @@ describe("headers", () => {
     return expect(msg.asBytes()).rejects.toBeInstanceOf(BadHeaderError);
   });
 
+  it("refuses a configured Message-ID domain that would not make a msg-id", async () => {
+    setMessageDefaults({ messageIdDomain: "bad domain" });
+    await expect(new EmailMessage(base()).asBytes()).rejects.toThrow(/RFC 5322 §3.6.4/);
+  });
+
   it("writes msg-ids as given: several in References, folded between them; domain literals; white space around", async () => {
     const refs = Array.from({ length: 4 }, (_, i) => `<thread.${i}.${"x".repeat(20)}@mail.example.org>`).join(" ");
     const msg = new EmailMessage({ ...base(), headers: { "Message-ID": "<a.b+c@[192.0.2.1]>", "In-Reply-To": " <p@example.org>\t<q@example.org> ", References: refs } });
