@@ -140,7 +140,7 @@ interface Chunk {
   text: string;
 }
 
-/** Whether a chunk holds (or may hold) an encoded-word: only those start with "=?" here. */
+/** Whether a chunk holds (or may hold) an encoded-word: any text with "=?" counts (plain words with it are encoded). */
 function holdsEncodedWord(text: string): boolean {
   return text.includes("=?");
 }
