@@ -19,6 +19,7 @@ import type { EmailBackend } from "./backends/base.js";
 import { ConsoleBackend } from "./backends/console.js";
 import { SmtpBackend, type SmtpMessageReport } from "./backends/smtp.js";
 import { BackendError, MissiveError, SmtpError } from "./errors.js";
+import { calendarInvite } from "./mime/calendar.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
@@ -57,6 +58,8 @@ Options:
   --body TEXT        the plain-text body
   --body-file PATH   read the plain-text body from a file ("-" for stdin)
   --html-file PATH   an HTML alternative to the body
+  --calendar-file PATH  an iCalendar invitation (.ics) as a text/calendar alternative,
+                     its method= read from the file's METHOD (REQUEST, CANCEL, ...)
   --attach FILE      attach a file; its type is guessed from the name (repeatable)
   --header "N: V"    an extra header (repeatable)
   --backend NAME     smtp, console, file, memory, dummy or a named connection
@@ -153,6 +156,7 @@ const SEND_OPTIONS = {
   body: { type: "string" },
   "body-file": { type: "string" },
   "html-file": { type: "string" },
+  "calendar-file": { type: "string" },
   attach: { type: "string", multiple: true },
   header: { type: "string", multiple: true },
   backend: { type: "string" },
@@ -176,6 +180,7 @@ async function send(args: readonly string[]): Promise<number> {
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
+  const calendar = v["calendar-file"] === undefined ? undefined : calendarInvite(await readText(v["calendar-file"], "--calendar-file"));
   for (const path of v.attach ?? []) await readable(path, "--attach");
   const headers: Record<string, string> = {};
   for (const h of v.header ?? []) {
@@ -196,6 +201,7 @@ async function send(args: readonly string[]): Promise<number> {
     ...(v.from !== undefined ? { from: v.from } : {}),
   });
   if (html !== undefined) message.attachAlternative(html, "text/html");
+  if (calendar !== undefined) message.attachAlternative(calendar);
   for (const path of v.attach ?? []) message.attachFile(path);
 
   // The report goes to stderr when the message itself is printed on stdout.

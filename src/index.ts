@@ -13,6 +13,8 @@ export type { Settings, SettingsInput, TlsMode } from "./settings.js";
 export { EmailMessage, EmailMultiAlternatives } from "./mime/message.js";
 export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./mime/message.js";
 export { MimePart } from "./mime/part.js";
+export { calendarInvite } from "./mime/calendar.js";
+export type { CalendarInvite } from "./mime/calendar.js";
 export type { MimePartOptions, BodySource } from "./mime/part.js";
 export { Policy, policies } from "./mime/policy.js";
 export type { Mailbox } from "./mime/address.js";

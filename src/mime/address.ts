@@ -20,11 +20,11 @@
  *   (`"john"@x.org` becomes `john@x.org`), quoted with `\` escapes otherwise; the domain as
  *   written (it may be Unicode; IDNA is applied when formatting for the wire).
  */
-import { domainToASCII } from "node:url";
 import { BadHeaderError, EncodingError, InvalidAddressError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
 import { decodeWords, encodeWords } from "./encoding/encoded-word.js";
 import { quoteString } from "./encoding/rfc2231.js";
+import { checkDomain } from "./domain.js";
 
 export interface Mailbox {
   name: string;
@@ -47,13 +47,15 @@ export interface FormatOptions {
   /** Longest encoded-word for display and group names; at most 75 (RFC 2047 §2), the default. */
   encodedWordLength?: number;
   /**
-   * Longest encoded-word for the leading name only (the mailbox's display name, or the group's
-   * name, not its members'): the header renderer shortens it so that the first word fits on
-   * the header's first line after `Name: `. Defaults to `encodedWordLength`.
+   * Longest first encoded-word of the leading name (the mailbox's display name, or the
+   * group's name, not its members'), when it comes first: the header renderer shortens it so
+   * that it fits on the header's first line after `Name: `. Defaults to `encodedWordLength`.
    */
   leadEncodedWordLength?: number;
 }
 
+/** RFC 5321 §4.5.3.1.1. */
+const MAX_LOCAL_PART = 64;
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle brackets. */
 const MAX_ENVELOPE_ADDRESS = 254;
 /** Longest piece formatAddress hands to the header folder (a line may hold 998 octets). */
@@ -396,6 +398,8 @@ class Parser {
       }
       domain += `.${this.next().text}`;
     }
+    const { problem } = checkDomain(domain);
+    if (problem !== undefined) this.fail(problem);
     return domain;
   }
 }
@@ -417,26 +421,35 @@ function localPart(p: Parser, words: Token[], at: Token): string {
     local += w.text;
     prevWord = true;
   }
+  // RFC 5321 §4.5.3.1.1, counted as the local part is written (quotes included).
+  const octets = Buffer.byteLength(renderLocal(local));
+  if (octets > MAX_LOCAL_PART) p.fail(`the local part is ${octets} octets, longer than ${MAX_LOCAL_PART} octets (RFC 5321 §4.5.3.1.1)`);
   return local;
 }
 
-/** A display name from phrase tokens: white space collapsed, encoded-words in atoms decoded. */
+/**
+ * A display name from phrase tokens: white space collapsed, encoded-words in atoms decoded.
+ * An empty quoted string is a word too (`"" =?utf-8?q?x?=` is " x").
+ */
 function phraseText(words: Token[]): string {
   let out = "";
+  let started = false;
   let run = "";
   let runSpace = false;
   const flush = (): void => {
     if (run === "") return;
     out += (runSpace ? " " : "") + decodeWords(run);
     run = "";
+    started = true;
   };
   for (const w of words) {
     if (w.kind === "quoted") {
       flush();
-      out += (w.ws && out !== "" ? " " : "") + w.text;
+      out += (w.ws && started ? " " : "") + w.text;
+      started = true;
     } else {
       if (run === "") {
-        runSpace = w.ws && out !== "";
+        runSpace = w.ws && started;
         run = w.text;
       } else {
         run += (w.ws ? " " : "") + w.text;
@@ -597,10 +610,8 @@ export function normalizeAddresses(input: AddressInput | undefined, field: strin
 
 function toAsciiDomain(domain: string, address: string): string {
   if (domain.startsWith("[") || isAscii(domain)) return domain;
-  const ascii = domainToASCII(domain);
-  if (ascii === "") {
-    throw new InvalidAddressError(address, `Invalid address ${show(address)}: the domain ${show(domain)} is not a valid internationalized domain name (IDNA, RFC 5890)`);
-  }
+  const { ascii, problem } = checkDomain(domain);
+  if (problem !== undefined) throw new InvalidAddressError(address, `Invalid address ${show(address)}: ${problem}`);
   return ascii;
 }
 
@@ -613,9 +624,9 @@ function smtpUtf8Error(address: string, where: string): InvalidAddressError {
 }
 
 /** RFC 2047 words for `text`; characters the charset cannot hold fall back to UTF-8. */
-export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number): string[] {
+export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number, firstMaxLength?: number): string[] {
   const cs = normalizeCharset(charset);
-  const opts = maxLength === undefined ? { charset: cs, context } : { charset: cs, context, maxLength };
+  const opts = { charset: cs, context, ...(maxLength === undefined ? {} : { maxLength }), ...(firstMaxLength === undefined ? {} : { firstMaxLength }) };
   try {
     return encodeWords(text, opts);
   } catch (err) {
@@ -651,19 +662,100 @@ function isPlainPhrase(name: string): boolean {
   return !prevSpace;
 }
 
+/**
+ * Encoded-words for text in a phrase. Text that fits in one encoded-word stays one, even
+ * when that leaves no room for it on the header's first line (it then goes on the next):
+ * split in two, it would read back with a space inside in readers that mishandle adjacent
+ * encoded-words in a phrase. Longer text is split anyway, and then the first word is
+ * shortened to the room on the first line.
+ */
+function phraseWords(text: string, opts: FormatOptions, first: boolean): string[] {
+  const whole = encodeWordsWithFallback(text, opts.charset, "phrase", opts.encodedWordLength);
+  if (!first || whole.length === 1) return whole;
+  return encodeWordsWithFallback(text, opts.charset, "phrase", opts.encodedWordLength, opts.leadEncodedWordLength);
+}
+
+/** Plain text of a phrase as atoms (when it is atoms separated by single spaces) or one quoted string. */
+function plainPieces(text: string): string[] | undefined {
+  const pieces = isPlainPhrase(text) ? text.split(" ") : [quoteString(text)];
+  return pieces.every((p) => Buffer.byteLength(p) <= MAX_PIECE) ? pieces : undefined;
+}
+
+/**
+ * A display name that needs encoding, with only the words that need it encoded (RFC 2047
+ * §5(3) lets a phrase mix encoded-words with atoms and quoted strings): each run of such
+ * words becomes encoded-words, the words between stay atoms or become one quoted string.
+ *
+ * White space is placed so that the name reads back exactly, also in readers that take
+ * white space inside a phrase's encoded-word as folding white space (CPython's, which
+ * turns each run of it into one space): inside an encoded run only single spaces between
+ * words; one space between pieces; any more, and white space at either end of the name,
+ * in a quoted string — the neighbouring plain words', or one of spaces alone (`""` for
+ * none) between two encoded runs. Short of a run too long for one encoded-word, no two
+ * encoded-words are then adjacent, which readers that put a space between adjacent ones
+ * (CPython's before gh-128110) also read back exactly.
+ */
+function mixedPhrasePieces(name: string, opts: FormatOptions, lead: boolean): string[] | undefined {
+  const words = name.split(" ");
+  const leading = words.findIndex((w) => w !== "");
+  if (leading < 0) return undefined;
+  let trailing = 0;
+  while (words[words.length - 1 - trailing] === "") trailing++;
+  // Each item: encoded text, plain text (atoms or quoted), or spaces alone (always quoted).
+  const items: { kind: "encoded" | "plain" | "spaces"; text: string }[] = [];
+  let gap = leading; // spaces before the next word
+  for (let k = leading; k < words.length - trailing; k++) {
+    const word = words[k] as string;
+    if (word === "") {
+      gap++;
+      continue;
+    }
+    const kind = nameNeedsEncoding(word, opts.utf8) ? "encoded" : "plain";
+    const last = items[items.length - 1];
+    const atStart = last === undefined;
+    const sameRun = last !== undefined && last.kind === kind && (kind === "plain" || gap === 1);
+    if (sameRun) {
+      last.text += " ".repeat(gap) + word;
+    } else if (kind === "plain") {
+      // Extra spaces before plain words travel in their quoted string.
+      items.push({ kind, text: " ".repeat(atStart ? gap : gap - 1) + word });
+    } else if (last !== undefined && last.kind === "plain") {
+      last.text += " ".repeat(gap - 1);
+      items.push({ kind, text: word });
+    } else {
+      if (atStart ? gap > 0 : gap > 1) items.push({ kind: "spaces", text: " ".repeat(atStart ? gap - 1 : gap - 2) });
+      items.push({ kind, text: word });
+    }
+    gap = 1;
+  }
+  if (trailing > 0) {
+    const last = items[items.length - 1] as { kind: string; text: string };
+    if (last.kind === "plain") last.text += " ".repeat(trailing);
+    else items.push({ kind: "spaces", text: " ".repeat(trailing - 1) });
+  }
+  const pieces: string[] = [];
+  for (const item of items) {
+    if (item.kind === "encoded") {
+      pieces.push(...phraseWords(item.text, opts, pieces.length === 0 && lead));
+    } else {
+      const plain = item.kind === "plain" ? plainPieces(item.text) : [quoteString(item.text)];
+      if (plain === undefined) return undefined;
+      pieces.push(...plain);
+    }
+  }
+  return pieces;
+}
+
 /** The display name as pieces the header folder may separate with white space. */
 function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[] {
   if (!nameNeedsEncoding(name, opts.utf8)) {
-    if (isPlainPhrase(name)) {
-      const words = name.split(" ");
-      if (words.every((w) => Buffer.byteLength(w) <= MAX_PIECE)) return words;
-    } else {
-      const quoted = quoteString(name);
-      if (Buffer.byteLength(quoted) <= MAX_PIECE) return [quoted];
-    }
+    const plain = plainPieces(name);
+    if (plain !== undefined) return plain;
+  } else {
+    const mixed = mixedPhrasePieces(name, opts, lead);
+    if (mixed !== undefined) return mixed;
   }
-  const maxLength = lead ? (opts.leadEncodedWordLength ?? opts.encodedWordLength) : opts.encodedWordLength;
-  return encodeWordsWithFallback(name, opts.charset, "phrase", maxLength);
+  return phraseWords(name, opts, lead);
 }
 
 /** The addr-spec as it goes into a header. */
@@ -738,6 +830,8 @@ export function envelopeAddress(address: string, opts: { smtputf8: boolean }): s
   if (!opts.smtputf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "the SMTP envelope");
   const domain = opts.smtputf8 ? spec.domain : toAsciiDomain(spec.domain, address);
   if (opts.smtputf8 && !isAscii(domain) && !domain.startsWith("[")) toAsciiDomain(domain, address);
+  // RFC 5321 allows them in a quoted local part, but a lenient reader may end the path there.
+  if (spec.local.includes("<") || spec.local.includes(">")) fail(address, 'a local part with "<" or ">" is not sent in an SMTP envelope');
   const out = `${renderLocal(spec.local)}@${domain}`;
   if (Buffer.byteLength(out) > MAX_ENVELOPE_ADDRESS) {
     fail(address, `longer than ${MAX_ENVELOPE_ADDRESS} octets (RFC 5321 §4.5.3.1.3)`);
@@ -753,4 +847,16 @@ export function needsSmtpUtf8(address: string): boolean {
     const at = address.lastIndexOf("@");
     return !isAscii(at < 0 ? address : address.slice(0, at));
   }
+}
+
+/**
+ * What makes two addresses the same mailbox, for de-duplication: the local part as given
+ * (RFC 5321 §2.4: only the receiving host may fold its case) and the domain compared
+ * case-insensitively, in its A-label form, so that `Bücher.example` and
+ * `xn--bcher-kva.example` are one domain (RFC 5890 §2.3.2.1).
+ */
+export function mailboxKey(address: string): string {
+  const spec = parseAddrSpec(address.trim(), false);
+  const domain = spec.domain.startsWith("[") || isAscii(spec.domain) ? spec.domain.toLowerCase() : toAsciiDomain(spec.domain, address);
+  return `${renderLocal(spec.local)}@${domain}`;
 }

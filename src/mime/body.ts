@@ -38,6 +38,8 @@ export interface PreparedOutput {
   /** Exact size in octets when every source's size is known in advance. */
   readonly size: number | undefined;
   chunks(): AsyncGenerator<Buffer>;
+  /** Whether `text` (ASCII) occurs in the output's bytes held in memory; for boundary checks. */
+  occurs?(text: string): boolean;
 }
 
 /** A message that can be attached as `message/rfc822` (an EmailMessage, without importing it). */

@@ -41,8 +41,10 @@ export interface RenderHeaderOptions {
 /** RFC 5322 §2.1.1: a line is at most 998 octets, CRLF excluded. */
 export { MAX_LINE_OCTETS };
 const DEFAULT_WIDTH = 78;
-/** RFC 2047 §2: an encoded-word is at most 75 characters. */
+/** RFC 2047 §2: an encoded-word is at most 75 characters... */
 const MAX_ENCODED_WORD = 75;
+/** ...and a line holding one at most 76. */
+const MAX_ENCODED_LINE = 76;
 
 const ADDRESS_HEADERS = new Set([
   "from", "to", "cc", "bcc", "reply-to", "sender",
@@ -89,6 +91,24 @@ export function assertHeaderName(name: string): void {
   }
 }
 
+/**
+ * Header names are case-insensitive (RFC 5322 §1.2.2), so `Sender` and `SENDER` are one
+ * header: a block of headers given by the caller (a message's `headers`, a part's
+ * `headers`) may name each header once, in any case. A second spelling is refused rather
+ * than one silently winning, since which one the caller meant cannot be known.
+ */
+export function assertDistinctHeaderNames(names: Iterable<string>, where: string): void {
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const earlier = seen.get(name.toLowerCase());
+    if (earlier !== undefined) {
+      const both = earlier === name ? `${JSON.stringify(name)} twice` : `both ${JSON.stringify(earlier)} and ${JSON.stringify(name)}`;
+      throw new BadHeaderError(name, `${where} has ${both}; header names are case-insensitive (RFC 5322 §1.2.2), give each header once`);
+    }
+    seen.set(name.toLowerCase(), name);
+  }
+}
+
 /** The injection guard: CR, LF or NUL throw BadHeaderError naming the field; a lone surrogate throws EncodingError. */
 export function assertHeaderValue(field: string, value: string): void {
   if (typeof value !== "string") throw new BadHeaderError(field, `The value of ${field} must be a string, got ${value === null ? "null" : typeof value}`);
@@ -120,25 +140,37 @@ interface Chunk {
   text: string;
 }
 
+/** Whether a chunk holds (or may hold) an encoded-word: any text with "=?" counts (plain words with it are encoded). */
+function holdsEncodedWord(text: string): boolean {
+  return text.includes("=?");
+}
+
 /**
  * Greedy folding: a line breaks before a chunk's white space when the chunk would take the
- * line past `width` (or past 998 octets, even on the first line).
+ * line past `width` (or past 998 octets, even on the first line). A line holding an
+ * encoded-word stops at 76 (RFC 2047 §2), so such a chunk may even leave the first line
+ * with the header name alone, when the name leaves no room for it.
  */
 function fold(name: string, chunks: readonly Chunk[], width: number): string {
   let out = "";
   let line = `${name}:`;
   let lineOctets = line.length;
+  let lineEncoded = false;
   let hasContent = false;
   for (const chunk of chunks) {
     const piece = chunk.sep + chunk.text;
     const size = octets(piece);
-    if ((hasContent && lineOctets + size > width) || lineOctets + size > MAX_LINE_OCTETS) {
+    const encoded = holdsEncodedWord(chunk.text);
+    const limit = lineEncoded || encoded ? Math.min(width, MAX_ENCODED_LINE) : width;
+    if (((hasContent || encoded) && lineOctets + size > limit) || lineOctets + size > MAX_LINE_OCTETS) {
       out += `${line}\r\n`;
       line = piece;
       lineOctets = size;
+      lineEncoded = encoded;
     } else {
       line += piece;
       lineOctets += size;
+      lineEncoded ||= encoded;
     }
     hasContent = true;
   }
@@ -175,9 +207,8 @@ function splitWords(value: string): { words: string[]; seps: string[]; trailing:
 function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
   const { words, seps, trailing } = splitWords(value);
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
-  const firstLineRoom = width - name.length - 2;
-  const encode = (text: string, first: boolean): string[] =>
-    encodeWordsWithFallback(text, opts.charset, "text", first && firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax);
+  const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
+  const encode = (text: string, first: boolean): string[] => encodeWordsWithFallback(text, opts.charset, "text", ewMax, first ? Math.min(ewMax, firstLineRoom) : undefined);
 
   if (words.length === 0) {
     return value === "" ? [] : encode(value, true).map((text) => ({ sep: " ", text }));
@@ -234,9 +265,9 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
  */
 function addressChunks(name: string, value: string | readonly (Mailbox | Group)[], opts: RenderHeaderOptions, width: number): Chunk[] {
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
-  const firstLineRoom = width - name.length - 2;
+  const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
   const format: FormatOptions = { utf8: opts.utf8, charset: opts.charset, encodedWordLength: ewMax };
-  const first: FormatOptions = { ...format, leadEncodedWordLength: firstLineRoom >= 40 ? Math.min(ewMax, firstLineRoom) : ewMax };
+  const first: FormatOptions = { ...format, leadEncodedWordLength: Math.min(ewMax, firstLineRoom) };
   let entries: (Mailbox | Group)[];
   if (typeof value === "string") {
     assertHeaderValue(name, value);

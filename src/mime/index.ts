@@ -2,6 +2,8 @@
 export { EmailMessage, EmailMultiAlternatives, formatDate } from "./message.js";
 export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./message.js";
 export { MimePart } from "./part.js";
+export { calendarInvite } from "./calendar.js";
+export type { CalendarInvite } from "./calendar.js";
 export type { BodySource, MimePartOptions } from "./part.js";
 export { Policy, policies } from "./policy.js";
 export type { PolicyOptions } from "./policy.js";

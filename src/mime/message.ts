@@ -7,9 +7,12 @@ import type { Readable } from "node:stream";
 import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
-import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, parseAddressEntries, type Group, type Mailbox } from "./address.js";
-import { assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
+import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
+import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
+import { assertCalendarMethodMatches } from "./calendar.js";
+import { mimeTypeOptions } from "./content-type.js";
+import { assertMsgIdHeader } from "./msg-id.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 
@@ -19,7 +22,10 @@ export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
 export interface Attachment {
   filename?: string | undefined;
   content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | { readonly path: string };
-  /** Guessed from the filename when absent; application/octet-stream when that fails. */
+  /**
+   * Guessed from the filename when absent; application/octet-stream when that fails. May
+   * carry parameters (`"text/calendar; method=REQUEST"`); a charset there is the text's.
+   */
   mimetype?: string | undefined;
   /** "inline" with a `contentId` puts the part in multipart/related beside the HTML body. */
   disposition?: "inline" | "attachment" | undefined;
@@ -208,13 +214,19 @@ export class EmailMessage {
     return this.attach({ filename: options.filename ?? basename(path), content: { path }, mimetype, disposition: options.disposition, contentId: options.contentId });
   }
 
-  /** Bare addresses of to, cc and bcc, in that order, without duplicates: the SMTP envelope. */
+  /**
+   * Bare addresses of to, cc and bcc, in that order, without duplicates (the domain compared
+   * case-insensitively, the first spelling kept): the SMTP envelope.
+   */
   recipients(): string[] {
-    const seen = new Set<string>();
+    const seen = new Map<string, string>();
     for (const [field, list] of [["to", this.#to], ["cc", this.#cc], ["bcc", this.#bcc]] as const) {
-      for (const mailbox of normalizeAddresses(list, field)) seen.add(mailbox.address);
+      for (const { address } of normalizeAddresses(list, field)) {
+        const key = mailboxKey(address);
+        if (!seen.has(key)) seen.set(key, address);
+      }
     }
-    return [...seen];
+    return [...seen.values()];
   }
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
@@ -320,6 +332,7 @@ export class EmailMessage {
       smtputf8: policy.utf8 && utf8Headers,
       size: output.size,
       chunks: () => output.chunks(),
+      occurs: output.occurs,
       stream: () => toReadable(output),
     };
   }
@@ -382,7 +395,10 @@ export class EmailMessage {
 
   private messageIdDomain(from: Mailbox | undefined): string {
     const configured = getMessageDefaults().messageIdDomain;
-    if (configured) return configured;
+    if (configured) {
+      assertMsgIdHeader("Message-ID", `<id@${configured}>`);
+      return configured;
+    }
     const domain = from?.address.slice(from.address.lastIndexOf("@") + 1);
     if (!domain || domain.startsWith("[")) return "localhost";
     try {
@@ -404,15 +420,25 @@ export class EmailMultiAlternatives extends EmailMessage {
     for (const alternative of options.alternatives ?? []) this.attachAlternative(alternative.content, alternative.mimetype);
   }
 
-  attachAlternative(content: string | Uint8Array, mimetype: string): this {
+  /**
+   * Adds an alternative body: `attachAlternative("<p>Hi</p>", "text/html")`, a MIME type with
+   * parameters (`"text/calendar; method=REQUEST"`), or `{ content, mimetype }` such as
+   * `calendarInvite(ics)` gives.
+   */
+  attachAlternative(content: string | Uint8Array, mimetype: string): this;
+  attachAlternative(alternative: Alternative): this;
+  attachAlternative(first: string | Uint8Array | Alternative, second?: string): this {
+    const { content, mimetype } = typeof first === "object" && first !== null && !(first instanceof Uint8Array) ? first : { content: first, mimetype: second as string };
     if (typeof content !== "string" && !(content instanceof Uint8Array)) throw new InvalidArgumentError("An alternative's content must be a string or bytes");
-    new MimePart({ contentType: mimetype, body: content });
+    const typed = mimeTypeOptions(mimetype, undefined);
+    new MimePart({ ...typed, body: content });
+    assertCalendarMethodMatches(typed.contentType, typed.params, content);
     this.alternatives.push({ content, mimetype });
     return this;
   }
 
   protected override alternativeParts(charset: string): MimePart[] {
-    return this.alternatives.map((a) => new MimePart({ contentType: a.mimetype, body: a.content, charset: typeof a.content === "string" ? charset : undefined }));
+    return this.alternatives.map((a) => new MimePart({ ...mimeTypeOptions(a.mimetype, typeof a.content === "string" ? charset : undefined), body: a.content }));
   }
 
   protected override alternativeSubtypeName(): string {
@@ -434,10 +460,12 @@ function addressList(value: AddressField, field: string): (string | Mailbox)[] {
 
 function validateExtraHeaders(headers: Record<string, string>): void {
   if (typeof headers !== "object" || headers === null) throw new InvalidArgumentError("headers must be an object of name: value");
+  assertDistinctHeaderNames(Object.keys(headers), "headers");
   for (const [name, value] of Object.entries(headers)) {
     assertHeaderName(name);
     if (typeof value !== "string") throw new InvalidArgumentError(`The value of header ${name} must be a string`);
     assertHeaderValue(name, value);
+    assertMsgIdHeader(name, value);
     if (RESERVED.has(name.toLowerCase())) {
       throw new BadHeaderError(name, name.toLowerCase() === "bcc" ? "Bcc never goes in the headers; use the bcc field" : `${name} is set by the serializer and cannot be given as an extra header`);
     }
@@ -451,17 +479,19 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   }
   const { filename, content, contentId } = attachment;
   if (filename !== undefined) assertHeaderValue("attachment filename", requireString(filename, "attachment filename"));
-  const mimetype = (attachment.mimetype ?? (filename ? mimeTypes.lookup(filename) || undefined : undefined) ?? "application/octet-stream").toLowerCase();
+  const typed = mimeTypeOptions(attachment.mimetype ?? (filename ? mimeTypes.lookup(filename) || undefined : undefined) ?? "application/octet-stream", typeof content === "string" ? charset : undefined);
+  const mimetype = typed.contentType;
   const disposition = attachment.disposition ?? (contentId !== undefined ? "inline" : "attachment");
   if (disposition !== "inline" && disposition !== "attachment") throw new BadHeaderError("disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(disposition)}`);
   if (mimetype === "message/rfc822") {
     const isFile = typeof content === "object" && content !== null && "path" in content && typeof content.path === "string";
     const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFile ? content : undefined;
     if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or a file");
-    return new MimePart({ contentType: mimetype, body: message, filename, disposition, contentId });
+    return new MimePart({ contentType: mimetype, params: typed.params, body: message, filename, disposition, contentId });
   }
   if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
-  return new MimePart({ contentType: mimetype, body: content as BodySource, filename, disposition, contentId, charset: typeof content === "string" ? charset : undefined });
+  assertCalendarMethodMatches(mimetype, typed.params, content);
+  return new MimePart({ ...typed, body: content as BodySource, filename, disposition, contentId });
 }
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

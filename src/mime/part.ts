@@ -8,9 +8,10 @@
  */
 import { Readable } from "node:stream";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
-import { normalizeCharset } from "./encoding/charset.js";
 import { formatParameter } from "./encoding/rfc2231.js";
-import { assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
+import { chooseBoundary } from "./boundary.js";
+import { mergeParameters, parseMimeType, partCharset } from "./content-type.js";
+import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
 import type { Policy } from "./policy.js";
 import { bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
 import type { TransferEncoding } from "./transfer-encoding.js";
@@ -20,7 +21,7 @@ export type { BodySource, NestedMessage, PreparedOutput } from "./body.js";
 const CRLF = "\r\n";
 
 export interface MimePartOptions {
-  /** `type/subtype`, e.g. "text/plain", "image/png", "multipart/alternative". */
+  /** `type/subtype`, e.g. "text/plain", "image/png", optionally with parameters ("text/calendar; method=REQUEST"). */
   contentType: string;
   /** Content-Type parameters other than charset and boundary (e.g. `{ method: "REQUEST" }`). */
   params?: Record<string, string>;
@@ -56,15 +57,13 @@ export class MimePart {
   readonly headers: readonly (readonly [string, string])[];
 
   constructor(options: MimePartOptions) {
-    const [type, subtype, ...rest] = options.contentType.toLowerCase().split("/");
-    if (!type || !subtype || rest.length > 0 || !TOKEN.test(type) || !TOKEN.test(subtype)) {
-      throw new InvalidArgumentError(`Invalid MIME type ${JSON.stringify(options.contentType)}: expected "type/subtype"`);
-    }
-    this.contentType = `${type}/${subtype}`;
-    const isMultipart = type === "multipart";
+    const parsed = parseMimeType(options.contentType);
+    this.contentType = parsed.type;
+    const isMultipart = this.contentType.startsWith("multipart/");
     if (isMultipart && options.body !== undefined) throw new InvalidArgumentError(`A ${this.contentType} part has children, not a body`);
     if (!isMultipart && options.children?.length) throw new InvalidArgumentError(`Only multipart parts have children (got ${this.contentType})`);
-    for (const [name, value] of Object.entries(options.params ?? {})) {
+    const params = mergeParameters(parsed.params, options.params, this.contentType);
+    for (const [name, value] of Object.entries(params)) {
       if (!TOKEN.test(name)) throw new BadHeaderError("Content-Type", `Invalid Content-Type parameter name ${JSON.stringify(name)}`);
       assertHeaderValue(`Content-Type parameter ${name}`, value);
     }
@@ -73,8 +72,8 @@ export class MimePart {
       throw new BadHeaderError("Content-Disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(options.disposition)}`);
     }
     if (options.contentId !== undefined) assertContentId(options.contentId);
-    this.params = Object.freeze({ ...options.params });
-    this.charset = options.charset === undefined ? undefined : normalizeCharset(options.charset);
+    this.params = Object.freeze(params);
+    this.charset = partCharset(parsed.charset, options.charset);
     this.body = options.body;
     this.children = Object.freeze([...(options.children ?? [])]);
     this.disposition = options.disposition;
@@ -89,6 +88,7 @@ export class MimePart {
         throw new BadHeaderError(name, `${name} is written from the part's own options (contentType, transferEncoding, disposition, filename, contentId); do not give it as a header`);
       }
     }
+    assertDistinctHeaderNames(headers.map(([name]) => name), "The part's headers");
     this.headers = Object.freeze(headers.map(([n, v]) => [n, v] as const));
   }
 
@@ -138,6 +138,7 @@ export async function preparePart(part: MimePart, context: PrepareContext, topHe
     utf8Headers: node.utf8Headers,
     size: node.size,
     chunks: () => emit(node),
+    occurs: (text) => occursIn(node, text),
   };
 }
 
@@ -149,16 +150,12 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
   // One child at a time: preparing may open files, and a message may have many.
   const children: PreparedNode[] = [];
   for (const child of part.children) children.push(await prepareNode(child, context, Buffer.alloc(0)));
-  let boundary = context.boundary();
-  // A random boundary practically never occurs in content; for the 7bit/8bit bytes held in
-  // memory right below this part we can afford to make sure.
-  while (children.some((c) => c.kind === "leaf" && c.plan.encoded !== undefined && c.plan.encoding !== "base64" && c.plan.encoded.includes(`--${boundary}`))) {
-    boundary = context.boundary();
-  }
+  const boundary = chooseBoundary(context.boundary, (delimiter) => children.some((child) => occursIn(child, delimiter)));
   // RFC 2045 §6.4: a multipart's own encoding is 7bit (the default, left unsaid) or, when a
   // part inside holds 8-bit data, 8bit.
   const eightBit = children.some((c) => c.eightBit);
-  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, { boundary }, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
+  const resolved = { boundary, rootType: relatedRootType(part, children) };
+  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, resolved, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
   let size: number | undefined = header.length;
   for (const child of children) {
     const delimiter = `--${boundary}\r\n`.length;
@@ -174,6 +171,28 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
     eightBit,
     utf8Headers: hasHighBytes(header) || children.some((c) => c.utf8Headers),
   };
+}
+
+/**
+ * RFC 2387 §3.1: multipart/related must name the type of its root (first) part in `type`,
+ * the type as written (text/* bytes that are not UTF-8 go out as application/octet-stream).
+ */
+function relatedRootType(part: MimePart, children: readonly PreparedNode[]): string | undefined {
+  const root = children[0];
+  if (part.contentType !== "multipart/related" || root === undefined) return undefined;
+  const type = root.kind === "leaf" ? root.plan.contentType : part.children[0]!.contentType;
+  const given = Object.entries(part.params).find(([name]) => name.toLowerCase() === "type")?.[1];
+  if (given !== undefined && given.toLowerCase() !== type) {
+    throw new InvalidArgumentError(`multipart/related has type=${JSON.stringify(given)} but its root (first) part is ${type}; RFC 2387 §3.1 wants the root's type (leave the parameter out to have it written)`);
+  }
+  return type;
+}
+
+/** Whether `text` occurs in the bytes of `node` held in memory, its descendants' included. */
+function occursIn(node: PreparedNode, text: string): boolean {
+  if (node.header.includes(text, 0, "latin1")) return true;
+  if (node.kind === "multipart") return `--${node.boundary}`.includes(text) || node.children.some((child) => occursIn(child, text));
+  return (node.plan.encoded?.includes(text, 0, "latin1") ?? false) || (node.plan.nested?.occurs?.(text) ?? false);
 }
 
 async function prepareLeaf(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedLeaf> {
@@ -197,16 +216,17 @@ function hasHighBytes(bytes: Buffer): boolean {
 function contentHeaders(
   part: MimePart,
   context: PrepareContext,
-  resolved: { contentType?: string; charset?: string | undefined; boundary?: string },
+  resolved: { contentType?: string; charset?: string | undefined; boundary?: string; rootType?: string | undefined },
   encoding: TransferEncoding | undefined,
 ): string {
   const { policy } = context;
   const opts = { utf8: policy.utf8, charset: context.charset, maxLineLength: policy.maxLineLength };
   const params: string[] = [];
   if (resolved.boundary) params.push(...formatParameter("boundary", resolved.boundary, { charset: "utf-8" }));
+  if (resolved.rootType) params.push(...formatParameter("type", resolved.rootType, { charset: "utf-8" }));
   if (resolved.charset) params.push(...formatParameter("charset", resolved.charset, { charset: "utf-8" }));
   for (const [name, value] of Object.entries(part.params)) {
-    if (name.toLowerCase() === "charset" || name.toLowerCase() === "boundary") continue;
+    if (name.toLowerCase() === "charset" || name.toLowerCase() === "boundary" || (resolved.rootType && name.toLowerCase() === "type")) continue;
     params.push(...formatParameter(name, value, { charset: "utf-8" }));
   }
   let out = renderHeader("Content-Type", [resolved.contentType ?? part.contentType, ...params].join("; "), { ...opts, kind: "raw" });

@@ -470,7 +470,7 @@ export class SmtpClient {
       throw new SmtpCapabilityError("SIZE", `The message is ${envelope.size} octets but ${this.host} accepts at most ${caps.sizeLimit} (SIZE)`);
     }
     if (envelope.eightBit && !caps.eightBitMime) {
-      throw new SmtpCapabilityError("8BITMIME", `The message has 8-bit content but ${this.host} does not offer 8BITMIME; encode it as 7-bit (quoted-printable/base64)`);
+      throw new SmtpCapabilityError("8BITMIME", `The message has 8-bit content but ${this.host} does not offer 8BITMIME. A message missive builds is 7-bit except where a message/rfc822 part holds 8-bit bytes, which may not be re-encoded (RFC 2046 §5.2.1): attach the inner message as an EmailMessage (parsed or rebuilt) so that its own parts are encoded 7-bit, or send through a server that offers 8BITMIME`);
     }
     const dsn = envelope.dsn;
     const useDsn = dsn !== undefined && caps.dsn;

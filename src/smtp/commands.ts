@@ -168,7 +168,10 @@ function badHeloName(name: string): InvalidArgumentError {
 
 /**
  * Checks an envelope address for use between angle brackets. Rejects control characters
- * (CR, LF, NUL among them), space, `<` and `>`; non-ASCII only when `utf8`.
+ * (CR, LF, NUL among them), space, `<` and `>`; non-ASCII only when `utf8`. A local part
+ * may be a quoted string (RFC 5321 §4.1.2 Quoted-string: `"a b"@example.org`), which may
+ * hold spaces and quoted-pairs (`\"`, `\\`) and must end right before the `@`; `<` and `>`
+ * are refused inside it too, so that no lenient reader takes one for the end of the path.
  */
 export function assertPath(address: string, what: string, utf8: boolean, allowEmpty: boolean): string {
   if (typeof address !== "string") throw new InvalidArgumentError(`${what} must be a string`);
@@ -176,8 +179,23 @@ export function assertPath(address: string, what: string, utf8: boolean, allowEm
     if (allowEmpty) return address;
     throw new InvalidArgumentError(`${what} must not be empty`);
   }
-  for (let i = 0; i < address.length; i++) {
+  let inQuotes = address.charCodeAt(0) === 0x22;
+  for (let i = inQuotes ? 1 : 0; i < address.length; i++) {
     const c = address.charCodeAt(i);
+    if (inQuotes && c === 0x22) {
+      if (address.charCodeAt(i + 1) !== 0x40) throw new InvalidArgumentError(`${what} ${JSON.stringify(address)} has a quoted local part that is not followed by "@"`);
+      inQuotes = false;
+      continue;
+    }
+    if (inQuotes && c === 0x5c) {
+      // quoted-pairSMTP = "\" followed by %d32-126 (RFC 5321 §4.1.2).
+      const next = address.charCodeAt(++i);
+      if (!(next >= 0x20 && next <= 0x7e && next !== 0x3c && next !== 0x3e)) {
+        throw new InvalidArgumentError(`${what} ${JSON.stringify(address)} has a "\\" in its quoted local part that does not quote a printable character`);
+      }
+      continue;
+    }
+    if (inQuotes && c === 0x20) continue;
     if (c < 0x21 || c === 0x7f || c === 0x3c || c === 0x3e) {
       throw new InvalidArgumentError(
         `${what} ${JSON.stringify(address)} contains ${describeChar(c)}, which is not allowed in an SMTP envelope address`,
@@ -192,6 +210,7 @@ export function assertPath(address: string, what: string, utf8: boolean, allowEm
       i++;
     }
   }
+  if (inQuotes) throw new InvalidArgumentError(`${what} ${JSON.stringify(address)} has an unclosed quoted local part`);
   if (Buffer.byteLength(address, "utf8") + 2 > MAX_PATH_OCTETS) {
     throw new InvalidArgumentError(`${what} is longer than ${MAX_PATH_OCTETS - 2} octets (RFC 5321 §4.5.3.1.3)`);
   }

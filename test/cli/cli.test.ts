@@ -140,6 +140,21 @@ describe("missive send through the non-SMTP backends", () => {
     expect(eml).toContain("From a file");
   });
 
+  it("--calendar-file sends an invitation as a text/calendar alternative with the file's METHOD", async () => {
+    const ics = join(dir, "invite.ics");
+    await writeFile(ics, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:1@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
+    const r = await run(["send", "--to", "b@example.com", "--subject", "Meeting", "--body", "Invitation", "--calendar-file", ics, "--backend", "console"]);
+    expect(r.code).toBe(0);
+    const text = r.stdoutBytes.toString("latin1");
+    const parsed = await parseOneWithPython(text.slice(0, text.lastIndexOf("-".repeat(79))));
+    expect(parsed.defects).toEqual([]);
+    expect(parsed.parts.children?.map((p) => [p.contentType, p.params.method])).toEqual([["text/plain", undefined], ["text/calendar", "REQUEST"]]);
+    await writeFile(ics, "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n");
+    const bad = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--calendar-file", ics, "--backend", "console"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/no METHOD/);
+  });
+
   it("EMAIL_URL from the environment, and --backend", async () => {
     const out = join(dir, "env-outbox");
     const viaEnv = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b"], { EMAIL_URL: `file://${out}` });

@@ -33,6 +33,8 @@ export interface PartNode {
   filename: string | null;
   charset: string | null;
   cte: string | null;
+  /** Content-Type parameters by lower-case name, RFC 2231 decoded (`get_params()`). */
+  params: Record<string, string>;
   children?: PartNode[];
 }
 

@@ -1,9 +1,11 @@
+import { domainToASCII, domainToUnicode } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BadHeaderError, EncodingError, InvalidAddressError, InvalidArgumentError } from "../../src/errors.js";
 import {
   envelopeAddress,
   formatAddress,
+  isAscii,
   needsSmtpUtf8,
   normalizeAddresses,
   parseAddressEntries,
@@ -11,6 +13,7 @@ import {
   parseMailbox,
   type Mailbox,
 } from "../../src/mime/address.js";
+import { EmailMessage } from "../../src/mime/message.js";
 import { errorOf } from "../helpers/errors.js";
 
 const ascii = { utf8: false, charset: "utf-8" };
@@ -208,6 +211,21 @@ describe("formatAddress", () => {
     expect(parseMailbox(lookAlike).name).toBe("=?utf-8?q?x?=");
   });
 
+  it.each([
+    ["Zoë Smith", "=?utf-8?Q?Zo=C3=AB?= Smith"],
+    ["Dr. Zoë", '"Dr." =?utf-8?Q?Zo=C3=AB?='],
+    ["Zoë Faßbender", "=?utf-8?B?Wm/DqyBGYcOfYmVuZGVy?="],
+    ["Jürgen Groß-Übermensch von und zu Müllerhausen", "=?utf-8?B?SsO8cmdlbiBHcm/Dny3DnGJlcm1lbnNjaA==?= von und zu =?utf-8?Q?M=C3=BCllerhausen?="],
+    ["a  é", '"a " =?utf-8?B?w6k=?='],
+    ["é  ß", '=?utf-8?B?w6k=?= "" =?utf-8?B?w58=?='],
+    [" é ", '"" =?utf-8?B?w6k=?= ""'],
+    ["=?x?= plain", "=?utf-8?B?PT94Pz0=?= plain"],
+  ])("encodes only the words of %j that need it (RFC 2047 §5(3))", (name, phrase) => {
+    const text = formatAddress({ name, address: "a@x.org" }, ascii);
+    expect(text).toBe(`${phrase} <a@x.org>`);
+    expect(parseMailbox(text).name).toBe(name);
+  });
+
   it("writes UTF-8 raw when utf8 is on", () => {
     expect(formatAddress({ name: "José", address: "josé@bücher.example" }, utf8)).toBe("José <josé@bücher.example>");
     expect(formatAddress({ name: "Doe, José", address: "j@x.org" }, utf8)).toBe('"Doe, José" <j@x.org>');
@@ -251,6 +269,79 @@ describe("formatAddress", () => {
   });
 });
 
+describe("domains and local parts keep to the DNS and SMTP limits", () => {
+  const problem = (address: string) => errorOf(() => parseMailbox(address));
+
+  it.each([
+    ["a 64-octet label", `a@${"a".repeat(64)}.de`, /label .* longer than 63 octets/],
+    ["a Unicode label whose A-label is over 63 octets", `a@${"ü".repeat(60)}.de`, /label .* longer than 63 octets/],
+    ["a leading hyphen", "a@-ab.de", /starts or ends with a hyphen/],
+    ["a trailing hyphen", "a@ab-.de", /starts or ends with a hyphen/],
+    ["a Unicode label ending in a hyphen", "a@aü-.de", /starts or ends with a hyphen/],
+    ["a Unicode label with hyphens in the third and fourth places", "a@üb--c.de", /third and fourth/],
+    ["invalid punycode", "a@xn--zz.de", /not a valid A-label/],
+    ["an A-label of plain ASCII (Punycode of ASCII ends in a hyphen)", "a@xn--ab-.de", /starts or ends with a hyphen/],
+    ["an A-label of a label that is not in normal form (an upper-case Ü)", "a@xn--bcher-2pa.de", /not a valid A-label/],
+    ["a character outside letters, digits and hyphens", "a@a_b.de", /letters, digits and hyphens/],
+    ["more than 253 octets", `a@${Array.from({ length: 4 }, () => "d".repeat(63)).join(".")}.de`, /longer than 253 octets/],
+    ["a 65-octet local part", `${"l".repeat(65)}@x.de`, /local part .* longer than 64 octets/],
+    ["a quoted local part over 64 octets with its quotes", `"${"l".repeat(62)} "@x.de`, /local part .* longer than 64 octets/],
+    ["a local part over 64 octets in UTF-8", `${"ü".repeat(33)}@x.de`, /local part .* longer than 64 octets/],
+  ])("refuses %s", (_what, address, message) => {
+    const err = problem(address);
+    expect(err).toBeInstanceOf(InvalidAddressError);
+    expect(err.message).toMatch(message);
+    expect(errorOf(() => new EmailMessage({ to: [address] }))).toBeInstanceOf(InvalidAddressError);
+    expect(errorOf(() => envelopeAddress(address, { smtputf8: true }))).toBeInstanceOf(InvalidAddressError);
+  });
+
+  it("accepts the longest labels, domains and local parts, A-labels and R-LDH ASCII labels", () => {
+    const longest = `${Array.from({ length: 3 }, () => "d".repeat(63)).join(".")}.${"e".repeat(61)}`;
+    expect(longest.length).toBe(253);
+    for (const address of [`a@${longest}`, `${"l".repeat(64)}@x.de`, "a@xn--bcher-kva.example", "a@XN--BCHER-KVA.example", "a@bücher.example", "a@1.2.3.4", "a@ab--cd.de", "a@localhost", "a@[192.0.2.1]"]) {
+      expect(parseMailbox(address).address, address).toBe(address);
+    }
+  });
+
+  it('accepts a quoted local part ("a b"@example.org) and keeps it quoted for the envelope', () => {
+    expect(parseMailbox('"a b"@example.org')).toEqual({ name: "", address: '"a b"@example.org' });
+    expect(new EmailMessage({ to: ['"a b"@example.org', 'Ann <"a\\\\b\\"c"@example.org>'] }).envelope().to).toEqual(['"a b"@example.org', '"a\\\\b\\"c"@example.org']);
+  });
+
+  it("property: a domain accepted is valid by the label rules, and its A-labels decode back to it", () => {
+    const label = fc.oneof(
+      fc.stringMatching(/^[a-z0-9-]{1,70}$/),
+      fc.constantFrom("xn--bcher-kva", "xn--zz", "xn--ab-", "xn--", "bücher", "münchen", "例え", "ü-", "-ü", "ab--c", "üb--c", "ß", "\u00ad", "a_b", "XN--BCHER-KVA"),
+      fc.string({ unit: fc.constantFrom("a", "-", "ü", "é", "日", "x", "n", "1"), minLength: 1, maxLength: 66 }),
+    );
+    const domain = fc.array(label, { minLength: 1, maxLength: 6 }).map((labels) => labels.join("."));
+    fc.assert(
+      fc.property(domain, (d) => {
+        let ascii: string;
+        try {
+          ascii = envelopeAddress(`a@${d}`, { smtputf8: false }).slice(2);
+        } catch (err) {
+          expect(err).toBeInstanceOf(InvalidAddressError);
+          return;
+        }
+        expect(ascii.length).toBeLessThanOrEqual(253);
+        for (const l of ascii.split(".")) {
+          expect(l, ascii).toMatch(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i);
+          if (/^xn--/i.test(l)) {
+            const u = domainToUnicode(l);
+            expect(u, l).not.toBe("");
+            expect(isAscii(u), l).toBe(false);
+            expect(domainToASCII(u)).toBe(l.toLowerCase());
+          }
+        }
+        // What goes out is the domain as given, or for a Unicode one its UTS #46 A-labels.
+        expect(ascii).toBe(isAscii(d) ? d : domainToASCII(d));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe("envelopeAddress and needsSmtpUtf8", () => {
   it("returns the address for MAIL FROM / RCPT TO, IDNA unless smtputf8", () => {
     expect(envelopeAddress("a@x.org", { smtputf8: false })).toBe("a@x.org");
@@ -260,7 +351,7 @@ describe("envelopeAddress and needsSmtpUtf8", () => {
   });
 
   it("refuses what would break or smuggle an SMTP command", () => {
-    for (const bad of ["a@x.org\r\nRCPT TO:<e@y.org>", "a@x.org>", "<a@x.org>", "a @x.org", " a@x.org", "a@x.org ", "Ann <a@x.org>", "a@x.org (c)", "", "a\0@x.org"]) {
+    for (const bad of ['"a>b"@x.org', '"<a"@x.org', "a@x.org\r\nRCPT TO:<e@y.org>", "a@x.org>", "<a@x.org>", "a @x.org", " a@x.org", "a@x.org ", "Ann <a@x.org>", "a@x.org (c)", "", "a\0@x.org"]) {
       expect(errorOf(() => envelopeAddress(bad, { smtputf8: true }))).toBeInstanceOf(InvalidAddressError);
     }
   });

@@ -79,6 +79,11 @@ export const FIXTURE_CASES: FixtureCase[] = [
     build: simple({ from: "Zoë Faßbender <zoe@example.com>", to: ["Jürgen Groß <jurgen@example.org>"] }),
   },
   {
+    name: "display-name-mixed-words",
+    rule: "Only the words of a display name that need it become encoded-words (RFC 2047 5(3))",
+    build: simple({ from: "Zoë Smith <zoe@example.com>", to: [{ name: "Dr. Jürgen Groß, Köln office", address: "jurgen@example.org" }] }),
+  },
+  {
     name: "idna-domain",
     rule: "A Unicode domain goes out as IDNA punycode in headers",
     build: simple({ to: ["Jose <jose@bücher.example>", "info@münchen.example"] }),

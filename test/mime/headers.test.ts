@@ -212,6 +212,39 @@ describe("unstructured headers", () => {
   });
 });
 
+describe("lines holding encoded-words are at most 76 characters (RFC 2047 §2)", () => {
+  const ENCODED_WORD = /=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=/;
+  const check = (rendered: string) => {
+    for (const line of checkShape(rendered, ascii)) if (ENCODED_WORD.test(line)) expect(line.length, line).toBeLessThanOrEqual(76);
+  };
+
+  it("on the first line and after, in subjects, names and groups", () => {
+    for (const value of ["é".repeat(40), "ü".repeat(200), `Re: ${"Grüße ".repeat(30)}`]) {
+      const rendered = renderHeader("Subject", value, ascii);
+      check(rendered);
+      expect(decodeWords(valueOf(rendered))).toBe(value);
+    }
+    check(renderHeader("To", [{ name: "Jürgen Groß-Übermensch von und zu Müllerhausen", address: "j@example.org" }, { name: "Zoë", address: "z@example.org" }], ascii));
+    check(renderHeader("Cc", "=?utf-8?q?Team_M=C3=BCnchen_und_K=C3=B6ln_und_D=C3=BCsseldorf_und_N=C3=BCrnberg?=: a@example.org;", ascii));
+  });
+
+  it("whatever the header name's length and the preferred line length", () => {
+    const name = fc.integer({ min: 1, max: 70 }).map((n) => `X-${"N".repeat(n)}`);
+    const text = fc.array(fc.constantFrom("é", "日本", "😀", "word", " ", "=?x?=", "long-ascii-token-without-spaces"), { minLength: 1, maxLength: 40 }).map((a) => a.join(""));
+    fc.assert(
+      fc.property(name, text, fc.integer({ min: 40, max: 998 }), fc.boolean(), (n, value, width, address) => {
+        const rendered = address
+          ? renderHeader(n, [{ name: value, address: "a@example.org" }, { name: value, address: "b@example.org" }], { ...ascii, maxLineLength: width })
+          : renderHeader(n, value, { ...ascii, maxLineLength: width, kind: "unstructured" });
+        check(rendered);
+        if (!address) expect(decodeWords(valueOf(rendered))).toBe(value);
+        else expect(parseAddressList(valueOf(rendered)).map((m) => ("name" in m ? m.name : ""))).toEqual([value, value]);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
 describe("address headers", () => {
   it("formats and folds after commas", () => {
     const to = [
@@ -254,22 +287,22 @@ describe("address headers", () => {
     expect((err as BadHeaderError).field).toBe("Cc");
   });
 
-  it("shortens the first name's encoded-words so that the first line fits in 78", () => {
+  it("shortens the first name's encoded-words so that the first line fits in 76 (RFC 2047 §2)", () => {
     const names = ["日本語の名前がとても長い人のお名前です本当にとても長いですよ", "Zoë Faßbender-Müller von und zu Großherzogtum Sachsen-Weimar-Eisenach"];
     for (const header of ["From", "To", "Cc", "Reply-To", "Disposition-Notification-To"]) {
       for (const name of names) {
         for (const value of [[{ name, address: "a@x.org" }], [{ group: name, members: [{ name, address: "a@x.org" }] }]]) {
           const rendered = renderHeader(header, value, ascii);
           const lines = checkShape(rendered, ascii);
-          for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(78);
+          for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(76);
           for (const word of unfold(rendered).match(/=\?[^?]*\?[BQ]\?[^?]*\?=/g) ?? []) expect(word.length).toBeLessThanOrEqual(75);
           expect(parseAddressList(valueOf(rendered))).toEqual(value);
         }
       }
     }
     expect(renderHeader("From", [{ name: names[1] as string, address: "a@x.org" }], ascii)).toBe(
-      "From: =?utf-8?Q?Zo=C3=AB_Fa=C3=9Fbender-M=C3=BCller_von_und_zu_Gro=C3=9Fherz?=\r\n" +
-        " =?utf-8?Q?ogtum_Sachsen-Weimar-Eisenach?= <a@x.org>\r\n",
+      "From: =?utf-8?B?Wm/DqyBGYcOfYmVuZGVyLU3DvGxsZXI=?= von und zu\r\n" +
+        " =?utf-8?Q?Gro=C3=9Fherzogtum?= Sachsen-Weimar-Eisenach <a@x.org>\r\n",
     );
   });
 

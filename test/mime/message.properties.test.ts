@@ -49,6 +49,10 @@ describe("message properties", () => {
         assertLines(bytes);
         const headerEnd = bytes.indexOf("\r\n\r\n");
         expect(bytes.subarray(0, headerEnd).every((b) => b < 0x80)).toBe(true);
+        // RFC 2047 §2: a line holding an encoded-word is at most 76 characters.
+        for (const line of bytes.subarray(0, headerEnd).toString("latin1").split("\r\n")) {
+          if (/=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=/.test(line)) expect(line.length, line).toBeLessThanOrEqual(76);
+        }
         const names = topHeaders(bytes).map(([n]) => n);
         const expected = ["From", "To", ...(spec.cc.length ? ["Cc"] : []), "Subject", "Date", "Message-ID", "X-Anything", "MIME-Version", "Content-Type"];
         expect(names.filter((n) => n !== "Content-Transfer-Encoding")).toEqual(expected);

@@ -6,8 +6,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BadHeaderError, InvalidAddressError, InvalidArgumentError } from "../../src/errors.js";
 import { resetMessageDefaults, setMessageDefaults } from "../../src/mime/defaults.js";
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
+import { MimePart } from "../../src/mime/part.js";
 import { policies } from "../../src/mime/policy.js";
 import { parseOneWithPython, attachmentBytes } from "../helpers/python-oracle.js";
+import { errorOf } from "../helpers/errors.js";
 import { FIXED_DATE, seededRandom } from "./fixture-cases.js";
 
 const base = () => ({ subject: "s", body: "b", from: "ann@example.com", to: ["bob@example.org"], clock: () => FIXED_DATE, random: seededRandom("unit") });
@@ -49,6 +51,13 @@ describe("EmailMessage fields", () => {
     expect(msg.recipients()).toEqual(["x@example.org", "y@example.org", "z@example.org", "w@example.org"]);
   });
 
+  it("recipients() de-duplicates with the domain compared case-insensitively, the local part as given", () => {
+    const msg = new EmailMessage({ ...base(), to: ["dup@Example.COM", "dup@example.com"], cc: ["Dup <dup@EXAMPLE.com>", "Dup@example.com"], bcc: ["x@bücher.example", "x@xn--bcher-kva.example", "x@BÜCHER.example"] });
+    // The first spelling is kept; "Dup" differs from "dup" (RFC 5321 §2.4: local parts may be case-sensitive).
+    expect(msg.recipients()).toEqual(["dup@Example.COM", "Dup@example.com", "x@bücher.example"]);
+    expect(msg.envelope().to).toEqual(["dup@Example.COM", "Dup@example.com", "x@xn--bcher-kva.example"]);
+  });
+
   it("defaults From to the configured default", async () => {
     setMessageDefaults({ from: "noreply@example.net" });
     const msg = new EmailMessage({ subject: "s", body: "b", to: ["bob@example.org"] });
@@ -75,6 +84,47 @@ describe("headers", () => {
     expect(() => new EmailMessage({ ...base(), headers: { Bcc: "x@example.org" } })).toThrow(BadHeaderError);
     expect(() => new EmailMessage({ ...base(), headers: { "Content-Type": "text/html" } })).toThrow(BadHeaderError);
     expect(() => new EmailMessage({ ...base(), headers: { "Bad Name": "x" } })).toThrow(BadHeaderError);
+  });
+
+  it.each([
+    ["Message-ID", "<a b@example.com>", /white space inside/],
+    ["Message-ID", "no-brackets@example.com", /"<"/],
+    ["Message-ID", "<justtext>", /"@"/],
+    ["Message-ID", "<a@example.com> <b@example.com>", /exactly one msg-id/],
+    ["Message-ID", "", /exactly one msg-id/],
+    ["In-Reply-To", "<a@example.com> junk", /"<"/],
+    ["In-Reply-To", "<a..b@example.com>", /dot-atom/],
+    ["In-Reply-To", "<.a@example.com>", /dot-atom/],
+    ["References", "<a@example.com> <b@[bad\\literal]>", /literal/],
+    ["References", "<a@example.com><b@example.com", /">"/],
+    ["references", "<a@b@example.com>", /"@"/],
+    ["Resent-Message-ID", "<@example.com>", /dot-atom/],
+    ["In-Reply-To", "<a@example.com> (a comment)", /"<"/],
+    ["References", "<\"quoted\"@example.com>", /dot-atom/],
+  ])("refuses %s %j, which is not RFC 5322 msg-id syntax", (name, value, problem) => {
+    const err = errorOf(() => new EmailMessage({ ...base(), headers: { [name]: value } }));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect(err.message).toMatch(problem);
+    expect(err.message).toContain("RFC 5322 §3.6.4");
+    // Also when the value is set after construction: checked again when rendered.
+    const msg = new EmailMessage(base());
+    msg.headers[name] = value;
+    return expect(msg.asBytes()).rejects.toBeInstanceOf(BadHeaderError);
+  });
+
+  it("refuses a configured Message-ID domain that would not make a msg-id", async () => {
+    setMessageDefaults({ messageIdDomain: "bad domain" });
+    await expect(new EmailMessage(base()).asBytes()).rejects.toThrow(/RFC 5322 §3.6.4/);
+  });
+
+  it("writes msg-ids as given: several in References, folded between them; domain literals; white space around", async () => {
+    const refs = Array.from({ length: 4 }, (_, i) => `<thread.${i}.${"x".repeat(20)}@mail.example.org>`).join(" ");
+    const msg = new EmailMessage({ ...base(), headers: { "Message-ID": "<a.b+c@[192.0.2.1]>", "In-Reply-To": " <p@example.org>\t<q@example.org> ", References: refs } });
+    const py = await parseOneWithPython(await msg.asBytes());
+    expect(py.defects).toEqual([]);
+    expect(py.messageId).toBe("<a.b+c@[192.0.2.1]>");
+    expect(py.headers.find(([n]) => n === "References")?.[1]).toBe(refs);
+    expect(headerBlock(await msg.asBytes())).toMatch(/^References: <thread\.0\.x+@mail\.example\.org>\r\n <thread\.1/m);
   });
 
   it("lets extra headers override To, From, Date and Message-ID without changing the envelope", async () => {
@@ -188,6 +238,34 @@ describe("structure", () => {
     expect(py.parts.children?.[1]?.contentType).toBe("multipart/related");
     expect(py.attachments[0]?.contentId).toBe("<logo>");
     expect(py.attachments[0]?.disposition).toBe("inline");
+  });
+
+  it("gives multipart/related the type parameter of its root part (RFC 2387 §3.1)", async () => {
+    const msg = new EmailMultiAlternatives(base()).attachAlternative('<img src="cid:logo">', "text/html");
+    msg.attach({ filename: "logo.png", content: new Uint8Array([137, 80, 78, 71]), mimetype: "image/png", contentId: "logo" });
+    const related = new EmailMessage(base()).attach("a.pdf", new Uint8Array([1]), "application/pdf");
+    related.mixedSubtype = "related";
+    const nested = new EmailMessage({ ...base(), body: "" }).attach(
+      new MimePart({ contentType: "multipart/related", children: [new MimePart({ contentType: "multipart/alternative", children: [new MimePart({ contentType: "text/plain", body: "t" })] }), new MimePart({ contentType: "image/png", body: new Uint8Array([1]), contentId: "x" })] }),
+    );
+    // text/* bytes that are not UTF-8 go out as application/octet-stream: the type says what is written.
+    const octets = new EmailMessage({ ...base(), body: "" }).attach(new MimePart({ contentType: "multipart/related", children: [new MimePart({ contentType: "text/html", body: new Uint8Array([0xff]) })] }));
+    const [a, b, c, d] = await Promise.all([msg, related, nested, octets].map(async (m) => parseOneWithPython(await m.asBytes())));
+    expect(a!.defects).toEqual([]);
+    expect(a!.parts.children?.[1]?.params.type).toBe("text/html");
+    expect(b!.parts.params.type).toBe("text/plain");
+    expect(c!.parts.children?.[0]?.params.type).toBe("multipart/alternative");
+    expect(d!.parts.children?.[0]?.params.type).toBe("application/octet-stream");
+    expect(headerBlock(await msg.asBytes())).not.toContain("type=");
+    const body = (await msg.asBytes()).toString("latin1");
+    expect(body).toMatch(/Content-Type: multipart\/related;(?:\r\n)? boundary="[^"]+";(?:\r\n)? type="text\/html"\r\n/);
+  });
+
+  it("refuses a type parameter on multipart/related that is not its root part's type", async () => {
+    const part = new MimePart({ contentType: "multipart/related", params: { type: "text/plain" }, children: [new MimePart({ contentType: "text/html", body: "<p>" })] });
+    await expect(new EmailMessage({ ...base(), body: "" }).attach(part).asBytes()).rejects.toThrow(/RFC 2387/);
+    const same = new MimePart({ contentType: "multipart/related", params: { TYPE: "Text/HTML" }, children: [new MimePart({ contentType: "text/html", body: "<p>" })] });
+    expect((await new EmailMessage({ ...base(), body: "" }).attach(same).asBytes()).toString("latin1").match(/type=/gi)).toHaveLength(1);
   });
 
   it("guesses attachment types from the filename", async () => {

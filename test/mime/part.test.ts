@@ -13,6 +13,7 @@ import { BadHeaderError, EncodingError, InvalidArgumentError } from "../../src/e
 import { EmailMessage } from "../../src/mime/message.js";
 import { MimePart } from "../../src/mime/part.js";
 import { policies } from "../../src/mime/policy.js";
+import { errorOf } from "../helpers/errors.js";
 import { parseOneWithPython } from "../helpers/python-oracle.js";
 import { FIXED_DATE, seededRandom } from "./fixture-cases.js";
 
@@ -115,6 +116,35 @@ describe("extra headers", () => {
   it("a Subject given in headers replaces the subject instead of adding a second one", async () => {
     const lines = headerLines(await new EmailMessage({ ...base(), headers: { Subject: "from headers" } }).asBytes());
     expect(lines.filter((l) => /^subject:/i.test(l))).toEqual(["Subject: from headers"]);
+  });
+
+  it.each([
+    [{ Sender: "a@example.org", SENDER: "b@example.org" }],
+    [{ "In-Reply-To": "<a@example.org>", "in-reply-to": "<b@example.org>" }],
+    [{ References: "<a@example.org>", references: "<b@example.org>" }],
+    [{ Subject: "one", SUBJECT: "two" }],
+    [{ "message-id": "<a@example.org>", "Message-ID": "<b@example.org>" }],
+    [{ "X-Campaign": "q3", "x-campaign": "q4" }],
+  ])("refuses two headers whose names differ only in case: %j", async (headers) => {
+    const err = errorOf(() => new EmailMessage({ ...base(), headers }));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect(err.message).toMatch(/case-insensitive/);
+    // Added after construction, the second spelling is caught when the message is rendered.
+    const [[first, value], [second, other]] = Object.entries(headers) as [[string, string], [string, string]];
+    const msg = new EmailMessage({ ...base(), headers: { [first]: value } });
+    msg.headers[second] = other;
+    await expect(msg.asBytes()).rejects.toBeInstanceOf(BadHeaderError);
+  });
+
+  it("writes a header given in any case once, under the name as given", async () => {
+    const lines = headerLines(await new EmailMessage({ ...base(), headers: { SENDER: "s@example.org", "x-campaign": "q3", "IN-REPLY-TO": "<p@example.org>" } }).asBytes());
+    expect(lines.filter((l) => /^(sender|x-campaign|in-reply-to):/i.test(l))).toEqual(["SENDER: s@example.org", "x-campaign: q3", "IN-REPLY-TO: <p@example.org>"]);
+  });
+
+  it("a MimePart refuses two headers whose names differ only in case", () => {
+    const err = errorOf(() => new MimePart({ contentType: "text/plain", body: "x", headers: [["Content-Description", "a"], ["content-description", "b"]] }));
+    expect(err).toBeInstanceOf(BadHeaderError);
+    expect(err.message).toMatch(/case-insensitive/);
   });
 
   it("an empty extra address header is left out; a group in one keeps its syntax", async () => {

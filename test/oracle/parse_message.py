@@ -10,6 +10,7 @@ A message that breaks the parser never stops the batch.
 import base64
 import email
 import email.policy
+import email.utils
 import json
 import sys
 import traceback
@@ -67,6 +68,8 @@ def tree(part):
         "filename": part.get_filename(),
         "charset": part.get_content_charset(),
         "cte": part.get("content-transfer-encoding") and str(part.get("content-transfer-encoding")),
+        # Content-Type parameters, RFC 2231 decoded, by lower-case name.
+        "params": {k.lower(): email.utils.collapse_rfc2231_value(v) for k, v in (part.get_params() or [])[1:]},
     }
     if part.is_multipart() and part.get_content_type() != "message/rfc822":
         node["children"] = [tree(p) for p in part.get_payload()]

@@ -35,6 +35,14 @@ describe("commands render exact bytes", () => {
     expect(cmd.rcptTo("ü@y", { smtputf8: true, orcpt: "ü+1@y" })).toBe("RCPT TO:<ü@y> ORCPT=utf-8;ü\\x{2B}1@y\r\n");
   });
 
+  it("MAIL FROM and RCPT TO carry a quoted local part as RFC 5321 §4.1.2 writes it", () => {
+    expect(cmd.rcptTo('"a b"@example.org')).toBe('RCPT TO:<"a b"@example.org>\r\n');
+    expect(cmd.mailFrom('"a b"@example.org', { size: 1 })).toBe('MAIL FROM:<"a b"@example.org> SIZE=1\r\n');
+    expect(cmd.rcptTo('"a\\"b\\\\c@d"@example.org')).toBe('RCPT TO:<"a\\"b\\\\c@d"@example.org>\r\n');
+    expect(cmd.rcptTo('"ü b"@example.org', { smtputf8: true })).toBe('RCPT TO:<"ü b"@example.org>\r\n');
+    expect(cmd.rcptTo('"a b"@example.org', { orcpt: '"a b"@example.org' })).toBe('RCPT TO:<"a b"@example.org> ORCPT=rfc822;"a+20b"@example.org\r\n');
+  });
+
   it("AUTH lines", () => {
     expect(cmd.auth("PLAIN", "AGEAYg==")).toBe("AUTH PLAIN AGEAYg==\r\n");
     expect(cmd.auth("LOGIN")).toBe("AUTH LOGIN\r\n");
@@ -56,6 +64,15 @@ describe("commands reject injection and invalid arguments", () => {
     ["open angle", "<a@x"],
     ["tab", "a\t@x"],
     ["DEL", "a\x7f@x"],
+    ["unclosed quote", '"a b@x'],
+    ["space after a quoted local part", '"a" b@x'],
+    ["text after the closing quote", '"a"b@x'],
+    ["quoted domain", 'a@"x y"'],
+    ["tab in quotes", '"a\tb"@x'],
+    ["CRLF in quotes", '"a\r\nRSET"@x'],
+    ["angle in quotes", '"a>b"@x'],
+    ["backslash before a control", '"a\\\rb"@x'],
+    ["backslash at the end", '"a\\"@x'],
   ])("address with %s", (_name, address) => {
     expect(() => cmd.mailFrom(address)).toThrow(InvalidArgumentError);
     expect(() => cmd.rcptTo(address)).toThrow(InvalidArgumentError);

@@ -19,6 +19,11 @@ export interface EncodeWordsOptions {
   context: EncodedWordContext;
   /** The longest encoded-word to produce; default and RFC 2047 §2 maximum: 75. */
   maxLength?: number;
+  /**
+   * The longest first encoded-word (at most `maxLength`), for the room left on a header's
+   * first line. When it cannot hold the first character, the first word is as long as the others.
+   */
+  firstMaxLength?: number;
 }
 
 const SAFE: Record<EncodedWordContext, number> = { text: Q_TEXT, phrase: Q_PHRASE, comment: Q_COMMENT };
@@ -77,9 +82,21 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   const whole = encodeText(text, charset);
   // RFC 1468 recommends B for ISO-2022-JP, whose JIS bytes would pass through Q unreadably.
   const useQ = !charset.startsWith("iso-2022-") && qWidth(whole, safe) <= base64Width(whole.length);
-  const pieces = useQ
-    ? encodeInPieces(text, charset, (bytes) => qWidth(bytes, safe), (width) => width <= budget)
-    : encodeInPieces(text, charset, bytesOf, (count) => base64Width(count) <= budget);
+  const split = (firstBudget: number) =>
+    useQ
+      ? encodeInPieces(text, charset, (bytes) => qWidth(bytes, safe), (width, i) => width <= (i === 0 ? firstBudget : budget))
+      : encodeInPieces(text, charset, bytesOf, (count, i) => base64Width(count) <= (i === 0 ? firstBudget : budget));
+  const firstBudget = Math.min(options.firstMaxLength ?? maxLength, maxLength) - charset.length - 7;
+  let pieces: Buffer[] | undefined;
+  if (firstBudget < budget && firstBudget >= 4) {
+    try {
+      pieces = split(firstBudget);
+    } catch (error) {
+      // The first character does not fit in the shorter first word: every word is full size.
+      if (!(error instanceof EncodingError)) throw error;
+    }
+  }
+  pieces ??= split(budget);
   const prefix = `=?${charset}?${useQ ? "Q" : "B"}?`;
   return pieces.map((piece) => prefix + (useQ ? qEncode(piece, safe) : piece.toString("base64")) + "?=");
 }
