@@ -48,10 +48,12 @@ function leadingValue(raw: string): string {
 
 function paramsOf(raw: string): Record<string, string> {
   const params: Record<string, string> = Object.create(null) as Record<string, string>;
+  const lower = raw.toLowerCase();
   for (const [key, value] of parseParameters(raw)) {
-    // Encoded-words inside a quoted value are not standard (RFC 2047 §5), but common
-    // enough in filenames that every reader decodes them.
-    params[key] = value.includes("=?") ? decodeWords(value) : value;
+    // Encoded-words inside a plain value are not standard (RFC 2047 §5), but common enough
+    // in filenames that every reader decodes them; an RFC 2231 value (`name*=`) is taken as it is.
+    const extended = lower.includes(`${key}*`);
+    params[key] = !extended && value.includes("=?") ? decodeWords(value) : value;
   }
   return params;
 }

@@ -150,6 +150,7 @@ function attachmentOf(node: MimeNode, message?: ParsedMessage): ParsedAttachment
     contentType: node.contentType,
     disposition: node.disposition,
     contentId: node.contentId,
+    transferEncoding: node.transferEncoding,
     size: node.size,
   };
   if (node.content !== undefined) attachment.content = node.content;

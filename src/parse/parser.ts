@@ -388,7 +388,8 @@ export class MimeParser {
         break;
       }
       case "parts":
-        report("close-boundary-not-found", `The ${node.contentType} part ended without its close delimiter`);
+        // After maxParts the rest was skipped on purpose: the missing delimiter is not news.
+        if (!this.#stopped) report("close-boundary-not-found", `The ${node.contentType} part ended without its close delimiter`);
         break;
       case "message": {
         const content = frame.sink!.finish(atDelimiter);

@@ -117,6 +117,8 @@ export interface ParsedAttachment {
   contentType: string;
   disposition: string | null;
   contentId: string | null;
+  /** How it was encoded on the wire (lower case). */
+  transferEncoding: string;
   size: number;
   /** The decoded bytes, when kept; for an enclosed message, the message's bytes as they were. */
   content?: Buffer;
