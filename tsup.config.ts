@@ -7,6 +7,7 @@ export default defineConfig({
     testing: "src/testing.ts",
     "mime/index": "src/mime/index.ts",
     "smtp/index": "src/smtp/index.ts",
+    "parse/index": "src/parse/index.ts",
     // The launcher; src/cli.ts (main) is bundled into it.
     cli: "bin/missive.ts",
   },

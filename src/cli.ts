@@ -3,6 +3,7 @@
  *
  *   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [...]
  *   missive check [EMAIL_URL]
+ *   missive dev | missive preview DIR   (the mail catcher, in src/preview/cli.ts)
  *
  * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
@@ -21,6 +22,7 @@ import { BackendError, MissiveError, SmtpError } from "./errors.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
+import { dev, preview } from "./preview/cli.js";
 
 const USAGE = 2;
 const FAILED = 1;
@@ -32,6 +34,8 @@ const TOP_HELP = `missive ${pkg.version}: send and check email from the command 
 Usage:
   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [options]
   missive check [EMAIL_URL] [options]
+  missive dev [options]          a local mail catcher: SMTP server + web UI
+  missive preview DIR [options]  the web UI over a directory of .eml files
   missive --help | --version
   missive <command> --help
 
@@ -101,6 +105,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await send(rest);
       case "check":
         return await check(rest);
+      case "dev":
+        return await dev(rest);
+      case "preview":
+        return await preview(rest);
       default:
         throw new UsageError(`unknown command "${command}" (try: missive --help)`);
     }

@@ -38,3 +38,4 @@ export {
   AbortError,
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
+export { MailCatcherTimeoutError } from "./errors.js";

@@ -29,6 +29,8 @@ export interface MailCatcherOptions {
   maxMessages?: number;
   /** Name in the SMTP greeting. Default: the machine's host name. */
   hostname?: string;
+  /** Called with each message as it is caught. */
+  onMessage?: (message: CaughtMessage) => void;
 }
 
 export interface WaitForOptions {
@@ -71,6 +73,8 @@ export async function startMailCatcher(options: MailCatcherOptions = {}): Promis
   if (options.webPort !== false) checkPort("webPort", options.webPort);
   const store = new MessageStore({ ...(options.dir !== undefined ? { dir: options.dir } : {}), ...(options.maxMessages !== undefined ? { maxMessages: options.maxMessages } : {}) });
   await store.scan();
+  const onMessage = options.onMessage;
+  if (onMessage) store.subscribe((event) => event.type === "message" && onMessage(event.message));
   const port = options.port ?? 1025;
   const smtp = await CaptureServer.start({
     port,
