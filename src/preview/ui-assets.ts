@@ -131,7 +131,7 @@ export const APP_JS = String.raw`"use strict";
       var item = el("button", { type: "button", "class": "item" + (m.id === newId ? " new" : ""), "data-testid": "message-item", "data-id": m.id, "aria-current": m.id === state.selected ? "true" : "false", onclick: function () { location.hash = "#" + encodeURIComponent(m.id); } }, [
         el("div", { "class": "row" }, [el("span", { "class": "from", text: from }), el("span", { "class": "time", text: new Date(m.receivedAt).toLocaleTimeString() })]),
         el("div", { "class": "subject", text: m.subject === null ? "(no subject)" : m.subject }),
-        el("div", { "class": "row" }, [el("span", { "class": "snippet", text: m.snippet }), el("span", { "class": "meta", text: (m.attachments ? "📎" + m.attachments + " " : "") + size(m.size) + (m.folder ? " · " + m.folder : "") })])
+        el("div", { "class": "row" }, [el("span", { "class": "snippet", text: m.snippet }), el("span", { "class": "meta", text: (m.attachments ? m.attachments + (m.attachments === 1 ? " attachment · " : " attachments · ") : "") + size(m.size) + (m.folder ? " · " + m.folder : "") })])
       ]);
       list.appendChild(item);
     });

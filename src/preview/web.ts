@@ -218,6 +218,8 @@ export class WebServer {
         return this.#send(res, 200, inline ? part.node.contentType : "application/octet-stream", part.content, {
           "Content-Security-Policy": PART_CSP,
           "Content-Disposition": contentDisposition(inline ? "inline" : "attachment", name),
+          // The sandboxed frame that shows inline images has an opaque origin: same-origin would refuse it.
+          ...(inline ? { "Cross-Origin-Resource-Policy": "cross-origin" } : {}),
         });
       }
       case "cid": {
