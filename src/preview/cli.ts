@@ -5,7 +5,7 @@
  * server and return 0.
  */
 import { parseArgs } from "node:util";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { startMailCatcher, type MailCatcher } from "./catcher.js";
 import { MessageStore } from "./store.js";
@@ -27,6 +27,8 @@ Options:
   --listen ADDR      address to listen on (default 127.0.0.1; anything else exposes the mail)
   --dir PATH         keep messages as .eml files in PATH (default: in memory)
   --tls              offer STARTTLS, with a certificate made at startup
+  --tls-cert FILE    ... with this certificate (PEM; with --tls-key) instead
+  --tls-key FILE     the certificate's private key (PEM)
   --auth             offer AUTH PLAIN/LOGIN and accept any user and password
   --user NAME:PASS   accept only these credentials (repeatable; implies --auth)
   --require-auth     refuse mail from clients that did not authenticate
@@ -52,6 +54,14 @@ const out: Out = (line) => process.stdout.write(`${line}\n`);
 const err: Out = (line) => process.stderr.write(`${line}\n`);
 
 class UsageError extends Error {}
+
+async function readPem(path: string, option: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
 
 function port(value: string | undefined, fallback: number, option: string): number {
   if (value === undefined) return fallback;
@@ -117,6 +127,8 @@ const DEV_OPTIONS = {
   listen: { type: "string" },
   dir: { type: "string" },
   tls: { type: "boolean" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
   auth: { type: "boolean" },
   user: { type: "string", multiple: true },
   "require-auth": { type: "boolean" },
@@ -146,12 +158,14 @@ export function dev(args: readonly string[], options: { signal?: AbortSignal } =
     const withUsers = Object.keys(users).length > 0;
     const auth = withUsers || v.auth || v["require-auth"] ? { ...(withUsers ? { users } : {}), required: v["require-auth"] ?? false } : false;
     const host = v.listen ?? "127.0.0.1";
+    if ((v["tls-cert"] === undefined) !== (v["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+    const tls = v["tls-cert"] !== undefined ? { cert: await readPem(v["tls-cert"], "--tls-cert"), key: await readPem(v["tls-key"]!, "--tls-key") } : (v.tls ?? false);
     const maxMessageSize = positiveInteger(v["max-size"], "--max-size");
     const catcher: MailCatcher = await startMailCatcher({
       port: port(v.port, 1025, "--port"),
       webPort: port(v["web-port"], 8025, "--web-port"),
       host,
-      tls: v.tls ?? false,
+      tls,
       auth,
       ...(v.dir !== undefined ? { dir: v.dir } : {}),
       ...(maxMessageSize !== undefined ? { maxMessageSize } : {}),
@@ -160,7 +174,7 @@ export function dev(args: readonly string[], options: { signal?: AbortSignal } =
     });
     const shownHost = host.includes(":") ? `[${host}]` : host;
     out("missive mail catcher");
-    out(`  SMTP: ${shownHost}:${catcher.smtpPort} (STARTTLS ${v.tls ? "offered" : "off"}, AUTH ${auth === false ? "off" : withUsers ? "checked" : "any credentials"}${auth !== false && auth.required ? ", required" : ""})`);
+    out(`  SMTP: ${shownHost}:${catcher.smtpPort} (STARTTLS ${tls === false ? "off" : "offered"}, AUTH ${auth === false ? "off" : withUsers ? "checked" : "any credentials"}${auth !== false && auth.required ? ", required" : ""})`);
     out(`  Web:  ${catcher.url}`);
     out(`  Send: EMAIL_URL=smtp://${shownHost}:${catcher.smtpPort}`);
     if (v.dir !== undefined) out(`  Dir:  ${resolve(v.dir)}`);
