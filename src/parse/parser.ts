@@ -51,6 +51,14 @@ interface Frame {
   sink?: BodySink;
   /** Whether any line reached this part (a part between two delimiters in a row has none). */
   touched: boolean;
+  /** Enclosed messages: where their bytes start in the input. */
+  rawStart?: number;
+  /**
+   * Enclosed messages whose bytes are kept: the outermost one keeps them, and the ones inside
+   * it are slices of those (so nesting never multiplies the memory a message costs).
+   */
+  rawOwner?: Frame;
+  slices?: { node: BuildingNode; start: number; size: number }[];
 }
 
 class BodySink {
@@ -159,6 +167,10 @@ export class MimeParser {
   readonly defects: Defect[] = [];
   readonly root: BuildingNode;
   size = 0;
+  /** Input offset of the line after the one being handled. */
+  #offset = 0;
+  /** Input offset of the line being handled. */
+  #lineStart = 0;
   #parts = 1;
   /** Set when maxParts was reached: the rest of the input is not parsed. */
   #stopped = false;
@@ -214,6 +226,8 @@ export class MimeParser {
   }
 
   #onLine(content: Buffer, eol: Buffer, continued: boolean): void {
+    this.#lineStart = this.#offset;
+    this.#offset += content.length + eol.length;
     if (this.#stopped) return;
     let hit: { index: number; kind: "delimiter" | "close" } | undefined;
     if (!continued && content[0] === 0x2d && content[1] === 0x2d) {
@@ -269,7 +283,7 @@ export class MimeParser {
         }
         if (frame.collector.add(content, continued)) return;
         this.#report(frame, "missing-header-body-separator", "A line that is not a header field ended the header block without the empty line; it starts the body");
-        this.#endHeaders(frame);
+        this.#endHeaders(frame, this.#lineStart);
         this.#deliver(content, eol, continued);
         return;
       case "body":
@@ -283,8 +297,8 @@ export class MimeParser {
     }
   }
 
-  /** The header block is complete: decide what the body is. */
-  #endHeaders(frame: Frame): void {
+  /** The header block is complete: decide what the body is (its bytes start at `bodyStart`). */
+  #endHeaders(frame: Frame, bodyStart = this.#offset): void {
     const node = frame.node;
     const report = (code: DefectCode, message: string) => this.#report(frame, code, message);
     node.headers = headerList(frame.collector.finish());
@@ -330,7 +344,13 @@ export class MimeParser {
       } else {
         this.#parts++;
         frame.state = "message";
-        frame.sink = new BodySink(passThrough(), this.#keep(info));
+        frame.rawStart = bodyStart;
+        const keep = this.#keep(info);
+        const owner = keep ? this.#stack.find((f) => f.state === "message" && f !== frame && f.slices !== undefined) : undefined;
+        if (owner !== undefined) frame.rawOwner = owner;
+        else if (keep) frame.slices = [];
+        // Only the outermost kept message stores bytes; the others count them.
+        frame.sink = new BodySink(passThrough(), keep && owner === undefined);
         node.inner = this.#open(`${node.path}.1`, frame.depth + 1, "text/plain").node;
         return;
       }
@@ -394,7 +414,14 @@ export class MimeParser {
       case "message": {
         const content = frame.sink!.finish(atDelimiter);
         node.size = node.encodedSize = frame.sink!.size;
-        if (content !== undefined) node.content = content;
+        if (frame.rawOwner !== undefined) frame.rawOwner.slices!.push({ node, start: frame.rawStart!, size: node.size });
+        if (content !== undefined) {
+          node.content = content;
+          for (const slice of frame.slices ?? []) {
+            const at = slice.start - frame.rawStart!;
+            slice.node.content = content.subarray(at, at + slice.size);
+          }
+        }
         break;
       }
       case "epilogue":

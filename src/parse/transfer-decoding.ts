@@ -41,25 +41,34 @@ export class Base64Decoder implements ChunkDecoder {
   decode(chunk: Uint8Array): Buffer {
     const out = Buffer.allocUnsafe(Math.ceil((chunk.length * 3) / 4) + 3);
     let n = 0;
+    // The state lives in locals inside the loop (field access per byte is what costs here).
+    let bits = this.#bits;
+    let count = this.#count;
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
       const v = BASE64_VALUE[b]!;
       if (v >= 0) {
-        this.#bits = (this.#bits << 6) | v;
-        if (++this.#count === 4) {
-          out[n++] = (this.#bits >> 16) & 0xff;
-          out[n++] = (this.#bits >> 8) & 0xff;
-          out[n++] = this.#bits & 0xff;
-          this.#bits = 0;
-          this.#count = 0;
+        bits = (bits << 6) | v;
+        if (++count === 4) {
+          out[n++] = (bits >> 16) & 0xff;
+          out[n++] = (bits >> 8) & 0xff;
+          out[n++] = bits & 0xff;
+          bits = 0;
+          count = 0;
         }
       } else if (b === 0x3d) {
         // Padding ends the quantum; the bits left over are the pad's zeros.
+        this.#bits = bits;
+        this.#count = count;
         n = this.#endQuantum(out, n);
+        bits = 0;
+        count = 0;
       } else if (!isLineSpace(b)) {
         this.#damaged = true;
       }
     }
+    this.#bits = bits;
+    this.#count = count;
     return out.subarray(0, n);
   }
 

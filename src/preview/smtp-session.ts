@@ -299,6 +299,7 @@ export class SmtpSession {
     this.#mode = "tls-handshake";
     const plain = this.#socket;
     plain.removeListener("data", this.#onData);
+    plain.setTimeout(0); // the TLS socket gets its own idle timer
     plain.pause();
     plain.uncork();
     plain.write(reply(220, "2.0.0 Ready to start TLS"), () => {
