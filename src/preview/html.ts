@@ -290,3 +290,27 @@ export function rewriteForFrame(html: string, scan: HtmlScan, partUrl: (cid: str
   }
   return out + html.slice(at);
 }
+
+/** The visible text of some HTML, roughly (tags dropped, script and style contents skipped), for a one-line snippet. */
+export function htmlText(html: string, max = 400): string {
+  let out = "";
+  let i = 0;
+  while (i < html.length && out.length < max) {
+    const lt = html.indexOf("<", i);
+    out += html.slice(i, lt === -1 ? html.length : lt);
+    if (lt === -1) break;
+    const gt = html.indexOf(">", lt);
+    if (gt === -1) break;
+    const tag = html.slice(lt + 1, Math.min(gt, lt + 8)).toLowerCase();
+    const raw = tag.startsWith("script") ? "script" : tag.startsWith("style") ? "style" : undefined;
+    if (raw !== undefined) {
+      const close = indexOfIgnoreCase(html, `</${raw}`, gt);
+      i = close === -1 ? html.length : close;
+      continue;
+    }
+    out += " ";
+    i = gt + 1;
+  }
+  return decodeEntities(out);
+}
+

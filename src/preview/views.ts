@@ -5,7 +5,7 @@
 import type { Mailbox } from "../mime/address.js";
 import type { MimeNode, ParsedMessage } from "../parse/types.js";
 import { runChecks, type CheckResult } from "./checks.js";
-import { htmlFacts, scanHtml } from "./html.js";
+import { htmlFacts, htmlText, scanHtml } from "./html.js";
 import type { CaughtMessage } from "./store.js";
 
 export interface MessageSummary {
@@ -76,7 +76,7 @@ export function messageUrl(id: string): string {
 }
 
 function snippet(message: ParsedMessage): string {
-  const source = message.text ?? (message.html ?? "").replace(/<[^>]*>/g, " ");
+  const source = message.text ?? htmlText(message.html ?? "");
   return source.replace(/\s+/g, " ").trim().slice(0, 160);
 }
 

@@ -161,4 +161,58 @@ describe("the catcher in a browser", () => {
     await expect.poll(() => page.locator("[data-testid=message-item]").count(), { timeout: 10_000 }).toBe(0);
     expect(catcher.messages).toHaveLength(0);
   }, 120_000);
+
+  it("shows a hostile message as text: nothing in its subject, names, filenames or HTML runs or loads", async () => {
+    const dialogs: string[] = [];
+    page.on("dialog", (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    const before = remoteHits.length;
+    const html = `</iframe><script>alert("body")</script><iframe srcdoc="<script>alert('srcdoc')</script>"></iframe>
+      <meta http-equiv="refresh" content="0;url=${remoteBase}/refresh"><link rel="stylesheet" href="${remoteBase}/style.css">
+      <object data="${remoteBase}/object"></object><form action="${remoteBase}/form"><button id="go">go</button></form>
+      <base href="${remoteBase}/"><img src="relative.png" alt="rel"><svg onload="alert('svg')"></svg><p id="still-here">still here</p>`;
+    const raw = [
+      `From: "<script>alert('from')</script>" <evil@example.org>`,
+      "To: zoe@example.org",
+      `Subject: <img src=x onerror=alert('subject')>`,
+      "Content-Type: multipart/mixed; boundary=z",
+      "",
+      "--z",
+      "Content-Type: text/html; charset=utf-8",
+      "",
+      html,
+      "--z",
+      `Content-Type: text/plain; name="\\"><img src=x onerror=alert('file')>.txt"`,
+      "Content-Disposition: attachment",
+      "",
+      "x",
+      "--z--",
+      "",
+    ].join("\r\n");
+    const client = new SmtpClient({ host: "127.0.0.1", port: catcher.smtpPort, tls: "none" });
+    await client.connect();
+    await client.sendMail({ from: "evil@example.org", to: ["zoe@example.org"] }, raw);
+    await client.quit();
+
+    await page.goto(catcher.url!);
+    const item = page.locator("[data-testid=message-item]").first();
+    await item.waitFor({ timeout: 10_000 });
+    expect(await item.locator(".subject").textContent()).toBe("<img src=x onerror=alert('subject')>");
+    await item.click();
+    await page.frameLocator("[data-testid=html-frame]").locator("#still-here").waitFor({ timeout: 10_000 });
+    for (const tab of ["headers", "mime", "attachments", "raw", "checks", "html"]) {
+      await page.locator(`[data-tab=${tab}]`).click();
+      await page.locator(`[data-panel=${tab}]`).waitFor();
+    }
+    expect(await page.locator("[data-testid=attachment-link]").count()).toBe(0); // the html tab is showing again
+    await page.locator("[data-tab=attachments]").click();
+    expect(await page.locator("[data-testid=attachment-link]").textContent()).toBe(`"><img src=x onerror=alert('file')>.txt`);
+    await page.screenshot({ path: join(artifacts, "catcher-hostile.png") });
+    expect(dialogs).toEqual([]);
+    expect(remoteHits.slice(before)).toEqual([]);
+    expect(await page.title()).toBe("missive mail catcher");
+    await catcher.clear();
+  }, 120_000);
 });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { parseMessageSync } from "../../src/parse/index.js";
 import { runChecks } from "../../src/preview/checks.js";
-import { htmlFacts, rewriteForFrame, scanHtml } from "../../src/preview/html.js";
+import { htmlFacts, htmlText, rewriteForFrame, scanHtml } from "../../src/preview/html.js";
 
 const facts = (html: string) => htmlFacts(scanHtml(html));
 
@@ -48,6 +48,13 @@ describe("the HTML pass", () => {
     const html = `<meta http-equiv="Refresh" content="0;url=https://evil.example"><img src="cid:logo" alt=x><p style="background:url(cid:bg)">é</p><img src="cid:missing">`;
     const out = rewriteForFrame(html, scanHtml(html), (cid) => (cid === "missing" ? undefined : `/parts/${cid}`));
     expect(out).toBe(`<meta http-equiv="x-refresh-disabled" content="0;url=https://evil.example"><img src="/parts/logo" alt=x><p style="background:url(/parts/bg)">é</p><img src="cid:missing">`);
+  });
+
+  it("gives the visible text for the list's snippet, without script or style contents", () => {
+    expect(htmlText("<style>p{color:red}</style><p>Hello&nbsp;<b>Zo&euml;</b> &amp; co</p><script>alert(1)</script>after").replace(/\s+/g, " ").trim()).toBe(
+      "Hello&nbsp; Zo&euml; & co after",
+    );
+    expect(htmlText("<script>".repeat(100_000))).toBe("");
   });
 
   it("reads pathological markup in linear time: 200,000 unclosed tags, quotes and comments", () => {
