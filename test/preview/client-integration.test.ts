@@ -3,6 +3,8 @@
  * catcher makes, AUTH, pipelining, BDAT, 8BITMIME and SMTPUTF8; and its faults as the client
  * sees them (refused recipients, a temporary failure, an outcome that is unknown).
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { SmtpBackend } from "../../src/backends/smtp.js";
 import { SmtpDeliveryUnknownError, SmtpError, SmtpRecipientsRefusedError } from "../../src/errors.js";
@@ -120,4 +122,18 @@ describe("missive's SMTP client against the catcher", () => {
     // The catcher did get it: exactly what makes a blind resend a duplicate.
     expect(catcher.messages.map((m) => m.envelope!.to)).toEqual([["c@example.org"], ["b@example.org", "c@example.org"]]);
   });
+
+  it("swaks (an independent client: Perl, IO::Socket::SSL) gets through STARTTLS, AUTH LOGIN and pipelining", async () => {
+    catcher = await startMailCatcher({ port: 0, webPort: false, tls: true, auth: { users: { ann: "pw" }, required: true } });
+    const { stdout } = await promisify(execFile)(
+      "swaks",
+      ["--server", `127.0.0.1:${catcher.smtpPort}`, "--tls", "--auth", "LOGIN", "--auth-user", "ann", "--auth-password", "pw", "--pipeline",
+        "--from", "ann@example.com", "--to", "bob@example.org", "--header", "Subject: from swaks", "--body", "hello"],
+      { timeout: 30_000 },
+    );
+    expect(stdout).toContain("TLS started with cipher");
+    const caught = await catcher.waitFor();
+    expect([caught.subject, caught.text?.trim(), caught.session?.tls, caught.session?.authUser]).toEqual(["from swaks", "hello", true, "ann"]);
+  });
 });
+
