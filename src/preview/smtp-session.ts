@@ -511,9 +511,13 @@ export class SmtpSession {
   #finishMessage(): void {
     const t = this.#transaction!;
     this.#transaction = undefined;
+    // Read nothing more until the message is stored and answered (backpressure on the client).
+    const socket = this.#socket;
+    socket.pause();
     const resume = () => {
       if (this.#mode === "closed") return;
       this.#mode = "command";
+      socket.resume();
       this.#process();
     };
     if (t.tooBig) {
