@@ -26,6 +26,7 @@ export class MessageParser {
   }
 
   write(chunk: Uint8Array | string): void {
+    if (this.#result !== undefined) throw new InvalidArgumentError("MessageParser: write() after end()");
     this.#parser.write(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
   }
 

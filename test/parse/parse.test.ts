@@ -284,5 +284,9 @@ describe("parseMessage", () => {
     expect(() => parseMessageSync(text, { maxDepth: 0 })).toThrow(InvalidArgumentError);
     expect(() => parseMessageSync(text, { content: "some" as never })).toThrow(/content must be/);
     await expect(parseMessage(42 as never)).rejects.toThrow(InvalidArgumentError);
+    const parser = new MessageParser();
+    parser.write(text);
+    expect(parser.end()).toBe(parser.end());
+    expect(() => parser.write("more")).toThrow(InvalidArgumentError);
   });
 });
