@@ -8,6 +8,7 @@ export default defineConfig({
     "mime/index": "src/mime/index.ts",
     "smtp/index": "src/smtp/index.ts",
     "dkim/index": "src/dkim/index.ts",
+    "parse/index": "src/parse/index.ts",
     // The launcher; src/cli.ts (main) is bundled into it.
     cli: "bin/missive.ts",
   },

@@ -4,6 +4,7 @@
  *   missive send --to ADDR --subject TEXT (--body TEXT | --body-file PATH) [...]
  *   missive check [EMAIL_URL]
  *   missive dkim keygen | record | sign ...   (src/cli/dkim.ts)
+ *   missive dev | missive preview DIR   (the mail catcher, in src/preview/cli.ts)
  *
  * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
@@ -24,6 +25,7 @@ import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
+import { dev, preview } from "./preview/cli.js";
 
 const USAGE = 2;
 const FAILED = 1;
@@ -37,6 +39,8 @@ Usage:
   missive check [EMAIL_URL] [options]
   missive dkim keygen --domain DOMAIN --selector SELECTOR [--type rsa|ed25519]
   missive dkim record | sign ...        (missive dkim --help)
+  missive dev [options]          a local mail catcher: SMTP server + web UI
+  missive preview DIR [options]  the web UI over a directory of .eml files
   missive --help | --version
   missive <command> --help
 
@@ -110,6 +114,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await check(rest);
       case "dkim":
         return await dkimCommand(rest);
+      case "dev":
+        return await dev(rest);
+      case "preview":
+        return await preview(rest);
       default:
         throw new UsageError(`unknown command "${command}" (try: missive --help)`);
     }

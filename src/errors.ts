@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ECAPABILITY: "The message needs something the server did not advertise (SMTPUTF8, 8BITMIME, or a larger SIZE).",
   EABORTED: "The operation was cancelled through its AbortSignal.",
   EBACKEND: "A backend could not do its work (for example, the file backend's directory is not writable).",
+  ECATCHER_TIMEOUT: "The mail catcher's waitFor() saw no matching message before its timeout.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -256,5 +257,16 @@ export class AbortError extends MissiveError {
   static override kindName = "AbortError";
   constructor(message = "The operation was aborted", options?: MissiveErrorOptions) {
     super("EABORTED", message, options);
+  }
+}
+
+/** `startMailCatcher(...).waitFor()` saw no matching message in time. */
+export class MailCatcherTimeoutError extends MissiveError {
+  static override kindName = "MailCatcherTimeoutError";
+  /** The timeout that passed, in milliseconds. */
+  readonly timeout: number;
+  constructor(timeout: number, seen: number) {
+    super("ECATCHER_TIMEOUT", `No caught message matched within ${timeout} ms (${seen} message${seen === 1 ? "" : "s"} caught so far)`);
+    this.timeout = timeout;
   }
 }

@@ -40,3 +40,4 @@ export {
   AbortError,
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
+export { MailCatcherTimeoutError } from "./errors.js";

@@ -22,8 +22,18 @@
  * `mailAdmins`, `mailManagers` and `EmailMessage#send`) and every named connection from
  * `configure({ backends })` give a `MemoryBackend`. A backend asked for explicitly by
  * name (`getConnection("smtp")`) or by class is still honoured, as in Django.
+ *
+ * For tests that go over SMTP for real, `startMailCatcher()` is a capture server with
+ * fault injection, its messages parsed by `missive/parse` (see src/preview/catcher.ts).
  */
 import type { EmailMessage } from "./mime/message.js";
+
+export { startMailCatcher } from "./preview/catcher.js";
+export type { MailCatcher, MailCatcherOptions, WaitForOptions } from "./preview/catcher.js";
+export type { CaughtMessage } from "./preview/store.js";
+export type { FaultPhase, FaultSpec } from "./preview/faults.js";
+export type { Envelope, SessionInfo } from "./preview/smtp-session.js";
+export { MailCatcherTimeoutError } from "./errors.js";
 
 /** Every message sent through the memory backend, in order; the message objects themselves. */
 export const outbox: EmailMessage[] = [];

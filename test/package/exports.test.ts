@@ -79,6 +79,24 @@ describe("package exports", () => {
     expect(JSON.parse(stdout)).toEqual([true, true, true]);
   });
 
+  it("loads missive/parse and startMailCatcher from missive/testing, as ESM and as CJS", async () => {
+    const probeCatcher = `
+      const parsed = parseMessageSync("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\\r\\n\\r\\nbody\\r\\n");
+      const catcher = await startMailCatcher({ port: 0, webPort: false });
+      const ok = typeof catcher.smtpPort === "number" && catcher.smtpPort > 0;
+      await catcher.close();
+      console.log(JSON.stringify({ subject: parsed.subject, text: parsed.text, ok }));
+    `;
+    const esm = join(dir, "parse.mjs");
+    await writeFile(esm, `import { parseMessageSync } from "missive/parse";\nimport { startMailCatcher } from "missive/testing";\n${probeCatcher}`);
+    const cjs = join(dir, "parse.cjs");
+    await writeFile(cjs, `const { parseMessageSync } = require("missive/parse");\nconst { startMailCatcher } = require("missive/testing");\n(async () => { ${probeCatcher} })();`);
+    for (const file of [esm, cjs]) {
+      const { stdout } = await run(process.execPath, [file], { cwd: root });
+      expect(JSON.parse(stdout), file).toEqual({ subject: "Grüße", text: "body\n", ok: true });
+    }
+  });
+
   it("runs the built missive command", async () => {
     const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "--version"], { cwd: root });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
