@@ -326,7 +326,11 @@ export class SmtpClient {
     }
   }
 
-  /** EHLO, or HELO when EHLO gets a 5xx (RFC 5321 §3.2). Learns the capabilities afresh. */
+  /**
+   * EHLO, or HELO when the server does not know EHLO (RFC 5321 §3.2: "command not
+   * recognized", 500 or 502). Any other refusal (554: no service for you) ends the session.
+   * Learns the capabilities afresh.
+   */
   async #hello(): Promise<void> {
     const name = this.#localName();
     this.#capabilities = undefined;
@@ -334,7 +338,7 @@ export class SmtpClient {
     try {
       reply = await this.#exchange(cmd.ehlo(name), { expect: [250] });
     } catch (error) {
-      if (!(error instanceof SmtpError) || error.replyCode === undefined || error.replyCode < 500) throw error;
+      if (!(error instanceof SmtpError) || (error.replyCode !== 500 && error.replyCode !== 502)) throw error;
       await this.#exchange(cmd.helo(name), { expect: [250] });
       this.#capabilities = Capabilities.none();
       return;

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
-import { SmtpProtocolError } from "../../src/errors.js";
+import { SmtpError, SmtpProtocolError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
 
 const servers: FakeSmtpServer[] = [];
@@ -46,5 +46,24 @@ describe("blank lines before a reply", () => {
     const server = await fake({ script: replyOn("EHLO", { reply: null, raw: `${"\r\n".repeat(100)}250 fake\r\n` }) });
     const error = await rejection(clientFor(server).connect());
     expect(error).toBeInstanceOf(SmtpProtocolError);
+  });
+});
+
+describe("EHLO refused", () => {
+  it("with 554 fails the session: no HELO fallback", async () => {
+    const server = await fake({ ehlo: "554 5.7.1 You are not welcome" });
+    const client = clientFor(server);
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpError);
+    expect((error as SmtpError).replyCode).toBe(554);
+    expect(server.commands()).not.toContain("HELO client.test");
+    expect(client.state).toBe("closed");
+  });
+
+  it("with 500 (not recognised) falls back to HELO", async () => {
+    const server = await fake({ ehlo: "500 5.5.1 what?" });
+    const client = clientFor(server);
+    await client.connect();
+    expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test"]);
   });
 });
