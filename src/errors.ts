@@ -133,6 +133,23 @@ export interface ErrorReply {
   readonly text: string;
 }
 
+/** How much of a server's reply text an error message quotes; `serverText` keeps all of it. */
+export const MAX_QUOTED_REPLY_TEXT = 200;
+
+/**
+ * `"550 5.1.1 text"` for an error message: the code and the server's text, cut after
+ * MAX_QUOTED_REPLY_TEXT characters (a server may send kilobytes; the message stays readable).
+ */
+export function quoteReply(reply: ErrorReply): string {
+  const text = reply.text;
+  if (text.length <= MAX_QUOTED_REPLY_TEXT) return `${reply.code} ${text}`;
+  let end = MAX_QUOTED_REPLY_TEXT;
+  // Never cut a surrogate pair in half.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${reply.code} ${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
+
 export interface SmtpErrorDetails extends MissiveErrorOptions {
   /** The command that was answered, with any credential replaced by `<redacted>`. */
   command?: string | undefined;
@@ -205,11 +222,16 @@ export interface RejectedRecipient {
   readonly reply: ErrorReply;
 }
 
+/** Refused recipients named in SmtpRecipientsRefusedError's message; `rejected` lists all. */
+const MAX_LISTED_RECIPIENTS = 10;
+
 export class SmtpRecipientsRefusedError extends SmtpError {
   static override kindName = "SmtpRecipientsRefusedError";
   readonly rejected: readonly RejectedRecipient[];
   constructor(rejected: readonly RejectedRecipient[], details: SmtpErrorDetails = {}) {
-    const summary = rejected.map((r) => `${r.address}: ${r.reply.code} ${r.reply.text}`).join("; ");
+    const shown = rejected.slice(0, MAX_LISTED_RECIPIENTS).map((r) => `${r.address}: ${quoteReply(r.reply)}`);
+    if (rejected.length > MAX_LISTED_RECIPIENTS) shown.push(`and ${rejected.length - MAX_LISTED_RECIPIENTS} more`);
+    const summary = shown.join("; ");
     // Retrying helps only if every refusal was temporary (4xx).
     const retryable = rejected.length > 0 && rejected.every((r) => r.reply.code >= 400 && r.reply.code < 500);
     super(`The server refused every recipient (${summary})`, { retryable, reply: rejected[0]?.reply, ...details }, "ERCPT_REFUSED");

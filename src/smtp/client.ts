@@ -42,6 +42,7 @@ import {
   SmtpProtocolError,
   SmtpRecipientsRefusedError,
   SmtpTlsError,
+  quoteReply,
   type RejectedRecipient,
   type TimeoutPhase,
 } from "../errors.js";
@@ -322,7 +323,7 @@ export class SmtpClient {
     this.#greeting = greeting;
     if (greeting.code !== 220) {
       // 554 (RFC 5321 §3.1): "no SMTP service here"; 421: busy, try later.
-      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${greeting.code} ${greeting.text}`, { reply: greeting, command: "<greeting>" });
+      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${quoteReply(greeting)}`, { reply: greeting, command: "<greeting>" });
     }
   }
 
@@ -359,7 +360,7 @@ export class SmtpClient {
     if (reply!.code !== 220) {
       // "opportunistic" means plaintext is acceptable; "starttls" never falls back silently.
       if (!required) return;
-      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${reply!.code} ${reply!.text}`, {
+      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply!)}`, {
         command: "STARTTLS",
         reply,
         retryable: reply!.code < 500,
@@ -398,7 +399,7 @@ export class SmtpClient {
       [reply] = await this.#roundTrip([this.#command(cmd.authResponse(response), REDACTED)]);
     }
     if (reply!.code !== 235) {
-      throw new SmtpAuthError(`Authentication with ${name} failed: ${reply!.code} ${reply!.text}`, { command: display, reply });
+      throw new SmtpAuthError(`Authentication with ${name} failed: ${quoteReply(reply!)}`, { command: display, reply });
     }
     this.#authenticatedAs = credentials.user;
   }
@@ -435,7 +436,7 @@ export class SmtpClient {
     if (mailReply!.code !== 250) {
       await this.#abandonData(dataReply);
       await this.#resetAfterFailure();
-      throw new SmtpError(`MAIL FROM was refused: ${mailReply!.code} ${mailReply!.text}`, { command: mail.display, reply: mailReply });
+      throw new SmtpError(`MAIL FROM was refused: ${quoteReply(mailReply!)}`, { command: mail.display, reply: mailReply });
     }
     const accepted: string[] = [];
     const rejected: RejectedRecipient[] = [];
@@ -455,7 +456,7 @@ export class SmtpClient {
     if (!pipelined) [dataReply] = await this.#roundTrip([dataCommand!]);
     if (dataReply!.code !== 354) {
       await this.#resetAfterFailure();
-      throw new SmtpError(`DATA was refused: ${dataReply!.code} ${dataReply!.text}`, { command: "DATA", reply: dataReply });
+      throw new SmtpError(`DATA was refused: ${quoteReply(dataReply!)}`, { command: "DATA", reply: dataReply });
     }
     return this.#sendData(body, accepted, rejected);
   }
@@ -567,7 +568,7 @@ export class SmtpClient {
         if (reply.code === 421) this.#fail421(reply, display);
         if (reply.code !== 250) {
           await this.#resetAfterFailure();
-          throw new SmtpError(`${display} was refused: ${reply.code} ${reply.text}`, { command: display, reply });
+          throw new SmtpError(`${display} was refused: ${quoteReply(reply)}`, { command: display, reply });
         }
         continue;
       }
@@ -594,7 +595,7 @@ export class SmtpClient {
       // 552/554 after DATA: the message was refused; RSET keeps the connection usable.
       this.#state = "rcpt";
       await this.#resetAfterFailure();
-      throw new SmtpError(`${this.host} refused the message: ${reply.code} ${reply.text}`, { command: display, reply });
+      throw new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: display, reply });
     }
     this.#state = "ready";
     const messageId = queueId(reply.text);
@@ -625,7 +626,7 @@ export class SmtpClient {
     const command = this.#command(line, options.redact ?? line.slice(0, -2), options.timeout, options.phase);
     const [reply] = await this.#roundTrip([command]);
     if (!options.expect.includes(reply!.code)) {
-      throw new SmtpError(`${command.display.split(" ")[0]} got ${reply!.code} ${reply!.text} (expected ${options.expect.join(" or ")})`, {
+      throw new SmtpError(`${command.display.split(" ")[0]} got ${quoteReply(reply!)} (expected ${options.expect.join(" or ")})`, {
         command: command.display,
         reply,
       });
@@ -645,7 +646,7 @@ export class SmtpClient {
       if (unsolicited) {
         this.#transcript.reply(unsolicited);
         if (unsolicited.code === 421) this.#fail421(unsolicited, commands[0]!.display);
-        throw new SmtpProtocolError(`The server sent a reply nobody asked for: ${unsolicited.code} ${unsolicited.text}`, { reply: unsolicited });
+        throw new SmtpProtocolError(`The server sent a reply nobody asked for: ${quoteReply(unsolicited)}`, { reply: unsolicited });
       }
       for (const c of commands) this.#transcript.command(c.display);
       conn.expectReplies(commands.length);
@@ -678,7 +679,7 @@ export class SmtpClient {
   #fail421(reply: SmtpReply, command: string): never {
     // RFC 5321 §3.8: the server is closing the transmission channel.
     this.#teardown();
-    throw new SmtpError(`${this.host} is closing the connection: ${reply.code} ${reply.text}`, { command, reply, retryable: true });
+    throw new SmtpError(`${this.host} is closing the connection: ${quoteReply(reply)}`, { command, reply, retryable: true });
   }
 
   #command(line: string, display: string, timeout = this.timeouts.command, phase: TimeoutPhase = "command"): Command {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
-import { SmtpError, SmtpProtocolError } from "../../src/errors.js";
+import { SmtpError, SmtpProtocolError, SmtpRecipientsRefusedError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
 
 const servers: FakeSmtpServer[] = [];
@@ -65,5 +65,27 @@ describe("EHLO refused", () => {
     const client = clientFor(server);
     await client.connect();
     expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test"]);
+  });
+});
+
+describe("a huge reply text", () => {
+  it("is capped in error.message; serverText keeps it whole", async () => {
+    const text = "x".repeat(7000);
+    const server = await fake({ script: replyOn("MAIL", `553 5.7.1 ${text}`) });
+    const error = await rejection(clientFor(server).sendMail(env, "x"));
+    expect(error).toBeInstanceOf(SmtpError);
+    expect(error.message.length).toBeLessThan(600);
+    expect((error as SmtpError).serverText).toBe(text);
+  });
+
+  it("is capped per recipient, and at most 10 recipients are named, when every recipient is refused", async () => {
+    const to = Array.from({ length: 30 }, (_, i) => `r${i}@example.org`);
+    const server = await fake({ script: { onCommand: (cmd) => (cmd.verb === "RCPT" ? `550 5.1.1 ${"y".repeat(5000)}` : undefined) } });
+    const error = await rejection(clientFor(server).sendMail({ from: "a@example.org", to }, "x"));
+    expect(error).toBeInstanceOf(SmtpRecipientsRefusedError);
+    expect(error.message.length).toBeLessThan(4000);
+    expect(error.message).toContain("and 20 more");
+    expect((error as SmtpRecipientsRefusedError).rejected).toHaveLength(30);
+    expect((error as SmtpRecipientsRefusedError).rejected[29]!.reply.text).toHaveLength(5000);
   });
 });
