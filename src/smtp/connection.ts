@@ -254,7 +254,13 @@ export class SmtpConnection {
       secure.once("secureConnect", onSecure);
       secure.once("error", onError);
       // A close during the handshake without an error (server hung up).
-      const onRawClose = () => finish(new SmtpTlsError(`The server closed the connection during the TLS handshake with ${this.host}:${this.port}`, { retryable: true }));
+      const onRawClose = () =>
+        finish(
+          new SmtpTlsError(`The server closed the connection during the TLS handshake with ${this.host}:${this.port}`, {
+            retryable: true,
+            cause: new SmtpClosedError(`The connection to ${this.host}:${this.port} closed`),
+          }),
+        );
       raw.once("close", onRawClose);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -403,11 +409,19 @@ const TLS_HINTS: Record<string, string> = {
   ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: "the server and the client share no TLS version (tlsOptions.minVersion is TLSv1.2 by default)",
 };
 
+/**
+ * Socket-level failures during a handshake: the network or the server dropped the
+ * connection before TLS was up. Nothing was sent, so trying again may work, unlike a
+ * certificate or protocol-version failure.
+ */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ENETRESET", "EHOSTUNREACH", "ENETUNREACH"]);
+
 export function tlsError(error: NodeJS.ErrnoException, options: tls.ConnectionOptions): SmtpTlsError {
   const code = error.code;
   const name = options.servername ?? options.host ?? "the server";
-  const hint = (code && TLS_HINTS[code]) ?? error.message;
-  return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error });
+  const network = code !== undefined && NETWORK_ERROR_CODES.has(code);
+  const hint = (code && TLS_HINTS[code]) ?? (network ? `the connection was dropped during the handshake (${error.message})` : error.message);
+  return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error, retryable: network });
 }
 
 function formatName(name: tls.Certificate | undefined): string {

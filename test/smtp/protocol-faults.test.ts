@@ -5,8 +5,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { makeTestCerts } from "../helpers/certs.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
-import { SmtpError, SmtpProtocolError, SmtpRecipientsRefusedError } from "../../src/errors.js";
+import { SmtpError, SmtpProtocolError, SmtpRecipientsRefusedError, SmtpTlsError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
 
 const servers: FakeSmtpServer[] = [];
@@ -31,6 +32,20 @@ function clientFor(server: FakeSmtpServer, options: SmtpClientOptions = {}): Smt
 
 
 const env = { from: "a@example.org", to: ["b@example.org"] };
+
+describe("TLS handshake reset", () => {
+  it.each(["implicit", "starttls"] as const)("a TCP reset during the %s handshake is retryable (nothing was sent)", async (mode) => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: mode, key: certs.server.key, cert: certs.server.cert, resetTlsHandshake: true });
+    for (let i = 0; i < 5; i++) {
+      const client = clientFor(server, { tls: mode, tlsOptions: { ca: certs.ca } });
+      const error = await rejection(client.connect());
+      expect(error).toBeInstanceOf(SmtpTlsError);
+      expect((error as SmtpTlsError).retryable).toBe(true);
+      expect(client.state).toBe("closed");
+    }
+  });
+});
 
 describe("blank lines before a reply", () => {
   it("are skipped", async () => {
