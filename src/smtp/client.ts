@@ -456,7 +456,9 @@ export class SmtpClient {
     if (!pipelined) [dataReply] = await this.#roundTrip([dataCommand!]);
     if (dataReply!.code !== 354) {
       await this.#resetAfterFailure();
-      throw new SmtpError(`DATA was refused: ${quoteReply(dataReply!)}`, { command: "DATA", reply: dataReply });
+      // Only 5xx is a refusal for good; a 4xx is temporary, and a 2xx/3xx other than 354 is
+      // a broken server: either way the body was withheld and nothing was delivered.
+      throw new SmtpError(`DATA was refused: ${quoteReply(dataReply!)}`, { command: "DATA", reply: dataReply, retryable: dataReply!.code < 500 });
     }
     return this.#sendData(body, accepted, rejected);
   }

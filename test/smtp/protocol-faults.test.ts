@@ -47,6 +47,18 @@ describe("TLS handshake reset", () => {
   });
 });
 
+describe("DATA answered 250 instead of 354", () => {
+  it.each([true, false])("withholds the body and is retryable (pipelining %s)", async (pipelining) => {
+    const server = await fake({ script: replyOn("DATA", "250 2.0.0 ok?") });
+    const client = clientFor(server, { pipelining });
+    const error = await rejection(client.sendMail(env, "the body"));
+    expect(error).toBeInstanceOf(SmtpError);
+    expect((error as SmtpError).replyCode).toBe(250);
+    expect((error as SmtpError).retryable).toBe(true);
+    expect(server.clientBytes().toString()).not.toContain("the body");
+  });
+});
+
 describe("blank lines before a reply", () => {
   it("are skipped", async () => {
     const server = await fake({ greeting: { reply: null, raw: "\r\n\r\n220 fake ready\r\n" }, script: replyOn("NOOP", { reply: null, raw: "\r\n250 2.0.0 fine\r\n" }) });
