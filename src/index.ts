@@ -38,3 +38,7 @@ export {
   AbortError,
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
+export { CHANNEL_NAMES } from "./observe/channels.js";
+export type { ChannelName, ChannelReply, SmtpCommandMessage, SmtpReplyMessage, MessageSentMessage } from "./observe/channels.js";
+export { systemClock } from "./observe/clock.js";
+export type { Clock, TimerHandle } from "./observe/clock.js";
