@@ -1,9 +1,8 @@
 import { isIPv6 } from "node:net";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
-import type { BackendClass } from "./backends/base.js";
+import { BUILTIN_BACKENDS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
-import { BUILTIN_BACKENDS, backendNames, isBackendName } from "./backends/registry.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 
@@ -34,13 +33,13 @@ export const TLS_MODES: readonly TlsMode[] = ["implicit", "starttls", "opportuni
 
 /** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
 export interface NamedBackendConfig {
-  readonly backend: string | BackendClass;
+  readonly backend: string | BackendClassLike;
   readonly [option: string]: unknown;
 }
 
 export interface Settings {
   /** The default backend: a built-in or registered name, or a backend class. */
-  readonly backend: string | BackendClass;
+  readonly backend: string | BackendClassLike;
   readonly host: string;
   readonly port: number;
   readonly username: string | undefined;
