@@ -1,6 +1,5 @@
 import { inspect } from "node:util";
 import {
-  InvalidArgumentError,
   MissiveError,
   SmtpCapabilityError,
   SmtpClosedError,
@@ -13,8 +12,9 @@ import { policies, type Policy } from "../mime/policy.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpClientOptions, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
-import { SmtpPool, type SmtpPoolOptions } from "../smtp/pool.js";
+import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
+import { SmtpPool } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
@@ -74,14 +74,6 @@ export interface SmtpPoolSettings {
   /** A connection idle this long (ms) is closed while the backend stays open. Default 30000. */
   idleTimeout?: number | undefined;
 }
-
-const POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", "idleTimeout"] as const;
-
-const OPTION_KEYS = new Set([
-  "failSilently", "host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "timeouts",
-  "sslKeyfile", "sslCertfile", "tls", "localName", "auth", "authMethod", "allowInsecureAuth", "requireTls", "dsn",
-  "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool",
-]);
 
 /** A recipient the server refused, as the report gives it. */
 export interface RefusedRecipient {
@@ -152,78 +144,39 @@ export class SmtpBackend extends BaseEmailBackend {
   reports: SmtpMessageReport[] = [];
 
   readonly #password: string | undefined;
-  readonly #clientOptions: SmtpClientOptions;
-  readonly #poolOptions: SmtpPoolOptions | undefined;
+  readonly #config: ResolvedSmtpConfig;
   #client: SmtpClient | undefined;
   /** While open with pooling: the pool and the extensions learnt by `open()`'s connection. */
   #pooled: { readonly pool: SmtpPool; readonly capabilities: Capabilities } | undefined;
 
+  /**
+   * Options not given fall back to the settings (Django). Everything is checked now by the
+   * resolver every SMTP layer shares (src/smtp/config.ts), which also decides the port and
+   * the TLS mode: an InvalidArgumentError here, before anything connects.
+   */
   constructor(options: SmtpBackendOptions = {}) {
     super(options);
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) {
-        throw new InvalidArgumentError(`Unknown SMTP backend option "${key}"; known: ${[...OPTION_KEYS].join(", ")}`);
-      }
-    }
     const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
-    const s = fallback ?? getSettings();
-    this.host = options.host ?? s.host;
-    // The TLS choice comes whole from the options when they make one, else from the settings.
-    const tlsFromOptions = options.useTls !== undefined || options.useSsl !== undefined || options.tlsMode !== undefined;
-    this.useTls = tlsFromOptions ? options.useTls ?? false : s.useTls;
-    this.useSsl = tlsFromOptions ? options.useSsl ?? false : s.useSsl;
-    this.tlsMode = tlsFromOptions ? options.tlsMode : s.tlsMode;
-    if (this.useTls && this.useSsl) {
-      throw new InvalidArgumentError("useTls (STARTTLS) and useSsl (implicit TLS) are mutually exclusive; set only one");
-    }
-    this.requireTls = options.requireTls ?? false;
-    let mode = this.tlsMode ?? (this.useSsl ? "implicit" : this.useTls ? "starttls" : undefined);
-    const portFromSettings = fallback === undefined && isSettingExplicit("port") ? s.port : undefined;
-    this.port = options.port ?? portFromSettings ?? (mode === "implicit" ? 465 : 25);
-    // requireTls is met by the TLS mode alone: "implicit" or required "starttls", and
-    // SmtpClient.connect() fails before EHLO's successor steps (and so before AUTH) when
-    // that mode cannot be had (no TLS at the greeting; STARTTLS not offered, refused or
-    // failed). No check after connecting is needed, and one after AUTH would come too late.
-    if (this.requireTls) {
-      if (mode === "none") throw new InvalidArgumentError('requireTls cannot be met with tlsMode "none"');
-      if (mode === undefined || mode === "opportunistic") mode = this.port === 465 && mode === undefined ? "implicit" : "starttls";
-    }
-    this.username = options.username ?? s.username;
-    this.#password = options.password ?? s.password;
-    this.timeout = options.timeout ?? s.timeout;
-    this.sslKeyfile = options.sslKeyfile ?? s.sslKeyfile;
-    this.sslCertfile = options.sslCertfile ?? s.sslCertfile;
-    this.localName = options.localName ?? s.localName;
-    this.allow8bit = options.allow8bit ?? true;
-    this.dsn = options.dsn;
-
-    const auth = options.auth ?? (this.username && this.#password ? { user: this.username, pass: this.#password } : undefined);
-    const tls = options.tls ?? (s.tls as SmtpTlsOptions | undefined);
-    const clientOptions: SmtpClientOptions = { host: this.host, port: this.port };
-    if (mode !== undefined) clientOptions.tls = mode;
-    if (tls !== undefined) clientOptions.tlsOptions = tls;
-    if (this.sslKeyfile !== undefined) clientOptions.sslKeyfile = this.sslKeyfile;
-    if (this.sslCertfile !== undefined) clientOptions.sslCertfile = this.sslCertfile;
-    if (this.localName !== undefined) clientOptions.localName = this.localName;
-    if (auth !== undefined) clientOptions.auth = auth;
-    if (options.authMethod !== undefined) clientOptions.authMethod = options.authMethod;
-    if (options.allowInsecureAuth !== undefined) clientOptions.allowInsecureAuth = options.allowInsecureAuth;
-    if (this.timeout !== undefined) clientOptions.timeout = this.timeout;
-    if (options.timeouts !== undefined) clientOptions.timeouts = options.timeouts;
-    if (options.pipelining !== undefined) clientOptions.pipelining = options.pipelining;
-    if (options.chunking !== undefined) clientOptions.chunking = options.chunking;
-    if (options.signal !== undefined) clientOptions.signal = options.signal;
-    if (options.transcript !== undefined) clientOptions.transcript = options.transcript;
-    // Validates host, port, TLS mode, EHLO name, credentials and timeouts now, not at send time.
-    new SmtpClient(clientOptions);
-    this.#clientOptions = clientOptions;
-    this.pool = poolSettings(options.pool);
-    if (this.pool !== undefined) {
-      const poolOptions: SmtpPoolOptions = { ...clientOptions };
-      for (const key of POOL_KEYS) if (this.pool[key] !== undefined) poolOptions[key] = this.pool[key];
-      new SmtpPool(poolOptions); // validates maxConnections, maxMessagesPerConnection and idleTimeout
-      this.#poolOptions = poolOptions;
-    }
+    const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
+    this.#config = resolveSmtpConfig(input, "backend");
+    this.host = this.#config.host;
+    this.port = this.#config.port;
+    this.username = input["username"] as string | undefined;
+    this.#password = input["password"] as string | undefined;
+    this.useTls = (input["useTls"] as boolean | undefined) ?? false;
+    this.useSsl = (input["useSsl"] as boolean | undefined) ?? false;
+    this.tlsMode = input["tlsMode"] as TlsMode | undefined;
+    this.timeout = input["timeout"] as number | undefined;
+    this.sslKeyfile = input["sslKeyfile"] as string | undefined;
+    this.sslCertfile = input["sslCertfile"] as string | undefined;
+    this.localName = input["localName"] as string | undefined;
+    // requireTls is met by the TLS mode alone: the resolver turns it into "implicit" or
+    // required "starttls", and SmtpClient.connect() fails before AUTH when that mode
+    // cannot be had (no TLS at the greeting; STARTTLS not offered, refused or failed).
+    this.requireTls = this.#config.requireTls;
+    this.allow8bit = this.#config.allow8bit;
+    this.dsn = this.#config.dsn;
+    this.pool = poolSettings(own(options, "pool"));
   }
 
   /**
@@ -231,15 +184,15 @@ export class SmtpBackend extends BaseEmailBackend {
    * diagnostics such as `missive check`. `auth: false` leaves the credentials out.
    */
   createClient(overrides: { auth?: false; transcript?: TranscriptHook } = {}): SmtpClient {
-    const options: SmtpClientOptions = { ...this.#clientOptions };
-    if (overrides.auth === false) delete options.auth;
-    if (overrides.transcript !== undefined) options.transcript = overrides.transcript;
-    return new SmtpClient(options);
+    const changes: { credentials?: undefined; transcript?: TranscriptHook } = {};
+    if (overrides.auth === false) changes.credentials = undefined;
+    if (overrides.transcript !== undefined) changes.transcript = overrides.transcript;
+    return new SmtpClient(deriveSmtpConfig(this.#config, changes));
   }
 
   /** Whether credentials (username/password or `auth`) were given. */
   get hasCredentials(): boolean {
-    return this.#clientOptions.auth !== undefined;
+    return this.#config.credentials !== undefined;
   }
 
   /** The connection's client while open (for capabilities, TLS details); undefined when closed or pooled. */
@@ -326,20 +279,20 @@ export class SmtpBackend extends BaseEmailBackend {
 
   async #openOrThrow(): Promise<boolean> {
     if (this.#isOpen) return false;
-    const client = new SmtpClient(this.#clientOptions);
+    const client = new SmtpClient(this.#config);
     try {
       await this.#connect(client);
     } catch (err) {
       client.destroy();
       throw err;
     }
-    if (this.#poolOptions === undefined) {
+    if (this.pool === undefined) {
       this.#client = client;
       return true;
     }
     // This connection is the check that the server, TLS and AUTH work, the source of the
     // capabilities every pooled message is rendered for, and the pool's first connection.
-    const pool = new SmtpPool(this.#poolOptions);
+    const pool = new SmtpPool(this.#config);
     pool.adopt(client);
     this.#pooled = { pool, capabilities: client.capabilities! };
     return true;
@@ -498,22 +451,39 @@ interface Transport {
   send(envelope: Envelope, body: AsyncIterable<Uint8Array>, bodyStarted: () => boolean): Promise<SendResult>;
 }
 
+/** The `pool` field: what was asked for (already checked by the resolver), `{}` for `true`. */
 function poolSettings(option: unknown): SmtpPoolSettings | undefined {
   if (option === undefined || option === false) return undefined;
   if (option === true) return Object.freeze({});
-  if (typeof option !== "object" || option === null || Array.isArray(option)) {
-    throw new InvalidArgumentError("pool must be true, false or { maxConnections, maxMessagesPerConnection, idleTimeout }");
-  }
   const settings: SmtpPoolSettings = {};
-  for (const [key, value] of Object.entries(option)) {
-    if (!(POOL_KEYS as readonly string[]).includes(key)) {
-      throw new InvalidArgumentError(`Unknown pool option "${key}"; known: ${POOL_KEYS.join(", ")}`);
-    }
-    if (value === undefined) continue;
-    // The values are checked by the SmtpPool constructor, which the backend's constructor runs.
-    settings[key as (typeof POOL_KEYS)[number]] = value as number;
+  for (const key of BACKEND_POOL_KEYS) {
+    const value = own(option as object, key);
+    if (value !== undefined) settings[key] = value as number;
   }
   return Object.freeze(settings);
+}
+
+/** The keys that take a fallback from the settings when the options leave them undefined. */
+const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tls"] as const;
+
+/**
+ * The options as the resolver sees them: every own key of `options` (so that a typo is
+ * refused there), with the settings filling what was left undefined. The TLS choice comes
+ * whole from the options when they make one, else from the settings; the port from the
+ * settings only when it was set there (else the resolver derives it from the TLS mode).
+ */
+function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
+  const input: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(options)) input[key] = own(options, key);
+  for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
+  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
+  if (!tlsGiven) {
+    input["useTls"] = s.useTls;
+    input["useSsl"] = s.useSsl;
+    if (s.tlsMode !== undefined) input["tlsMode"] = s.tlsMode;
+  }
+  if (input["port"] === undefined && portFromSettings && isSettingExplicit("port")) input["port"] = s.port;
+  return input;
 }
 
 function droppedConnection(err: unknown, client: SmtpClient): boolean {

@@ -52,27 +52,15 @@ import * as cmd from "./commands.js";
 import { SmtpConnection, abortError, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
 import type { SmtpReply } from "./reply.js";
-import { addressLiteral, buildTlsOptions, isLoopback, resolveTimeouts, resolveTlsMode, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
+import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
+import { addressLiteral, buildTlsOptions, isLoopback, type DsnOptions, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import { REDACTED, Transcript } from "./transcript.js";
 
 export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
-export type { SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
+export type { DsnOptions, SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
+export type { ResolvedSmtpConfig } from "./config.js";
 
 export type SmtpState = "idle" | "connecting" | "greeting" | "ready" | "mail" | "rcpt" | "data" | "closing" | "closed";
-export interface DsnOptions {
-  ret?: "FULL" | "HDRS";
-  envid?: string;
-  notify?: ("SUCCESS" | "FAILURE" | "DELAY" | "NEVER")[];
-  /** Send ORCPT=rfc822;<recipient> with each RCPT. */
-  orcpt?: boolean;
-  /**
-   * By default a DSN request to a server without DSN fails with SmtpCapabilityError("DSN")
-   * before MAIL FROM, because silently dropping it changes what the sender gets back.
-   * `optional: true` sends without the DSN parameters instead.
-   */
-  optional?: boolean;
-}
-
 export interface Envelope {
   /** Reverse-path; "" for the null sender (bounces). */
   from: string;
@@ -111,7 +99,7 @@ export class SmtpClient {
   readonly port: number;
   readonly tlsMode: TlsMode;
   readonly timeouts: Readonly<Required<SmtpTimeouts>>;
-  readonly #options: SmtpClientOptions;
+  readonly #options: ResolvedSmtpConfig;
   readonly #credentials: Credentials | undefined;
   readonly #transcript: Transcript;
   #state: SmtpState = "idle";
@@ -126,30 +114,25 @@ export class SmtpClient {
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
-  constructor(options: SmtpClientOptions = {}) {
-    this.#options = options;
-    this.host = options.host ?? "localhost";
-    if (typeof this.host !== "string" || this.host.length === 0 || /[\s\0]/.test(this.host)) {
-      throw new InvalidArgumentError(`Invalid SMTP host ${JSON.stringify(options.host)}`);
-    }
-    this.tlsMode = resolveTlsMode(options, this.host);
-    this.port = options.port ?? (this.tlsMode === "implicit" ? 465 : this.tlsMode === "starttls" ? 587 : 25);
-    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) {
-      throw new InvalidArgumentError(`Invalid SMTP port ${String(options.port)}: must be an integer 1–65535`);
-    }
-    this.timeouts = resolveTimeouts(options);
-    if (options.localName !== undefined) cmd.assertHeloName(options.localName);
-    this.#credentials = options.auth ? new Credentials(options.auth) : undefined;
-    if (options.authMethod !== undefined && this.#credentials) {
-      const token = this.#credentials.kind === "token";
-      if ((options.authMethod === "XOAUTH2") !== token) {
-        throw new InvalidArgumentError(`authMethod ${options.authMethod} does not fit the credentials given (${token ? "a token" : "a password"})`);
-      }
-    }
-    if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
-      throw new InvalidArgumentError("chunkSize must be a positive integer");
-    }
-    this.#transcript = new Transcript(options.transcript, this.host, this.port);
+  /**
+   * Options are checked here (config.ts, the one resolver every layer shares): a bad host,
+   * port, TLS option, timeout, EHLO name or credential throws InvalidArgumentError now. A
+   * config resolved by a backend or pool is taken as it is.
+   */
+  constructor(options: SmtpClientOptions | ResolvedSmtpConfig = {}) {
+    const config = resolveSmtpConfig(options, "client");
+    this.#options = config;
+    this.host = config.host;
+    this.tlsMode = config.tlsMode;
+    this.port = config.port;
+    this.timeouts = config.timeouts;
+    this.#credentials = config.credentials;
+    this.#transcript = new Transcript(config.transcript, this.host, this.port);
+  }
+
+  /** The resolved options this client connects with. */
+  get config(): ResolvedSmtpConfig {
+    return this.#options;
   }
 
   get state(): SmtpState {
@@ -270,7 +253,7 @@ export class SmtpClient {
       if (attempt.signal.aborted) throw attemptError(attempt.signal);
     };
     try {
-      const tlsOptions = await buildTlsOptions(this.host, this.#options);
+      const tlsOptions = await buildTlsOptions(this.#options);
       checkpoint();
       const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: attempt.signal, lookup: this.#options.lookup });
       this.#conn = conn;
@@ -409,8 +392,8 @@ export class SmtpClient {
   async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
     const caps = this.#capabilities ?? Capabilities.none();
     const { mail, rcpts } = this.#renderEnvelope(envelope, caps);
-    const useBdat = this.#options.chunking === true && caps.chunking;
-    const pipelined = this.#options.pipelining !== false && caps.pipelining;
+    const useBdat = this.#options.chunking && caps.chunking;
+    const pipelined = this.#options.pipelining && caps.pipelining;
     const dataCommand = useBdat ? undefined : this.#command(cmd.data(), "DATA", this.timeouts.dataStart);
 
     this.#state = "mail";
@@ -539,7 +522,7 @@ export class SmtpClient {
   async #sendBdat(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#state = "data";
-    const chunks = bdatChunks(body, this.#options.chunkSize ?? 256 * 1024);
+    const chunks = bdatChunks(body, this.#options.chunkSize);
     for (;;) {
       let next: IteratorResult<{ bytes: Buffer; last: boolean }>;
       try {

@@ -9,6 +9,7 @@
  */
 import { InvalidArgumentError, SmtpClosedError } from "../errors.js";
 import { SmtpClient, type Envelope, type MessageBody, type SendResult, type SmtpClientOptions } from "./client.js";
+import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 
 export interface SmtpPoolOptions extends SmtpClientOptions {
   /** Default 5. */
@@ -20,9 +21,6 @@ export interface SmtpPoolOptions extends SmtpClientOptions {
   /** Close connections idle this long (ms, 1 to 2^31 - 1). Default 30000. */
   idleTimeout?: number;
 }
-
-/** The longest delay Node's timers take (a larger one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Slot {
   readonly client: SmtpClient;
@@ -42,9 +40,9 @@ interface Job {
 export class SmtpPool {
   readonly maxConnections: number;
   readonly maxMessagesPerConnection: number;
-  readonly #clientOptions: SmtpClientOptions;
+  readonly #config: ResolvedSmtpConfig;
   readonly #probeAfterIdle: number;
-  readonly #idleTimeout: number;
+  readonly #idleTimeout: number | undefined;
   readonly #slots = new Set<Slot>();
   readonly #pending: Job[] = [];
   /** Connections being opened, counted against maxConnections. */
@@ -53,25 +51,14 @@ export class SmtpPool {
   readonly #connecting = new Map<SmtpClient, Promise<void>>();
   #closed = false;
 
-  constructor(options: SmtpPoolOptions = {}) {
-    const { maxConnections = 5, maxMessagesPerConnection = 100, probeAfterIdle = 1000, idleTimeout = 30_000, ...clientOptions } = options;
-    for (const [name, value] of Object.entries({ maxConnections, maxMessagesPerConnection })) {
-      if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    }
-    // probeAfterIdle is compared with elapsed time (0 means "always probe"); idleTimeout is a timer delay.
-    if (typeof probeAfterIdle !== "number" || !Number.isFinite(probeAfterIdle) || probeAfterIdle < 0 || probeAfterIdle > MAX_TIMER_MS) {
-      throw new InvalidArgumentError(`probeAfterIdle must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`);
-    }
-    if (typeof idleTimeout !== "number" || !Number.isFinite(idleTimeout) || idleTimeout < 1 || idleTimeout > MAX_TIMER_MS) {
-      throw new InvalidArgumentError(`idleTimeout must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`);
-    }
-    this.maxConnections = maxConnections;
-    this.maxMessagesPerConnection = maxMessagesPerConnection;
-    this.#probeAfterIdle = probeAfterIdle;
-    this.#idleTimeout = idleTimeout;
-    // Validate the client options now (throws InvalidArgumentError) rather than at first send.
-    new SmtpClient(clientOptions);
-    this.#clientOptions = clientOptions;
+  constructor(options: SmtpPoolOptions | ResolvedSmtpConfig = {}) {
+    // Checks every client and pool option now (InvalidArgumentError), not at first send.
+    const config = resolveSmtpConfig(options, "client");
+    this.maxConnections = config.pool.maxConnections;
+    this.maxMessagesPerConnection = config.pool.maxMessagesPerConnection;
+    this.#probeAfterIdle = config.pool.probeAfterIdle;
+    this.#idleTimeout = config.pool.idleTimeout;
+    this.#config = config;
   }
 
   /** Open connections (busy or idle). */
@@ -139,7 +126,7 @@ export class SmtpPool {
 
   #open(job: Job): void {
     this.#opening += 1;
-    const client = new SmtpClient(this.#clientOptions);
+    const client = new SmtpClient(this.#config);
     const settled = client.connect().then(
       async () => {
         this.#opening -= 1;
@@ -201,7 +188,7 @@ export class SmtpPool {
     slot.idleSince = Date.now();
     if (slot.client.state !== "ready" || slot.messages >= this.maxMessagesPerConnection || this.#closed) {
       void this.#retire(slot);
-    } else if (this.#pending.length === 0) {
+    } else if (this.#pending.length === 0 && this.#idleTimeout !== undefined) {
       slot.idleTimer = setTimeout(() => {
         if (!slot.busy) void this.#retire(slot);
       }, this.#idleTimeout);
