@@ -157,6 +157,15 @@ export interface SmtpErrorDetails extends MissiveErrorOptions {
 }
 
 /**
+ * Which step of an SMTP session failed, as the client records it on the error:
+ * the TCP `connect`, the `greeting`, `tls` (implicit TLS, STARTTLS and its handshake),
+ * `ehlo` (or its HELO fallback), `auth`, then per message `mail`, `rcpt`, `data` (the DATA
+ * command), `body` (the message bytes, or BDAT chunks before the last), `final-dot` (the
+ * final dot or BDAT LAST, and its reply), `rset`, and `noop`/`quit` outside a message.
+ */
+export type SmtpStage = "connect" | "greeting" | "tls" | "ehlo" | "auth" | "mail" | "rcpt" | "data" | "body" | "final-dot" | "rset" | "noop" | "quit";
+
+/**
  * Base of every SMTP failure. Retryable by default when the reply is 4xx or there was
  * no reply at all (a dropped connection); 5xx is permanent.
  */
@@ -166,6 +175,12 @@ export class SmtpError extends MissiveError {
   readonly replyCode: number | undefined;
   readonly enhancedCode: string | undefined;
   readonly serverText: string | undefined;
+  /** Where it happened; set by the SMTP client (undefined for an error made elsewhere). */
+  readonly stage: SmtpStage | undefined = undefined;
+  /** Whether any byte of this message's body had left the client when it happened. */
+  readonly bodySent: boolean = false;
+  /** The whole reply, when there was one (not in toJSON: code, enhanced code and text are). */
+  declare readonly reply: ErrorReply | undefined;
 
   constructor(message: string, details: SmtpErrorDetails = {}, code: ErrorCode = "ESMTP_REPLY") {
     const reply = details.reply;
@@ -175,7 +190,21 @@ export class SmtpError extends MissiveError {
     this.replyCode = reply?.code;
     this.enhancedCode = reply?.enhancedCode;
     this.serverText = reply?.text;
+    Object.defineProperty(this, "reply", { value: reply, enumerable: false });
   }
+}
+
+/**
+ * Records on an SMTP error where it happened (the SMTP client calls this as an error
+ * leaves each step). The first record wins: the innermost step is the one that failed, and
+ * one connection failure may surface in several steps. Other errors pass unchanged.
+ */
+export function recordStage<E>(error: E, stage: SmtpStage, bodySent: boolean): E {
+  if (error instanceof SmtpError && error.stage === undefined) {
+    (error as { stage: SmtpStage | undefined }).stage = stage;
+    (error as { bodySent: boolean }).bodySent = bodySent;
+  }
+  return error;
 }
 
 export class SmtpConnectError extends SmtpError {

@@ -4,10 +4,10 @@
  * texts. Each test is named after what it guards.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { messageReply, replyOn, sleep, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
-import { SmtpError, SmtpProtocolError, SmtpRecipientsRefusedError, SmtpTlsError } from "../../src/errors.js";
+import { SmtpDeliveryUnknownError, SmtpError, SmtpProtocolError, SmtpRecipientsRefusedError, SmtpTlsError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
 
 const servers: FakeSmtpServer[] = [];
@@ -30,8 +30,83 @@ function clientFor(server: FakeSmtpServer, options: SmtpClientOptions = {}): Smt
   return client;
 }
 
+async function until(condition: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await sleep(5);
+  }
+}
 
 const env = { from: "a@example.org", to: ["b@example.org"] };
+const NO_PIPELINING = ["8BITMIME", "SIZE 1000000", "ENHANCEDSTATUSCODES"];
+
+describe("a reply that arrives when no command is waiting is a protocol error", () => {
+  it("an early 250 after 354 (no PIPELINING) fails the message with EPROTOCOL; the late 554 reaches no later command", async () => {
+    const server = await fake({
+      ehlo: NO_PIPELINING,
+      script: [
+        replyOn("DATA", { reply: null, raw: "354 go ahead\r\n250 2.0.0 early\r\n" }, { conn: 1 }),
+        { onMessage: (_m, session) => (session.id === 1 ? "554 5.6.0 the real verdict" : undefined) },
+      ],
+    });
+    const client = clientFor(server);
+    const error = await rejection(client.sendMail(env, "hello"));
+    expect(error).toBeInstanceOf(SmtpProtocolError);
+    expect((error as SmtpProtocolError).code).toBe("EPROTOCOL");
+    expect(client.state).toBe("closed");
+    // The message was never ended: no final dot left the client.
+    expect(server.clientBytes().toString()).not.toMatch(/\r\n\.\r\n$/);
+    // A new session starts clean: no stale reply is taken for the next MAIL FROM.
+    await client.connect();
+    const result = await client.sendMail(env, "second");
+    expect(result.reply.code).toBe(250);
+  });
+
+  it("an early 250 that arrives while the body streams stops the body before the final dot", async () => {
+    let earlySent = false;
+    const server = await fake({
+      ehlo: NO_PIPELINING,
+      script: {
+        onCommand: (cmd, session) => {
+          if (cmd.verb === "DATA") {
+            setTimeout(() => {
+              session.send("250 2.0.0 early");
+              earlySent = true;
+            }, 5);
+          }
+          return undefined;
+        },
+      },
+    });
+    const client = clientFor(server);
+    async function* body() {
+      yield Buffer.from("first line\r\n");
+      await until(() => earlySent);
+      await sleep(50);
+      for (let i = 0; i < 20; i++) {
+        yield Buffer.from(`line ${i}\r\n`);
+        await sleep(5);
+      }
+    }
+    const error = await rejection(client.sendMail(env, body()));
+    expect(error).toBeInstanceOf(SmtpProtocolError);
+    expect((error as SmtpError).bodySent).toBe(true);
+    expect((error as SmtpError).stage).toBe("body");
+    expect((error as SmtpError).retryable).toBe(true);
+    expect(server.clientBytes().toString()).not.toContain("\r\n.\r\n");
+    expect(server.received).toHaveLength(0);
+  });
+
+  it("a second reply right behind the final dot's makes the outcome unknown (EPROTOCOL cause)", async () => {
+    const server = await fake({ script: messageReply({ reply: "250 2.0.0 ok", raw: "554 5.0.0 and another\r\n" }) });
+    const client = clientFor(server);
+    const error = await rejection(client.sendMail(env, "x"));
+    expect(error).toBeInstanceOf(SmtpDeliveryUnknownError);
+    expect((error as Error).cause).toBeInstanceOf(SmtpProtocolError);
+    expect(client.state).toBe("closed");
+  });
+});
 
 describe("TLS handshake reset", () => {
   it.each(["implicit", "starttls"] as const)("a TCP reset during the %s handshake is retryable (nothing was sent)", async (mode) => {
