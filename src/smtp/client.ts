@@ -352,7 +352,7 @@ export class SmtpClient {
       if (reply === undefined || conn.closed) throw error;
       // "opportunistic" means plaintext is acceptable; "starttls" never falls back silently.
       if (!required) return;
-      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply, retryable: reply.code < 500 });
+      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply });
     }
     await conn.startTls(tlsOptions, this.timeouts.connect, signal);
     // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
@@ -697,7 +697,7 @@ function replyOf(error: unknown): SmtpReply | undefined {
 /** `what was refused: 553 …`, keeping the command, reply, stage and bodySent of the refusal. */
 function refused(what: string, refusal: SmtpError): SmtpError {
   const reply = refusal.reply!;
-  const error = new SmtpError(`${what} was refused: ${quoteReply(reply)}`, { command: refusal.command, reply, retryable: refusal.retryable });
+  const error = new SmtpError(`${what} was refused: ${quoteReply(reply)}`, { command: refusal.command, reply });
   return recordStage(error, refusal.stage ?? "mail", refusal.bodySent);
 }
 

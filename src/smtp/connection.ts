@@ -22,6 +22,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpProtocolError, SmtpTimeoutError, SmtpTlsError, quoteReply } from "../errors.js";
+import { NETWORK_ERROR_CODES } from "../errors/classify.js";
 import { systemClock, type Clock, type TimerHandle } from "../observe/clock.js";
 import { CommandQueue, type PendingCommand, type Submission } from "./pending.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
@@ -284,7 +285,6 @@ export class SmtpConnection {
       const onRawClose = () =>
         finish(
           new SmtpTlsError(`The server closed the connection during the TLS handshake with ${this.host}:${this.port}`, {
-            retryable: true,
             cause: new SmtpClosedError(`The connection to ${this.host}:${this.port} closed`),
           }),
         );
@@ -389,7 +389,7 @@ export class SmtpConnection {
   }
 
   #closing(reply: SmtpReply, command: string | undefined): SmtpError {
-    return new SmtpError(`${this.host} is closing the connection: ${quoteReply(reply)}`, { command, reply, retryable: true });
+    return new SmtpError(`${this.host} is closing the connection: ${quoteReply(reply)}`, { command, reply });
   }
 
   #fail(error: Error): void {
@@ -415,9 +415,7 @@ export class SmtpConnection {
 function unexpectedReply(entry: PendingCommand, reply: SmtpReply): SmtpError {
   const verb = entry.display.startsWith("<") ? entry.display : entry.display.split(" ")[0]!;
   const expected = entry.expect === "any" ? "" : ` (expected ${entry.expect.join(" or ")})`;
-  // A 5xx refuses for good; a 4xx is temporary, and an odd 2xx/3xx (250 to DATA) is a
-  // broken server that took nothing: both are worth trying again.
-  return new SmtpError(`${verb} got ${quoteReply(reply)}${expected}`, { command: entry.display, reply, retryable: reply.code < 500 });
+  return new SmtpError(`${verb} got ${quoteReply(reply)}${expected}`, { command: entry.display, reply });
 }
 
 /** A promise whose rejection is handled (it may be ignored), returned as it is. */
@@ -437,8 +435,6 @@ export function abortError(signal: AbortSignal | undefined): AbortError {
   return new AbortError("The SMTP operation was aborted", { cause: reason });
 }
 
-const PERMANENT_CONNECT_CODES = new Set(["ENOTFOUND", "EAI_NONAME", "EINVAL"]);
-
 function connectError(error: NodeJS.ErrnoException, host: string, port: number): SmtpError {
   const code = error.code ?? "";
   const hint =
@@ -449,10 +445,7 @@ function connectError(error: NodeJS.ErrnoException, host: string, port: number):
         : code === "EHOSTUNREACH" || code === "ENETUNREACH"
           ? "the host is unreachable"
           : error.message;
-  return new SmtpConnectError(`Could not connect to ${host}:${port} (${code || "error"}): ${hint}`, {
-    cause: error,
-    retryable: !PERMANENT_CONNECT_CODES.has(code),
-  });
+  return new SmtpConnectError(`Could not connect to ${host}:${port} (${code || "error"}): ${hint}`, { cause: error });
 }
 
 const TLS_HINTS: Record<string, string> = {
@@ -469,19 +462,14 @@ const TLS_HINTS: Record<string, string> = {
   ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: "the server and the client share no TLS version (tlsOptions.minVersion is TLSv1.2 by default)",
 };
 
-/**
- * Socket-level failures during a handshake: the network or the server dropped the
- * connection before TLS was up. Nothing was sent, so trying again may work, unlike a
- * certificate or protocol-version failure.
- */
-export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ENETRESET", "EHOSTUNREACH", "ENETUNREACH"]);
-
 export function tlsError(error: NodeJS.ErrnoException, options: tls.ConnectionOptions): SmtpTlsError {
   const code = error.code;
   const name = options.servername ?? options.host ?? "the server";
   const network = code !== undefined && NETWORK_ERROR_CODES.has(code);
   const hint = (code && TLS_HINTS[code]) ?? (network ? `the connection was dropped during the handshake (${error.message})` : error.message);
-  return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error, retryable: network });
+  // A socket error here (a reset) is a dropped connection, not a TLS verdict: classify()
+  // reads the code and calls it transient.
+  return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error });
 }
 
 function formatName(name: tls.Certificate | undefined): string {
