@@ -1,8 +1,8 @@
 import { inspect } from "node:util";
 import {
+  AbortError,
   MissiveError,
   SmtpCapabilityError,
-  SmtpClosedError,
   SmtpDeliveryUnknownError,
   SmtpError,
   SmtpRecipientsRefusedError,
@@ -12,9 +12,9 @@ import { policies, type Policy } from "../mime/policy.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { SmtpClient, type DsnOptions, type Envelope, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
-import { SmtpPool } from "../smtp/pool.js";
+import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
@@ -110,19 +110,25 @@ export interface SmtpSendReport {
 }
 
 /**
- * Django's SMTP backend over missive's own client. One connection lives from `open()` to
- * `close()`; `sendMessages` opens and closes it itself when it was not open. A connection
- * the server dropped while idle is reconnected once, and a message is retried on the new
- * connection only when none of its bytes had been sent; a message whose outcome is unknown
- * (no reply after the data) is never resent.
+ * Django's SMTP backend over missive's own client. Every message goes out through a lease
+ * from an `SmtpPool` that lives from `open()` to `close()` (`sendMessages` opens and closes
+ * it itself when it was not open). Without `pool` that pool has one connection, kept until
+ * `close()`: today's single connection; with `pool`, up to `maxConnections`.
  *
- * With `pool`, an `SmtpPool` lives from `open()` to `close()` instead. `open()` still makes
- * one connection (greeting, TLS, AUTH) so that a bad server or credentials fail there, and
- * because the server's extensions decide how messages are rendered (8BITMIME, SMTPUTF8);
- * it then closes it, and the pool connects as messages need it. A batch goes out with up to
- * `maxConnections` messages in flight; reports stay in input order. Without `failSilently`,
- * the first failure stops new messages from starting, the ones in flight finish, and the
- * failure earliest in input order is thrown.
+ * `open()` leases the first connection (greeting, TLS, AUTH) and gives it back, so that a
+ * bad server or credentials fail there. Each message is rendered after its lease is
+ * acquired, for that connection's extensions (8BITMIME, SMTPUTF8), so a batch never
+ * renders more messages than there are connections. Messages start in input order, at most
+ * `maxConnections` in flight; reports stay in input order. Without `failSilently` the first
+ * failure stops new messages from starting, the ones in flight finish, and the failure
+ * earliest in input order is thrown.
+ *
+ * Nothing is resent. A connection the server closed while idle (or that holds a reply
+ * nobody asked for, or fails the NOOP probe after `probeAfterIdle`) is replaced by the lease
+ * check before any byte of the next message leaves; a failure during a message is reported
+ * with its `stage` and `bodySent`, and what to do about it is classify()'s answer, which a
+ * delivery engine acts on. A message whose outcome is unknown (no reply after the data) is
+ * never resent.
  */
 export class SmtpBackend extends BaseEmailBackend {
   readonly host: string;
@@ -145,9 +151,8 @@ export class SmtpBackend extends BaseEmailBackend {
 
   readonly #password: string | undefined;
   readonly #config: ResolvedSmtpConfig;
-  #client: SmtpClient | undefined;
-  /** While open with pooling: the pool and the extensions learnt by `open()`'s connection. */
-  #pooled: { readonly pool: SmtpPool; readonly capabilities: Capabilities } | undefined;
+  /** While open: the pool every message is leased from. */
+  #pool: SmtpPool | undefined;
 
   /**
    * Options not given fall back to the settings (Django). Everything is checked now by the
@@ -195,9 +200,12 @@ export class SmtpBackend extends BaseEmailBackend {
     return this.#config.credentials !== undefined;
   }
 
-  /** The connection's client while open (for capabilities, TLS details); undefined when closed or pooled. */
+  /**
+   * The connection's client while open without `pool` (for capabilities, TLS details);
+   * undefined when closed or pooled (then the pool holds several).
+   */
   get client(): SmtpClient | undefined {
-    return this.#client;
+    return this.pool === undefined ? this.#pool?.clients[0] : undefined;
   }
 
   /**
@@ -242,30 +250,17 @@ export class SmtpBackend extends BaseEmailBackend {
           return { sent: 0, reports };
         }
       }
-      let sent = 0;
       try {
-        if (this.#pooled !== undefined) {
-          sent = await this.#sendPooled(this.#pooled, messages, recipients, reports);
-          return { sent, reports };
-        }
-        for (const [i, message] of messages.entries()) {
-          if (recipients[i]!.length === 0) {
-            reports.push(skipped(message));
-            continue;
-          }
-          const report = await this.#sendOne(message, wasOpen || i > 0);
-          reports.push(report);
-          if (report.status === "sent") sent++;
-        }
+        const sent = await this.#sendBatch(this.#pool!, messages, recipients, reports);
+        return { sent, reports };
       } finally {
         if (!wasOpen) await this.#close();
       }
-      return { sent, reports };
     });
   }
 
   get #isOpen(): boolean {
-    return this.#client !== undefined || this.#pooled !== undefined;
+    return this.#pool !== undefined;
   }
 
   async #open(): Promise<boolean> {
@@ -279,85 +274,50 @@ export class SmtpBackend extends BaseEmailBackend {
 
   async #openOrThrow(): Promise<boolean> {
     if (this.#isOpen) return false;
-    const client = new SmtpClient(this.#config);
+    const pool = new SmtpPool(this.#config);
     try {
-      await this.#connect(client);
+      // The first connection: the check that the server, TLS and AUTH work. It stays in the
+      // pool, idle, for the first message.
+      (await pool.acquire()).release();
     } catch (err) {
-      client.destroy();
+      await pool.close();
       throw err;
     }
-    if (this.pool === undefined) {
-      this.#client = client;
-      return true;
-    }
-    // This connection is the check that the server, TLS and AUTH work, the source of the
-    // capabilities every pooled message is rendered for, and the pool's first connection.
-    const pool = new SmtpPool(this.#config);
-    pool.adopt(client);
-    this.#pooled = { pool, capabilities: client.capabilities! };
+    this.#pool = pool;
     return true;
   }
 
-  /** Connects; `requireTls` is already guaranteed by the TLS mode (see the constructor). */
-  async #connect(client: SmtpClient): Promise<void> {
-    await client.connect();
-  }
-
   async #close(): Promise<void> {
-    const client = this.#client;
-    const pooled = this.#pooled;
-    this.#client = undefined;
-    this.#pooled = undefined;
-    await client?.close();
-    await pooled?.pool.close();
-  }
-
-  async #sendOne(message: EmailMessage, reused: boolean): Promise<SmtpMessageReport> {
-    const client = this.#client!;
-    return this.#deliver(message, {
-      capabilities: async () => {
-        // The server may have dropped the connection since the last message (idle timeout).
-        if (client.state === "closed") await this.#connect(client);
-        return client.capabilities!;
-      },
-      send: async (envelope, body, bodyStarted) => {
-        try {
-          return await client.sendMail(envelope, body);
-        } catch (err) {
-          // A connection the server closed while we were not looking: reconnect once and
-          // retry, but only if no byte of this message went out (so it cannot be sent twice).
-          if (!(reused && !bodyStarted() && droppedConnection(err, client))) throw err;
-          await this.#connect(client);
-          return client.sendMail(envelope, body);
-        }
-      },
-    });
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.close();
   }
 
   /**
-   * The batch through the pool: `maxConnections` workers take the messages in input order,
-   * so that at most that many are rendered and in flight at once. After a failure that is
-   * thrown (not reported), no further message starts; the ones in flight settle before the
-   * earliest failure in input order is thrown, so nothing is left running. The pool only
-   * replaces a connection found dead before a transaction starts, and resends nothing.
+   * The batch: as many workers as the pool has connections take the messages in input
+   * order, each leasing a connection, rendering the message for it, sending, and giving the
+   * lease back. After a failure that is thrown (not reported) no further message starts
+   * (waiting leases are cancelled before the failed one is given back); the ones in flight
+   * settle, then the earliest failure in input order is thrown.
    */
-  async #sendPooled(
-    { pool, capabilities }: { readonly pool: SmtpPool; readonly capabilities: Capabilities },
-    messages: readonly EmailMessage[],
-    recipients: readonly string[][],
-    reports: SmtpMessageReport[],
-  ): Promise<number> {
-    const transport: Transport = { capabilities: () => capabilities, send: (envelope, body) => pool.sendMail(envelope, body) };
+  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], reports: SmtpMessageReport[]): Promise<number> {
     const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
     const failures: { index: number; error: unknown }[] = [];
+    const stop = new AbortController();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (failures.length === 0 && next < messages.length) {
         const i = next++;
         const message = messages[i]!;
+        if (recipients[i]!.length === 0) {
+          results[i] = skipped(message);
+          continue;
+        }
         try {
-          results[i] = recipients[i]!.length === 0 ? skipped(message) : await this.#deliver(message, transport);
+          results[i] = await this.#deliver(message, pool, stop);
         } catch (error) {
+          // A wait cancelled because another message failed: this one never started.
+          if (stop.signal.aborted && error instanceof AbortError) return;
           failures.push({ index: i, error });
         }
       }
@@ -370,15 +330,16 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   /**
-   * One message, the same way over the one connection or through the pool: the SMTPUTF8
-   * check, the rendering policy from the server's extensions, the envelope; then the
-   * transport sends it and the outcome becomes its report. Throws what `failSilently`
-   * does not cover.
+   * One message: lease a connection, render the message for its extensions (the SMTPUTF8
+   * check, the 7bit/8bit policy, the envelope), send it, and turn the outcome into its
+   * report. Throws what `failSilently` does not cover.
    */
-  async #deliver(message: EmailMessage, transport: Transport): Promise<SmtpMessageReport> {
+  async #deliver(message: EmailMessage, pool: SmtpPool, stop: AbortController): Promise<SmtpMessageReport> {
     let messageId: string | undefined;
+    let lease: Lease | undefined;
     try {
-      const caps = await transport.capabilities();
+      lease = await pool.acquire(stop.signal);
+      const caps = lease.capabilities;
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
@@ -390,14 +351,7 @@ export class SmtpBackend extends BaseEmailBackend {
       const envelope: Envelope = { from, to, eightBit: prepared.eightBit, smtputf8: needsUtf8 };
       if (prepared.size !== undefined) envelope.size = prepared.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      let started = false;
-      const body: AsyncIterable<Uint8Array> = {
-        async *[Symbol.asyncIterator]() {
-          started = true;
-          yield* prepared.chunks();
-        },
-      };
-      const result = await transport.send(envelope, body, () => started);
+      const result = await lease.client.sendMail(envelope, prepared.chunks());
       publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
       return {
         message,
@@ -410,8 +364,15 @@ export class SmtpBackend extends BaseEmailBackend {
         error: undefined,
       };
     } catch (err) {
-      if (!(this.failSilently && isDeliveryError(err))) throw err;
+      if (stop.signal.aborted && err instanceof AbortError) throw err;
+      if (!(this.failSilently && isDeliveryError(err))) {
+        // Cancel the other workers' waits before this connection goes back to the pool.
+        stop.abort();
+        throw err;
+      }
       return failed(message, messageId, err as SmtpError);
+    } finally {
+      lease?.release();
     }
   }
 
@@ -441,14 +402,6 @@ export class SmtpBackend extends BaseEmailBackend {
   [inspect.custom](_depth: number, options: object, insp: typeof inspect): string {
     return `SmtpBackend ${insp(this.toJSON(), options)}`;
   }
-}
-
-/** How `#deliver` reaches the server: the backend's one connection, or the pool. */
-interface Transport {
-  /** The server's extensions, which decide how the message is rendered. */
-  capabilities(): Capabilities | Promise<Capabilities>;
-  /** `bodyStarted()` tells whether any byte of the body was pulled (so may have left). */
-  send(envelope: Envelope, body: AsyncIterable<Uint8Array>, bodyStarted: () => boolean): Promise<SendResult>;
 }
 
 /** The `pool` field: what was asked for (already checked by the resolver), `{}` for `true`. */
@@ -484,12 +437,6 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   }
   if (input["port"] === undefined && portFromSettings && isSettingExplicit("port")) input["port"] = s.port;
   return input;
-}
-
-function droppedConnection(err: unknown, client: SmtpClient): boolean {
-  if (err instanceof SmtpClosedError) return true;
-  // 421 (RFC 5321 §3.8): the server is closing the channel, e.g. after an idle timeout.
-  return err instanceof SmtpError && err.replyCode === 421 && client.state === "closed";
 }
 
 function skipped(message: EmailMessage): SmtpMessageReport {

@@ -102,6 +102,7 @@ export class SmtpClient {
   #stage: SmtpStage = "connect";
   /** Whether any byte of the current message's body has left. */
   #bodySent = false;
+  #transactions = 0;
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
@@ -149,6 +150,11 @@ export class SmtpClient {
 
   get authenticatedAs(): string | undefined {
     return this.#authenticatedAs;
+  }
+
+  /** Messages started on this client (MAIL FROM sent or about to be), over all its connections. */
+  get transactions(): number {
+    return this.#transactions;
   }
 
   /** Bytes of a reply nobody asked for are waiting (a pool does not reuse such a connection). */
@@ -401,6 +407,7 @@ export class SmtpClient {
   async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#bodySent = false;
+    this.#transactions += 1;
     const caps = this.#capabilities ?? Capabilities.none();
     const rendered = this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
     const { mail, rcpts } = await rendered;
