@@ -46,3 +46,5 @@ export { classify, classification, CLASSIFICATION_RULES } from "./errors/classif
 export type { Verdict, Classification } from "./errors/classify.js";
 export { recordStage } from "./errors.js";
 export type { SmtpStage } from "./errors.js";
+export { freeze, render, withHeaders, renderedChunks, renderedBytes, renderedHeaderBytes } from "./mime/render.js";
+export type { Frozen, Rendered, HeaderField } from "./mime/render.js";

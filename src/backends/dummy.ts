@@ -1,5 +1,6 @@
 import type { EmailMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
+import { freeze, render } from "../mime/render.js";
 import { BaseEmailBackend } from "./base.js";
 
 /**
@@ -9,7 +10,7 @@ import { BaseEmailBackend } from "./base.js";
  */
 export class DummyBackend extends BaseEmailBackend {
   async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    for (const message of messages) await message.prepare(message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
+    for (const message of messages) await render(await freeze(message), message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
     return messages.length;
   }
 }

@@ -9,6 +9,7 @@ import {
 } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
+import { freeze, render, renderedChunks } from "../mime/render.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
@@ -344,14 +345,12 @@ export class SmtpBackend extends BaseEmailBackend {
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
-      const prepared = await message.prepare(this.#policy(caps, smtputf8));
-      messageId = prepared.messageId;
-      const needsUtf8 = smtputf8 || prepared.smtputf8;
-      const { from, to } = message.envelope({ smtputf8: needsUtf8 });
-      const envelope: Envelope = { from, to, eightBit: prepared.eightBit, smtputf8: needsUtf8 };
-      if (prepared.size !== undefined) envelope.size = prepared.size;
+      const rendered = await render(await freeze(message), this.#policy(caps, smtputf8));
+      messageId = rendered.messageId;
+      const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
+      if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      const result = await lease.client.sendMail(envelope, prepared.chunks());
+      const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
       publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
       return {
         message,
