@@ -32,7 +32,7 @@ const MAX_DEPTH = 4;
 /** Non-enumerable on redacting objects: their own view, used when they are nested in another. */
 const VIEW = Symbol("missive.settings.view");
 
-/** How the SMTP connection is protected (see DESIGN "Security defaults"). */
+/** How the SMTP connection is protected (README "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 export const TLS_MODES: readonly TlsMode[] = SMTP_TLS_MODES;
 

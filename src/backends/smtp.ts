@@ -17,6 +17,7 @@ import { SmtpClient, type DsnOptions, type Envelope, type SmtpTimeouts, type Smt
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
+import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
 
@@ -31,7 +32,7 @@ export interface SmtpBackendOptions extends BackendOptions {
   useTls?: boolean | undefined;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   useSsl?: boolean | undefined;
-  /** Explicit TLS mode; see DESIGN "Security defaults" for what happens when none is given. */
+  /** Explicit TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
   tlsMode?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
@@ -59,6 +60,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   signal?: AbortSignal | undefined;
   /** Receives the SMTP dialogue (credentials redacted). */
   transcript?: TranscriptHook | undefined;
+  /** Time and timers for reply deadlines and idle connections. Default: the system clock (tests step their own). */
+  clock?: Clock | undefined;
   /**
    * Send each batch over several connections at once (see the class comment). Off by
    * default: one connection, messages one after another. `true` uses the defaults below.
