@@ -38,7 +38,8 @@ export abstract class BaseEmailBackend implements EmailBackend {
   failSilently: boolean;
 
   constructor(options: BackendOptions = {}) {
-    this.failSilently = options.failSilently ?? false;
+    // An own property only: an inherited `failSilently` (a polluted prototype) must not hide failures.
+    this.failSilently = Object.hasOwn(options, "failSilently") ? (options.failSilently ?? false) : false;
   }
 
   async open(): Promise<boolean> {

@@ -25,24 +25,29 @@ export class Credentials {
   readonly #token: (() => Promise<string> | string) | undefined;
 
   constructor(options: AuthOptions) {
-    if (typeof options !== "object" || options === null || typeof options.user !== "string") {
+    // Own properties only: an inherited `pass` or `accessToken` (a polluted prototype) is never a secret.
+    const own = (key: string): unknown => (typeof options === "object" && options !== null && Object.hasOwn(options, key) ? (options as Record<string, unknown>)[key] : undefined);
+    const user = own("user");
+    if (typeof user !== "string") {
       throw new InvalidArgumentError("auth must be { user, pass } or { user, accessToken } or { user, tokenProvider }");
     }
-    this.#user = options.user;
-    if ("pass" in options && options.pass !== undefined) {
-      if (typeof options.pass !== "string") throw new InvalidArgumentError("auth.pass must be a string");
-      assertSaslField(options.user, "auth.user", false);
-      assertSaslField(options.pass, "auth.pass", false);
-      this.#pass = options.pass;
-    } else if ("accessToken" in options && options.accessToken !== undefined) {
-      if (typeof options.accessToken !== "string") throw new InvalidArgumentError("auth.accessToken must be a string");
-      assertSaslField(options.user, "auth.user", true);
-      assertSaslField(options.accessToken, "auth.accessToken", true);
-      const token = options.accessToken;
-      this.#token = () => token;
-    } else if ("tokenProvider" in options && typeof options.tokenProvider === "function") {
-      assertSaslField(options.user, "auth.user", true);
-      this.#token = options.tokenProvider;
+    this.#user = user;
+    const pass = own("pass");
+    const accessToken = own("accessToken");
+    const tokenProvider = own("tokenProvider");
+    if (pass !== undefined) {
+      if (typeof pass !== "string") throw new InvalidArgumentError("auth.pass must be a string");
+      assertSaslField(user, "auth.user", false);
+      assertSaslField(pass, "auth.pass", false);
+      this.#pass = pass;
+    } else if (accessToken !== undefined) {
+      if (typeof accessToken !== "string") throw new InvalidArgumentError("auth.accessToken must be a string");
+      assertSaslField(user, "auth.user", true);
+      assertSaslField(accessToken, "auth.accessToken", true);
+      this.#token = () => accessToken;
+    } else if (typeof tokenProvider === "function") {
+      assertSaslField(user, "auth.user", true);
+      this.#token = tokenProvider as () => Promise<string> | string;
     } else {
       throw new InvalidArgumentError("auth needs a pass, an accessToken or a tokenProvider");
     }

@@ -13,6 +13,7 @@ import { configure, getSettings, resetSettings } from "../../src/settings.js";
 import { SmtpBackend } from "../../src/backends/smtp.js";
 import { SmtpClient } from "../../src/smtp/client.js";
 import { SmtpPool } from "../../src/smtp/pool.js";
+import { Credentials } from "../../src/smtp/auth.js";
 import { startFakeServer } from "../helpers/fake-smtp-server.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { isolateEmailEnvironment } from "../helpers/email-env.js";
@@ -99,6 +100,15 @@ describe("a polluted Object.prototype", () => {
       configure({ host: "mail.example.com", useSsl: true });
       expect(new SmtpBackend().port).toBe(465);
       expect(new SmtpBackend().createClient().tlsMode).toBe("implicit");
+    });
+  });
+
+  it("an inherited pass is never taken for a secret, and an inherited failSilently hides nothing", async () => {
+    await withPollutedPrototype({ pass: "planted", failSilently: true, pool: true }, () => {
+      expect(new Credentials({ user: "u", accessToken: "tok" }).kind).toBe("token");
+      const backend = new SmtpBackend({ host: "mail.example.com" });
+      expect(backend.failSilently).toBe(false);
+      expect(backend.pool).toBeUndefined();
     });
   });
 
