@@ -123,6 +123,8 @@ interface RenderedState {
   readonly encoding: "utf-8" | "latin1";
   /** Whether a header holds raw UTF-8 (RFC 6532). */
   readonly utf8Headers: boolean;
+  /** The header block's bytes (the fields, without the blank line), made once. */
+  readonly headerBytes: Buffer;
 }
 
 const renderedState = new WeakMap<Rendered, RenderedState>();
@@ -155,9 +157,14 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
   const headerBytes = Buffer.concat([topBytes, root.header]);
   const smtputf8 = policy.utf8 && (utf8Headers || input.needsSmtpUtf8);
   let envelope: { from: string; to: string[] } | undefined;
+  let headers: readonly HeaderField[] | undefined;
   const rendered: Rendered = {
     messageId: frozen.messageId,
-    headers: Object.freeze(splitFields(headerBytes.toString(encoding))),
+    // Split into fields when first asked (streaming the message needs only the bytes).
+    get headers() {
+      headers ??= Object.freeze(splitFields(headerBytes.toString(encoding)));
+      return headers;
+    },
     body: () => root.body(),
     size: root.bodySize === undefined ? undefined : headerBytes.length + 2 + root.bodySize,
     eightBit: root.eightBit,
@@ -168,7 +175,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return envelope;
     },
   };
-  renderedState.set(rendered, { encoding, utf8Headers });
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes });
   return Object.freeze(rendered);
 }
 
@@ -180,7 +187,8 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
 export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]): Rendered {
   const state = stateOf(rendered);
   for (const [name, value] of fields) assertField(name, value);
-  const added = fields.reduce((n, [name, value]) => n + Buffer.byteLength(`${name}:${value}\r\n`, state.encoding), 0);
+  const addedBytes = Buffer.from(fields.map(([name, value]) => `${name}:${value}\r\n`).join(""), state.encoding);
+  const added = addedBytes.length;
   const utf8Headers = state.utf8Headers || fields.some(([n, v]) => /[^\x00-\x7f]/.test(n + v));
   const copy: Rendered = {
     messageId: rendered.messageId,
@@ -193,13 +201,13 @@ export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]):
       return rendered.envelope;
     },
   };
-  renderedState.set(copy, { encoding: state.encoding, utf8Headers });
+  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes: Buffer.concat([addedBytes, state.headerBytes]) });
   return Object.freeze(copy);
 }
 
 /** The header block's bytes (`name:value\r\n` each), without the blank line. */
 export function renderedHeaderBytes(rendered: Rendered): Buffer {
-  return Buffer.from(rendered.headers.map(([name, value]) => `${name}:${value}\r\n`).join(""), stateOf(rendered).encoding);
+  return stateOf(rendered).headerBytes;
 }
 
 /** The whole message as it goes on the wire: header block, CRLF, body. */
