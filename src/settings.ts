@@ -2,7 +2,7 @@ import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
-import { credentialProblem, hostProblem, localNameProblem, own, resolveSmtpConfig, timeoutProblem, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
+import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 
@@ -180,7 +180,7 @@ function pushMessageDefaults(s: Settings): void {
 
 type Source = "env" | "configure";
 
-/** The settings that are SMTP options; the resolver checks them together (and their combinations). */
+/** The settings that are SMTP options: resolveSmtpConfig checks them, alone and together. */
 const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "sslKeyfile", "sslCertfile", "tls", "localName"] as const;
 
 function merge(base: Settings, changes: SettingsInput, source: Source): Settings {
@@ -218,46 +218,27 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       }
       return value;
     case "host":
-      return hostName(key, value);
     case "port":
-      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-        throw new ConfigurationError(key, "port must be an integer from 1 to 65535");
-      }
-      return value;
     case "username":
-    case "password": {
-      const problem = credentialProblem(value);
-      if (problem) throw new ConfigurationError(key, `${key} ${problem}`);
-      return value;
-    }
+    case "password":
     case "useTls":
     case "useSsl":
-      if (typeof value !== "boolean") throw new ConfigurationError(key, `${key} must be true or false`);
-      return value;
     case "tlsMode":
-      if (!(TLS_MODES as readonly unknown[]).includes(value)) throw new ConfigurationError(key, `tlsMode must be one of ${TLS_MODES.join(", ")}`);
-      return value;
-    case "timeout": {
-      const problem = timeoutProblem(value);
-      if (problem) throw new ConfigurationError(key, `timeout ${problem}`);
-      return value;
-    }
+    case "timeout":
     case "sslKeyfile":
     case "sslCertfile":
-    case "filePath":
-      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty path`);
+    case "localName":
+      // SMTP options: checked together, by the rules every SMTP layer shares, in merge().
       return value;
     case "tls":
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         throw new ConfigurationError(key, "tls must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
       }
-      // Its keys and values are checked with the other SMTP settings (resolveSmtpConfig).
+      // A null-prototype copy of its own properties; its keys and values are checked in merge().
       return Object.freeze(ownCopy(value));
-    case "localName": {
-      const problem = localNameProblem(value);
-      if (problem) throw new ConfigurationError(key, `localName ${problem}`);
+    case "filePath":
+      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty path`);
       return value;
-    }
     case "messageIdDomain":
       return hostName(key, value);
     case "defaultFrom":
