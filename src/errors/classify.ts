@@ -80,7 +80,7 @@ export const CLASSIFICATION_RULES: readonly Rule[] = [
   { rule: "a backend's own failure (retry-here when the backend says it is transient)", when: (f) => f.code === "EBACKEND", verdict: "give-up", transient: false },
   { rule: "the server lacks an extension the message needs (SMTPUTF8, 8BITMIME, SIZE, DSN)", when: (f) => f.code === "ECAPABILITY", verdict: "next-route", transient: false },
   { rule: "no reply after the final dot", when: (f) => f.stage === "final-dot" && f.replyCode === undefined, verdict: "unknown", transient: false },
-  { rule: "host name does not resolve", when: (f) => f.stage === "connect" && f.osCode !== undefined && PERMANENT_CONNECT_CODES.has(f.osCode), verdict: "next-route", transient: false },
+  { rule: "host name does not resolve", when: (f) => (f.stage === "connect" || f.code === "ECONNECT") && f.osCode !== undefined && PERMANENT_CONNECT_CODES.has(f.osCode), verdict: "next-route", transient: false },
   { rule: "connect, greeting, TLS, EHLO or AUTH answered 4xx (greeting 421, STARTTLS 454, AUTH 454)", when: (f) => route(f) && is4xx(f.replyCode), verdict: "next-route", transient: true },
   { rule: "connect, greeting, TLS, EHLO or AUTH answered 5xx (greeting 554, EHLO 554, AUTH 535)", when: (f) => route(f) && is5xx(f.replyCode), verdict: "next-route", transient: false },
   {

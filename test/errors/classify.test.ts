@@ -36,6 +36,8 @@ const table: [string, unknown, Verdict, boolean][] = [
   ["connect: refused (ECONNREFUSED)", at(new SmtpConnectError("x", { cause: errno("ECONNREFUSED") }), "connect"), "next-route", true],
   ["connect: name does not resolve (ENOTFOUND)", at(new SmtpConnectError("x", { cause: errno("ENOTFOUND") }), "connect"), "next-route", false],
   ["connect: timeout", at(new SmtpTimeoutError("connect", 10), "connect"), "next-route", true],
+  ["connect failure without a stage (the connection used alone): name does not resolve", new SmtpConnectError("x", { cause: errno("EAI_NONAME") }), "next-route", false],
+  ["connect failure without a stage: refused", new SmtpConnectError("x", { cause: errno("ECONNREFUSED") }), "next-route", true],
   ["greeting 421", at(new SmtpConnectError("x", { reply: reply(421) }), "greeting"), "next-route", true],
   ["greeting 554", at(new SmtpConnectError("x", { reply: reply(554) }), "greeting"), "next-route", false],
   ["greeting never came (timeout)", at(new SmtpTimeoutError("greeting", 10), "greeting"), "next-route", true],
