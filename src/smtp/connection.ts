@@ -24,7 +24,7 @@ import tls from "node:tls";
 import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpProtocolError, SmtpTimeoutError, SmtpTlsError, quoteReply } from "../errors.js";
 import { NETWORK_ERROR_CODES } from "../errors/classify.js";
 import { systemClock, type Clock, type TimerHandle } from "../observe/clock.js";
-import { CommandQueue, type PendingCommand, type Submission } from "./pending.js";
+import { CommandQueue, displayOf, type PendingCommand, type Submission } from "./pending.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
 import type { Transcript } from "./transcript.js";
 
@@ -193,7 +193,7 @@ export class SmtpConnection {
   submitAll(submissions: readonly Submission[]): Promise<SmtpReply>[] {
     if (this.#failure) {
       const failure = this.#failure;
-      return submissions.map((s) => handled(Promise.reject(withCommand(failure, s.display))));
+      return submissions.map((s) => handled(Promise.reject(withCommand(failure, displayOf(s)))));
     }
     const greeting = submissions.some((s) => s.line === undefined);
     if (greeting && (submissions.length !== 1 || !this.#greetingDue || this.#queue.inFlight > 0)) {
@@ -209,7 +209,7 @@ export class SmtpConnection {
     }
     const parts: Uint8Array[] = [];
     for (const s of submissions) {
-      this.#transcript?.command(s.display);
+      this.#transcript?.command(displayOf(s));
       parts.push(typeof s.line === "string" ? Buffer.from(s.line, "utf8") : s.line!);
       if (s.payload !== undefined && s.payload.length > 0) parts.push(s.payload);
     }

@@ -19,8 +19,12 @@ export interface Submission {
   readonly line?: string | Uint8Array | undefined;
   /** Bytes written right after the line (a BDAT chunk, a final dot). */
   readonly payload?: Uint8Array | undefined;
-  /** What transcripts, diagnostics and errors show: the line without CRLF, secrets redacted. */
-  readonly display: string;
+  /**
+   * What transcripts, diagnostics and errors show, secrets redacted. Default: the line
+   * without its CRLF ("<greeting>" without a line, "<bytes>" for a byte line): give one for
+   * anything holding a secret (AUTH).
+   */
+  readonly display?: string | undefined;
   /**
    * The reply codes that answer it: anything else rejects with an SmtpError holding the
    * reply. "any": every reply is data for the caller (RCPT, QUIT). A 421 not listed closes
@@ -34,6 +38,7 @@ export interface Submission {
 }
 
 export interface PendingCommand extends Submission {
+  readonly display: string;
   resolve(reply: SmtpReply): void;
   reject(error: Error): void;
   timer: TimerHandle | undefined;
@@ -81,7 +86,7 @@ export class CommandQueue {
   add(submission: Submission): Promise<SmtpReply> {
     let entry!: PendingCommand;
     const promise = new Promise<SmtpReply>((resolve, reject) => {
-      entry = { ...submission, resolve, reject, timer: undefined };
+      entry = { ...submission, display: displayOf(submission), resolve, reject, timer: undefined };
     });
     promise.catch(() => undefined);
     this.#entries.push(entry);
@@ -120,4 +125,11 @@ export class CommandQueue {
     if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer);
     entry.timer = undefined;
   }
+}
+
+/** What a submission shows when it names nothing itself. */
+export function displayOf(submission: Submission): string {
+  if (submission.display !== undefined) return submission.display;
+  if (submission.line === undefined) return "<greeting>";
+  return typeof submission.line === "string" ? submission.line.replace(/\r\n$/, "") : "<bytes>";
 }
