@@ -51,7 +51,7 @@ export function getConnection(backendOrOptions?: string | BackendClass | Connect
     const named = settings.backends["default"];
     if (named !== undefined) return fromNamed("default", named, options);
     const configured = settings.backend;
-    if (typeof configured === "function") return new configured(options);
+    if (typeof configured === "function") return new (configured as BackendClass)(options);
     const cls = lookupBackend(configured);
     if (cls === undefined) {
       throw new ConfigurationError("backend", `Unknown backend "${configured}" (from configure({ backend }) or EMAIL_BACKEND); known: ${backendNames().join(", ")}`);
@@ -74,7 +74,8 @@ export function getConnection(backendOrOptions?: string | BackendClass | Connect
 
 function fromNamed(name: string, config: NamedBackendConfig, options: ConnectionOptions): EmailBackend {
   const { backend, ...rest } = config;
-  const cls = typeof backend === "function" ? backend : lookupBackend(backend);
+  // Settings keep a class given to configure() as it came (they do not import backends).
+  const cls = typeof backend === "function" ? (backend as BackendClass) : lookupBackend(backend);
   if (cls === undefined) throw new ConfigurationError(`backends.${name}.backend`, `Unknown backend "${String(backend)}" for the connection "${name}"`);
   return new cls({ [SETTINGS_FALLBACK]: DEFAULT_SETTINGS, ...rest, ...options });
 }

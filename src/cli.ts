@@ -21,6 +21,7 @@ import { ConsoleBackend } from "./backends/console.js";
 import { SmtpBackend, type SmtpMessageReport } from "./backends/smtp.js";
 import { BackendError, MissiveError, SmtpError } from "./errors.js";
 import { calendarInvite } from "./mime/calendar.js";
+import { classification } from "./errors/classify.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
@@ -133,6 +134,7 @@ function report(e: unknown): number {
   }
   if (e instanceof SmtpError || e instanceof BackendError) {
     err(`missive: ${e.name}: ${e.message}`);
+    err(`missive: ${advice(e)}`);
     return FAILED;
   }
   if (e instanceof MissiveError) {
@@ -142,6 +144,23 @@ function report(e: unknown): number {
   }
   err(`missive: ${(e as Error)?.message ?? String(e)}`);
   return FAILED;
+}
+
+/** What to do about a delivery failure, in one line: classify()'s verdict, where it happened, and why. */
+function advice(e: MissiveError): string {
+  const { verdict, transient } = classification(e);
+  const where = e instanceof SmtpError && e.stage !== undefined ? ` (at ${e.stage})` : "";
+  const why =
+    verdict === "retry-here"
+      ? "nothing was delivered; sending again later may work"
+      : verdict === "next-route"
+        ? transient
+          ? "this server or the way to it failed; try again later, or another server"
+          : "this server or the way to it refused; fix the settings or use another server"
+        : verdict === "unknown"
+          ? "it may have been delivered: check before sending it again"
+          : "sending it again will not help";
+  return `${verdict}${where}: ${why}`;
 }
 
 function parse<T extends NonNullable<ParseArgsConfig["options"]>>(args: readonly string[], options: T, allowPositionals: boolean) {
@@ -233,7 +252,10 @@ function smtpReport(r: SmtpMessageReport, say: Out): number {
   for (const x of r.rejected) say(`refused  ${x.address}: ${x.code}${x.enhancedCode ? ` ${x.enhancedCode}` : ""} ${x.text}`);
   if (r.reply) say(`server: ${r.reply.code}${r.reply.enhancedCode ? ` ${r.reply.enhancedCode}` : ""} ${r.reply.text}`);
   if (r.queueId) say(`queued as ${r.queueId}`);
-  if (r.status !== "sent" && r.error) err(`missive: ${r.error.name}: ${r.error.message}`);
+  if (r.status !== "sent" && r.error) {
+    err(`missive: ${r.error.name}: ${r.error.message}`);
+    err(`missive: ${advice(r.error)}`);
+  }
   return r.status === "sent" && r.rejected.length === 0 ? 0 : FAILED;
 }
 

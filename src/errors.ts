@@ -2,11 +2,16 @@
  * Every error missive throws, in one place.
  *
  * Each class carries a stable `code` (documented in ERROR_CODES and, from there, in the
- * README) and `retryable`: whether sending the same thing again later can help.
+ * README) and `retryable`: whether sending the same thing again later can help. `retryable`
+ * is not decided where an error is thrown: it is read from the one classification table
+ * (errors/classify.ts), which also says whether to retry here, try another route, give up,
+ * or treat the outcome as unknown.
  * `instanceof` works across two copies of the package (a CJS and an ESM build loaded side
  * by side, or two versions in node_modules) because it checks a `Symbol.for` brand listing
  * the class names of the error, not the prototype chain.
  */
+
+import { classification, RETRY_HINT, type Classification } from "./errors/classify.js";
 
 const KINDS = Symbol.for("missive.error.kinds");
 
@@ -36,24 +41,37 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface MissiveErrorOptions {
   cause?: unknown;
+  /**
+   * For errors the classification table cannot see into: a custom backend's BackendError
+   * may say that its failure is transient. missive's own errors never set it.
+   */
   retryable?: boolean;
 }
 
 export class MissiveError extends Error {
   readonly code: ErrorCode;
-  readonly retryable: boolean;
   declare readonly [KINDS]: readonly string[];
 
   constructor(code: ErrorCode, message: string, options: MissiveErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.retryable = options.retryable ?? false;
+    if (options.retryable !== undefined) Object.defineProperty(this, RETRY_HINT, { value: options.retryable, enumerable: false });
     const kinds: string[] = [];
     for (let proto = Object.getPrototypeOf(this); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
       kinds.push((proto.constructor as { kindName?: string }).kindName ?? proto.constructor.name);
     }
     Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false });
     Object.defineProperty(this, "name", { value: kinds[0] ?? "MissiveError", enumerable: false, configurable: true });
+  }
+
+  /** Whether sending the same thing again later can help: the transient column of classify(). */
+  get retryable(): boolean {
+    return classification(this).transient;
+  }
+
+  /** What to do about it, from the classification table (errors/classify.ts). */
+  get classification(): Classification {
+    return classification(this);
   }
 
   /** The class's stable name, used for the cross-copy brand (minifiers may rename classes). */
@@ -134,15 +152,43 @@ export interface ErrorReply {
   readonly text: string;
 }
 
-export interface SmtpErrorDetails extends MissiveErrorOptions {
+/** How much of a server's reply text an error message quotes; `serverText` keeps all of it. */
+export const MAX_QUOTED_REPLY_TEXT = 200;
+
+/**
+ * `"550 5.1.1 text"` for an error message: the code and the server's text, cut after
+ * MAX_QUOTED_REPLY_TEXT characters (a server may send kilobytes; the message stays readable).
+ */
+export function quoteReply(reply: ErrorReply): string {
+  const text = reply.text;
+  if (text.length <= MAX_QUOTED_REPLY_TEXT) return `${reply.code} ${text}`;
+  let end = MAX_QUOTED_REPLY_TEXT;
+  // Never cut a surrogate pair in half.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${reply.code} ${text.slice(0, end)}… (${text.length - end} more characters)`;
+}
+
+export interface SmtpErrorDetails {
+  cause?: unknown;
   /** The command that was answered, with any credential replaced by `<redacted>`. */
   command?: string | undefined;
   reply?: ErrorReply | undefined;
 }
 
 /**
- * Base of every SMTP failure. Retryable by default when the reply is 4xx or there was
- * no reply at all (a dropped connection); 5xx is permanent.
+ * Which step of an SMTP session failed, as the client records it on the error:
+ * the TCP `connect`, the `greeting`, `tls` (implicit TLS, STARTTLS and its handshake),
+ * `ehlo` (or its HELO fallback), `auth`, then per message `mail`, `rcpt`, `data` (the DATA
+ * command), `body` (the message bytes, or BDAT chunks before the last), `final-dot` (the
+ * final dot or BDAT LAST, and its reply), `rset`, and `noop`/`quit` outside a message.
+ */
+export type SmtpStage = "connect" | "greeting" | "tls" | "ehlo" | "auth" | "mail" | "rcpt" | "data" | "body" | "final-dot" | "rset" | "noop" | "quit";
+
+/**
+ * Base of every SMTP failure. Whether it is retryable follows from its stage and reply
+ * (errors/classify.ts): a 4xx or a dropped connection before the final dot, yes; a 5xx to
+ * the message, no.
  */
 export class SmtpError extends MissiveError {
   static override kindName = "SmtpError";
@@ -150,16 +196,35 @@ export class SmtpError extends MissiveError {
   readonly replyCode: number | undefined;
   readonly enhancedCode: string | undefined;
   readonly serverText: string | undefined;
+  /** Where it happened; set by the SMTP client (undefined for an error made elsewhere). */
+  readonly stage: SmtpStage | undefined = undefined;
+  /** Whether any byte of this message's body had left the client when it happened. */
+  readonly bodySent: boolean = false;
+  /** The whole reply, when there was one (not in toJSON: code, enhanced code and text are). */
+  declare readonly reply: ErrorReply | undefined;
 
   constructor(message: string, details: SmtpErrorDetails = {}, code: ErrorCode = "ESMTP_REPLY") {
     const reply = details.reply;
-    const retryable = details.retryable ?? (reply ? reply.code >= 400 && reply.code < 500 : true);
-    super(code, message, { cause: details.cause, retryable });
+    super(code, message, { cause: details.cause });
     this.command = details.command;
     this.replyCode = reply?.code;
     this.enhancedCode = reply?.enhancedCode;
     this.serverText = reply?.text;
+    Object.defineProperty(this, "reply", { value: reply, enumerable: false });
   }
+}
+
+/**
+ * Records on an SMTP error where it happened (the SMTP client calls this as an error
+ * leaves each step). The first record wins: the innermost step is the one that failed, and
+ * one connection failure may surface in several steps. Other errors pass unchanged.
+ */
+export function recordStage<E>(error: E, stage: SmtpStage, bodySent: boolean): E {
+  if (error instanceof SmtpError && error.stage === undefined) {
+    (error as { stage: SmtpStage | undefined }).stage = stage;
+    (error as { bodySent: boolean }).bodySent = bodySent;
+  }
+  return error;
 }
 
 export class SmtpConnectError extends SmtpError {
@@ -176,7 +241,7 @@ export class SmtpTimeoutError extends SmtpError {
   readonly phase: TimeoutPhase;
   readonly timeoutMs: number;
   constructor(phase: TimeoutPhase, timeoutMs: number, details: SmtpErrorDetails = {}) {
-    super(`SMTP ${phase} timed out after ${timeoutMs} ms${details.command ? ` (waiting for the reply to ${details.command})` : ""}`, { retryable: true, ...details }, "ETIMEOUT");
+    super(`SMTP ${phase} timed out after ${timeoutMs} ms${details.command ? ` (waiting for the reply to ${details.command})` : ""}`, details, "ETIMEOUT");
     this.phase = phase;
     this.timeoutMs = timeoutMs;
   }
@@ -187,7 +252,7 @@ export class SmtpTlsError extends SmtpError {
   /** Node's TLS error code when there is one, e.g. "DEPTH_ZERO_SELF_SIGNED_CERT", "ERR_TLS_CERT_ALTNAME_INVALID". */
   readonly tlsCode: string | undefined;
   constructor(message: string, details: SmtpErrorDetails & { tlsCode?: string | undefined } = {}) {
-    super(message, { retryable: false, ...details }, "ETLS");
+    super(message, details, "ETLS");
     this.tlsCode = details.tlsCode;
   }
 }
@@ -195,9 +260,7 @@ export class SmtpTlsError extends SmtpError {
 export class SmtpAuthError extends SmtpError {
   static override kindName = "SmtpAuthError";
   constructor(message: string, details: SmtpErrorDetails = {}) {
-    // 454 and other 4xx replies are temporary; 535/534 and a refusal to send in plaintext are not.
-    const retryable = details.reply ? details.reply.code >= 400 && details.reply.code < 500 : false;
-    super(message, { retryable, ...details }, "EAUTH");
+    super(message, details, "EAUTH");
   }
 }
 
@@ -206,14 +269,17 @@ export interface RejectedRecipient {
   readonly reply: ErrorReply;
 }
 
+/** Refused recipients named in SmtpRecipientsRefusedError's message; `rejected` lists all. */
+const MAX_LISTED_RECIPIENTS = 10;
+
 export class SmtpRecipientsRefusedError extends SmtpError {
   static override kindName = "SmtpRecipientsRefusedError";
   readonly rejected: readonly RejectedRecipient[];
   constructor(rejected: readonly RejectedRecipient[], details: SmtpErrorDetails = {}) {
-    const summary = rejected.map((r) => `${r.address}: ${r.reply.code} ${r.reply.text}`).join("; ");
-    // Retrying helps only if every refusal was temporary (4xx).
-    const retryable = rejected.length > 0 && rejected.every((r) => r.reply.code >= 400 && r.reply.code < 500);
-    super(`The server refused every recipient (${summary})`, { retryable, reply: rejected[0]?.reply, ...details }, "ERCPT_REFUSED");
+    const shown = rejected.slice(0, MAX_LISTED_RECIPIENTS).map((r) => `${r.address}: ${quoteReply(r.reply)}`);
+    if (rejected.length > MAX_LISTED_RECIPIENTS) shown.push(`and ${rejected.length - MAX_LISTED_RECIPIENTS} more`);
+    const summary = shown.join("; ");
+    super(`The server refused every recipient (${summary})`, { reply: rejected[0]?.reply, ...details }, "ERCPT_REFUSED");
     this.rejected = rejected;
   }
 }
@@ -225,21 +291,21 @@ export class SmtpRecipientsRefusedError extends SmtpError {
 export class SmtpDeliveryUnknownError extends SmtpError {
   static override kindName = "SmtpDeliveryUnknownError";
   constructor(message: string, details: SmtpErrorDetails = {}) {
-    super(message, { ...details, retryable: false }, "EDELIVERY_UNKNOWN");
+    super(message, details, "EDELIVERY_UNKNOWN");
   }
 }
 
 export class SmtpProtocolError extends SmtpError {
   static override kindName = "SmtpProtocolError";
   constructor(message: string, details: SmtpErrorDetails = {}) {
-    super(message, { retryable: true, ...details }, "EPROTOCOL");
+    super(message, details, "EPROTOCOL");
   }
 }
 
 export class SmtpClosedError extends SmtpError {
   static override kindName = "SmtpClosedError";
   constructor(message: string, details: SmtpErrorDetails = {}) {
-    super(message, { retryable: true, ...details }, "ECLOSED");
+    super(message, details, "ECLOSED");
   }
 }
 
@@ -248,7 +314,7 @@ export class SmtpCapabilityError extends SmtpError {
   /** The extension that was needed: "SMTPUTF8", "8BITMIME", "SIZE", "DSN", "CHUNKING", "AUTH", "STARTTLS". */
   readonly capability: string;
   constructor(capability: string, message: string, details: SmtpErrorDetails = {}) {
-    super(message, { retryable: false, ...details }, "ECAPABILITY");
+    super(message, details, "ECAPABILITY");
     this.capability = capability;
   }
 }

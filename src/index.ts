@@ -41,3 +41,13 @@ export {
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
 export { MailCatcherTimeoutError } from "./errors.js";
+export { CHANNEL_NAMES } from "./observe/channels.js";
+export type { ChannelName, ChannelReply, SmtpCommandMessage, SmtpReplyMessage, MessageSentMessage } from "./observe/channels.js";
+export { systemClock } from "./observe/clock.js";
+export type { Clock, TimerHandle } from "./observe/clock.js";
+export { classify, classification, CLASSIFICATION_RULES } from "./errors/classify.js";
+export type { Verdict, Classification } from "./errors/classify.js";
+export { recordStage } from "./errors.js";
+export type { SmtpStage } from "./errors.js";
+export { freeze, render, withHeaders, renderedChunks, renderedBytes, renderedHeaderBytes } from "./mime/render.js";
+export type { Frozen, Rendered, HeaderField } from "./mime/render.js";

@@ -1,9 +1,8 @@
-import { isIPv6 } from "node:net";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
-import type { BackendClass } from "./backends/base.js";
+import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
-import { BUILTIN_BACKENDS, backendNames, isBackendName } from "./backends/registry.js";
+import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 
@@ -17,6 +16,11 @@ import { setMessageDefaults } from "./mime/defaults.js";
  *
  * Units: the `timeout` setting is in milliseconds like every JS option; `EMAIL_TIMEOUT`
  * and `EMAIL_URL`'s `?timeout=` are in seconds, as Django's EMAIL_TIMEOUT is.
+ *
+ * The SMTP settings, and every named connection whose backend is "smtp", are checked by
+ * the same resolver the SMTP backend and client use (src/smtp/config.ts), at `configure()`
+ * time. Settings are read from own properties only and stored in null-prototype objects;
+ * `__proto__`, `constructor` and `prototype` are refused as keys anywhere.
  */
 
 // Redaction (see the end of the file); defined first because DEFAULT_SETTINGS uses it.
@@ -28,19 +32,19 @@ const MAX_DEPTH = 4;
 /** Non-enumerable on redacting objects: their own view, used when they are nested in another. */
 const VIEW = Symbol("missive.settings.view");
 
-/** How the SMTP connection is protected (see DESIGN "Security defaults"). */
+/** How the SMTP connection is protected (README "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
-export const TLS_MODES: readonly TlsMode[] = ["implicit", "starttls", "opportunistic", "none"];
+export const TLS_MODES: readonly TlsMode[] = SMTP_TLS_MODES;
 
 /** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
 export interface NamedBackendConfig {
-  readonly backend: string | BackendClass;
+  readonly backend: string | BackendClassLike;
   readonly [option: string]: unknown;
 }
 
 export interface Settings {
   /** The default backend: a built-in or registered name, or a backend class. */
-  readonly backend: string | BackendClass;
+  readonly backend: string | BackendClassLike;
   readonly host: string;
   readonly port: number;
   readonly username: string | undefined;
@@ -108,7 +112,7 @@ export const DEFAULT_SETTINGS: Settings = finish({
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
 
-let configured: SettingsInput = {};
+let configured: SettingsInput = Object.create(null);
 let fromEnvironment: SettingsInput | undefined;
 let current: Settings | undefined;
 
@@ -132,8 +136,10 @@ export function configure(changes: SettingsInput): Settings {
     throw new ConfigurationError("configure", "configure() takes an object of settings, e.g. configure({ host: \"smtp.example.com\" })");
   }
   fromEnvironment ??= settingsFromEnvironment(process.env);
-  const nextConfigured: Record<string, unknown> = { ...configured };
-  for (const [key, value] of Object.entries(changes)) {
+  const nextConfigured: Record<string, unknown> = Object.assign(Object.create(null), configured);
+  for (const key of Object.keys(changes)) {
+    refuseForbidden(key, key);
+    const value = own(changes, key);
     if (value === undefined) delete nextConfigured[key];
     else nextConfigured[key] = value;
   }
@@ -152,7 +158,7 @@ export function isSettingExplicit(key: keyof Settings): boolean {
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
-  configured = {};
+  configured = Object.create(null);
   fromEnvironment = undefined;
   current = undefined;
   try {
@@ -174,22 +180,30 @@ function pushMessageDefaults(s: Settings): void {
 
 type Source = "env" | "configure";
 
+/** The settings that are SMTP options: resolveSmtpConfig checks them, alone and together. */
+const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "sslKeyfile", "sslCertfile", "tls", "localName"] as const;
+
 function merge(base: Settings, changes: SettingsInput, source: Source): Settings {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(changes)) {
+  const out: Record<string, unknown> = Object.assign(Object.create(null), base);
+  for (const key of Object.keys(changes)) {
+    refuseForbidden(key, key);
     if (!(KEYS as string[]).includes(key)) {
       throw new ConfigurationError(key, `Unknown setting "${key}"; known settings: ${KEYS.join(", ")}`);
     }
+    const value = own(changes, key);
     out[key] = value === undefined ? DEFAULT_SETTINGS[key as keyof Settings] : validateSetting(key as keyof Settings, value, source);
   }
-  const s = out as unknown as Settings;
-  if (s.useTls && s.useSsl) {
-    throw new ConfigurationError("useSsl", "useTls (STARTTLS) and useSsl (implicit TLS) are mutually exclusive; set only one");
+  const smtp: Record<string, unknown> = Object.create(null);
+  for (const key of SMTP_SETTINGS) if (out[key] !== undefined) smtp[key] = out[key];
+  resolveSmtpConfig(smtp, "settings");
+  return finish(out as unknown as Settings);
+}
+
+/** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
+function refuseForbidden(key: string, setting: string): void {
+  if (FORBIDDEN_KEYS.has(key)) {
+    throw new ConfigurationError(setting, `"${key}" is refused as a setting or option name everywhere (it would reach Object.prototype)`);
   }
-  if (s.tlsMode !== undefined && ((s.useTls && s.tlsMode !== "starttls") || (s.useSsl && s.tlsMode !== "implicit"))) {
-    throw new ConfigurationError("tlsMode", `tlsMode "${s.tlsMode}" contradicts ${s.useTls ? "useTls" : "useSsl"}: true`);
-  }
-  return finish(s);
 }
 
 function validateSetting(key: keyof Settings, value: unknown, source: Source): unknown {
@@ -204,47 +218,27 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       }
       return value;
     case "host":
-      return hostName(key, value);
     case "port":
-      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-        throw new ConfigurationError(key, "port must be an integer from 1 to 65535");
-      }
-      return value;
     case "username":
     case "password":
-      if (typeof value !== "string") throw new ConfigurationError(key, `${key} must be a string`);
-      if (/[\0\r\n]/.test(value)) throw new ConfigurationError(key, `${key} must not contain CR, LF or NUL`);
-      return value;
     case "useTls":
     case "useSsl":
-      if (typeof value !== "boolean") throw new ConfigurationError(key, `${key} must be true or false`);
-      return value;
     case "tlsMode":
-      if (!(TLS_MODES as readonly unknown[]).includes(value)) throw new ConfigurationError(key, `tlsMode must be one of ${TLS_MODES.join(", ")}`);
-      return value;
     case "timeout":
-      // Timers take at most 2^31 - 1 ms (a larger delay fires at once) and at least 1.
-      if (typeof value !== "number" || !Number.isFinite(value) || value < 1 || value > MAX_TIMEOUT_MS) {
-        throw new ConfigurationError(key, `timeout must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}`);
-      }
-      return value;
     case "sslKeyfile":
     case "sslCertfile":
-    case "filePath":
-      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty path`);
+    case "localName":
+      // SMTP options: checked together, by the rules every SMTP layer shares, in merge().
       return value;
     case "tls":
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         throw new ConfigurationError(key, "tls must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
       }
-      for (const k of Object.keys(value)) {
-        if (!TLS_OPTION_KEYS.includes(k)) throw new ConfigurationError(key, `Unknown tls option "${k}"; known: ${TLS_OPTION_KEYS.join(", ")}`);
-      }
-      if ("rejectUnauthorized" in value && typeof (value as { rejectUnauthorized: unknown }).rejectUnauthorized !== "boolean") {
-        throw new ConfigurationError(key, "tls.rejectUnauthorized must be true or false");
-      }
-      return Object.freeze({ ...value });
-    case "localName":
+      // A null-prototype copy of its own properties; its keys and values are checked in merge().
+      return Object.freeze(ownCopy(value));
+    case "filePath":
+      if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty path`);
+      return value;
     case "messageIdDomain":
       return hostName(key, value);
     case "defaultFrom":
@@ -267,27 +261,21 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
   }
 }
 
-const TLS_OPTION_KEYS = ["ca", "servername", "rejectUnauthorized", "cert", "key", "minVersion"];
-
 /** The longest delay Node's timers take; `timeout` (ms) must fit. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/** A host name (the SMTP resolver's rule: never `host:port`); `key` names the setting or variable. */
 function hostName(key: string, value: unknown): string {
-  if (typeof value !== "string" || value === "") throw new ConfigurationError(key, `${key} must be a non-empty host name`);
-  if (/[\s\0-\x1f\x7f<>@,;"\\/]/.test(value)) throw new ConfigurationError(key, `${key} ${JSON.stringify(value)} is not a valid host name`);
-  // A ":" belongs only in an IPv6 literal; "host:587" would reach DNS as a name.
-  if (value.includes(":") && !isIpv6Literal(value)) {
-    throw new ConfigurationError(key, `${key} ${JSON.stringify(value)} is not a host name: give the port separately (port, EMAIL_PORT, or in EMAIL_URL)`);
-  }
-  return value;
+  const problem = hostProblem(value);
+  if (problem) throw new ConfigurationError(key, `${key} ${problem}${problem.includes("port separately") ? " (port, EMAIL_PORT, or in EMAIL_URL)" : ""}`);
+  return value as string;
 }
 
-/** "::1", "[::1]" or the EHLO address literal "[IPv6:::1]". */
-function isIpv6Literal(value: string): boolean {
-  const bracketed = value.startsWith("[") && value.endsWith("]");
-  let inner = bracketed ? value.slice(1, -1) : value;
-  if (bracketed && inner.slice(0, 5).toLowerCase() === "ipv6:") inner = inner.slice(5);
-  return isIPv6(inner);
+/** A null-prototype copy of an object's own enumerable properties. */
+function ownCopy<T extends object>(value: T): T {
+  const copy = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(value)) copy[key] = own(value, key);
+  return copy as T;
 }
 
 function address(key: string, value: unknown): string {
@@ -322,28 +310,34 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigurationError("backends", "backends must be an object of named connections, e.g. { bulk: \"smtp://relay:25\" }");
   }
-  const out: Record<string, NamedBackendConfig> = {};
-  for (const [name, spec] of Object.entries(value)) {
+  const out: Record<string, NamedBackendConfig> = Object.create(null);
+  for (const name of Object.keys(value)) {
     const setting = `backends.${name}`;
+    refuseForbidden(name, setting);
+    const spec = own(value, name);
     if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name)) throw new ConfigurationError(setting, `Connection name "${name}" is not valid`);
     if ((BUILTIN_BACKENDS as readonly string[]).includes(name)) {
       throw new ConfigurationError(setting, `A named connection cannot be called "${name}": that is a backend name`);
     }
     let config: NamedBackendConfig;
     if (typeof spec === "string") {
-      config = backendFromUrl(spec, setting);
+      config = ownCopy(backendFromUrl(spec, setting));
     } else if (typeof spec === "object" && spec !== null && !Array.isArray(spec)) {
-      const backend = (spec as { backend?: unknown }).backend;
-      if (typeof backend === "function") config = { ...(spec as NamedBackendConfig) };
-      else if (typeof backend === "string" && isBackendName(backend)) config = { ...(spec as NamedBackendConfig) };
-      else {
+      for (const key of Object.keys(spec)) refuseForbidden(key, `${setting}.${key}`);
+      config = ownCopy(spec as NamedBackendConfig);
+      const backend = config.backend;
+      if (typeof backend !== "function" && !(typeof backend === "string" && isBackendName(backend))) {
         throw new ConfigurationError(`${setting}.backend`, `${setting}.backend must be a known backend name (${backendNames().join(", ")}) or a backend class`);
-      }
-      if ("password" in config && config.password !== undefined && typeof config.password !== "string") {
-        throw new ConfigurationError(`${setting}.password`, `${setting}.password must be a string`);
       }
     } else {
       throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
+    }
+    if (config.backend === "smtp") {
+      // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
+      // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
+      const options: Record<string, unknown> = Object.create(null);
+      for (const key of Object.keys(config)) if (key !== "backend") options[key] = own(config, key);
+      resolveSmtpConfig(options, "settings", { path: setting });
     }
     // A custom backend's options mean nothing to us, so any of them may be a secret.
     const custom = typeof config.backend === "function" || !(BUILTIN_BACKENDS as readonly string[]).includes(config.backend);
@@ -364,9 +358,9 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
  */
 export function backendFromUrl(url: string, setting = "EMAIL_URL"): NamedBackendConfig {
   const parsed = emailUrlSettings(url, setting);
-  const { backend, ...rest } = parsed;
-  const out: Record<string, unknown> = { backend: backend ?? "smtp" };
-  for (const [k, v] of Object.entries(rest)) if (v !== undefined) out[k] = v;
+  const out: Record<string, unknown> = Object.create(null);
+  out["backend"] = parsed.backend ?? "smtp";
+  for (const key of Object.keys(parsed)) if (key !== "backend" && own(parsed, key) !== undefined) out[key] = own(parsed, key);
   return out as NamedBackendConfig;
 }
 
@@ -413,7 +407,7 @@ function emailUrlSettings(url: string, setting: string): SettingsInput {
     case "smtps":
     case "submission": {
       allow("tls", "timeout", "local_name");
-      const out: SettingsInput = { backend: "smtp" };
+      const out: SettingsInput = Object.assign(Object.create(null), { backend: "smtp" });
       if (!u.hostname) throw new ConfigurationError(setting, `${setting} needs a host, e.g. ${scheme}://mail.example.com`);
       if (u.pathname && u.pathname !== "/") throw new ConfigurationError(setting, `${setting} takes no path after the host`);
       out.host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
@@ -439,7 +433,11 @@ function emailUrlSettings(url: string, setting: string): SettingsInput {
       const timeout = params.get("timeout");
       if (timeout !== undefined) out.timeout = seconds(timeout, `${setting} ?timeout=`, setting);
       const localName = params.get("local_name");
-      if (localName !== undefined) out.localName = hostName(setting, localName);
+      if (localName !== undefined) {
+        const problem = localNameProblem(localName);
+        if (problem) throw new ConfigurationError(setting, `${setting} ?local_name= ${problem}`);
+        out.localName = localName;
+      }
       return out;
     }
     default:
@@ -497,7 +495,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
     const v = env[name];
     return v === undefined || v.trim() === "" ? undefined : v;
   };
-  const out: SettingsInput = {};
+  const out: SettingsInput = Object.create(null);
   const url = get("EMAIL_URL");
   if (url !== undefined) Object.assign(out, emailUrlSettings(url, "EMAIL_URL"));
 
@@ -594,7 +592,7 @@ function allButBackendView(value: Record<string, unknown>, depth: number): Recor
 }
 
 function redacting<T extends object>(obj: T, redaction: Redaction = "secret-keys"): T {
-  if (Object.isFrozen(obj)) obj = { ...obj };
+  if (Object.isFrozen(obj) || Object.getPrototypeOf(obj) !== null) obj = ownCopy(obj);
   const view = (depth: number): unknown =>
     redaction === "secret-keys" ? secretKeysView(obj, depth) : allButBackendView(obj as Record<string, unknown>, depth);
   Object.defineProperty(obj, VIEW, { value: view, enumerable: false });
@@ -607,7 +605,7 @@ function redacting<T extends object>(obj: T, redaction: Redaction = "secret-keys
 }
 
 function finish(s: Settings): Settings {
-  return redacting({ ...s });
+  return redacting(ownCopy(s));
 }
 
 /** A copy of `options` safe to print: every secret-looking key replaced by `<redacted>`. */

@@ -7,11 +7,20 @@ import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../src/errors.js";
+import { CLASSIFICATION_RULES } from "../src/errors/classify.js";
 import * as missive from "../src/index.js";
 
 const path = fileURLToPath(new URL("../README.md", import.meta.url));
 const START = "<!-- error-codes:start (generated from src/errors.ts ERROR_CODES; test/readme.test.ts keeps it in sync) -->";
 const END = "<!-- error-codes:end -->";
+
+const CLASS_START = "<!-- classification:start (generated from src/errors/classify.ts CLASSIFICATION_RULES; test/readme.test.ts keeps it in sync) -->";
+const CLASS_END = "<!-- classification:end -->";
+
+function classificationTable(): string {
+  const rows = CLASSIFICATION_RULES.map((r) => `| ${r.rule} | \`${r.verdict}\` | ${typeof r.transient === "boolean" ? (r.transient ? "yes" : "no") : "depends"} |`);
+  return ["| when | verdict | retryable |", "| --- | --- | --- |", ...rows].join("\n");
+}
 
 function errorTable(): string {
   const rows = Object.entries(ERROR_CODES).map(([code, meaning]) => `| \`${code}\` | ${meaning} |`);
@@ -34,6 +43,17 @@ describe("README", () => {
     const wanted = `${START}\n${errorTable()}\n${END}`;
     if (process.env.UPDATE_README === "1") await writeFile(path, text.slice(0, start) + wanted + text.slice(end + END.length));
     else expect(text.slice(start, end + END.length)).toBe(wanted);
+  });
+
+  it("documents the classification table, generated from CLASSIFICATION_RULES", async () => {
+    const text = await readFile(path, "utf8");
+    const start = text.indexOf(CLASS_START);
+    const end = text.indexOf(CLASS_END);
+    expect(start).toBeGreaterThan(-1);
+    expect(end).toBeGreaterThan(start);
+    const wanted = `${CLASS_START}\n${classificationTable()}\n${CLASS_END}`;
+    if (process.env.UPDATE_README === "1") await writeFile(path, text.slice(0, start) + wanted + text.slice(end + CLASS_END.length));
+    else expect(text.slice(start, end + CLASS_END.length)).toBe(wanted);
   });
 
   it("names only exports that exist", async () => {

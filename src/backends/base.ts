@@ -1,19 +1,11 @@
-import diagnosticsChannel from "node:diagnostics_channel";
+import { messageSentChannel, type MessageSentMessage } from "../observe/channels.js";
 import type { EmailMessage } from "../mime/message.js";
 
 /** Published once per message a backend has delivered or written, only when subscribed. */
-export const messageSentChannel = diagnosticsChannel.channel("missive:message:sent");
+export { messageSentChannel };
 
-export interface MessageSentEvent {
-  /** "smtp", "console", "file", "memory", or a custom backend's class name. */
-  readonly backend: string;
-  readonly message: EmailMessage;
-  readonly messageId: string | undefined;
-  /** The envelope recipients the backend handed the message to (for SMTP: those accepted). */
-  readonly recipients: readonly string[];
-  /** Where the file backend wrote it. */
-  readonly path?: string;
-}
+/** What `missive:message:sent` carries (see src/observe/channels.ts). */
+export type MessageSentEvent = MessageSentMessage<EmailMessage>;
 
 export function publishSent(event: MessageSentEvent): void {
   if (messageSentChannel.hasSubscribers) messageSentChannel.publish(event);
@@ -46,7 +38,8 @@ export abstract class BaseEmailBackend implements EmailBackend {
   failSilently: boolean;
 
   constructor(options: BackendOptions = {}) {
-    this.failSilently = options.failSilently ?? false;
+    // An own property only: an inherited `failSilently` (a polluted prototype) must not hide failures.
+    this.failSilently = Object.hasOwn(options, "failSilently") ? (options.failSilently ?? false) : false;
   }
 
   async open(): Promise<boolean> {

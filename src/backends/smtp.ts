@@ -1,21 +1,23 @@
 import { inspect } from "node:util";
 import {
-  InvalidArgumentError,
+  AbortError,
   MissiveError,
   SmtpCapabilityError,
-  SmtpClosedError,
   SmtpDeliveryUnknownError,
   SmtpError,
   SmtpRecipientsRefusedError,
 } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
+import { freeze, render, renderedChunks } from "../mime/render.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpClientOptions, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
-import { SmtpPool, type SmtpPoolOptions } from "../smtp/pool.js";
+import { SmtpClient, type DsnOptions, type Envelope, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
+import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
+import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { isDeliveryError, serialize } from "./output.js";
 
@@ -30,7 +32,7 @@ export interface SmtpBackendOptions extends BackendOptions {
   useTls?: boolean | undefined;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   useSsl?: boolean | undefined;
-  /** Explicit TLS mode; see DESIGN "Security defaults" for what happens when none is given. */
+  /** Explicit TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
   tlsMode?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
@@ -58,6 +60,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   signal?: AbortSignal | undefined;
   /** Receives the SMTP dialogue (credentials redacted). */
   transcript?: TranscriptHook | undefined;
+  /** Time and timers for reply deadlines and idle connections. Default: the system clock (tests step their own). */
+  clock?: Clock | undefined;
   /**
    * Send each batch over several connections at once (see the class comment). Off by
    * default: one connection, messages one after another. `true` uses the defaults below.
@@ -74,14 +78,6 @@ export interface SmtpPoolSettings {
   /** A connection idle this long (ms) is closed while the backend stays open. Default 30000. */
   idleTimeout?: number | undefined;
 }
-
-const POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", "idleTimeout"] as const;
-
-const OPTION_KEYS = new Set([
-  "failSilently", "host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "timeouts",
-  "sslKeyfile", "sslCertfile", "tls", "localName", "auth", "authMethod", "allowInsecureAuth", "requireTls", "dsn",
-  "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool",
-]);
 
 /** A recipient the server refused, as the report gives it. */
 export interface RefusedRecipient {
@@ -118,19 +114,25 @@ export interface SmtpSendReport {
 }
 
 /**
- * Django's SMTP backend over missive's own client. One connection lives from `open()` to
- * `close()`; `sendMessages` opens and closes it itself when it was not open. A connection
- * the server dropped while idle is reconnected once, and a message is retried on the new
- * connection only when none of its bytes had been sent; a message whose outcome is unknown
- * (no reply after the data) is never resent.
+ * Django's SMTP backend over missive's own client. Every message goes out through a lease
+ * from an `SmtpPool` that lives from `open()` to `close()` (`sendMessages` opens and closes
+ * it itself when it was not open). Without `pool` that pool has one connection, kept until
+ * `close()`: today's single connection; with `pool`, up to `maxConnections`.
  *
- * With `pool`, an `SmtpPool` lives from `open()` to `close()` instead. `open()` still makes
- * one connection (greeting, TLS, AUTH) so that a bad server or credentials fail there, and
- * because the server's extensions decide how messages are rendered (8BITMIME, SMTPUTF8);
- * it then closes it, and the pool connects as messages need it. A batch goes out with up to
- * `maxConnections` messages in flight; reports stay in input order. Without `failSilently`,
- * the first failure stops new messages from starting, the ones in flight finish, and the
- * failure earliest in input order is thrown.
+ * `open()` leases the first connection (greeting, TLS, AUTH) and gives it back, so that a
+ * bad server or credentials fail there. Each message is rendered after its lease is
+ * acquired, for that connection's extensions (8BITMIME, SMTPUTF8), so a batch never
+ * renders more messages than there are connections. Messages start in input order, at most
+ * `maxConnections` in flight; reports stay in input order. Without `failSilently` the first
+ * failure stops new messages from starting, the ones in flight finish, and the failure
+ * earliest in input order is thrown.
+ *
+ * Nothing is resent. A connection the server closed while idle (or that holds a reply
+ * nobody asked for, or fails the NOOP probe after `probeAfterIdle`) is replaced by the lease
+ * check before any byte of the next message leaves; a failure during a message is reported
+ * with its `stage` and `bodySent`, and what to do about it is classify()'s answer, which a
+ * delivery engine acts on. A message whose outcome is unknown (no reply after the data) is
+ * never resent.
  */
 export class SmtpBackend extends BaseEmailBackend {
   readonly host: string;
@@ -152,78 +154,38 @@ export class SmtpBackend extends BaseEmailBackend {
   reports: SmtpMessageReport[] = [];
 
   readonly #password: string | undefined;
-  readonly #clientOptions: SmtpClientOptions;
-  readonly #poolOptions: SmtpPoolOptions | undefined;
-  #client: SmtpClient | undefined;
-  /** While open with pooling: the pool and the extensions learnt by `open()`'s connection. */
-  #pooled: { readonly pool: SmtpPool; readonly capabilities: Capabilities } | undefined;
+  readonly #config: ResolvedSmtpConfig;
+  /** While open: the pool every message is leased from. */
+  #pool: SmtpPool | undefined;
 
+  /**
+   * Options not given fall back to the settings (Django). Everything is checked now by the
+   * resolver every SMTP layer shares (src/smtp/config.ts), which also decides the port and
+   * the TLS mode: an InvalidArgumentError here, before anything connects.
+   */
   constructor(options: SmtpBackendOptions = {}) {
     super(options);
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) {
-        throw new InvalidArgumentError(`Unknown SMTP backend option "${key}"; known: ${[...OPTION_KEYS].join(", ")}`);
-      }
-    }
     const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
-    const s = fallback ?? getSettings();
-    this.host = options.host ?? s.host;
-    // The TLS choice comes whole from the options when they make one, else from the settings.
-    const tlsFromOptions = options.useTls !== undefined || options.useSsl !== undefined || options.tlsMode !== undefined;
-    this.useTls = tlsFromOptions ? options.useTls ?? false : s.useTls;
-    this.useSsl = tlsFromOptions ? options.useSsl ?? false : s.useSsl;
-    this.tlsMode = tlsFromOptions ? options.tlsMode : s.tlsMode;
-    if (this.useTls && this.useSsl) {
-      throw new InvalidArgumentError("useTls (STARTTLS) and useSsl (implicit TLS) are mutually exclusive; set only one");
-    }
-    this.requireTls = options.requireTls ?? false;
-    let mode = this.tlsMode ?? (this.useSsl ? "implicit" : this.useTls ? "starttls" : undefined);
-    const portFromSettings = fallback === undefined && isSettingExplicit("port") ? s.port : undefined;
-    this.port = options.port ?? portFromSettings ?? (mode === "implicit" ? 465 : 25);
-    // requireTls is met by the TLS mode alone: "implicit" or required "starttls", and
-    // SmtpClient.connect() fails before EHLO's successor steps (and so before AUTH) when
-    // that mode cannot be had (no TLS at the greeting; STARTTLS not offered, refused or
-    // failed). No check after connecting is needed, and one after AUTH would come too late.
-    if (this.requireTls) {
-      if (mode === "none") throw new InvalidArgumentError('requireTls cannot be met with tlsMode "none"');
-      if (mode === undefined || mode === "opportunistic") mode = this.port === 465 && mode === undefined ? "implicit" : "starttls";
-    }
-    this.username = options.username ?? s.username;
-    this.#password = options.password ?? s.password;
-    this.timeout = options.timeout ?? s.timeout;
-    this.sslKeyfile = options.sslKeyfile ?? s.sslKeyfile;
-    this.sslCertfile = options.sslCertfile ?? s.sslCertfile;
-    this.localName = options.localName ?? s.localName;
-    this.allow8bit = options.allow8bit ?? true;
-    this.dsn = options.dsn;
-
-    const auth = options.auth ?? (this.username && this.#password ? { user: this.username, pass: this.#password } : undefined);
-    const tls = options.tls ?? (s.tls as SmtpTlsOptions | undefined);
-    const clientOptions: SmtpClientOptions = { host: this.host, port: this.port };
-    if (mode !== undefined) clientOptions.tls = mode;
-    if (tls !== undefined) clientOptions.tlsOptions = tls;
-    if (this.sslKeyfile !== undefined) clientOptions.sslKeyfile = this.sslKeyfile;
-    if (this.sslCertfile !== undefined) clientOptions.sslCertfile = this.sslCertfile;
-    if (this.localName !== undefined) clientOptions.localName = this.localName;
-    if (auth !== undefined) clientOptions.auth = auth;
-    if (options.authMethod !== undefined) clientOptions.authMethod = options.authMethod;
-    if (options.allowInsecureAuth !== undefined) clientOptions.allowInsecureAuth = options.allowInsecureAuth;
-    if (this.timeout !== undefined) clientOptions.timeout = this.timeout;
-    if (options.timeouts !== undefined) clientOptions.timeouts = options.timeouts;
-    if (options.pipelining !== undefined) clientOptions.pipelining = options.pipelining;
-    if (options.chunking !== undefined) clientOptions.chunking = options.chunking;
-    if (options.signal !== undefined) clientOptions.signal = options.signal;
-    if (options.transcript !== undefined) clientOptions.transcript = options.transcript;
-    // Validates host, port, TLS mode, EHLO name, credentials and timeouts now, not at send time.
-    new SmtpClient(clientOptions);
-    this.#clientOptions = clientOptions;
-    this.pool = poolSettings(options.pool);
-    if (this.pool !== undefined) {
-      const poolOptions: SmtpPoolOptions = { ...clientOptions };
-      for (const key of POOL_KEYS) if (this.pool[key] !== undefined) poolOptions[key] = this.pool[key];
-      new SmtpPool(poolOptions); // validates maxConnections, maxMessagesPerConnection and idleTimeout
-      this.#poolOptions = poolOptions;
-    }
+    const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
+    this.#config = resolveSmtpConfig(input, "backend");
+    this.host = this.#config.host;
+    this.port = this.#config.port;
+    this.username = input["username"] as string | undefined;
+    this.#password = input["password"] as string | undefined;
+    this.useTls = (input["useTls"] as boolean | undefined) ?? false;
+    this.useSsl = (input["useSsl"] as boolean | undefined) ?? false;
+    this.tlsMode = input["tlsMode"] as TlsMode | undefined;
+    this.timeout = input["timeout"] as number | undefined;
+    this.sslKeyfile = input["sslKeyfile"] as string | undefined;
+    this.sslCertfile = input["sslCertfile"] as string | undefined;
+    this.localName = input["localName"] as string | undefined;
+    // requireTls is met by the TLS mode alone: the resolver turns it into "implicit" or
+    // required "starttls", and SmtpClient.connect() fails before AUTH when that mode
+    // cannot be had (no TLS at the greeting; STARTTLS not offered, refused or failed).
+    this.requireTls = this.#config.requireTls;
+    this.allow8bit = this.#config.allow8bit;
+    this.dsn = this.#config.dsn;
+    this.pool = poolSettings(own(options, "pool"));
   }
 
   /**
@@ -231,20 +193,23 @@ export class SmtpBackend extends BaseEmailBackend {
    * diagnostics such as `missive check`. `auth: false` leaves the credentials out.
    */
   createClient(overrides: { auth?: false; transcript?: TranscriptHook } = {}): SmtpClient {
-    const options: SmtpClientOptions = { ...this.#clientOptions };
-    if (overrides.auth === false) delete options.auth;
-    if (overrides.transcript !== undefined) options.transcript = overrides.transcript;
-    return new SmtpClient(options);
+    const changes: { credentials?: undefined; transcript?: TranscriptHook } = {};
+    if (overrides.auth === false) changes.credentials = undefined;
+    if (overrides.transcript !== undefined) changes.transcript = overrides.transcript;
+    return new SmtpClient(deriveSmtpConfig(this.#config, changes));
   }
 
   /** Whether credentials (username/password or `auth`) were given. */
   get hasCredentials(): boolean {
-    return this.#clientOptions.auth !== undefined;
+    return this.#config.credentials !== undefined;
   }
 
-  /** The connection's client while open (for capabilities, TLS details); undefined when closed or pooled. */
+  /**
+   * The connection's client while open without `pool` (for capabilities, TLS details);
+   * undefined when closed or pooled (then the pool holds several).
+   */
   get client(): SmtpClient | undefined {
-    return this.#client;
+    return this.pool === undefined ? this.#pool?.clients[0] : undefined;
   }
 
   /**
@@ -289,30 +254,17 @@ export class SmtpBackend extends BaseEmailBackend {
           return { sent: 0, reports };
         }
       }
-      let sent = 0;
       try {
-        if (this.#pooled !== undefined) {
-          sent = await this.#sendPooled(this.#pooled, messages, recipients, reports);
-          return { sent, reports };
-        }
-        for (const [i, message] of messages.entries()) {
-          if (recipients[i]!.length === 0) {
-            reports.push(skipped(message));
-            continue;
-          }
-          const report = await this.#sendOne(message, wasOpen || i > 0);
-          reports.push(report);
-          if (report.status === "sent") sent++;
-        }
+        const sent = await this.#sendBatch(this.#pool!, messages, recipients, reports);
+        return { sent, reports };
       } finally {
         if (!wasOpen) await this.#close();
       }
-      return { sent, reports };
     });
   }
 
   get #isOpen(): boolean {
-    return this.#client !== undefined || this.#pooled !== undefined;
+    return this.#pool !== undefined;
   }
 
   async #open(): Promise<boolean> {
@@ -326,85 +278,50 @@ export class SmtpBackend extends BaseEmailBackend {
 
   async #openOrThrow(): Promise<boolean> {
     if (this.#isOpen) return false;
-    const client = new SmtpClient(this.#clientOptions);
+    const pool = new SmtpPool(this.#config);
     try {
-      await this.#connect(client);
+      // The first connection: the check that the server, TLS and AUTH work. It stays in the
+      // pool, idle, for the first message.
+      (await pool.acquire()).release();
     } catch (err) {
-      client.destroy();
+      await pool.close();
       throw err;
     }
-    if (this.#poolOptions === undefined) {
-      this.#client = client;
-      return true;
-    }
-    // This connection is the check that the server, TLS and AUTH work, the source of the
-    // capabilities every pooled message is rendered for, and the pool's first connection.
-    const pool = new SmtpPool(this.#poolOptions);
-    pool.adopt(client);
-    this.#pooled = { pool, capabilities: client.capabilities! };
+    this.#pool = pool;
     return true;
   }
 
-  /** Connects; `requireTls` is already guaranteed by the TLS mode (see the constructor). */
-  async #connect(client: SmtpClient): Promise<void> {
-    await client.connect();
-  }
-
   async #close(): Promise<void> {
-    const client = this.#client;
-    const pooled = this.#pooled;
-    this.#client = undefined;
-    this.#pooled = undefined;
-    await client?.close();
-    await pooled?.pool.close();
-  }
-
-  async #sendOne(message: EmailMessage, reused: boolean): Promise<SmtpMessageReport> {
-    const client = this.#client!;
-    return this.#deliver(message, {
-      capabilities: async () => {
-        // The server may have dropped the connection since the last message (idle timeout).
-        if (client.state === "closed") await this.#connect(client);
-        return client.capabilities!;
-      },
-      send: async (envelope, body, bodyStarted) => {
-        try {
-          return await client.sendMail(envelope, body);
-        } catch (err) {
-          // A connection the server closed while we were not looking: reconnect once and
-          // retry, but only if no byte of this message went out (so it cannot be sent twice).
-          if (!(reused && !bodyStarted() && droppedConnection(err, client))) throw err;
-          await this.#connect(client);
-          return client.sendMail(envelope, body);
-        }
-      },
-    });
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.close();
   }
 
   /**
-   * The batch through the pool: `maxConnections` workers take the messages in input order,
-   * so that at most that many are rendered and in flight at once. After a failure that is
-   * thrown (not reported), no further message starts; the ones in flight settle before the
-   * earliest failure in input order is thrown, so nothing is left running. The pool only
-   * replaces a connection found dead before a transaction starts, and resends nothing.
+   * The batch: as many workers as the pool has connections take the messages in input
+   * order, each leasing a connection, rendering the message for it, sending, and giving the
+   * lease back. After a failure that is thrown (not reported) no further message starts
+   * (waiting leases are cancelled before the failed one is given back); the ones in flight
+   * settle, then the earliest failure in input order is thrown.
    */
-  async #sendPooled(
-    { pool, capabilities }: { readonly pool: SmtpPool; readonly capabilities: Capabilities },
-    messages: readonly EmailMessage[],
-    recipients: readonly string[][],
-    reports: SmtpMessageReport[],
-  ): Promise<number> {
-    const transport: Transport = { capabilities: () => capabilities, send: (envelope, body) => pool.sendMail(envelope, body) };
+  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], reports: SmtpMessageReport[]): Promise<number> {
     const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
     const failures: { index: number; error: unknown }[] = [];
+    const stop = new AbortController();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (failures.length === 0 && next < messages.length) {
         const i = next++;
         const message = messages[i]!;
+        if (recipients[i]!.length === 0) {
+          results[i] = skipped(message);
+          continue;
+        }
         try {
-          results[i] = recipients[i]!.length === 0 ? skipped(message) : await this.#deliver(message, transport);
+          results[i] = await this.#deliver(message, pool, stop);
         } catch (error) {
+          // A wait cancelled because another message failed: this one never started.
+          if (stop.signal.aborted && error instanceof AbortError) return;
           failures.push({ index: i, error });
         }
       }
@@ -417,34 +334,26 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   /**
-   * One message, the same way over the one connection or through the pool: the SMTPUTF8
-   * check, the rendering policy from the server's extensions, the envelope; then the
-   * transport sends it and the outcome becomes its report. Throws what `failSilently`
-   * does not cover.
+   * One message: lease a connection, render the message for its extensions (the SMTPUTF8
+   * check, the 7bit/8bit policy, the envelope), send it, and turn the outcome into its
+   * report. Throws what `failSilently` does not cover.
    */
-  async #deliver(message: EmailMessage, transport: Transport): Promise<SmtpMessageReport> {
+  async #deliver(message: EmailMessage, pool: SmtpPool, stop: AbortController): Promise<SmtpMessageReport> {
     let messageId: string | undefined;
+    let lease: Lease | undefined;
     try {
-      const caps = await transport.capabilities();
+      lease = await pool.acquire(stop.signal);
+      const caps = lease.capabilities;
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
-      const prepared = await message.prepare(this.#policy(caps, smtputf8));
-      messageId = prepared.messageId;
-      const needsUtf8 = smtputf8 || prepared.smtputf8;
-      const { from, to } = message.envelope({ smtputf8: needsUtf8 });
-      const envelope: Envelope = { from, to, eightBit: prepared.eightBit, smtputf8: needsUtf8 };
-      if (prepared.size !== undefined) envelope.size = prepared.size;
+      const rendered = await render(await freeze(message), this.#policy(caps, smtputf8));
+      messageId = rendered.messageId;
+      const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
+      if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      let started = false;
-      const body: AsyncIterable<Uint8Array> = {
-        async *[Symbol.asyncIterator]() {
-          started = true;
-          yield* prepared.chunks();
-        },
-      };
-      const result = await transport.send(envelope, body, () => started);
+      const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
       publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
       return {
         message,
@@ -457,8 +366,15 @@ export class SmtpBackend extends BaseEmailBackend {
         error: undefined,
       };
     } catch (err) {
-      if (!(this.failSilently && isDeliveryError(err))) throw err;
+      if (stop.signal.aborted && err instanceof AbortError) throw err;
+      if (!(this.failSilently && isDeliveryError(err))) {
+        // Cancel the other workers' waits before this connection goes back to the pool.
+        stop.abort();
+        throw err;
+      }
       return failed(message, messageId, err as SmtpError);
+    } finally {
+      lease?.release();
     }
   }
 
@@ -490,36 +406,39 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 }
 
-/** How `#deliver` reaches the server: the backend's one connection, or the pool. */
-interface Transport {
-  /** The server's extensions, which decide how the message is rendered. */
-  capabilities(): Capabilities | Promise<Capabilities>;
-  /** `bodyStarted()` tells whether any byte of the body was pulled (so may have left). */
-  send(envelope: Envelope, body: AsyncIterable<Uint8Array>, bodyStarted: () => boolean): Promise<SendResult>;
-}
-
+/** The `pool` field: what was asked for (already checked by the resolver), `{}` for `true`. */
 function poolSettings(option: unknown): SmtpPoolSettings | undefined {
   if (option === undefined || option === false) return undefined;
   if (option === true) return Object.freeze({});
-  if (typeof option !== "object" || option === null || Array.isArray(option)) {
-    throw new InvalidArgumentError("pool must be true, false or { maxConnections, maxMessagesPerConnection, idleTimeout }");
-  }
   const settings: SmtpPoolSettings = {};
-  for (const [key, value] of Object.entries(option)) {
-    if (!(POOL_KEYS as readonly string[]).includes(key)) {
-      throw new InvalidArgumentError(`Unknown pool option "${key}"; known: ${POOL_KEYS.join(", ")}`);
-    }
-    if (value === undefined) continue;
-    // The values are checked by the SmtpPool constructor, which the backend's constructor runs.
-    settings[key as (typeof POOL_KEYS)[number]] = value as number;
+  for (const key of BACKEND_POOL_KEYS) {
+    const value = own(option as object, key);
+    if (value !== undefined) settings[key] = value as number;
   }
   return Object.freeze(settings);
 }
 
-function droppedConnection(err: unknown, client: SmtpClient): boolean {
-  if (err instanceof SmtpClosedError) return true;
-  // 421 (RFC 5321 §3.8): the server is closing the channel, e.g. after an idle timeout.
-  return err instanceof SmtpError && err.replyCode === 421 && client.state === "closed";
+/** The keys that take a fallback from the settings when the options leave them undefined. */
+const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tls"] as const;
+
+/**
+ * The options as the resolver sees them: every own key of `options` (so that a typo is
+ * refused there), with the settings filling what was left undefined. The TLS choice comes
+ * whole from the options when they make one, else from the settings; the port from the
+ * settings only when it was set there (else the resolver derives it from the TLS mode).
+ */
+function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
+  const input: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(options)) input[key] = own(options, key);
+  for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
+  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
+  if (!tlsGiven) {
+    input["useTls"] = s.useTls;
+    input["useSsl"] = s.useSsl;
+    if (s.tlsMode !== undefined) input["tlsMode"] = s.tlsMode;
+  }
+  if (input["port"] === undefined && portFromSettings && isSettingExplicit("port")) input["port"] = s.port;
+  return input;
 }
 
 function skipped(message: EmailMessage): SmtpMessageReport {

@@ -12,3 +12,5 @@ export type { MessageDefaults, MessageSender } from "./defaults.js";
 export { parseAddressList, parseMailbox, formatAddress, envelopeAddress, needsSmtpUtf8 } from "./address.js";
 export type { Mailbox, Group } from "./address.js";
 export * as encoding from "./encoding/index.js";
+export { freeze, render, withHeaders, renderedChunks, renderedBytes, renderedHeaderBytes } from "./render.js";
+export type { Frozen, Rendered, HeaderField } from "./render.js";

@@ -8,13 +8,16 @@ import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
-import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind, renderHeader } from "./headers.js";
+import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
 import { mimeTypeOptions } from "./content-type.js";
 import { assertMsgIdHeader } from "./msg-id.js";
 import { policies, type Policy } from "./policy.js";
-import { MimePart, preparePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+import { createFrozen, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
+
+export { formatDate } from "./render.js";
 
 export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
 
@@ -95,6 +98,7 @@ export class EmailMessage {
   #headers: Record<string, string> = {};
   #attachments: (Attachment | MimePart)[] = [];
   #encoding: string | undefined;
+  #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
     if (options.subject !== undefined) this.subject = options.subject;
@@ -231,7 +235,8 @@ export class EmailMessage {
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
   needsSmtpUtf8(): boolean {
-    const addresses = [this.envelopeFrom(), ...this.recipients(), ...normalizeAddresses(this.#replyTo, "replyTo").map((m) => m.address)];
+    const from = normalizeAddresses(this.from, "from").map((m) => m.address);
+    const addresses = [...from, ...this.recipients(), ...normalizeAddresses(this.#replyTo, "replyTo").map((m) => m.address)];
     for (const name of OVERRIDABLE.slice(0, 4)) {
       const override = this.headerOverride(name);
       if (override !== undefined) addresses.push(...normalizeAddresses(override, name).map((m) => m.address));
@@ -276,65 +281,118 @@ export class EmailMessage {
   }
 
   /**
-   * Decides every header and checks every field; nothing is written yet. `within` is for
-   * message/rfc822 nesting: the messages this one is attached inside (a cycle is refused).
+   * Decides every header and checks every field; nothing is written yet. Built on
+   * `render(freeze(this), policy)` (render.ts): the message is frozen once and keeps its
+   * Message-ID, Date and boundaries across prepares, renders and resends until its content
+   * changes. `within` is for message/rfc822 nesting: the messages this one is attached
+   * inside (a cycle is refused).
    */
   async prepare(policy: Policy = policies.default, within: ReadonlySet<object> = new Set()): Promise<PreparedMessage> {
+    const rendered = await renderWithin(await this[FREEZE](), policy, within);
+    const utf8Headers = hasUtf8Headers(rendered);
+    const prepared: PreparedMessage = {
+      messageId: rendered.messageId,
+      eightBit: rendered.eightBit,
+      utf8Headers,
+      smtputf8: policy.utf8 && utf8Headers,
+      size: rendered.size,
+      chunks: () => renderedChunks(rendered),
+      occurs: (text) => renderedOccurs(rendered, text),
+      stream: () => toReadable(prepared),
+    };
+    return prepared;
+  }
+
+  /**
+   * Freezes the message (render.ts): once, and again only when its content changed since
+   * (any field, address, header, attachment or alternative, compared by value or, for
+   * objects and bytes, by identity; bytes changed in place are not noticed).
+   */
+  async [FREEZE](): Promise<Frozen> {
+    const key = this.contentKey();
+    const cached = this.#frozen;
+    if (cached !== undefined && cached.key.length === key.length && cached.key.every((v, i) => Object.is(v, key[i]))) return cached.frozen;
+    const frozen = createFrozen(this.#freezeInput());
+    this.#frozen = { key, frozen };
+    return frozen;
+  }
+
+  /** Everything rendering reads, fixed now: header values and addresses, the MIME tree, the envelope. */
+  #freezeInput(): FreezeInput {
     const defaults = getMessageDefaults();
-    const random = this.random ?? defaults.random;
-    const clock = this.clock ?? defaults.clock;
     const charset = this.charset();
-    const options = { utf8: policy.utf8, charset, maxLineLength: policy.maxLineLength };
     validateExtraHeaders(this.#headers);
     if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
-
     const from = normalizeAddresses(this.from, "from");
-    const messageId = this.headerOverride("message-id") ?? `<${random(18).toString("base64url")}@${this.messageIdDomain(from[0])}>`;
-    const lines: string[] = [];
+    const before: FieldSpec[] = [];
     // To, Cc and Reply-To are address-lists (RFC 5322 §3.6.2, §3.6.3) and keep their groups:
     // `Team: a@x.org;`, `undisclosed-recipients:;`. From is a mailbox-list, so a group is flattened.
     const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], value: AddressField) => {
       const override = this.headerOverride(key);
       const entries: (Mailbox | Group)[] = key === "from" ? normalizeAddresses(override ?? value, key) : parseAddressEntries(override ?? value, key);
-      if (entries.length > 0) lines.push(renderHeader(name, entries, { ...options, kind: "address" }));
+      if (entries.length > 0) before.push({ name, kind: "address", entries });
     };
     addressHeader("From", "from", from);
     addressHeader("To", "to", this.#to);
     addressHeader("Cc", "cc", this.#cc);
     addressHeader("Reply-To", "reply-to", this.#replyTo);
-    lines.push(renderHeader("Subject", this.headerOverride("subject") ?? this.#subject, { ...options, kind: "unstructured" }));
-    lines.push(renderHeader("Date", this.headerOverride("date") ?? formatDate(clock()), { ...options, kind: "raw" }));
-    lines.push(renderHeader("Message-ID", messageId, { ...options, kind: "raw" }));
+    before.push({ name: "Subject", kind: "unstructured", value: this.headerOverride("subject") ?? this.#subject });
+    const after: FieldSpec[] = [];
     for (const [name, value] of Object.entries(this.#headers)) {
       if ((OVERRIDABLE as readonly string[]).includes(name.toLowerCase())) continue;
       const kind = headerKind(name);
       if (kind !== "address") {
-        lines.push(renderHeader(name, value, { ...options, kind }));
+        after.push({ name, kind, value });
         continue;
       }
       // An address header with nobody in it (Sender: "") would be an empty, invalid header.
       const entries = parseAddressEntries(value, name);
-      if (entries.length > 0) lines.push(renderHeader(name, entries, { ...options, kind }));
+      if (entries.length > 0) after.push({ name, kind, entries });
     }
-    lines.push("MIME-Version: 1.0\r\n");
-    const top = Buffer.from(lines.join(""), policy.utf8 ? "utf-8" : "latin1");
-
-    const output: PreparedOutput = await preparePart(
-      this.message(),
-      { policy, charset, within: new Set([...within, this]), boundary: () => `=_${random(16).toString("hex")}` },
-      top,
-    );
-    const utf8Headers = output.utf8Headers || top.some((b) => b >= 0x80);
+    const envelopeFrom = from[0]?.address;
+    const recipients = this.recipients();
     return {
-      messageId,
-      eightBit: output.eightBit,
-      utf8Headers,
-      smtputf8: policy.utf8 && utf8Headers,
-      size: output.size,
-      chunks: () => output.chunks(),
-      occurs: output.occurs,
-      stream: () => toReadable(output),
+      owner: this,
+      charset,
+      random: this.random ?? defaults.random,
+      clock: this.clock ?? defaults.clock,
+      messageId: this.headerOverride("message-id"),
+      messageIdDomain: this.messageIdDomain(from[0]),
+      date: this.headerOverride("date"),
+      before,
+      after,
+      tree: this.message(),
+      needsSmtpUtf8: this.needsSmtpUtf8(),
+      envelope: (smtputf8) => {
+        if (envelopeFrom === undefined) throw new InvalidArgumentError("The message has no From address");
+        return { from: envelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((address) => envelopeAddress(address, { smtputf8 })) };
+      },
     };
+  }
+
+  /**
+   * What rendering depends on, as a flat list compared value by value (objects and bytes by
+   * identity): when it changes, the next freeze starts afresh (a new Message-ID and Date).
+   */
+  protected contentKey(): unknown[] {
+    const d = getMessageDefaults();
+    const key: unknown[] = [this.#subject, this.#body, this.#encoding, this.contentSubtype, this.mixedSubtype, this.clock, this.random, d.from, d.charset, d.messageIdDomain, d.clock, d.random];
+    const address = (a: string | Mailbox) => (typeof a === "string" ? key.push(a) : key.push(a, a.name, a.address));
+    if (this.#from === undefined) key.push(undefined);
+    else address(this.#from);
+    for (const list of [this.#to, this.#cc, this.#bcc, this.#replyTo]) {
+      key.push(list.length);
+      for (const a of list) address(a);
+    }
+    const headers = Object.entries(this.#headers);
+    key.push(headers.length);
+    for (const [name, value] of headers) key.push(name, value);
+    key.push(this.#attachments.length);
+    for (const a of this.#attachments) {
+      if (a instanceof MimePart) key.push(a);
+      else key.push(a, a.filename, a.content, a.mimetype, a.disposition, a.contentId);
+    }
+    return key;
   }
 
   /** The whole message as a Readable; attachments are pulled as the consumer reads. */
@@ -444,6 +502,13 @@ export class EmailMultiAlternatives extends EmailMessage {
   protected override alternativeSubtypeName(): string {
     return this.alternativeSubtype;
   }
+
+  protected override contentKey(): unknown[] {
+    const key = super.contentKey();
+    key.push(this.alternativeSubtype, this.alternatives.length);
+    for (const a of this.alternatives) key.push(a, a.content, a.mimetype);
+    return key;
+  }
 }
 
 function requireString(value: unknown, field: string): string {
@@ -492,14 +557,4 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
   assertCalendarMethodMatches(mimetype, typed.params, content);
   return new MimePart({ ...typed, body: content as BodySource, filename, disposition, contentId });
-}
-
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/** RFC 5322 §3.3 date-time in UTC: `Sat, 21 Nov 2026 04:01:00 +0000`. */
-export function formatDate(date: Date): string {
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError("The clock returned an invalid Date");
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }

@@ -142,6 +142,34 @@ export async function preparePart(part: MimePart, context: PrepareContext, topHe
   };
 }
 
+/** A message's root part prepared apart from the message headers above it (render.ts). */
+export interface PreparedRoot {
+  /** The root's own header lines (Content-Type, Content-Transfer-Encoding, …), without the blank line. */
+  readonly header: Buffer;
+  /** The bytes after the blank line; each call streams them again from the same plan. */
+  body(): AsyncGenerator<Buffer>;
+  /** Octets of `body()`, when every source's size is known. */
+  readonly bodySize: number | undefined;
+  readonly eightBit: boolean;
+  readonly utf8Headers: boolean;
+  /** Whether `text` (ASCII) occurs in the root's bytes held in memory (boundary checks of an enclosing message). */
+  occurs(text: string): boolean;
+}
+
+/** Prepares a message's root part, keeping its header lines apart from its body. */
+export async function prepareRoot(part: MimePart, context: PrepareContext): Promise<PreparedRoot> {
+  const node = await prepareNode(part, context, Buffer.alloc(0));
+  // node.header ends with the blank line's CRLF.
+  return {
+    header: node.header.subarray(0, node.header.length - CRLF.length),
+    body: () => emitContent(node),
+    bodySize: node.size === undefined ? undefined : node.size - node.header.length,
+    eightBit: node.eightBit,
+    utf8Headers: node.utf8Headers,
+    occurs: (text) => occursIn(node, text),
+  };
+}
+
 async function prepareNode(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedNode> {
   return part.isMultipart ? prepareMultipart(part, context, topHeaders) : prepareLeaf(part, context, topHeaders);
 }
@@ -247,6 +275,11 @@ function headerBlockBytes(text: string, policy: Policy): Buffer {
 
 async function* emit(node: PreparedNode): AsyncGenerator<Buffer> {
   yield node.header;
+  yield* emitContent(node);
+}
+
+/** A node's bytes after its header block. */
+async function* emitContent(node: PreparedNode): AsyncGenerator<Buffer> {
   if (node.kind === "multipart") {
     for (const child of node.children) {
       yield Buffer.from(`--${node.boundary}\r\n`, "latin1");

@@ -25,19 +25,29 @@ export class Credentials {
   readonly #token: (() => Promise<string> | string) | undefined;
 
   constructor(options: AuthOptions) {
-    if (typeof options !== "object" || options === null || typeof options.user !== "string") {
+    // Own properties only: an inherited `pass` or `accessToken` (a polluted prototype) is never a secret.
+    const own = (key: string): unknown => (typeof options === "object" && options !== null && Object.hasOwn(options, key) ? (options as Record<string, unknown>)[key] : undefined);
+    const user = own("user");
+    if (typeof user !== "string") {
       throw new InvalidArgumentError("auth must be { user, pass } or { user, accessToken } or { user, tokenProvider }");
     }
-    this.#user = options.user;
-    if ("pass" in options && options.pass !== undefined) {
-      if (typeof options.pass !== "string") throw new InvalidArgumentError("auth.pass must be a string");
-      this.#pass = options.pass;
-    } else if ("accessToken" in options && options.accessToken !== undefined) {
-      if (typeof options.accessToken !== "string") throw new InvalidArgumentError("auth.accessToken must be a string");
-      const token = options.accessToken;
-      this.#token = () => token;
-    } else if ("tokenProvider" in options && typeof options.tokenProvider === "function") {
-      this.#token = options.tokenProvider;
+    this.#user = user;
+    const pass = own("pass");
+    const accessToken = own("accessToken");
+    const tokenProvider = own("tokenProvider");
+    if (pass !== undefined) {
+      if (typeof pass !== "string") throw new InvalidArgumentError("auth.pass must be a string");
+      assertSaslField(user, "auth.user", false);
+      assertSaslField(pass, "auth.pass", false);
+      this.#pass = pass;
+    } else if (accessToken !== undefined) {
+      if (typeof accessToken !== "string") throw new InvalidArgumentError("auth.accessToken must be a string");
+      assertSaslField(user, "auth.user", true);
+      assertSaslField(accessToken, "auth.accessToken", true);
+      this.#token = () => accessToken;
+    } else if (typeof tokenProvider === "function") {
+      assertSaslField(user, "auth.user", true);
+      this.#token = tokenProvider as () => Promise<string> | string;
     } else {
       throw new InvalidArgumentError("auth needs a pass, an accessToken or a tokenProvider");
     }
@@ -65,6 +75,7 @@ export class Credentials {
     if (typeof token !== "string" || token.length === 0) {
       throw new SmtpAuthError("The OAuth 2 token provider returned no token");
     }
+    assertSaslField(token, "The OAuth 2 token provider's token", true);
     return token;
   }
 
@@ -78,6 +89,21 @@ export class Credentials {
 
   [inspect.custom](): string {
     return REDACTED;
+  }
+}
+
+/**
+ * A user name, password or token must not carry a character that separates fields of the
+ * SASL message it goes into: NUL separates PLAIN's fields (RFC 4616 §2), CR and LF end a
+ * LOGIN or CRAM-MD5 line, and \x01 separates XOAUTH2's key/value pairs. Any of them could
+ * forge a field (`"user\0admin"`), so they are refused before anything is sent. The message
+ * names the field and the character, never the value.
+ */
+function assertSaslField(value: string, field: string, xoauth2: boolean): void {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    const what = c === 0 ? "NUL" : c === 0x0d ? "a carriage return (CR)" : c === 0x0a ? "a line feed (LF)" : c === 0x01 && xoauth2 ? "\\x01 (XOAUTH2's field separator)" : undefined;
+    if (what !== undefined) throw new InvalidArgumentError(`${field} contains ${what}, which would forge SASL fields; credentials must not contain NUL, CR or LF${xoauth2 ? " (nor \\x01 for XOAUTH2)" : ""}`);
   }
 }
 

@@ -3,11 +3,14 @@
  *
  *   idle → connecting → greeting → ready ⇄ (mail → rcpt → data → ready) → closing → closed
  *
- * All I/O goes through one funnel, `#roundTrip` (write command lines, read one reply per
- * line, in order), and `#exchange(command, { expect, phase, redact })` on top of it
- * checks the expected codes at the call site. A 421 at any point closes the connection
- * and fails the current step with a retryable SmtpError; a timeout, drop, protocol error
- * or abort leaves the client "closed" with every pending promise settled.
+ * Every byte goes through the connection's one funnel (connection.ts): `submit()` for each
+ * command, the greeting, the final dot, BDAT and QUIT, with the expected reply codes given
+ * at the call site, and `writeBody()` for message bytes. A 421 at any point closes the
+ * connection and fails the current step with a retryable SmtpError; a timeout, drop,
+ * protocol error or abort leaves the client "closed" with every pending promise settled.
+ *
+ * Each error leaving a step carries `stage` (which step) and `bodySent` (whether any byte
+ * of this message's body had left), recorded here, where the steps are sequenced.
  *
  * Operations are serialised: calling sendMail twice concurrently queues the second.
  *
@@ -34,7 +37,6 @@ import {
   InvalidArgumentError,
   MissiveError,
   SmtpAuthError,
-  SmtpCapabilityError,
   SmtpClosedError,
   SmtpConnectError,
   SmtpDeliveryUnknownError,
@@ -42,48 +44,28 @@ import {
   SmtpProtocolError,
   SmtpRecipientsRefusedError,
   SmtpTlsError,
+  quoteReply,
+  recordStage,
   type RejectedRecipient,
-  type TimeoutPhase,
+  type SmtpStage,
 } from "../errors.js";
 import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism } from "./auth.js";
 import { Capabilities, parseEhlo } from "./capabilities.js";
 import * as cmd from "./commands.js";
-import { SmtpConnection, abortError, type TlsInfo } from "./connection.js";
+import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
+import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
+import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
+import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import type { SmtpReply } from "./reply.js";
-import { addressLiteral, buildTlsOptions, isLoopback, resolveTimeouts, resolveTlsMode, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import { REDACTED, Transcript } from "./transcript.js";
 
 export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
-export type { SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
+export type { DsnOptions, SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
+export type { ResolvedSmtpConfig } from "./config.js";
+export type { Envelope } from "./envelope.js";
 
 export type SmtpState = "idle" | "connecting" | "greeting" | "ready" | "mail" | "rcpt" | "data" | "closing" | "closed";
-export interface DsnOptions {
-  ret?: "FULL" | "HDRS";
-  envid?: string;
-  notify?: ("SUCCESS" | "FAILURE" | "DELAY" | "NEVER")[];
-  /** Send ORCPT=rfc822;<recipient> with each RCPT. */
-  orcpt?: boolean;
-  /**
-   * By default a DSN request to a server without DSN fails with SmtpCapabilityError("DSN")
-   * before MAIL FROM, because silently dropping it changes what the sender gets back.
-   * `optional: true` sends without the DSN parameters instead.
-   */
-  optional?: boolean;
-}
-
-export interface Envelope {
-  /** Reverse-path; "" for the null sender (bounces). */
-  from: string;
-  to: readonly string[];
-  /** Message size in octets, for SIZE= (RFC 1870) and the check against the server's limit. */
-  size?: number;
-  /** The body has 8-bit bytes: needs 8BITMIME, sent as BODY=8BITMIME. */
-  eightBit?: boolean;
-  /** The message needs SMTPUTF8 (UTF-8 headers or addresses). */
-  smtputf8?: boolean;
-  dsn?: DsnOptions;
-}
 
 export type MessageBody = BodySource;
 
@@ -96,21 +78,15 @@ export interface SendResult {
   messageId?: string;
 }
 
-interface Command {
-  /** The bytes' text, CRLF included. */
-  line: string;
-  /** What transcripts, diagnostics and errors show. */
-  display: string;
-  phase: TimeoutPhase;
-  timeout: number;
-}
+/** A command's reply, or the SmtpError of a reply it did not expect (the connection still usable). */
+type Outcome = { readonly reply: SmtpReply; readonly refusal?: undefined } | { readonly reply?: undefined; readonly refusal: SmtpError };
 
 export class SmtpClient {
   readonly host: string;
   readonly port: number;
   readonly tlsMode: TlsMode;
   readonly timeouts: Readonly<Required<SmtpTimeouts>>;
-  readonly #options: SmtpClientOptions;
+  readonly #config: ResolvedSmtpConfig;
   readonly #credentials: Credentials | undefined;
   readonly #transcript: Transcript;
   #state: SmtpState = "idle";
@@ -122,33 +98,33 @@ export class SmtpClient {
   #connecting: Promise<void> | undefined;
   /** The connect attempt in progress; `destroy()` aborts it. */
   #attempt: AbortController | undefined;
+  /** The step in progress, recorded on errors that leave it. */
+  #stage: SmtpStage = "connect";
+  /** Whether any byte of the current message's body has left. */
+  #bodySent = false;
+  #transactions = 0;
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
-  constructor(options: SmtpClientOptions = {}) {
-    this.#options = options;
-    this.host = options.host ?? "localhost";
-    if (typeof this.host !== "string" || this.host.length === 0 || /[\s\0]/.test(this.host)) {
-      throw new InvalidArgumentError(`Invalid SMTP host ${JSON.stringify(options.host)}`);
-    }
-    this.tlsMode = resolveTlsMode(options, this.host);
-    this.port = options.port ?? (this.tlsMode === "implicit" ? 465 : this.tlsMode === "starttls" ? 587 : 25);
-    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) {
-      throw new InvalidArgumentError(`Invalid SMTP port ${String(options.port)}: must be an integer 1–65535`);
-    }
-    this.timeouts = resolveTimeouts(options);
-    if (options.localName !== undefined) cmd.assertHeloName(options.localName);
-    this.#credentials = options.auth ? new Credentials(options.auth) : undefined;
-    if (options.authMethod !== undefined && this.#credentials) {
-      const token = this.#credentials.kind === "token";
-      if ((options.authMethod === "XOAUTH2") !== token) {
-        throw new InvalidArgumentError(`authMethod ${options.authMethod} does not fit the credentials given (${token ? "a token" : "a password"})`);
-      }
-    }
-    if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
-      throw new InvalidArgumentError("chunkSize must be a positive integer");
-    }
-    this.#transcript = new Transcript(options.transcript, this.host, this.port);
+  /**
+   * Options are checked here (config.ts, the one resolver every layer shares): a bad host,
+   * port, TLS option, timeout, EHLO name or credential throws InvalidArgumentError now. A
+   * config resolved by a backend or pool is taken as it is.
+   */
+  constructor(options: SmtpClientOptions | ResolvedSmtpConfig = {}) {
+    const config = resolveSmtpConfig(options, "client");
+    this.#config = config;
+    this.host = config.host;
+    this.tlsMode = config.tlsMode;
+    this.port = config.port;
+    this.timeouts = config.timeouts;
+    this.#credentials = config.credentials;
+    this.#transcript = new Transcript(config.transcript, this.host, this.port);
+  }
+
+  /** The resolved options this client connects with. */
+  get config(): ResolvedSmtpConfig {
+    return this.#config;
   }
 
   get state(): SmtpState {
@@ -176,10 +152,20 @@ export class SmtpClient {
     return this.#authenticatedAs;
   }
 
+  /** Messages started on this client (MAIL FROM sent or about to be), over all its connections. */
+  get transactions(): number {
+    return this.#transactions;
+  }
+
+  /** Bytes of a reply nobody asked for are waiting (a pool does not reuse such a connection). */
+  get hasUnreadInput(): boolean {
+    return this.#conn?.hasUnreadInput ?? false;
+  }
+
   /**
-   * Connects, reads the greeting, says EHLO (HELO if refused), does STARTTLS as the TLS
-   * mode asks and AUTH when credentials were given. Idempotent: resolves at once when
-   * ready, joins a connect in progress, and reconnects a closed client. On failure the
+   * Connects, reads the greeting, says EHLO (HELO if EHLO is not recognised), does STARTTLS
+   * as the TLS mode asks and AUTH when credentials were given. Idempotent: resolves at once
+   * when ready, joins a connect in progress, and reconnects a closed client. On failure the
    * client is closed.
    */
   connect(): Promise<void> {
@@ -204,7 +190,7 @@ export class SmtpClient {
     return this.#serialize(async () => {
       this.#checkAborted();
       if (this.#state === "idle" || this.#connecting) await this.connect();
-      this.#requireReady();
+      this.#requireReady("mail");
       return this.#transaction(envelope, body);
     });
   }
@@ -212,16 +198,16 @@ export class SmtpClient {
   /** NOOP: a cheap probe that the connection is alive. Throws SmtpClosedError (retryable) if not. */
   noop(): Promise<SmtpReply> {
     return this.#serialize(async () => {
-      this.#requireReady();
-      return this.#exchange(cmd.noop(), { expect: [250] });
+      this.#requireReady("noop");
+      return this.#exchange(cmd.noop(), "noop", [250]);
     });
   }
 
   /** RSET: abandons any transaction; the connection stays usable. */
   reset(): Promise<SmtpReply> {
     return this.#serialize(async () => {
-      this.#requireReady();
-      return this.#exchange(cmd.rset(), { expect: [250] });
+      this.#requireReady("rset");
+      return this.#exchange(cmd.rset(), "rset", [250]);
     });
   }
 
@@ -258,45 +244,56 @@ export class SmtpClient {
     this.#capabilities = undefined;
     this.#greeting = undefined;
     this.#authenticatedAs = undefined;
+    this.#bodySent = false;
     // One controller per attempt: aborted by destroy() or by the caller's signal, checked
     // after every await and passed to the TCP connect and the TLS handshakes.
     const attempt = new AbortController();
     this.#attempt = attempt;
-    const userSignal = this.#options.signal;
+    const config = this.#config;
+    const userSignal = config.signal;
     const forward = () => attempt.abort(abortError(userSignal));
     userSignal?.addEventListener("abort", forward, { once: true });
     const checkpoint = () => {
       if (attempt.signal.aborted) throw attemptError(attempt.signal);
     };
     try {
-      const tlsOptions = await buildTlsOptions(this.host, this.#options);
+      const tlsOptions = await this.#at("tls", () => buildTlsOptions(config));
       checkpoint();
-      const conn = await SmtpConnection.open({ host: this.host, port: this.port, timeoutMs: this.timeouts.connect, signal: attempt.signal, lookup: this.#options.lookup });
+      const conn = await this.#at("connect", () =>
+        SmtpConnection.open({
+          host: this.host,
+          port: this.port,
+          timeoutMs: this.timeouts.connect,
+          signal: attempt.signal,
+          lookup: config.lookup,
+          clock: config.clock,
+          transcript: this.#transcript,
+        }),
+      );
       this.#conn = conn;
-      const signal = this.#options.signal;
-      signal?.addEventListener("abort", this.#onAbort, { once: true });
+      userSignal?.addEventListener("abort", this.#onAbort, { once: true });
       conn.onClose(() => {
-        signal?.removeEventListener("abort", this.#onAbort);
+        userSignal?.removeEventListener("abort", this.#onAbort);
         if (this.#conn === conn) this.#state = "closed";
       });
       checkpoint();
-      if (this.tlsMode === "implicit") await conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal);
+      if (this.tlsMode === "implicit") await this.#at("tls", () => conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal));
       checkpoint();
       this.#state = "greeting";
-      await this.#readGreeting(conn);
+      await this.#at("greeting", () => this.#readGreeting(conn));
       checkpoint();
-      await this.#hello();
+      await this.#at("ehlo", () => this.#hello());
       checkpoint();
       if ((this.tlsMode === "starttls" || this.tlsMode === "opportunistic") && !conn.secure) {
-        await this.#starttls(conn, tlsOptions, attempt.signal);
+        await this.#at("tls", () => this.#starttls(conn, tlsOptions, attempt.signal));
         checkpoint();
       }
-      if (this.#credentials) await this.#authenticate(this.#credentials);
+      if (this.#credentials) await this.#at("auth", () => this.#authenticate(this.#credentials!));
       checkpoint();
       this.#state = "ready";
     } catch (caught) {
       // Whatever the step reported, a destroy() or abort during the attempt is the reason.
-      const error = attempt.signal.aborted ? attemptError(attempt.signal) : caught;
+      const error = attempt.signal.aborted ? recordStage(attemptError(attempt.signal), this.#stage, false) : caught;
       // A refusal with a reply gets a polite QUIT; a broken connection is just dropped.
       if (!attempt.signal.aborted && this.#conn && !this.#conn.closed && error instanceof SmtpError && !(error instanceof SmtpProtocolError)) {
         await this.#quit(Math.min(this.timeouts.command, 5_000));
@@ -310,32 +307,35 @@ export class SmtpClient {
   }
 
   async #readGreeting(conn: SmtpConnection): Promise<void> {
-    let greeting: SmtpReply;
     try {
-      greeting = await conn.readReply(this.timeouts.greeting, "greeting", "<greeting>");
+      this.#greeting = await conn.submit({ display: "<greeting>", expect: [220], phase: "greeting", deadline: this.timeouts.greeting });
     } catch (error) {
-      throw error instanceof SmtpClosedError
-        ? new SmtpConnectError(`${this.host}:${this.port} closed the connection before greeting`, { cause: error })
-        : error;
-    }
-    this.#transcript.reply(greeting);
-    this.#greeting = greeting;
-    if (greeting.code !== 220) {
+      if (error instanceof SmtpClosedError) {
+        throw new SmtpConnectError(`${this.host}:${this.port} closed the connection before greeting`, { cause: error });
+      }
+      const reply = replyOf(error);
+      if (reply === undefined) throw error;
+      this.#greeting = reply;
       // 554 (RFC 5321 §3.1): "no SMTP service here"; 421: busy, try later.
-      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${greeting.code} ${greeting.text}`, { reply: greeting, command: "<greeting>" });
+      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${quoteReply(reply)}`, { reply, command: "<greeting>" });
     }
   }
 
-  /** EHLO, or HELO when EHLO gets a 5xx (RFC 5321 §3.2). Learns the capabilities afresh. */
+  /**
+   * EHLO, or HELO when the server does not know EHLO (RFC 5321 §3.2: "command not
+   * recognized", 500 or 502). Any other refusal (554: no service for you) ends the session.
+   * Learns the capabilities afresh.
+   */
   async #hello(): Promise<void> {
     const name = this.#localName();
     this.#capabilities = undefined;
     let reply: SmtpReply;
     try {
-      reply = await this.#exchange(cmd.ehlo(name), { expect: [250] });
+      reply = await this.#exchange(cmd.ehlo(name), "ehlo", [250]);
     } catch (error) {
-      if (!(error instanceof SmtpError) || error.replyCode === undefined || error.replyCode < 500) throw error;
-      await this.#exchange(cmd.helo(name), { expect: [250] });
+      const code = replyOf(error)?.code;
+      if (this.#conn?.closed !== false || (code !== 500 && code !== 502)) throw error;
+      await this.#exchange(cmd.helo(name), "ehlo", [250]);
       this.#capabilities = Capabilities.none();
       return;
     }
@@ -351,50 +351,53 @@ export class SmtpClient {
         `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls"; use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
       );
     }
-    const [reply] = await this.#roundTrip([this.#command(cmd.starttls(), "STARTTLS")]);
-    if (reply!.code !== 220) {
+    try {
+      await this.#exchange(cmd.starttls(), "tls", [220]);
+    } catch (error) {
+      const reply = replyOf(error);
+      if (reply === undefined || conn.closed) throw error;
       // "opportunistic" means plaintext is acceptable; "starttls" never falls back silently.
       if (!required) return;
-      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${reply!.code} ${reply!.text}`, {
-        command: "STARTTLS",
-        reply,
-        retryable: reply!.code < 500,
-      });
+      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply });
     }
     await conn.startTls(tlsOptions, this.timeouts.connect, signal);
     // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
     this.#capabilities = undefined;
     conn.enhancedStatusCodes = false;
-    await this.#hello();
+    await this.#at("ehlo", () => this.#hello());
   }
 
   async #authenticate(credentials: Credentials): Promise<void> {
-    if (!this.secure && !isLoopback(this.host) && !this.#options.allowInsecureAuth) {
+    if (!this.secure && !isLoopback(this.host) && !this.#config.allowInsecureAuth) {
       throw new SmtpAuthError(
         `Refusing to send credentials in plaintext to ${this.host}: use tls "implicit" or "starttls", or set allowInsecureAuth: true if the network path is trusted`,
       );
     }
-    const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#options.authMethod);
+    const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#config.authMethod);
     const mechanism = createMechanism(name, credentials);
     const initial = await mechanism.start();
     const display = initial === null ? `AUTH ${name}` : `AUTH ${name} ${REDACTED}`;
     const first = cmd.auth(name, initial === null ? undefined : Buffer.from(initial).toString("base64"));
-    let [reply] = await this.#roundTrip([this.#command(first, display)]);
-    for (let challenges = 0; reply!.code === 334; challenges++) {
+    // 334: a challenge to answer; 235: authenticated (RFC 4954 §4, §6).
+    const step = (line: string, shown: string): Promise<SmtpReply> =>
+      this.#exchange(line, "auth", [235, 334], shown).catch((error: unknown) => {
+        const reply = replyOf(error);
+        if (reply === undefined || this.#conn?.closed !== false) throw error;
+        throw new SmtpAuthError(`Authentication with ${name} failed: ${quoteReply(reply)}`, { command: display, reply });
+      });
+    let reply = await step(first, display);
+    for (let challenges = 0; reply.code === 334; challenges++) {
       let response: string;
       try {
         if (challenges >= MAX_CHALLENGES) throw new SmtpAuthError(`The server sent more than ${MAX_CHALLENGES} AUTH ${name} challenges`, { command: display });
-        const challenge = decodeChallenge(reply!.lines[0] ?? "");
+        const challenge = decodeChallenge(reply.lines[0] ?? "");
         response = Buffer.from(await mechanism.next(challenge)).toString("base64");
       } catch (error) {
         // Cancel the exchange (RFC 4954 §4) so the connection stays in step, then report.
-        await this.#roundTrip([this.#command(cmd.authResponse("*"), "*")]).catch(() => undefined);
+        await this.#exchange(cmd.authResponse("*"), "auth", "any", "*").catch(() => undefined);
         throw error;
       }
-      [reply] = await this.#roundTrip([this.#command(cmd.authResponse(response), REDACTED)]);
-    }
-    if (reply!.code !== 235) {
-      throw new SmtpAuthError(`Authentication with ${name} failed: ${reply!.code} ${reply!.text}`, { command: display, reply });
+      reply = await step(cmd.authResponse(response), REDACTED);
     }
     this.#authenticatedAs = credentials.user;
   }
@@ -402,36 +405,42 @@ export class SmtpClient {
   // --- the mail transaction -----------------------------------------------------------
 
   async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
+    const conn = this.#requireConnection();
+    this.#bodySent = false;
+    this.#transactions += 1;
     const caps = this.#capabilities ?? Capabilities.none();
-    const { mail, rcpts } = this.#renderEnvelope(envelope, caps);
-    const useBdat = this.#options.chunking === true && caps.chunking;
-    const pipelined = this.#options.pipelining !== false && caps.pipelining;
-    const dataCommand = useBdat ? undefined : this.#command(cmd.data(), "DATA", this.timeouts.dataStart);
+    const rendered = this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
+    const { mail, rcpts } = await rendered;
+    const useBdat = this.#config.chunking && caps.chunking;
+    const pipelined = this.#config.pipelining && caps.pipelining;
+    const mailCommand = this.#command(mail, [250]);
+    // RCPT replies are data: accepted (250, 251) or refused, recipient by recipient.
+    const rcptCommands = rcpts.map((line) => this.#command(line, "any"));
+    const dataCommand: Submission | undefined = useBdat ? undefined : { line: cmd.data(), display: "DATA", expect: [354], phase: "command", deadline: this.timeouts.dataStart };
 
     this.#state = "mail";
-    let mailReply: SmtpReply;
+    let mailOutcome: Outcome;
     const rcptReplies: SmtpReply[] = [];
-    let dataReply: SmtpReply | undefined;
+    let dataOutcome: Outcome | undefined;
     if (pipelined) {
       // RFC 2920: MAIL, every RCPT and DATA in one write; replies in order.
-      const batch = [mail, ...rcpts, ...(dataCommand ? [dataCommand] : [])];
-      const replies = await this.#roundTrip(batch);
-      mailReply = replies[0]!;
-      rcptReplies.push(...replies.slice(1, 1 + rcpts.length));
-      dataReply = dataCommand ? replies[1 + rcpts.length] : undefined;
+      const [mailReply, ...rest] = conn.submitAll([mailCommand, ...rcptCommands, ...(dataCommand ? [dataCommand] : [])]);
+      mailOutcome = await this.#outcome(mailReply!, "mail");
+      for (const reply of rest.slice(0, rcpts.length)) rcptReplies.push((await this.#outcome(reply, "rcpt")).reply!);
+      if (dataCommand) dataOutcome = await this.#outcome(rest[rcpts.length]!, "data");
     } else {
-      mailReply = (await this.#roundTrip([mail]))[0]!;
-      if (mailReply.code === 250) {
+      mailOutcome = await this.#outcome(conn.submit(mailCommand), "mail");
+      if (mailOutcome.reply) {
         this.#state = "rcpt";
-        for (const rcpt of rcpts) rcptReplies.push(...(await this.#roundTrip([rcpt])));
+        for (const rcpt of rcptCommands) rcptReplies.push((await this.#outcome(conn.submit(rcpt), "rcpt")).reply!);
       }
     }
     this.#state = "rcpt";
 
-    if (mailReply!.code !== 250) {
-      await this.#abandonData(dataReply);
+    if (mailOutcome.refusal) {
+      await this.#abandonData(dataOutcome);
       await this.#resetAfterFailure();
-      throw new SmtpError(`MAIL FROM was refused: ${mailReply!.code} ${mailReply!.text}`, { command: mail.display, reply: mailReply });
+      throw refused("MAIL FROM", mailOutcome.refusal);
     }
     const accepted: string[] = [];
     const rejected: RejectedRecipient[] = [];
@@ -442,104 +451,55 @@ export class SmtpClient {
     });
     if (accepted.length === 0) {
       // A pipelined DATA may still have got 354 from a server that ignores failed RCPTs.
-      await this.#abandonData(dataReply);
+      await this.#abandonData(dataOutcome);
       await this.#resetAfterFailure();
-      throw new SmtpRecipientsRefusedError(rejected, { command: rcpts[0]?.display });
+      throw recordStage(new SmtpRecipientsRefusedError(rejected, { command: rcptCommands[0]?.display }), "rcpt", false);
     }
 
     if (useBdat) return this.#sendBdat(body, accepted, rejected);
-    if (!pipelined) [dataReply] = await this.#roundTrip([dataCommand!]);
-    if (dataReply!.code !== 354) {
+    if (!pipelined) dataOutcome = await this.#outcome(conn.submit(dataCommand!), "data");
+    if (dataOutcome!.refusal) {
+      // The body is withheld: nothing was delivered.
       await this.#resetAfterFailure();
-      throw new SmtpError(`DATA was refused: ${dataReply!.code} ${dataReply!.text}`, { command: "DATA", reply: dataReply });
+      throw refused("DATA", dataOutcome!.refusal);
     }
     return this.#sendData(body, accepted, rejected);
-  }
-
-  #renderEnvelope(envelope: Envelope, caps: Capabilities): { mail: Command; rcpts: Command[] } {
-    const addresses = [envelope.from, ...envelope.to];
-    const nonAscii = addresses.some((a) => cmd.hasNonAscii(a));
-    if ((nonAscii || envelope.smtputf8) && !(envelope.smtputf8 && caps.smtputf8)) {
-      const why = !caps.smtputf8 ? `${this.host} does not offer SMTPUTF8` : "smtputf8 was not requested for this message";
-      throw new SmtpCapabilityError(
-        "SMTPUTF8",
-        nonAscii ? `An envelope address has non-ASCII characters but ${why}; use an IDNA (punycode) domain and an ASCII local part` : `The message needs SMTPUTF8 but ${why}`,
-      );
-    }
-    if (envelope.size !== undefined && caps.sizeLimit !== undefined && caps.sizeLimit > 0 && envelope.size > caps.sizeLimit) {
-      throw new SmtpCapabilityError("SIZE", `The message is ${envelope.size} octets but ${this.host} accepts at most ${caps.sizeLimit} (SIZE)`);
-    }
-    if (envelope.eightBit && !caps.eightBitMime) {
-      throw new SmtpCapabilityError("8BITMIME", `The message has 8-bit content but ${this.host} does not offer 8BITMIME. A message missive builds is 7-bit except where a message/rfc822 part holds 8-bit bytes, which may not be re-encoded (RFC 2046 §5.2.1): attach the inner message as an EmailMessage (parsed or rebuilt) so that its own parts are encoded 7-bit, or send through a server that offers 8BITMIME`);
-    }
-    const dsn = envelope.dsn;
-    const useDsn = dsn !== undefined && caps.dsn;
-    if (dsn && !caps.dsn && !dsn.optional) {
-      throw new SmtpCapabilityError("DSN", `Delivery status notifications were requested but ${this.host} does not offer DSN; set dsn.optional to send without them`);
-    }
-    const smtputf8 = envelope.smtputf8 === true;
-    const mailLine = cmd.mailFrom(envelope.from, {
-      size: caps.sizeLimit !== undefined ? envelope.size : undefined,
-      body: envelope.eightBit ? "8BITMIME" : undefined,
-      smtputf8,
-      ret: useDsn ? dsn.ret : undefined,
-      envid: useDsn ? dsn.envid : undefined,
-    });
-    const rcpts = envelope.to.map((address) => {
-      const line = cmd.rcptTo(address, {
-        smtputf8,
-        notify: useDsn ? dsn.notify : undefined,
-        orcpt: useDsn && dsn.orcpt ? address : undefined,
-      });
-      return this.#command(line, line.slice(0, -2));
-    });
-    return { mail: this.#command(mailLine, mailLine.slice(0, -2)), rcpts };
   }
 
   async #sendData(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#state = "data";
+    this.#stage = "body";
     const encoder = new DataEncoder({ dotStuff: true });
     try {
       for await (const chunk of bodyChunks(body)) {
         const out = encoder.encode(chunk);
-        if (out.length > 0) await conn.write(out, this.timeouts.data, "data");
+        if (out.length === 0) continue;
+        this.#bodySent = true;
+        await conn.writeBody(out, this.timeouts.data);
       }
     } catch (error) {
       // The body is half sent: ending DATA now would deliver a truncated message, so drop the connection.
       this.#teardown(error instanceof Error ? error : undefined);
-      throw error;
+      throw recordStage(error, "body", this.#bodySent);
     }
     const terminator = encoder.flush();
-    if (conn.closed) throw conn.failure!;
-    // From here the server may have the whole message: no reply means "unknown", never "failed".
-    let reply: SmtpReply;
-    this.#transcript.command(".");
-    try {
-      conn.expectReplies(1);
-      await conn.write(terminator, this.timeouts.data, "data");
-      reply = await conn.readReply(this.timeouts.finalDot, "final-dot", "<end of data>");
-    } catch (error) {
-      this.#teardown();
-      throw new SmtpDeliveryUnknownError(
-        `The message was sent but ${this.host} did not confirm it (${(error as Error).message}); it may or may not have been delivered, so do not resend it blindly`,
-        { command: "<end of data>", cause: error },
-      );
-    }
-    return this.#finish(reply, "<end of data>", accepted, rejected);
+    if (conn.closed) throw recordStage(conn.failure!, "body", this.#bodySent);
+    return this.#finalReply(conn, { line: terminator, display: "." }, "<end of data>", accepted, rejected);
   }
 
   async #sendBdat(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#state = "data";
-    const chunks = bdatChunks(body, this.#options.chunkSize ?? 256 * 1024);
+    this.#stage = "body";
+    const chunks = bdatChunks(body, this.#config.chunkSize);
     for (;;) {
       let next: IteratorResult<{ bytes: Buffer; last: boolean }>;
       try {
         next = await chunks.next();
       } catch (error) {
         this.#teardown(error instanceof Error ? error : undefined);
-        throw error;
+        throw recordStage(error, "body", this.#bodySent);
       }
       if (next.done) {
         // A bug in missive, not a delivery failure: a plain Error (failSilently never hides
@@ -550,47 +510,54 @@ export class SmtpClient {
       const { bytes, last } = next.value;
       const line = cmd.bdat(bytes.length, last);
       const display = line.slice(0, -2);
-      this.#transcript.command(display);
-      if (conn.closed) throw conn.failure!;
-      conn.expectReplies(1);
-      if (!last) {
-        await this.#guard(async () => {
-          await conn.write(line, this.timeouts.data, "data");
-          await conn.write(bytes, this.timeouts.data, "data");
-        });
-        const reply = await this.#guard(() => conn.readReply(this.timeouts.command, "command", display));
-        this.#transcript.reply(reply);
-        if (reply.code === 421) this.#fail421(reply, display);
-        if (reply.code !== 250) {
-          await this.#resetAfterFailure();
-          throw new SmtpError(`${display} was refused: ${reply.code} ${reply.text}`, { command: display, reply });
-        }
-        continue;
+      if (conn.closed) throw recordStage(conn.failure!, "body", this.#bodySent);
+      if (last) return this.#finalReply(conn, { line, payload: bytes, display }, display, accepted, rejected);
+      this.#bodySent = true;
+      const outcome = await this.#outcome(conn.submit({ line, payload: bytes, display, expect: [250], phase: "command", deadline: this.timeouts.command }), "body");
+      if (outcome.refusal) {
+        await this.#resetAfterFailure();
+        throw refused(display, outcome.refusal);
       }
-      let reply: SmtpReply;
-      try {
-        await conn.write(line, this.timeouts.data, "data");
-        await conn.write(bytes, this.timeouts.data, "data");
-        reply = await conn.readReply(this.timeouts.finalDot, "final-dot", display);
-      } catch (error) {
-        this.#teardown();
-        throw new SmtpDeliveryUnknownError(
-          `The message was sent but ${this.host} did not confirm it (${(error as Error).message}); it may or may not have been delivered, so do not resend it blindly`,
-          { command: display, cause: error },
-        );
-      }
-      return this.#finish(reply, display, accepted, rejected);
     }
   }
 
-  async #finish(reply: SmtpReply, display: string, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
-    this.#transcript.reply(reply);
-    if (reply.code === 421) this.#fail421(reply, display);
+  /**
+   * Sends the end of the message (the final dot, or BDAT LAST with its chunk) and reads the
+   * server's verdict. From the moment it is written the server may have the whole message:
+   * no reply (timeout, drop, abort, a protocol error that puts the reply in doubt) is
+   * "unknown", never "failed". A reply is the outcome: 250 delivered, 421 the server closing,
+   * anything else the message refused.
+   */
+  async #finalReply(
+    conn: SmtpConnection,
+    end: { readonly line: string | Uint8Array; readonly payload?: Uint8Array; readonly display: string },
+    shown: string,
+    accepted: string[],
+    rejected: RejectedRecipient[],
+  ): Promise<SendResult> {
+    this.#stage = "final-dot";
+    this.#bodySent = true;
+    let reply: SmtpReply;
+    try {
+      reply = await conn.submit({ ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot });
+    } catch (error) {
+      // A 421 is a reply: the server is closing and did not take the message.
+      if (error instanceof SmtpError && error.replyCode === 421 && !(error instanceof SmtpProtocolError)) throw recordStage(error, "final-dot", true);
+      this.#teardown();
+      throw recordStage(
+        new SmtpDeliveryUnknownError(
+          `The message was sent but ${this.host} did not confirm it (${(error as Error).message}); it may or may not have been delivered, so do not resend it blindly`,
+          { command: shown, cause: error },
+        ),
+        "final-dot",
+        true,
+      );
+    }
     if (reply.code !== 250) {
       // 552/554 after DATA: the message was refused; RSET keeps the connection usable.
       this.#state = "rcpt";
       await this.#resetAfterFailure();
-      throw new SmtpError(`${this.host} refused the message: ${reply.code} ${reply.text}`, { command: display, reply });
+      throw recordStage(new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: shown, reply }), "final-dot", true);
     }
     this.#state = "ready";
     const messageId = queueId(reply.text);
@@ -598,16 +565,17 @@ export class SmtpClient {
   }
 
   /** After DATA got 354 although the transaction failed: send an empty body's "." to end it. */
-  async #abandonData(dataReply: SmtpReply | undefined): Promise<void> {
-    if (dataReply?.code !== 354) return;
-    await this.#roundTrip([this.#command(".\r\n", ".", this.timeouts.finalDot, "final-dot")]);
+  async #abandonData(dataOutcome: Outcome | undefined): Promise<void> {
+    if (dataOutcome?.reply?.code !== 354) return;
+    const conn = this.#requireConnection();
+    await this.#outcome(conn.submit({ line: ".\r\n", display: ".", expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot }), "data");
   }
 
   /** RSET after a failed transaction; if even that fails the connection is dropped. */
   async #resetAfterFailure(): Promise<void> {
     if (!this.#conn || this.#conn.closed) return;
     try {
-      await this.#exchange(cmd.rset(), { expect: [250] });
+      await this.#exchange(cmd.rset(), "rset", [250]);
       this.#state = "ready";
     } catch {
       this.#teardown();
@@ -616,69 +584,40 @@ export class SmtpClient {
 
   // --- the funnel -----------------------------------------------------------------------
 
-  /** One exchange with the expected reply codes at the call site. */
-  async #exchange(line: string, options: { expect: readonly number[]; phase?: TimeoutPhase; timeout?: number; redact?: string }): Promise<SmtpReply> {
-    const command = this.#command(line, options.redact ?? line.slice(0, -2), options.timeout, options.phase);
-    const [reply] = await this.#roundTrip([command]);
-    if (!options.expect.includes(reply!.code)) {
-      throw new SmtpError(`${command.display.split(" ")[0]} got ${reply!.code} ${reply!.text} (expected ${options.expect.join(" or ")})`, {
-        command: command.display,
-        reply,
-      });
-    }
-    return reply!;
+  /** A command for the connection's funnel, with the expected codes at the call site. */
+  #command(line: string, expect: Submission["expect"], display = line.slice(0, -2), deadline = this.timeouts.command): Submission {
+    return { line, display, expect, phase: "command", deadline };
+  }
+
+  /** One command through the funnel; any failure leaves with `stage` recorded. */
+  #exchange(line: string, stage: SmtpStage, expect: Submission["expect"], display?: string): Promise<SmtpReply> {
+    return this.#at(stage, () => this.#requireConnection().submit(this.#command(line, expect, display)));
   }
 
   /**
-   * All command I/O: writes the lines in one write (pipelining when there are several),
-   * reads exactly one reply per line in order. A 421 closes the connection; more replies
-   * than commands is a protocol error; any failure without a reply closes the connection.
+   * A reply, or the refusal of an unexpected one (the connection still usable: the caller
+   * decides). A failure of the connection itself (drop, timeout, 421, protocol error)
+   * throws, with `stage` recorded.
    */
-  async #roundTrip(commands: readonly Command[]): Promise<SmtpReply[]> {
-    const conn = this.#requireConnection();
-    return this.#guard(async () => {
-      const unsolicited = conn.takeUnsolicited();
-      if (unsolicited) {
-        this.#transcript.reply(unsolicited);
-        if (unsolicited.code === 421) this.#fail421(unsolicited, commands[0]!.display);
-        throw new SmtpProtocolError(`The server sent a reply nobody asked for: ${unsolicited.code} ${unsolicited.text}`, { reply: unsolicited });
-      }
-      for (const c of commands) this.#transcript.command(c.display);
-      conn.expectReplies(commands.length);
-      await conn.write(commands.length === 1 ? commands[0]!.line : commands.map((c) => c.line).join(""), this.timeouts.command, "command");
-      const replies: SmtpReply[] = [];
-      for (const c of commands) {
-        const reply = await conn.readReply(c.timeout, c.phase, c.display);
-        this.#transcript.reply(reply);
-        if (reply.code === 421) this.#fail421(reply, c.display);
-        replies.push(reply);
-      }
-      if (commands.length > 1 && conn.hasUnreadInput) {
-        throw new SmtpProtocolError(`The server sent more replies than the ${commands.length} pipelined commands`, { command: commands.map((c) => c.display).join(" / ") });
-      }
-      return replies;
-    });
-  }
-
-  /** Runs I/O; any failure that is not an ordinary reply closes the client (state "closed"). */
-  async #guard<T>(io: () => Promise<T>): Promise<T> {
+  async #outcome(reply: Promise<SmtpReply>, stage: SmtpStage): Promise<Outcome> {
+    this.#stage = stage;
     try {
-      return await io();
+      return { reply: await reply };
     } catch (error) {
-      // Only timeouts, drops, aborts, protocol errors and 421 get here: the stream is unusable.
-      this.#teardown();
+      recordStage(error, stage, this.#bodySent);
+      if (error instanceof SmtpError && error.reply !== undefined && this.#conn !== undefined && !this.#conn.closed) return { refusal: error };
       throw error;
     }
   }
 
-  #fail421(reply: SmtpReply, command: string): never {
-    // RFC 5321 §3.8: the server is closing the transmission channel.
-    this.#teardown();
-    throw new SmtpError(`${this.host} is closing the connection: ${reply.code} ${reply.text}`, { command, reply, retryable: true });
-  }
-
-  #command(line: string, display: string, timeout = this.timeouts.command, phase: TimeoutPhase = "command"): Command {
-    return { line, display, timeout, phase };
+  /** Runs one step; an error leaving it records `stage` (the first record wins: the innermost step). */
+  async #at<T>(stage: SmtpStage, step: () => Promise<T>): Promise<T> {
+    this.#stage = stage;
+    try {
+      return await step();
+    } catch (error) {
+      throw recordStage(error, stage, this.#bodySent);
+    }
   }
 
   // --- lifecycle helpers --------------------------------------------------------------
@@ -688,10 +627,7 @@ export class SmtpClient {
     if (conn && !conn.closed) {
       this.#state = "closing";
       try {
-        this.#transcript.command("QUIT");
-        conn.expectReplies(1);
-        await conn.write(cmd.quit(), timeout, "command");
-        this.#transcript.reply(await conn.readReply(timeout, "command", "QUIT"));
+        await conn.submit({ line: cmd.quit(), display: "QUIT", expect: "any", phase: "command", deadline: timeout });
       } catch {
         // The server hung up first or did not answer in time: closing is what we wanted anyway.
       }
@@ -706,22 +642,26 @@ export class SmtpClient {
   }
 
   #abort(): void {
-    const error = abortError(this.#options.signal);
+    const error = abortError(this.#config.signal);
     this.#conn?.destroy(error);
     if (this.#state !== "idle") this.#state = "closed";
   }
 
   #checkAborted(): void {
-    if (this.#options.signal?.aborted) throw abortError(this.#options.signal);
+    if (this.#config.signal?.aborted) throw abortError(this.#config.signal);
   }
 
-  #requireReady(): void {
+  #requireReady(stage: SmtpStage): void {
     this.#checkAborted();
     if (this.#state === "ready") return;
     if (this.#state === "closed" || this.#state === "closing") {
-      throw new SmtpClosedError(`The connection to ${this.host}:${this.port} is closed${this.#conn?.failure ? ` (${this.#conn.failure.message})` : ""}; call connect() again`, {
-        cause: this.#conn?.failure,
-      });
+      throw recordStage(
+        new SmtpClosedError(`The connection to ${this.host}:${this.port} is closed${this.#conn?.failure ? ` (${this.#conn.failure.message})` : ""}; call connect() again`, {
+          cause: this.#conn?.failure,
+        }),
+        stage,
+        false,
+      );
     }
     throw new InvalidArgumentError(`The client is not connected (state "${this.#state}"); call connect() first`);
   }
@@ -741,7 +681,7 @@ export class SmtpClient {
   }
 
   #localName(): string {
-    if (this.#options.localName !== undefined) return this.#options.localName;
+    if (this.#config.localName !== undefined) return this.#config.localName;
     const hostname = os.hostname();
     if (hostname.includes(".")) {
       try {
@@ -752,21 +692,20 @@ export class SmtpClient {
     }
     return addressLiteral(this.#conn?.localAddress);
   }
-
 }
 
 // --- helpers ----------------------------------------------------------------------------
 
-function validateEnvelope(envelope: Envelope): void {
-  if (typeof envelope !== "object" || envelope === null) throw new InvalidArgumentError("sendMail needs an envelope { from, to }");
-  cmd.assertPath(envelope.from, "from", true, true);
-  if (!Array.isArray(envelope.to) || envelope.to.length === 0) throw new InvalidArgumentError("envelope.to must be a non-empty array of addresses");
-  for (const to of envelope.to) {
-    cmd.assertPath(to, "recipient", true, false);
-  }
-  if (envelope.size !== undefined && (!Number.isSafeInteger(envelope.size) || envelope.size < 0)) {
-    throw new InvalidArgumentError("envelope.size must be a non-negative integer");
-  }
+/** The reply an SmtpError holds, if the error is one (a reply the step did not expect). */
+function replyOf(error: unknown): SmtpReply | undefined {
+  return error instanceof SmtpError ? error.reply : undefined;
+}
+
+/** `what was refused: 553 …`, keeping the command, reply, stage and bodySent of the refusal. */
+function refused(what: string, refusal: SmtpError): SmtpError {
+  const reply = refusal.reply!;
+  const error = new SmtpError(`${what} was refused: ${quoteReply(reply)}`, { command: refusal.command, reply });
+  return recordStage(error, refusal.stage ?? "mail", refusal.bodySent);
 }
 
 /** The base64 text of a 334 challenge (RFC 4954 §4), decoded; anything else is an SmtpAuthError. */

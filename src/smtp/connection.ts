@@ -1,22 +1,34 @@
 /**
  * One socket to an SMTP server: TCP connect with a deadline and an AbortSignal (IPv4 and
  * IPv6, Node's happy-eyeballs for names with both), the TLS upgrade used for implicit TLS
- * and STARTTLS alike, a reply reader feeding `ReplyParser`, and writes that honour
- * `write()`'s return value.
+ * and STARTTLS alike, and the funnel every command goes through: `submit()` writes a
+ * command and returns the promise of its reply, over one queue of commands in flight
+ * (pending.ts). The greeting, EHLO, AUTH, MAIL/RCPT/DATA, the final dot, BDAT, RSET, NOOP
+ * and QUIT all go through it; only message bytes between 354 and the final dot use
+ * `writeBody()`, which honours `write()`'s return value.
  *
- * Deadlines are for a whole reply, not idle timers: `readReply` arms one timer when it
- * starts waiting and does not re-arm it when bytes arrive, so a server trickling a byte a
- * second cannot hold a command past its deadline.
+ * Every reply must answer a command in the queue. One that arrives with none waiting is a
+ * protocol error (a 421 is the server closing instead), and so is a read that brings more
+ * replies than were asked for: then none of that read's replies is trusted, because which
+ * reply answers which command is in doubt (an early 250 right behind a 354, or a second
+ * reply behind the final dot's). The connection is dropped and every pending command
+ * rejects with the reason, so a stale reply never reaches a later command.
  *
  * The first failure (close, error, timeout, protocol violation, abort) is recorded, the
- * socket destroyed, and every pending and later read or write rejects with it: no promise
- * is left hanging. A timed-out reply leaves the stream misaligned, so a timeout is fatal
- * to the connection too.
+ * socket destroyed, and every pending and later command or write rejects with it: no
+ * promise is left hanging. A timed-out reply leaves the stream misaligned, so a timeout is
+ * fatal to the connection too.
  */
 import net from "node:net";
 import tls from "node:tls";
-import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpTimeoutError, SmtpTlsError, type TimeoutPhase } from "../errors.js";
+import { AbortError, SmtpClosedError, SmtpConnectError, SmtpError, SmtpProtocolError, SmtpTimeoutError, SmtpTlsError, quoteReply } from "../errors.js";
+import { NETWORK_ERROR_CODES } from "../errors/classify.js";
+import { systemClock, type Clock, type TimerHandle } from "../observe/clock.js";
+import { CommandQueue, displayOf, type PendingCommand, type Submission } from "./pending.js";
 import { ReplyParser, type SmtpReply } from "./reply.js";
+import type { Transcript } from "./transcript.js";
+
+export type { Submission } from "./pending.js";
 
 export interface OpenOptions {
   host: string;
@@ -25,6 +37,10 @@ export interface OpenOptions {
   signal?: AbortSignal | undefined;
   /** Resolves `host` instead of the system resolver (net.connect's `lookup`). */
   lookup?: net.LookupFunction | undefined;
+  /** Time for the connect deadline and every reply deadline. Default: the system clock. */
+  clock?: Clock | undefined;
+  /** Records each command as it is written and each reply as it is matched. */
+  transcript?: Transcript | undefined;
 }
 
 export interface TlsInfo {
@@ -43,16 +59,10 @@ export interface TlsInfo {
   } | undefined;
 }
 
-interface Waiter {
-  resolve(reply: SmtpReply): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 interface DrainWaiter {
   resolve(): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 export class SmtpConnection {
@@ -62,11 +72,13 @@ export class SmtpConnection {
   #tls: tls.TLSSocket | undefined;
   #tlsInfo: TlsInfo | undefined;
   readonly #parser = new ReplyParser();
-  #waiter: Waiter | undefined;
-  #drain: DrainWaiter | undefined;
+  readonly #clock: Clock;
+  readonly #transcript: Transcript | undefined;
+  readonly #queue: CommandQueue;
+  /** The greeting has not been asked for yet: one reply may wait for it in the parser. */
+  #greetingDue = true;
+  #drains: DrainWaiter[] = [];
   #failure: Error | undefined;
-  /** Replies the client announced it expects (pipelined commands sent) and has not read yet. */
-  #expected = 0;
   #closeListeners: ((error: Error) => void)[] = [];
   readonly #onData = (chunk: Buffer) => this.#receive(chunk);
   readonly #onEnd = () => this.#fail(new SmtpClosedError(`The server closed the connection to ${this.host}:${this.port}`));
@@ -74,23 +86,26 @@ export class SmtpConnection {
   readonly #onError = (error: Error) =>
     this.#fail(new SmtpClosedError(`The connection to ${this.host}:${this.port} failed: ${error.message}`, { cause: error }));
   readonly #onDrain = () => {
-    const d = this.#drain;
-    if (!d) return;
-    this.#drain = undefined;
-    clearTimeout(d.timer);
-    d.resolve();
+    for (const d of this.#drains.splice(0)) {
+      this.#clock.clearTimeout(d.timer);
+      d.resolve();
+    }
   };
 
-  private constructor(socket: net.Socket, host: string, port: number) {
+  private constructor(socket: net.Socket, options: OpenOptions) {
     this.#socket = socket;
-    this.host = host;
-    this.port = port;
+    this.host = options.host;
+    this.port = options.port;
+    this.#clock = options.clock ?? systemClock;
+    this.#transcript = options.transcript;
+    this.#queue = new CommandQueue(this.#clock, (entry) => this.#fail(new SmtpTimeoutError(entry.phase, entry.deadline, { command: entry.display })));
     this.#attach(socket);
   }
 
   /** Opens the TCP connection. Rejects with SmtpConnectError, SmtpTimeoutError("connect") or AbortError. */
   static open(options: OpenOptions): Promise<SmtpConnection> {
     const { host, port, timeoutMs, signal, lookup } = options;
+    const clock = options.clock ?? systemClock;
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
@@ -98,7 +113,7 @@ export class SmtpConnection {
       }
       const socket = net.connect({ host, port, noDelay: true, ...(lookup ? { lookup } : {}) });
       const finish = (error: Error | undefined) => {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         socket.off("error", onError);
         socket.off("connect", onConnect);
@@ -106,13 +121,13 @@ export class SmtpConnection {
           socket.destroy();
           reject(error);
         } else {
-          resolve(new SmtpConnection(socket, host, port));
+          resolve(new SmtpConnection(socket, options));
         }
       };
       const onConnect = () => finish(undefined);
       const onError = (error: NodeJS.ErrnoException) => finish(connectError(error, host, port));
       const onAbort = () => finish(abortError(signal));
-      const timer = setTimeout(() => finish(new SmtpTimeoutError("connect", timeoutMs, { command: `connect to ${host}:${port}` })), timeoutMs);
+      const timer = clock.setTimeout(() => finish(new SmtpTimeoutError("connect", timeoutMs, { command: `connect to ${host}:${port}` })), timeoutMs);
       socket.once("connect", onConnect);
       socket.once("error", onError);
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -141,24 +156,22 @@ export class SmtpConnection {
     this.#parser.enhancedStatusCodes = value;
   }
 
-  /** True when bytes of a reply nobody asked for are waiting (pipelining sanity, unsolicited 421). */
+  /** Part of a reply nobody asked for has arrived (a whole one would have closed the connection). */
   get hasUnreadInput(): boolean {
     return this.#parser.pending > 0 || this.#parser.midReply;
   }
 
-  /**
-   * Announces that `count` commands were (or are about to be) written, so that their
-   * replies may be buffered before anyone reads them. Without it, at most one complete
-   * reply may wait unread (an unsolicited 421 before the server hangs up); more is a
-   * protocol violation and closes the connection, so a flooding server cannot grow memory.
-   */
-  expectReplies(count: number): void {
-    this.#expected += count;
+  /** Commands written so far (the greeting counts as one), replies matched, and the difference. */
+  get commandsWritten(): number {
+    return this.#queue.written;
   }
 
-  /** Takes a complete reply that arrived without a command waiting for it, if any. */
-  takeUnsolicited(): SmtpReply | undefined {
-    return this.#parser.next();
+  get repliesRead(): number {
+    return this.#queue.answered;
+  }
+
+  get inFlight(): number {
+    return this.#queue.inFlight;
   }
 
   /** Called once, with the reason, when the connection closes for any reason. */
@@ -167,48 +180,63 @@ export class SmtpConnection {
     else this.#closeListeners.push(listener);
   }
 
-  /** Waits for the next complete reply, within `timeoutMs` for the whole reply. */
-  readReply(timeoutMs: number, phase: TimeoutPhase, command?: string): Promise<SmtpReply> {
-    const queued = this.#parser.next();
-    if (queued) {
-      this.#took();
-      return Promise.resolve(queued);
-    }
-    if (this.#failure) return Promise.reject(withCommand(this.#failure, command));
-    // A bug in missive, not a delivery failure: a plain Error, so failSilently never hides it.
-    if (this.#waiter) return Promise.reject(new Error("Internal error: two concurrent reply readers"));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiter = undefined;
-        const error = new SmtpTimeoutError(phase, timeoutMs, { command });
-        this.#fail(error);
-        reject(error);
-      }, timeoutMs);
-      this.#waiter = {
-        resolve,
-        reject: (error) => reject(withCommand(error, command)),
-        timer,
-      };
-    });
+  /** Writes one command (or, without `line`, asks for the greeting) and resolves with its reply. */
+  submit(submission: Submission): Promise<SmtpReply> {
+    return this.submitAll([submission])[0]!;
   }
 
   /**
-   * Writes bytes. Resolves at once when the socket accepted them, else after 'drain';
-   * `timeoutMs` bounds the wait for 'drain' (the server not reading is a timeout too).
+   * Writes several commands in one write (RFC 2920 pipelining) and returns the promise of
+   * each one's reply, in order. The expected codes are checked here: a reply outside
+   * `expect` rejects with an SmtpError holding the command and the reply.
    */
-  write(bytes: Uint8Array | string, timeoutMs: number, phase: TimeoutPhase): Promise<void> {
+  submitAll(submissions: readonly Submission[]): Promise<SmtpReply>[] {
+    if (this.#failure) {
+      const failure = this.#failure;
+      return submissions.map((s) => handled(Promise.reject(withCommand(failure, displayOf(s)))));
+    }
+    const greeting = submissions.some((s) => s.line === undefined);
+    if (greeting && (submissions.length !== 1 || !this.#greetingDue || this.#queue.inFlight > 0)) {
+      // A bug in missive, not a delivery failure: a plain Error, so failSilently never hides it.
+      return submissions.map(() => handled(Promise.reject(new Error("Internal error: the greeting can only be asked for once, first"))));
+    }
+    const replies = submissions.map((s) => this.#queue.add(s));
+    if (greeting) {
+      this.#greetingDue = false;
+      // The greeting may already be here, waiting in the parser.
+      this.#deliver(undefined);
+      return replies;
+    }
+    const parts: Uint8Array[] = [];
+    for (const s of submissions) {
+      this.#transcript?.command(displayOf(s));
+      parts.push(typeof s.line === "string" ? Buffer.from(s.line, "utf8") : s.line!);
+      if (s.payload !== undefined && s.payload.length > 0) parts.push(s.payload);
+    }
+    // Not waiting for 'drain' here: commands are small, and a BDAT chunk is followed by a
+    // wait for its reply, which cannot come before the server has read it. A server that
+    // stops reading runs into the reply's deadline.
+    (this.#tls ?? this.#socket).write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    return replies;
+  }
+
+  /**
+   * Writes message bytes (between 354 and the final dot). Resolves at once when the socket
+   * accepted them, else after 'drain'; `deadline` (ms) bounds the wait (a server that does
+   * not read is a timeout too). Any reply arriving meanwhile has no command waiting for it,
+   * and so fails the connection and this write.
+   */
+  writeBody(bytes: Uint8Array, deadline: number): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const data = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
     const socket = this.#tls ?? this.#socket;
-    if (socket.write(data)) return Promise.resolve();
+    if (socket.write(bytes)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#drain = undefined;
-        const error = new SmtpTimeoutError(phase, timeoutMs, { command: "<writing to the server>" });
-        this.#fail(error);
-        reject(error);
-      }, timeoutMs);
-      this.#drain = { resolve, reject, timer };
+      const waiter: DrainWaiter = {
+        resolve,
+        reject,
+        timer: this.#clock.setTimeout(() => this.#fail(new SmtpTimeoutError("data", deadline, { command: "<writing to the server>" })), deadline),
+      };
+      this.#drains.push(waiter);
     });
   }
 
@@ -219,17 +247,17 @@ export class SmtpConnection {
    */
   startTls(options: tls.ConnectionOptions, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#queue.inFlight > 0) return Promise.reject(new Error("Internal error: TLS upgrade with replies still pending"));
     const raw = this.#socket;
     this.#detach(raw);
     this.#parser.reset();
-    this.#expected = 0;
     return new Promise((resolve, reject) => {
       const secure = tls.connect({ ...options, socket: raw });
       let settled = false;
       const finish = (error: Error | undefined) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         secure.off("secureConnect", onSecure);
         secure.off("error", onError);
@@ -250,11 +278,16 @@ export class SmtpConnection {
       const onSecure = () => finish(undefined);
       const onError = (error: NodeJS.ErrnoException) => finish(tlsError(error, options));
       const onAbort = () => finish(abortError(signal));
-      const timer = setTimeout(() => finish(new SmtpTimeoutError("tls", timeoutMs, { command: "TLS handshake" })), timeoutMs);
+      const timer = this.#clock.setTimeout(() => finish(new SmtpTimeoutError("tls", timeoutMs, { command: "TLS handshake" })), timeoutMs);
       secure.once("secureConnect", onSecure);
       secure.once("error", onError);
       // A close during the handshake without an error (server hung up).
-      const onRawClose = () => finish(new SmtpTlsError(`The server closed the connection during the TLS handshake with ${this.host}:${this.port}`, { retryable: true }));
+      const onRawClose = () =>
+        finish(
+          new SmtpTlsError(`The server closed the connection during the TLS handshake with ${this.host}:${this.port}`, {
+            cause: new SmtpClosedError(`The connection to ${this.host}:${this.port} closed`),
+          }),
+        );
       raw.once("close", onRawClose);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -309,26 +342,54 @@ export class SmtpConnection {
 
   #receive(chunk: Buffer): void {
     if (this.#failure) return;
+    let parseError: Error | undefined;
     try {
-      // Complete replies allowed to wait unread: those expected (pipelining), or the one a
-      // waiting reader takes, plus one the server may send on its own (a 421 before FIN).
-      this.#parser.push(chunk, Math.max(this.#expected, this.#waiter ? 1 : 0) + 1);
+      // One reply more than is waiting is let through to be judged (a 421 is the server
+      // closing, anything else a protocol error); beyond that a flood is cut off here.
+      this.#parser.push(chunk, this.#queue.inFlight + 1);
     } catch (error) {
-      this.#fail(error as Error);
-      return;
+      parseError = error as Error;
     }
-    const waiter = this.#waiter;
-    if (!waiter) return;
-    const reply = this.#parser.next();
-    if (!reply) return;
-    this.#waiter = undefined;
-    clearTimeout(waiter.timer);
-    this.#took();
-    waiter.resolve(reply);
+    this.#deliver(parseError);
   }
 
-  #took(): void {
-    if (this.#expected > 0) this.#expected -= 1;
+  /** Matches the complete replies in the parser to the commands waiting, oldest first. */
+  #deliver(parseError: Error | undefined): void {
+    // Before the greeting is asked for, it may wait in the parser (one reply, no more).
+    if (this.#greetingDue && this.#queue.inFlight === 0 && parseError === undefined && this.#parser.pending <= 1) return;
+    const replies: SmtpReply[] = [];
+    for (let r = this.#parser.next(); r !== undefined; r = this.#parser.next()) replies.push(r);
+    if (replies.length > this.#queue.inFlight) {
+      for (const reply of replies) this.#transcript?.reply(reply);
+      const extra = replies[this.#queue.inFlight]!;
+      // A lone 421 to an idle connection is the server closing it (RFC 5321 §3.8). Anything
+      // else, or anything next to replies for waiting commands, is a protocol error.
+      this.#fail(
+        extra.code === 421 && this.#queue.inFlight === 0
+          ? this.#closing(extra, undefined)
+          : new SmtpProtocolError(`The server sent a reply nobody asked for: ${quoteReply(extra)}`, { reply: extra }),
+      );
+      return;
+    }
+    for (const reply of replies) {
+      const entry = this.#queue.take()!;
+      this.#transcript?.reply(reply);
+      const expected = entry.expect === "any" || entry.expect.includes(reply.code);
+      if (reply.code === 421 && (entry.expect === "any" || !entry.expect.includes(421))) {
+        // RFC 5321 §3.8: the server is closing the transmission channel.
+        const error = this.#closing(reply, entry.display);
+        entry.reject(error);
+        this.#fail(error);
+        return;
+      }
+      if (expected) entry.resolve(reply);
+      else entry.reject(unexpectedReply(entry, reply));
+    }
+    if (parseError !== undefined) this.#fail(parseError);
+  }
+
+  #closing(reply: SmtpReply, command: string | undefined): SmtpError {
+    return new SmtpError(`${this.host} is closing the connection: ${quoteReply(reply)}`, { command, reply });
   }
 
   #fail(error: Error): void {
@@ -339,25 +400,28 @@ export class SmtpConnection {
     if (this.#tls) this.#socket.destroy();
     // Keep an 'error' listener so a late socket error cannot crash the process.
     socket.on("error", () => {});
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (waiter) {
-      clearTimeout(waiter.timer);
-      // Replies that arrived complete before the close are still delivered (a 421 then FIN).
-      const reply = this.#parser.next();
-      if (reply) waiter.resolve(reply);
-      else waiter.reject(error);
-    }
-    const drain = this.#drain;
-    this.#drain = undefined;
-    if (drain) {
-      clearTimeout(drain.timer);
-      drain.reject(error);
+    this.#queue.rejectAll((entry) => withCommand(error, entry.display));
+    for (const d of this.#drains.splice(0)) {
+      this.#clock.clearTimeout(d.timer);
+      d.reject(error);
     }
     const listeners = this.#closeListeners;
     this.#closeListeners = [];
     for (const listener of listeners) listener(error);
   }
+}
+
+/** A reply outside the codes a command expects: an SmtpError holding both (the connection stays usable). */
+function unexpectedReply(entry: PendingCommand, reply: SmtpReply): SmtpError {
+  const verb = entry.display.startsWith("<") ? entry.display : entry.display.split(" ")[0]!;
+  const expected = entry.expect === "any" ? "" : ` (expected ${entry.expect.join(" or ")})`;
+  return new SmtpError(`${verb} got ${quoteReply(reply)}${expected}`, { command: entry.display, reply });
+}
+
+/** A promise whose rejection is handled (it may be ignored), returned as it is. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 function withCommand(error: Error, command: string | undefined): Error {
@@ -371,8 +435,6 @@ export function abortError(signal: AbortSignal | undefined): AbortError {
   return new AbortError("The SMTP operation was aborted", { cause: reason });
 }
 
-const PERMANENT_CONNECT_CODES = new Set(["ENOTFOUND", "EAI_NONAME", "EINVAL"]);
-
 function connectError(error: NodeJS.ErrnoException, host: string, port: number): SmtpError {
   const code = error.code ?? "";
   const hint =
@@ -383,10 +445,7 @@ function connectError(error: NodeJS.ErrnoException, host: string, port: number):
         : code === "EHOSTUNREACH" || code === "ENETUNREACH"
           ? "the host is unreachable"
           : error.message;
-  return new SmtpConnectError(`Could not connect to ${host}:${port} (${code || "error"}): ${hint}`, {
-    cause: error,
-    retryable: !PERMANENT_CONNECT_CODES.has(code),
-  });
+  return new SmtpConnectError(`Could not connect to ${host}:${port} (${code || "error"}): ${hint}`, { cause: error });
 }
 
 const TLS_HINTS: Record<string, string> = {
@@ -406,7 +465,10 @@ const TLS_HINTS: Record<string, string> = {
 export function tlsError(error: NodeJS.ErrnoException, options: tls.ConnectionOptions): SmtpTlsError {
   const code = error.code;
   const name = options.servername ?? options.host ?? "the server";
-  const hint = (code && TLS_HINTS[code]) ?? error.message;
+  const network = code !== undefined && NETWORK_ERROR_CODES.has(code);
+  const hint = (code && TLS_HINTS[code]) ?? (network ? `the connection was dropped during the handshake (${error.message})` : error.message);
+  // A socket error here (a reset) is a dropped connection, not a TLS verdict: classify()
+  // reads the code and calls it transient.
   return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error });
 }
 

@@ -28,3 +28,7 @@ export {
   AbortError,
   InvalidArgumentError,
 } from "../errors.js";
+export { resolveSmtpConfig, isResolvedSmtpConfig, deriveSmtpConfig, DEFAULT_POOL } from "./config.js";
+export type { ConfigSource, ResolvedSmtpConfig, ResolvedPoolOptions, ResolvedTlsOptions } from "./config.js";
+export type { Lease } from "./pool.js";
+export type { Submission } from "./pending.js";

@@ -1,12 +1,14 @@
 /**
- * SmtpClient options and the decisions made from them at construction: TLS mode and port
- * defaults, timeouts after RFC 5321 §4.5.3.2, and the Node TLS options.
+ * SmtpClient options (their types; config.ts checks them and decides port and TLS mode),
+ * the RFC 5321 §4.5.3.2 timeouts, and the Node TLS options built from a resolved config.
  */
 import { readFile } from "node:fs/promises";
 import net from "node:net";
 import type tls from "node:tls";
-import { InvalidArgumentError, SmtpTlsError } from "../errors.js";
+import { SmtpTlsError } from "../errors.js";
+import type { Clock } from "../observe/clock.js";
 import type { AuthMethod, AuthOptions } from "./auth.js";
+import type { ResolvedSmtpConfig } from "./config.js";
 import type { TranscriptHook } from "./transcript.js";
 
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
@@ -93,45 +95,22 @@ export interface SmtpClientOptions {
    */
   lookup?: net.LookupFunction;
   transcript?: TranscriptHook;
+  /** Time and timers for reply deadlines (tests inject one to step time). Default: the system clock. */
+  clock?: Clock;
 }
 
-export function resolveTlsMode(options: SmtpClientOptions, host: string): TlsMode {
-  if (options.useSsl && options.useTls) {
-    throw new InvalidArgumentError("useSsl and useTls are mutually exclusive: useSsl is implicit TLS (port 465), useTls is STARTTLS (port 587)");
-  }
-  const legacy: TlsMode | undefined = options.useSsl ? "implicit" : options.useTls ? "starttls" : undefined;
-  if (options.tls !== undefined) {
-    if (!["implicit", "starttls", "opportunistic", "none"].includes(options.tls)) {
-      throw new InvalidArgumentError(`tls must be "implicit", "starttls", "opportunistic" or "none", got ${JSON.stringify(options.tls)}`);
-    }
-    if (legacy !== undefined && legacy !== options.tls) {
-      throw new InvalidArgumentError(`tls: ${JSON.stringify(options.tls)} contradicts ${options.useSsl ? "useSsl" : "useTls"}`);
-    }
-    return options.tls;
-  }
-  if (legacy) return legacy;
-  if (isLoopback(host)) return "none";
-  return options.port === 465 ? "implicit" : "starttls";
-}
-
-export function resolveTimeouts(options: SmtpClientOptions): Readonly<Required<SmtpTimeouts>> {
-  const out = { ...DEFAULT_TIMEOUTS };
-  const check = (name: string, value: unknown) => {
-    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) {
-      throw new InvalidArgumentError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
-    }
-  };
-  if (options.timeout !== undefined) {
-    check("timeout", options.timeout);
-    for (const key of Object.keys(out) as (keyof SmtpTimeouts)[]) out[key] = options.timeout;
-  }
-  for (const [key, value] of Object.entries(options.timeouts ?? {})) {
-    if (value === undefined) continue;
-    if (!(key in out)) throw new InvalidArgumentError(`Unknown timeout ${JSON.stringify(key)}; known: ${Object.keys(out).join(", ")}`);
-    check(`timeouts.${key}`, value);
-    out[key as keyof SmtpTimeouts] = value;
-  }
-  return Object.freeze(out);
+export interface DsnOptions {
+  ret?: "FULL" | "HDRS";
+  envid?: string;
+  notify?: ("SUCCESS" | "FAILURE" | "DELAY" | "NEVER")[];
+  /** Send ORCPT=rfc822;<recipient> with each RCPT. */
+  orcpt?: boolean;
+  /**
+   * By default a DSN request to a server without DSN fails with SmtpCapabilityError("DSN")
+   * before MAIL FROM, because silently dropping it changes what the sender gets back.
+   * `optional: true` sends without the DSN parameters instead.
+   */
+  optional?: boolean;
 }
 
 export function isLoopback(host: string): boolean {
@@ -153,20 +132,22 @@ export function addressLiteral(address: string | undefined): string {
 }
 
 /** Node TLS options for implicit TLS and STARTTLS alike; client key/certificate files are read here, at connect. */
-export async function buildTlsOptions(host: string, opts: SmtpClientOptions): Promise<tls.ConnectionOptions> {
-  const o = opts.tlsOptions ?? {};
+export async function buildTlsOptions(config: ResolvedSmtpConfig): Promise<tls.ConnectionOptions> {
+  const host = config.host;
+  const o = config.tls;
   const options: tls.ConnectionOptions = {
     host: host,
-    // Always an explicit boolean: `undefined` must never switch verification off.
-    rejectUnauthorized: o.rejectUnauthorized !== false,
-    minVersion: o.minVersion ?? "TLSv1.2",
+    // Always an explicit boolean (resolved from an own property): `undefined` or an
+    // inherited value must never switch verification off.
+    rejectUnauthorized: o.rejectUnauthorized,
+    minVersion: o.minVersion,
   };
   // SNI must not be an IP address (RFC 6066 §3); certificate checks then use the IP.
   const servername = o.servername ?? (net.isIP(host) ? undefined : host);
   if (servername !== undefined) options.servername = servername;
   if (o.ca !== undefined) options.ca = o.ca as string | Buffer | (string | Buffer)[];
-  const cert = o.cert ?? (opts.sslCertfile ? await readPem(opts.sslCertfile, "sslCertfile") : undefined);
-  const key = o.key ?? (opts.sslKeyfile ? await readPem(opts.sslKeyfile, "sslKeyfile") : undefined);
+  const cert = o.cert ?? (o.certFile ? await readPem(o.certFile, "sslCertfile") : undefined);
+  const key = o.key ?? (o.keyFile ? await readPem(o.keyFile, "sslKeyfile") : undefined);
   if (cert !== undefined) options.cert = cert;
   if (key !== undefined) options.key = key;
   return options;

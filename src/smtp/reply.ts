@@ -34,6 +34,12 @@ export interface ReplyParserOptions {
 
 export const MAX_LINE_LENGTH = 8 * 1024;
 export const MAX_REPLY_LENGTH = 64 * 1024;
+/**
+ * Empty lines skipped before a reply. Some servers send a stray CRLF (before the greeting,
+ * after a reply); it carries nothing, so it is tolerated, but only this many in a row, so
+ * that a server cannot keep a client reading blank lines forever.
+ */
+export const MAX_BLANK_LINES = 16;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -49,6 +55,8 @@ export class ReplyParser {
   #code = 0;
   #texts: string[] = [];
   #replyLength = 0;
+  /** Empty lines seen since the last reply line. */
+  #blankLines = 0;
   /** Complete replies not yet taken. */
   #ready: SmtpReply[] = [];
 
@@ -110,6 +118,7 @@ export class ReplyParser {
     this.#code = 0;
     this.#texts = [];
     this.#replyLength = 0;
+    this.#blankLines = 0;
     this.#ready = [];
   }
 
@@ -117,6 +126,16 @@ export class ReplyParser {
     // Strip LF and an optional CR before it (a bare LF terminator is tolerated).
     let end = raw.length - 1;
     if (end > 0 && raw[end - 1] === CR) end -= 1;
+    if (end === 0 && this.#texts.length === 0) {
+      // A blank line between replies: skipped (bounded). Inside a multi-line reply it is malformed.
+      this.#blankLines += 1;
+      this.#replyLength = 0;
+      if (this.#blankLines > MAX_BLANK_LINES) {
+        throw new SmtpProtocolError(`The server sent more than ${MAX_BLANK_LINES} empty lines in a row`);
+      }
+      return;
+    }
+    this.#blankLines = 0;
     if (end < 3) throw malformed(raw);
     const d0 = raw[0]! - 0x30;
     const d1 = raw[1]! - 0x30;

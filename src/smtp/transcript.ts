@@ -4,10 +4,10 @@
  * The message body is not part of the transcript.
  *
  * Also published on `diagnostics_channel` as `missive:smtp:command` and
- * `missive:smtp:reply`, only when someone subscribes (undici's habit), so the cost is a
- * boolean check when nobody listens.
+ * `missive:smtp:reply` (names and payloads in src/observe/channels.ts), only when someone
+ * subscribes, so the cost is a boolean check when nobody listens.
  */
-import diagnosticsChannel from "node:diagnostics_channel";
+import { smtpCommandChannel, smtpReplyChannel, type SmtpCommandMessage, type SmtpReplyMessage } from "../observe/channels.js";
 import { formatReplyLines, type SmtpReply } from "./reply.js";
 
 export interface TranscriptEntry {
@@ -19,22 +19,13 @@ export interface TranscriptEntry {
 export type TranscriptHook = (entry: TranscriptEntry) => void;
 
 /** Message published on `missive:smtp:command`. */
-export interface CommandMessage {
-  readonly host: string;
-  readonly port: number;
-  /** The command line without CRLF, credentials redacted. */
-  readonly command: string;
-}
+export type CommandMessage = SmtpCommandMessage;
 
 /** Message published on `missive:smtp:reply`. */
-export interface ReplyMessage {
-  readonly host: string;
-  readonly port: number;
-  readonly reply: SmtpReply;
-}
+export type ReplyMessage = SmtpReplyMessage<SmtpReply>;
 
-export const commandChannel = diagnosticsChannel.channel("missive:smtp:command");
-export const replyChannel = diagnosticsChannel.channel("missive:smtp:reply");
+export const commandChannel = smtpCommandChannel;
+export const replyChannel = smtpReplyChannel;
 
 /** What stands for a secret in transcripts, errors, `toJSON` and `util.inspect`. */
 export const REDACTED = "<redacted>";

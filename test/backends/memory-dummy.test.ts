@@ -51,4 +51,14 @@ describe("DummyBackend", () => {
     expect(await backend.sendMessages([])).toBe(0);
     expect(outbox).toHaveLength(0);
   });
+
+  it("renders each message and discards the bytes, so a bad header fails as with a real backend (failSilently or not)", async () => {
+    const msg = fixedMessage();
+    msg.headers["X-Evil"] = "x\r\nBcc: y@example.com";
+    await expect(new DummyBackend().sendMessages([fixedMessage(), msg])).rejects.toBeInstanceOf(BadHeaderError);
+    await expect(new DummyBackend({ failSilently: true }).sendMessages([msg])).rejects.toBeInstanceOf(BadHeaderError);
+    const bad = fixedMessage({ headers: { "Message-ID": "<ok@example.com>" } });
+    bad.attachFile("/nonexistent/missive-dummy-test.bin");
+    await expect(new DummyBackend().sendMessages([bad])).rejects.toThrow(/no such file/);
+  });
 });

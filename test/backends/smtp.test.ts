@@ -253,6 +253,23 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(fake.errors).toEqual([]);
   });
 
+  it("an unsolicited 421 on the idle connection (the server closes only later): the next message goes over a new connection (issue 8.3)", async () => {
+    fake = await startFakeServer({
+      script: [{ onMessage: (_m, session) => (session.id === 1 ? (setTimeout(() => session.send("421 4.4.2 closing soon"), 20), undefined) : undefined) }],
+    });
+    const server = fake;
+    const b = new SmtpBackend({ host: server.host, port: server.port, timeout: 5_000 });
+    expect(await b.open()).toBe(true);
+    expect(await b.sendMessages([fixedMessage({ subject: "first" })])).toBe(1);
+    const deadline = Date.now() + 3000;
+    while (!server.transcript.some((t) => t.dir === "s" && t.text.startsWith("421")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(await b.sendMessages([fixedMessage({ subject: "second" })])).toBe(1);
+    await b.close();
+    expect(server.connections).toBe(2);
+    expect(server.received.map((m) => m.data.toString().match(/Subject: (\w+)/)![1])).toEqual(["first", "second"]);
+  });
+
   it("never resends a message whose outcome is unknown", async () => {
     fake = await startFakeServer({ script: [noReplyToDot()] });
     const b = new SmtpBackend({ host: fake.host, port: fake.port, timeouts: { finalDot: 300 } });

@@ -235,6 +235,16 @@ describe("missive send and check against aiosmtpd", () => {
     expect(down.stderr).toMatch(/SmtpConnectError/);
   });
 
+  it("a failure says what to do about it (classify): where it happened and whether trying again helps", async () => {
+    const fake = await startFakeServer();
+    const port = fake.port;
+    await fake.close();
+    const down = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", `smtp://127.0.0.1:${port}?timeout=5`]);
+    expect(down.stderr).toMatch(/^missive: next-route \(at connect\): this server or the way to it failed; try again later, or another server$/m);
+    const refused = await run(["send", "--to", "refused@example.com", "--subject", "s", "--body", "b", "--url", `smtp://${server.host}:${server.port}`]);
+    expect(refused.stderr).toMatch(/^missive: give-up \(at rcpt\): sending it again will not help$/m);
+  });
+
   it("the environment's SMTP settings are used when set", async () => {
     const before = (await server.messages()).length;
     const r = await run(["send", "--to", "env@example.com", "--subject", "s", "--body", "b"], { EMAIL_HOST: server.host, EMAIL_PORT: String(server.port) });

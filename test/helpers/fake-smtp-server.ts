@@ -57,6 +57,8 @@ export interface FakeServerOptions {
   /** Ask for a client certificate, verified against `ca` (not required). */
   requestCert?: boolean;
   ca?: string | Buffer;
+  /** At the TLS upgrade (implicit or after STARTTLS's 220), answer the ClientHello with a TCP reset. */
+  resetTlsHandshake?: boolean;
   /** Send "421 4.4.2 Idle timeout" and close after this long without client bytes. */
   idleTimeoutMs?: number;
   /** Answer all complete pipelined commands in one write (default true). */
@@ -261,7 +263,14 @@ class FakeServerImpl implements FakeSmtpServer {
     socket.once("close", () => this.sockets.delete(socket));
   }
 
-  private upgrade(s: Session, raw: Socket): TLSSocket {
+  private upgrade(s: Session, raw: Socket): Socket {
+    if (this.opts.resetTlsHandshake) {
+      raw.once("data", () => {
+        this.note(s, "tls handshake reset");
+        raw.resetAndDestroy();
+      });
+      return raw;
+    }
     const secure = new TLSSocket(raw, {
       isServer: true,
       secureContext: this.secureContext!,

@@ -2,6 +2,10 @@ import { describe, expect, it } from "vitest";
 import { inspect } from "node:util";
 import { Credentials, CramMd5Mechanism, LoginMechanism, PlainMechanism, XOAuth2Mechanism, chooseMechanism } from "../../src/smtp/auth.js";
 import { InvalidArgumentError, SmtpAuthError, SmtpCapabilityError } from "../../src/errors.js";
+import { SmtpClient } from "../../src/smtp/client.js";
+import { SmtpBackend } from "../../src/backends/smtp.js";
+import { getConnection } from "../../src/api.js";
+import { errorOf } from "../helpers/errors.js";
 
 const b64 = (u: Uint8Array | null) => (u === null ? null : Buffer.from(u).toString("base64"));
 
@@ -78,5 +82,42 @@ describe("chooseMechanism", () => {
     expect(() => chooseMechanism(new Set(["PLAIN"]), pw, "CRAM-MD5")).toThrow(/offers PLAIN/);
     expect(() => chooseMechanism(new Set(), pw)).toThrow(SmtpCapabilityError);
     expect(() => chooseMechanism(new Set(["PLAIN"]), pw, "XOAUTH2")).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("credentials that would forge SASL fields are refused before connecting", () => {
+  const forging = ["user\0admin", "user\r\nRSET", "user\nx", "user\rx"];
+
+  it.each(forging)("user %j, in the client's auth, for every kind of secret", (user) => {
+    expect(() => new SmtpClient({ auth: { user, pass: "pw" } })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpClient({ auth: { user, accessToken: "tok" } })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpClient({ auth: { user, tokenProvider: () => "tok" } })).toThrow(InvalidArgumentError);
+  });
+
+  it.each(["pw\0admin", "pw\r\n", "p\nw"])("password %j", (pass) => {
+    expect(() => new SmtpClient({ auth: { user: "u", pass } })).toThrow(InvalidArgumentError);
+  });
+
+  it("XOAUTH2: \\x01 (its field separator) in the user or the token", () => {
+    expect(() => new SmtpClient({ auth: { user: "u\x01auth=Bearer evil", accessToken: "tok" } })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpClient({ auth: { user: "u", accessToken: "tok\x01\x01" } })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpClient({ auth: { user: "u", accessToken: "tok\n" } })).toThrow(InvalidArgumentError);
+  });
+
+  it("XOAUTH2: a token provider's token is checked before it is sent", async () => {
+    const m = new XOAuth2Mechanism(new Credentials({ user: "u", tokenProvider: async () => "tok\x01user=admin" }));
+    await expect(m.start()).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it("the messages never echo the secret", () => {
+    const error = errorOf(() => new SmtpClient({ auth: { user: "u", pass: "hunter2\0x" } }));
+    expect(error.message).not.toContain("hunter2");
+  });
+
+  it("through the SMTP backend and getConnection (not only configure())", () => {
+    expect(() => new SmtpBackend({ host: "127.0.0.1", username: "user\0admin", password: "pw" })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpBackend({ host: "127.0.0.1", username: "u", password: "pw\r\nQUIT" })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpBackend({ host: "127.0.0.1", auth: { user: "u", accessToken: "t\x01" } })).toThrow(InvalidArgumentError);
+    expect(() => getConnection("smtp", { host: "127.0.0.1", username: "u\nx", password: "pw" })).toThrow(InvalidArgumentError);
   });
 });

@@ -67,14 +67,28 @@ function clientFor(server: FakeSmtpServer, options: SmtpClientOptions = {}, log?
   return client;
 }
 
-/** Records what the client hands to its socket, write by write (client-side view of "one write"). */
-function captureWrites(port: number): { writes: string[]; restore(): void } {
-  const writes: string[] = [];
+/**
+ * The client's byte stream to `port`, cut into flights: the bytes it sent between two
+ * moments it received something. Pipelined commands share a flight (they all left before
+ * any reply was read); one command per round trip gives one flight each. This compares
+ * bytes and their order against the replies, not how many write() calls carried them, so
+ * corked or batched writes compare the same.
+ */
+function captureFlights(port: number): { flights(): string[]; restore(): void } {
+  const flights: string[] = [""];
+  const watched = new WeakSet<net.Socket>();
   const spy = vi.spyOn(net.Socket.prototype, "write").mockImplementation(function (this: net.Socket, ...args: unknown[]) {
-    if (this.remotePort === port) writes.push(Buffer.from(args[0] as Uint8Array).toString());
+    if (this.remotePort === port) {
+      if (!watched.has(this)) {
+        watched.add(this);
+        this.on("data", () => flights.push(""));
+      }
+      const chunk = args[0] as Uint8Array | string;
+      flights[flights.length - 1] += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
+    }
     return originalWrite.apply(this, args as never);
   });
-  return { writes, restore: () => spy.mockRestore() };
+  return { flights: () => flights.filter((f) => f !== ""), restore: () => spy.mockRestore() };
 }
 
 async function until(condition: () => boolean, ms = 3000): Promise<void> {
@@ -104,12 +118,12 @@ describe("SmtpClient against the fake server: the happy paths", () => {
     const client = clientFor(server, {}, log);
     await client.connect();
     expect(client.state).toBe("ready");
-    const { writes, restore } = captureWrites(server.port);
+    const { flights, restore } = captureFlights(server.port);
     expect(client.capabilities?.pipelining).toBe(true);
     const result = await client.sendMail({ from: "a@example.org", to: ["b@example.org", "c@example.org"], size: 20 }, "Subject: x\n\n.hello\n");
     restore();
-    // MAIL, both RCPTs and DATA left in one write.
-    expect(writes[0]).toBe("MAIL FROM:<a@example.org> SIZE=20\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n");
+    // MAIL, both RCPTs and DATA left before any reply was read; the body after the 354.
+    expect(flights()).toEqual(["MAIL FROM:<a@example.org> SIZE=20\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n", "Subject: x\r\n\r\n..hello\r\n.\r\n"]);
     expect(result.accepted).toEqual(["b@example.org", "c@example.org"]);
     expect(result.rejected).toEqual([]);
     expect(result.reply.code).toBe(250);
@@ -186,10 +200,10 @@ describe("SmtpClient against the fake server: the happy paths", () => {
     const server = await fake({ ehlo: ["8BITMIME"] });
     const client = clientFor(server);
     await client.connect();
-    const { writes, restore } = captureWrites(server.port);
+    const { flights, restore } = captureFlights(server.port);
     await client.sendMail(env, "x");
     restore();
-    expect(writes).toEqual(["MAIL FROM:<a@example.org>\r\n", "RCPT TO:<b@example.org>\r\n", "DATA\r\n", "x", "\r\n.\r\n"]);
+    expect(flights()).toEqual(["MAIL FROM:<a@example.org>\r\n", "RCPT TO:<b@example.org>\r\n", "DATA\r\n", "x\r\n.\r\n"]);
   });
 
   it("pipelining: false is honoured even when offered", async () => {
@@ -197,10 +211,10 @@ describe("SmtpClient against the fake server: the happy paths", () => {
     const client = clientFor(server, { pipelining: false });
     await client.sendMail(env, "x");
     await client.connect();
-    const { writes, restore } = captureWrites(server.port);
+    const { flights, restore } = captureFlights(server.port);
     await client.sendMail(env, "x");
     restore();
-    expect(writes).toEqual(["MAIL FROM:<a@example.org>\r\n", "RCPT TO:<b@example.org>\r\n", "DATA\r\n", "x", "\r\n.\r\n"]);
+    expect(flights()).toEqual(["MAIL FROM:<a@example.org>\r\n", "RCPT TO:<b@example.org>\r\n", "DATA\r\n", "x\r\n.\r\n"]);
   });
 
   it("sends several messages over one connection and streams a Readable body", async () => {

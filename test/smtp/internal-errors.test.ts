@@ -27,12 +27,13 @@ afterEach(async () => {
 });
 
 describe("internal errors are not delivery errors", () => {
-  it("two concurrent reply readers: a plain Error, not an SmtpError", async () => {
+  it("asking for the greeting twice (the funnel's misuse): a plain Error, not an SmtpError", async () => {
     const server = await startFakeServer({ greeting: null });
     servers.push(server);
     const conn = await SmtpConnection.open({ host: "127.0.0.1", port: server.port, timeoutMs: 2000 });
-    const first = conn.readReply(2000, "greeting").catch((e: unknown) => e);
-    const second = await conn.readReply(2000, "greeting").catch((e: unknown) => e);
+    const greeting = { display: "<greeting>", expect: [220], phase: "greeting", deadline: 2000 } as const;
+    const first = conn.submit(greeting).catch((e: unknown) => e);
+    const second = await conn.submit(greeting).catch((e: unknown) => e);
     expect(second).toBeInstanceOf(Error);
     expect(second).not.toBeInstanceOf(MissiveError);
     expect(isDeliveryError(second)).toBe(false);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { ReplyParser, formatReplyLines, parseReply, type SmtpReply } from "../../src/smtp/reply.js";
+import { MAX_BLANK_LINES, ReplyParser, formatReplyLines, parseReply, type SmtpReply } from "../../src/smtp/reply.js";
 import { SmtpProtocolError } from "../../src/errors.js";
 
 function feed(parser: ReplyParser, bytes: Buffer, cuts: number[]): SmtpReply[] {
@@ -65,6 +65,17 @@ describe("ReplyParser", () => {
     expect(r.text).toBe("5.1.1 odd");
     expect(parseReply("250 2.0.0\r\n", { enhancedStatusCodes: true })).toMatchObject({ enhancedCode: "2.0.0", text: "" });
     expect(parseReply("250 2.0.0000 x\r\n", { enhancedStatusCodes: true }).enhancedCode).toBeUndefined();
+  });
+
+  it("skips empty lines before a reply, up to MAX_BLANK_LINES in a row; inside a reply they are malformed", () => {
+    expect(parseReply("\r\n\n220 hi\r\n").text).toBe("hi");
+    expect(parseReply(`${"\r\n".repeat(MAX_BLANK_LINES)}220 hi\r\n`).text).toBe("hi");
+    expect(() => parseReply(`${"\r\n".repeat(MAX_BLANK_LINES + 1)}220 hi\r\n`)).toThrow(SmtpProtocolError);
+    expect(() => parseReply("250-a\r\n\r\n250 b\r\n")).toThrow(SmtpProtocolError);
+    // The count starts again after each reply.
+    const p = new ReplyParser();
+    p.push(Buffer.from(`${"\r\n".repeat(MAX_BLANK_LINES)}250 a\r\n${"\r\n".repeat(MAX_BLANK_LINES)}250 b\r\n`));
+    expect([p.next()?.text, p.next()?.text]).toEqual(["a", "b"]);
   });
 
   it("tolerates a bare LF terminator", () => {
@@ -142,7 +153,8 @@ describe("ReplyParser", () => {
 
   it("property: malformed first lines are rejected, well-formed ones accepted", () => {
     // One line (no LF inside), valid exactly when it starts with a code 200–599 followed by
-    // the end of the line, " " or "-" (RFC 5321 §4.2). Judged here on the string, not by the parser.
+    // the end of the line, " " or "-" (RFC 5321 §4.2), or empty (skipped). Judged here on
+    // the string, not by the parser.
     const wellFormed = (line: Buffer) => /^[2-5][0-9]{2}([ -]|$)/.test(line.toString("latin1"));
     const noLf = (bytes: Uint8Array) => Buffer.from(bytes.map((b) => (b === 0x0a ? 0x20 : b)));
     const lineArb = fc.oneof(
@@ -163,6 +175,10 @@ describe("ReplyParser", () => {
           expect(error).toBeUndefined();
           // "-" continues the reply; anything else completes it.
           expect(p.pending + (p.midReply ? 1 : 0)).toBe(1);
+        } else if (line.length === 0) {
+          // An empty line between replies is skipped: neither an error nor a reply.
+          expect(error).toBeUndefined();
+          expect(p.pending + (p.midReply ? 1 : 0)).toBe(0);
         } else {
           expect(error).toBeInstanceOf(SmtpProtocolError);
         }

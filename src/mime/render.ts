@@ -1,0 +1,297 @@
+/**
+ * A message in two steps: `freeze(message)` fixes what must not change between renders,
+ * `render(frozen, policy)` turns it into header fields and a replayable body for one policy.
+ *
+ *   const frozen = await freeze(message);           // Message-ID, Date, randomness, content
+ *   const r = await render(frozen, policies.eightBit);
+ *   r.headers;                                      // [name, value][], every top-level field
+ *   for await (const chunk of renderedChunks(r)) …  // header block, CRLF, body
+ *
+ * Freezing draws the Message-ID (unless the message sets one), calls the clock once for the
+ * Date, takes a snapshot of the content (header values, addresses, the MIME tree with its
+ * sources) and starts a tape of random draws: rendering takes its boundaries from the tape
+ * by index, drawing (and recording) only when it needs more than any render before it. So
+ * the same frozen message and the same policy give the same bytes every time, and another
+ * policy (7-bit for a server without 8BITMIME) gives the other valid rendering of the very
+ * same message: same Message-ID, same Date. DKIM signs a Rendered, an outbox stores one,
+ * failover renders again for the next server's extensions.
+ *
+ * Replayable sources: strings, bytes, files (read again on each body()) and stream
+ * factories. A Readable or async iterable given directly can be read once: a second
+ * body() fails with InvalidArgumentError rather than going out without it.
+ */
+import { BadHeaderError, InvalidArgumentError } from "../errors.js";
+import type { Group, Mailbox } from "./address.js";
+import { renderHeader, type HeaderKind } from "./headers.js";
+import { prepareRoot, type MimePart } from "./part.js";
+import type { Policy } from "./policy.js";
+
+/** `[name, value]`: the wire form is `${name}:${value}\r\n`; value is what follows the colon, folds included. */
+export type HeaderField = readonly [name: string, value: string];
+
+export interface Rendered {
+  readonly messageId: string;
+  /** Every top-level field in wire order, MIME-Version and the root part's Content-* included. */
+  readonly headers: readonly HeaderField[];
+  /** The bytes after the blank line; every call yields the same bytes. */
+  body(): AsyncIterable<Uint8Array>;
+  /** Octets of header block + CRLF + body, when every source's size is known. */
+  readonly size: number | undefined;
+  /** The output holds 8-bit data (BODY=8BITMIME over SMTP). */
+  readonly eightBit: boolean;
+  /** The message needs SMTPUTF8: UTF-8 in its headers, or an envelope address that needs it. */
+  readonly smtputf8: boolean;
+  /** MAIL FROM and RCPT TO: domains in IDNA unless `smtputf8`. */
+  readonly envelope: { readonly from: string; readonly to: readonly string[] };
+}
+
+/** One header of the message as frozen: rendered (encoded, folded) per policy. */
+export type FieldSpec =
+  | { readonly name: string; readonly kind: "address"; readonly entries: readonly (Mailbox | Group)[] }
+  | { readonly name: string; readonly kind: Exclude<HeaderKind, "address">; readonly value: string };
+
+/** What a message hands to `freeze` (EmailMessage implements it; nothing here imports it). */
+export interface FreezeInput {
+  /** The message itself: a message/rfc822 part refuses to hold it (cycles). */
+  readonly owner: object;
+  readonly charset: string;
+  readonly random: (size: number) => Buffer;
+  readonly clock: () => Date;
+  /** A Message-ID the message sets itself; else one is drawn, `<random@messageIdDomain>`. */
+  readonly messageId: string | undefined;
+  readonly messageIdDomain: string;
+  /** A Date the message sets itself; else the clock's, once. */
+  readonly date: string | undefined;
+  /** The fields above Date, in order (From, To, Cc, Reply-To, Subject). */
+  readonly before: readonly FieldSpec[];
+  /** The fields after Message-ID (extra headers), in order. */
+  readonly after: readonly FieldSpec[];
+  readonly tree: MimePart;
+  readonly needsSmtpUtf8: boolean;
+  envelope(smtputf8: boolean): { from: string; to: string[] };
+}
+
+/** Messages that can be frozen carry this method (a symbol: not part of their public surface). */
+export const FREEZE: unique symbol = Symbol.for("missive.mime.freeze");
+
+export interface Freezable {
+  [FREEZE](): Promise<Frozen>;
+}
+
+/** A message with its Message-ID, Date, content and randomness fixed. Render it as often as needed. */
+export interface Frozen {
+  readonly messageId: string;
+  /** The Date header as written. */
+  readonly date: string;
+  /** Render-time details; treat as opaque. */
+  readonly [FROZEN]: FrozenState;
+}
+
+const FROZEN: unique symbol = Symbol("missive.mime.frozen");
+
+interface FrozenState {
+  readonly input: FreezeInput;
+  readonly tape: RandomTape;
+}
+
+/**
+ * Fixes a message for rendering. An EmailMessage freezes itself once and returns the same
+ * Frozen until its content changes (so a message keeps its Message-ID and Date across
+ * renders and resends); a changed message is frozen afresh.
+ */
+export function freeze(message: Freezable): Promise<Frozen> {
+  if (typeof message !== "object" || message === null || typeof (message as Partial<Freezable>)[FREEZE] !== "function") {
+    return Promise.reject(new InvalidArgumentError("freeze() takes an EmailMessage"));
+  }
+  return message[FREEZE]();
+}
+
+/** Builds a Frozen from a message's input: draws the Message-ID and reads the clock, once each. */
+export function createFrozen(input: FreezeInput): Frozen {
+  const messageId = input.messageId ?? `<${input.random(18).toString("base64url")}@${input.messageIdDomain}>`;
+  const date = input.date ?? formatDate(input.clock());
+  return Object.freeze({ messageId, date, [FROZEN]: Object.freeze({ input, tape: new RandomTape(input.random) }) });
+}
+
+/** Renders a frozen message for `policy`. The same frozen message and policy give the same bytes. */
+export function render(frozen: Frozen, policy: Policy): Promise<Rendered> {
+  return renderWithin(frozen, policy, new Set());
+}
+
+interface RenderedState {
+  /** How the header block is turned into bytes: UTF-8 under a UTF-8 policy, else Latin-1 (it is ASCII). */
+  readonly encoding: "utf-8" | "latin1";
+  /** Whether a header holds raw UTF-8 (RFC 6532). */
+  readonly utf8Headers: boolean;
+  /** The header block's bytes (the fields, without the blank line), made once. */
+  readonly headerBytes: Buffer;
+  /** Whether `text` (ASCII) occurs in the bytes held in memory: an enclosing message's boundary check. */
+  occurs(text: string): boolean;
+}
+
+const renderedState = new WeakMap<Rendered, RenderedState>();
+
+/** `render`, inside the messages in `within` (a message/rfc822 attachment refuses to hold any of them). */
+export async function renderWithin(frozen: Frozen, policy: Policy, within: ReadonlySet<object>): Promise<Rendered> {
+  const state = frozen[FROZEN];
+  if (state === undefined) throw new InvalidArgumentError("render() takes what freeze() returned");
+  const { input, tape } = state;
+  const options = { utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength };
+  const field = (spec: FieldSpec): string =>
+    spec.kind === "address" ? renderHeader(spec.name, spec.entries, { ...options, kind: "address" }) : renderHeader(spec.name, spec.value, { ...options, kind: spec.kind });
+  const top = [
+    ...input.before.map(field),
+    renderHeader("Date", frozen.date, { ...options, kind: "raw" }),
+    renderHeader("Message-ID", frozen.messageId, { ...options, kind: "raw" }),
+    ...input.after.map(field),
+    "MIME-Version: 1.0\r\n",
+  ].join("");
+  const encoding = policy.utf8 ? "utf-8" : "latin1";
+  let draw = 0;
+  const root = await prepareRoot(input.tree, {
+    policy,
+    charset: input.charset,
+    within: new Set([...within, input.owner]),
+    boundary: () => `=_${tape.at(draw++, 16).toString("hex")}`,
+  });
+  const topBytes = Buffer.from(top, encoding);
+  const utf8Headers = root.utf8Headers || topBytes.some((b) => b >= 0x80);
+  const headerBytes = Buffer.concat([topBytes, root.header]);
+  const smtputf8 = policy.utf8 && (utf8Headers || input.needsSmtpUtf8);
+  let envelope: { from: string; to: string[] } | undefined;
+  let headers: readonly HeaderField[] | undefined;
+  const rendered: Rendered = {
+    messageId: frozen.messageId,
+    // Split into fields when first asked (streaming the message needs only the bytes).
+    get headers() {
+      headers ??= Object.freeze(splitFields(headerBytes.toString(encoding)));
+      return headers;
+    },
+    body: () => root.body(),
+    size: root.bodySize === undefined ? undefined : headerBytes.length + 2 + root.bodySize,
+    eightBit: root.eightBit,
+    smtputf8,
+    // Computed when asked: a 7-bit rendering of a message whose Bcc needs SMTPUTF8 is still a valid rendering.
+    get envelope() {
+      envelope ??= input.envelope(smtputf8);
+      return envelope;
+    },
+  };
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
+  return Object.freeze(rendered);
+}
+
+/**
+ * A copy of `rendered` with `fields` written above its headers (DKIM-Signature, Received),
+ * in the order given. Each field is checked: a header name, and a value whose only line
+ * breaks are folds (CRLF followed by a space or tab).
+ */
+export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]): Rendered {
+  const state = stateOf(rendered);
+  for (const [name, value] of fields) assertField(name, value);
+  const addedBytes = Buffer.from(fields.map(([name, value]) => `${name}:${value}\r\n`).join(""), state.encoding);
+  const added = addedBytes.length;
+  const utf8Headers = state.utf8Headers || fields.some(([n, v]) => /[^\x00-\x7f]/.test(n + v));
+  const copy: Rendered = {
+    messageId: rendered.messageId,
+    headers: Object.freeze([...fields.map(([n, v]) => Object.freeze([n, v] as const)), ...rendered.headers]),
+    body: () => rendered.body(),
+    size: rendered.size === undefined ? undefined : rendered.size + added,
+    eightBit: rendered.eightBit,
+    smtputf8: rendered.smtputf8,
+    get envelope() {
+      return rendered.envelope;
+    },
+  };
+  const headerBytes = Buffer.concat([addedBytes, state.headerBytes]);
+  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
+  return Object.freeze(copy);
+}
+
+/** The header block's bytes (`name:value\r\n` each), without the blank line. */
+export function renderedHeaderBytes(rendered: Rendered): Buffer {
+  return stateOf(rendered).headerBytes;
+}
+
+/** The whole message as it goes on the wire: header block, CRLF, body. */
+export async function* renderedChunks(rendered: Rendered): AsyncGenerator<Buffer> {
+  yield Buffer.concat([renderedHeaderBytes(rendered), CRLF]);
+  for await (const chunk of rendered.body()) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** The whole message in one Buffer (tests, small messages; streaming is `renderedChunks`). */
+export async function renderedBytes(rendered: Rendered): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of renderedChunks(rendered)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** Whether any header holds raw UTF-8 (RFC 6532), for callers that kept the old prepare() view. */
+export function hasUtf8Headers(rendered: Rendered): boolean {
+  return stateOf(rendered).utf8Headers;
+}
+
+const CRLF = Buffer.from("\r\n", "latin1");
+
+/** Whether `text` (ASCII) occurs in the bytes of `rendered` held in memory (for the boundaries of a message it is attached to). */
+export function renderedOccurs(rendered: Rendered, text: string): boolean {
+  return stateOf(rendered).occurs(text);
+}
+
+function stateOf(rendered: Rendered): RenderedState {
+  const state = renderedState.get(rendered);
+  if (state === undefined) throw new InvalidArgumentError("Expected a Rendered made by render() or withHeaders()");
+  return state;
+}
+
+/** Splits a header block (fields of `name:value`, continuation lines starting with WSP) into fields. */
+function splitFields(block: string): HeaderField[] {
+  const fields: HeaderField[] = [];
+  let start = 0;
+  while (start < block.length) {
+    let end = block.indexOf("\r\n", start);
+    // A CRLF followed by a space or tab is a fold inside the field.
+    while (end !== -1 && (block[end + 2] === " " || block[end + 2] === "\t")) end = block.indexOf("\r\n", end + 2);
+    if (end === -1) end = block.length;
+    const line = block.slice(start, end);
+    const colon = line.indexOf(":");
+    fields.push(Object.freeze([line.slice(0, colon), line.slice(colon + 1)] as const));
+    start = end + 2;
+  }
+  return fields;
+}
+
+/** A field given to withHeaders: RFC 5322 §2.2 name, and no line break that is not a fold. */
+function assertField(name: string, value: string): void {
+  if (typeof name !== "string" || !/^[\x21-\x39\x3b-\x7e]+$/.test(name)) {
+    throw new BadHeaderError(String(name), `Invalid header name ${JSON.stringify(name)}`);
+  }
+  if (typeof value !== "string" || /[\0]|\r(?!\n[ \t])|(?<!\r)\n/.test(value)) {
+    throw new BadHeaderError(name, `The value of ${name} has a NUL or a line break that is not a fold (CRLF then a space or tab)`);
+  }
+}
+
+/** Random draws recorded in order and replayed by index, so every render picks the same boundaries. */
+class RandomTape {
+  readonly #random: (size: number) => Buffer;
+  readonly #draws: Buffer[] = [];
+
+  constructor(random: (size: number) => Buffer) {
+    this.#random = random;
+  }
+
+  at(index: number, size: number): Buffer {
+    while (this.#draws.length <= index) this.#draws.push(Buffer.from(this.#random(size)));
+    return this.#draws[index]!;
+  }
+}
+
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** RFC 5322 §3.3 date-time in UTC: `Sat, 21 Nov 2026 04:01:00 +0000`. */
+export function formatDate(date: Date): string {
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+}
