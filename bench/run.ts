@@ -1,13 +1,19 @@
 /**
- * Runs every benchmark module that exports `run()`. Add a module to the list to include it.
- * Benchmarks print figures and never fail on them.
+ * Runs every benchmark module that exports `run()`, then prints each ratio next to its
+ * target (bench/env.ts). Benchmarks print figures and never fail on them. `npm run bench`
+ * runs them all; `npm run bench -- smtp encoding` only the ones named.
  */
-const modules = ["./encoding.ts", "./message.ts", "./dkim.ts"];
+import { environment, printTargets } from "./env.js";
 
-for (const path of modules) {
-  const mod = (await import(path)) as { run?: () => Promise<void> };
+const modules = ["encoding", "message", "smtp", "dkim"];
+const chosen = process.argv.slice(2).filter((a) => modules.includes(a));
+
+console.log(`# missive benchmarks (${environment()})\n`);
+for (const name of chosen.length > 0 ? chosen : modules) {
+  const mod = (await import(`./${name}.ts`)) as { run?: () => Promise<void> };
   if (typeof mod.run === "function") {
     await mod.run();
     console.log("");
   }
 }
+printTargets();
