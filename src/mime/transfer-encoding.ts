@@ -1,9 +1,10 @@
 /**
- * Choosing a Content-Transfer-Encoding for a leaf part (RFC 2045 §6, DESIGN.md):
+ * Choosing a Content-Transfer-Encoding for a leaf part (RFC 2045 §6):
  * 7bit for short-lined ASCII, quoted-printable for mostly-ASCII text, base64 for binary
  * and mostly-non-ASCII text, 8bit only when the policy allows it. Every choice is
  * lossless: the bytes a reader decodes are the bytes we were given.
  */
+import { isUtf8 as nodeIsUtf8 } from "node:buffer";
 
 export type TransferEncoding = "7bit" | "8bit" | "quoted-printable" | "base64" | "binary";
 
@@ -12,7 +13,34 @@ const LF = 0x0a;
 /** RFC 5321 §4.5.3.1.6: 1000 octets per line including CRLF. */
 export const MAX_LINE_OCTETS = 998;
 
-/** What a single pass over some bytes learns about them; can be fed chunk by chunk. */
+/** Byte classes of the scan: what a byte is for the counts below (index = byte). */
+const ORDINARY = 0;
+const IS_CR = 1;
+const IS_LF = 2;
+/** A byte quoted-printable must escape: a control other than TAB/CR/LF, DEL or `=`. */
+const IS_ESCAPE = 3;
+const IS_NUL = 4;
+const IS_HIGH = 5;
+const SCAN_CLASS = (() => {
+  const table = new Uint8Array(256);
+  for (let b = 0; b < 0x20; b++) table[b] = IS_ESCAPE;
+  table[0x09] = ORDINARY;
+  table[CR] = IS_CR;
+  table[LF] = IS_LF;
+  table[0] = IS_NUL;
+  table[0x3d] = IS_ESCAPE;
+  table[0x7f] = IS_ESCAPE;
+  for (let b = 0x80; b < 0x100; b++) table[b] = IS_HIGH;
+  return table;
+})();
+
+/**
+ * What a single pass over some bytes learns about them; can be fed chunk by chunk.
+ *
+ * One index loop over the bytes with the state in locals and one table load per byte;
+ * UTF-8 validity is Node's native check, with the bytes of a character cut by a chunk
+ * boundary carried to the next chunk.
+ */
 export class TextScan {
   length = 0;
   /** Bytes >= 0x80. */
@@ -25,74 +53,138 @@ export class TextScan {
   /** How many of those; canonicalising adds one octet for each. */
   bareLineBreaks = 0;
   longestLine = 0;
-  private lineLength = 0;
-  private pendingCr = false;
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   utf8 = true;
+  #lineLength = 0;
+  /** The last byte pushed was a CR (whether a LF follows is in the next chunk). */
+  #pendingCr = false;
+  /** The start of a UTF-8 character cut by the end of the last chunk (at most 3 bytes). */
+  #utf8Carry: Buffer | undefined;
 
   push(chunk: Uint8Array): void {
-    this.length += chunk.length;
-    if (this.utf8) {
-      try {
-        this.decoder.decode(chunk, { stream: true });
-      } catch {
-        this.utf8 = false;
+    const n = chunk.length;
+    if (n === 0) return;
+    this.length += n;
+    if (this.utf8) this.#checkUtf8(chunk);
+    const table = SCAN_CLASS;
+    let lineLength = this.#lineLength;
+    let longest = this.longestLine;
+    let bare = this.bareLineBreaks;
+    let high = 0;
+    let escapes = 0;
+    let nul = this.nul;
+    let i = 0;
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      if (chunk[0] === LF) {
+        i = 1;
+      } else {
+        bare++;
       }
+      if (lineLength > longest) longest = lineLength;
+      lineLength = 0;
     }
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i]!;
-      if (this.pendingCr) {
-        this.pendingCr = false;
-        if (b === LF) {
-          this.endLine();
-          continue;
+    for (; i < n; i++) {
+      const cls = table[chunk[i]!]!;
+      if (cls === ORDINARY) {
+        lineLength++;
+        continue;
+      }
+      if (cls === IS_CR || cls === IS_LF) {
+        if (cls === IS_LF) {
+          bare++;
+        } else if (i + 1 === n) {
+          this.#pendingCr = true;
+        } else if (chunk[i + 1] === LF) {
+          i++;
+        } else {
+          bare++;
         }
-        this.bareLineBreak = true;
-        this.bareLineBreaks++;
-        this.endLine();
-      }
-      if (b === CR) {
-        this.pendingCr = true;
+        if (lineLength > longest) longest = lineLength;
+        lineLength = 0;
         continue;
       }
-      if (b === LF) {
-        this.bareLineBreak = true;
-        this.bareLineBreaks++;
-        this.endLine();
-        continue;
-      }
-      this.lineLength++;
-      if (b >= 0x80) {
-        this.highBytes++;
-        this.qpEscapes++;
-      } else if (b === 0x3d || (b < 0x20 && b !== 0x09) || b === 0x7f) {
-        this.qpEscapes++;
-        if (b === 0) this.nul = true;
+      lineLength++;
+      if (cls === IS_HIGH) high++;
+      else {
+        escapes++;
+        if (cls === IS_NUL) nul = true;
       }
     }
+    this.#lineLength = lineLength;
+    this.longestLine = longest;
+    this.bareLineBreaks = bare;
+    this.bareLineBreak = bare > 0;
+    this.highBytes += high;
+    this.qpEscapes += high + escapes;
+    this.nul = nul;
   }
 
   finish(): this {
-    if (this.pendingCr) {
-      this.pendingCr = false;
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
       this.bareLineBreak = true;
       this.bareLineBreaks++;
     }
-    this.endLine();
-    if (this.utf8) {
-      try {
-        this.decoder.decode();
-      } catch {
-        this.utf8 = false;
-      }
-    }
+    if (this.#lineLength > this.longestLine) this.longestLine = this.#lineLength;
+    this.#lineLength = 0;
+    // A character cut off by the end of the input.
+    if (this.#utf8Carry !== undefined) this.utf8 = false;
+    this.#utf8Carry = undefined;
     return this;
   }
 
-  private endLine(): void {
-    if (this.lineLength > this.longestLine) this.longestLine = this.lineLength;
-    this.lineLength = 0;
+  /** Validates `chunk` as the continuation of what came before, holding back a character it cuts. */
+  #checkUtf8(chunk: Uint8Array): void {
+    let bytes = chunk;
+    const carry = this.#utf8Carry;
+    if (carry !== undefined) {
+      // Complete the held character with the continuation bytes it needs.
+      const need = utf8SequenceLength(carry[0]!) - carry.length;
+      const take = Math.min(need, chunk.length);
+      const joined = Buffer.concat([carry, chunk.subarray(0, take)]);
+      if (take < need) {
+        if (!continuationBytes(joined, carry.length)) this.utf8 = false;
+        else this.#utf8Carry = joined;
+        return;
+      }
+      this.#utf8Carry = undefined;
+      if (!nodeIsUtf8(joined)) {
+        this.utf8 = false;
+        return;
+      }
+      bytes = chunk.subarray(take);
+    }
+    const cut = incompleteTail(bytes);
+    if (!nodeIsUtf8(cut === bytes.length ? bytes : bytes.subarray(0, cut))) {
+      this.utf8 = false;
+      return;
+    }
+    if (cut < bytes.length) this.#utf8Carry = Buffer.from(bytes.subarray(cut));
   }
+}
+
+/** The length of the UTF-8 sequence a lead byte starts (1 for anything that is not a multi-byte lead). */
+function utf8SequenceLength(lead: number): number {
+  return lead >= 0xf0 && lead <= 0xf7 ? 4 : lead >= 0xe0 ? (lead <= 0xef ? 3 : 1) : lead >= 0xc0 ? 2 : 1;
+}
+
+function continuationBytes(bytes: Uint8Array, from: number): boolean {
+  for (let i = from; i < bytes.length; i++) if ((bytes[i]! & 0xc0) !== 0x80) return false;
+  return true;
+}
+
+/**
+ * Where the last character of `bytes` starts when the bytes end before it does (a
+ * multi-byte lead among the last three bytes, with too few bytes after it); else the length.
+ */
+function incompleteTail(bytes: Uint8Array): number {
+  const n = bytes.length;
+  for (let back = 1; back <= 3 && back <= n; back++) {
+    const b = bytes[n - back]!;
+    if ((b & 0xc0) === 0x80) continue;
+    return utf8SequenceLength(b) > back ? n - back : n;
+  }
+  return n;
 }
 
 export function scanBytes(bytes: Uint8Array): TextScan {
