@@ -4,7 +4,7 @@
  * and mostly-non-ASCII text, 8bit only when the policy allows it. Every choice is
  * lossless: the bytes a reader decodes are the bytes we were given.
  */
-import { isUtf8 as nodeIsUtf8 } from "node:buffer";
+import { isAscii as nodeIsAscii, isUtf8 as nodeIsUtf8 } from "node:buffer";
 
 export type TransferEncoding = "7bit" | "8bit" | "quoted-printable" | "base64" | "binary";
 
@@ -13,40 +13,19 @@ const LF = 0x0a;
 /** RFC 5321 §4.5.3.1.6: 1000 octets per line including CRLF. */
 export const MAX_LINE_OCTETS = 998;
 
-/** Byte classes of the scan: what a byte is for the counts below (index = byte). */
-const ORDINARY = 0;
-const IS_CR = 1;
-const IS_LF = 2;
-/** A byte quoted-printable must escape: a control other than TAB/CR/LF, DEL or `=`. */
-const IS_ESCAPE = 3;
-const IS_NUL = 4;
-const IS_HIGH = 5;
-const SCAN_CLASS = (() => {
-  const table = new Uint8Array(256);
-  for (let b = 0; b < 0x20; b++) table[b] = IS_ESCAPE;
-  table[0x09] = ORDINARY;
-  table[CR] = IS_CR;
-  table[LF] = IS_LF;
-  table[0] = IS_NUL;
-  table[0x3d] = IS_ESCAPE;
-  table[0x7f] = IS_ESCAPE;
-  for (let b = 0x80; b < 0x100; b++) table[b] = IS_HIGH;
-  return table;
-})();
-
 /**
  * What a single pass over some bytes learns about them; can be fed chunk by chunk.
  *
- * One index loop over the bytes with the state in locals and one table load per byte;
- * UTF-8 validity is Node's native check, with the bytes of a character cut by a chunk
- * boundary carried to the next chunk.
+ * Built on Node's native scans (byte loops in JavaScript cost several times as much): ASCII
+ * and UTF-8 validity with `isAscii`/`isUtf8` from node:buffer (the bytes of a character cut
+ * by a chunk boundary carried to the next chunk), lines by `indexOf` from one CR or LF to
+ * the next, NUL by `indexOf`. How many bytes quoted-printable would escape is counted only
+ * when a choice needs it (`countQpEscapes`).
  */
 export class TextScan {
   length = 0;
-  /** Bytes >= 0x80. */
-  highBytes = 0;
-  /** Bytes quoted-printable must escape: controls (not CR/LF/TAB), '=', and high bytes. */
-  qpEscapes = 0;
+  /** A byte >= 0x80. */
+  hasHighBytes = false;
   nul = false;
   /** A CR not followed by LF, or an LF not preceded by CR. */
   bareLineBreak = false;
@@ -54,6 +33,7 @@ export class TextScan {
   bareLineBreaks = 0;
   longestLine = 0;
   utf8 = true;
+  /** Octets of the current line seen so far (it may have started in an earlier chunk). */
   #lineLength = 0;
   /** The last byte pushed was a CR (whether a LF follows is in the next chunk). */
   #pendingCr = false;
@@ -63,60 +43,54 @@ export class TextScan {
   push(chunk: Uint8Array): void {
     const n = chunk.length;
     if (n === 0) return;
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, n);
     this.length += n;
-    if (this.utf8) this.#checkUtf8(chunk);
-    const table = SCAN_CLASS;
-    let lineLength = this.#lineLength;
+    const ascii = nodeIsAscii(bytes);
+    if (!ascii) this.hasHighBytes = true;
+    if (this.utf8 && !(ascii && this.#utf8Carry === undefined)) this.#checkUtf8(bytes);
+    if (!this.nul && bytes.indexOf(0) !== -1) this.nul = true;
+
     let longest = this.longestLine;
     let bare = this.bareLineBreaks;
-    let high = 0;
-    let escapes = 0;
-    let nul = this.nul;
-    let i = 0;
+    let line = this.#lineLength;
+    let start = 0;
     if (this.#pendingCr) {
       this.#pendingCr = false;
-      if (chunk[0] === LF) {
-        i = 1;
-      } else {
-        bare++;
-      }
-      if (lineLength > longest) longest = lineLength;
-      lineLength = 0;
+      if (bytes[0] === LF) start = 1;
+      else bare++;
+      if (line > longest) longest = line;
+      line = 0;
     }
-    for (; i < n; i++) {
-      const cls = table[chunk[i]!]!;
-      if (cls === ORDINARY) {
-        lineLength++;
-        continue;
-      }
-      if (cls === IS_CR || cls === IS_LF) {
-        if (cls === IS_LF) {
-          bare++;
-        } else if (i + 1 === n) {
+    let cr = bytes.indexOf(CR, start);
+    let lf = bytes.indexOf(LF, start);
+    while (cr !== -1 || lf !== -1) {
+      if (lf !== -1 && (cr === -1 || lf < cr)) {
+        // An LF with no CR before it.
+        bare++;
+        line += lf - start;
+        start = lf + 1;
+        lf = bytes.indexOf(LF, start);
+      } else {
+        line += cr - start;
+        if (cr + 1 === n) {
           this.#pendingCr = true;
-        } else if (chunk[i + 1] === LF) {
-          i++;
+          start = n;
+        } else if (bytes[cr + 1] === LF) {
+          start = cr + 2;
+          lf = bytes.indexOf(LF, start);
         } else {
           bare++;
+          start = cr + 1;
         }
-        if (lineLength > longest) longest = lineLength;
-        lineLength = 0;
-        continue;
+        cr = bytes.indexOf(CR, start);
       }
-      lineLength++;
-      if (cls === IS_HIGH) high++;
-      else {
-        escapes++;
-        if (cls === IS_NUL) nul = true;
-      }
+      if (line > longest) longest = line;
+      line = 0;
     }
-    this.#lineLength = lineLength;
+    this.#lineLength = line + (n - start);
     this.longestLine = longest;
     this.bareLineBreaks = bare;
     this.bareLineBreak = bare > 0;
-    this.highBytes += high;
-    this.qpEscapes += high + escapes;
-    this.nul = nul;
   }
 
   finish(): this {
@@ -134,7 +108,7 @@ export class TextScan {
   }
 
   /** Validates `chunk` as the continuation of what came before, holding back a character it cuts. */
-  #checkUtf8(chunk: Uint8Array): void {
+  #checkUtf8(chunk: Buffer): void {
     let bytes = chunk;
     const carry = this.#utf8Carry;
     if (carry !== undefined) {
@@ -161,6 +135,16 @@ export class TextScan {
     }
     if (cut < bytes.length) this.#utf8Carry = Buffer.from(bytes.subarray(cut));
   }
+}
+
+/** Bytes quoted-printable must escape: controls other than TAB, CR and LF; DEL; `=`; bytes >= 0x80. */
+export function countQpEscapes(bytes: Uint8Array): number {
+  let count = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x7f || b === 0x3d || (b < 0x20 && b !== 0x09 && b !== CR && b !== LF)) count++;
+  }
+  return count;
 }
 
 /** The length of the UTF-8 sequence a lead byte starts (1 for anything that is not a multi-byte lead). */
@@ -199,18 +183,19 @@ export function sendableAsLines(scan: TextScan): boolean {
 }
 
 /**
- * The encoding for text whose line breaks are already CRLF (bodies are canonicalised first).
- * Quoted-printable versus base64 is decided by which output is smaller.
+ * The encoding for `bytes`, text whose line breaks are already CRLF (bodies are
+ * canonicalised first), scanned as `scan`. Quoted-printable versus base64 is decided by
+ * which output is smaller.
  */
-export function chooseTextEncoding(scan: TextScan, allow8bit: boolean): TransferEncoding {
+export function chooseTextEncoding(scan: TextScan, allow8bit: boolean, bytes: Uint8Array): TransferEncoding {
   if (sendableAsLines(scan)) {
-    if (scan.highBytes === 0) return "7bit";
+    if (!scan.hasHighBytes) return "7bit";
     if (allow8bit) return "8bit";
   }
   // Quoted-printable turns a bare CR or LF into a hard CRLF break, so it is only lossless
   // when every line break already is CRLF.
   if (scan.bareLineBreak) return "base64";
-  const qpSize = scan.length + 2 * scan.qpEscapes + Math.ceil(scan.length / 73) * 3;
+  const qpSize = scan.length + 2 * countQpEscapes(bytes) + Math.ceil(scan.length / 73) * 3;
   const base64Size = Math.ceil(scan.length / 3) * 4 * (78 / 76);
   return qpSize <= base64Size ? "quoted-printable" : "base64";
 }
@@ -221,7 +206,7 @@ export function chooseTextEncoding(scan: TextScan, allow8bit: boolean): Transfer
  */
 export function chooseMessageEncoding(scan: TextScan): "7bit" | "8bit" | undefined {
   if (scan.nul || scan.longestLine > MAX_LINE_OCTETS) return undefined;
-  return scan.highBytes === 0 ? "7bit" : "8bit";
+  return scan.hasHighBytes ? "8bit" : "7bit";
 }
 
 /** Turns every CRLF, bare CR and bare LF into CRLF: the canonical form of text (RFC 2046 §4.1.1). */

@@ -1,13 +1,17 @@
-// TextScan decides every leaf's transfer encoding (7bit, 8bit, quoted-printable, base64)
+// TextScan (with countQpEscapes) decides every leaf's transfer encoding (7bit, 8bit, quoted-printable, base64)
 // and whether text/* bytes are UTF-8: whatever its implementation, it must learn exactly
 // what a plain byte-by-byte reading learns, however the bytes are cut into chunks.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { scanBytes, TextScan } from "../../src/mime/transfer-encoding.js";
+import { countQpEscapes, scanBytes, TextScan } from "../../src/mime/transfer-encoding.js";
 
 /** The plain reading: one byte at a time, a strict streaming UTF-8 decoder. */
 function plainScan(chunks: readonly Uint8Array[]) {
   const facts = { length: 0, highBytes: 0, qpEscapes: 0, nul: false, bareLineBreak: false, bareLineBreaks: 0, longestLine: 0, utf8: true };
+  const summary = () => {
+    const { highBytes, qpEscapes, ...rest } = facts;
+    return { ...rest, hasHighBytes: highBytes > 0, qpEscapes };
+  };
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let line = 0;
   let pendingCr = false;
@@ -56,15 +60,15 @@ function plainScan(chunks: readonly Uint8Array[]) {
   } catch {
     facts.utf8 = false;
   }
-  return facts;
+  return summary();
 }
 
 function scanChunks(chunks: readonly Uint8Array[]) {
   const scan = new TextScan();
   for (const chunk of chunks) scan.push(chunk);
   scan.finish();
-  const { length, highBytes, qpEscapes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 } = scan;
-  return { length, highBytes, qpEscapes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 };
+  const { length, hasHighBytes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 } = scan;
+  return { length, hasHighBytes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8, qpEscapes: countQpEscapes(Buffer.concat(chunks)) };
 }
 
 function cut(bytes: Uint8Array, at: readonly number[]): Uint8Array[] {
@@ -111,8 +115,8 @@ describe("TextScan", () => {
 
   it("scanBytes is one chunk", () => {
     const bytes = Buffer.from("caf\xc3\xa9 =\r\nline\nlast\r", "latin1");
-    const { length, highBytes, qpEscapes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 } = scanBytes(bytes);
-    expect({ length, highBytes, qpEscapes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 }).toEqual(plainScan([bytes]));
+    const { length, hasHighBytes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8 } = scanBytes(bytes);
+    expect({ length, hasHighBytes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8, qpEscapes: countQpEscapes(bytes) }).toEqual(plainScan([bytes]));
     expect(utf8).toBe(true);
     expect(bareLineBreaks).toBe(2);
   });
