@@ -209,10 +209,21 @@ export function chooseMessageEncoding(scan: TextScan): "7bit" | "8bit" | undefin
   return scan.hasHighBytes ? "8bit" : "7bit";
 }
 
-/** Turns every CRLF, bare CR and bare LF into CRLF: the canonical form of text (RFC 2046 §4.1.1). */
+/**
+ * Turns every CRLF, bare CR and bare LF into CRLF: the canonical form of text (RFC 2046
+ * §4.1.1). Text that is canonical already comes back as it is; text with LF breaks only
+ * (what people write) is split and joined, several times cheaper than a regular expression.
+ */
 export function canonicalLineBreaks(text: string): string {
-  if (!text.includes("\r") && !text.includes("\n")) return text;
-  return text.replace(/\r\n|\r|\n/g, "\r\n");
+  if (!text.includes("\r")) return text.includes("\n") ? text.split("\n").join("\r\n") : text;
+  return isCanonical(text) ? text : text.replace(/\r\n|\r|\n/g, "\r\n");
+}
+
+/** Every CR is followed by LF and every LF follows a CR. */
+function isCanonical(text: string): boolean {
+  for (let i = text.indexOf("\r"); i !== -1; i = text.indexOf("\r", i + 2)) if (text.charCodeAt(i + 1) !== LF) return false;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) if (text.charCodeAt(i - 1) !== CR) return false;
+  return true;
 }
 
 /** Turns bare CR and bare LF into CRLF in a byte stream, with one flag of state between chunks. */

@@ -3,7 +3,7 @@
 // what a plain byte-by-byte reading learns, however the bytes are cut into chunks.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { countQpEscapes, scanBytes, TextScan } from "../../src/mime/transfer-encoding.js";
+import { canonicalLineBreaks, countQpEscapes, scanBytes, TextScan } from "../../src/mime/transfer-encoding.js";
 
 /** The plain reading: one byte at a time, a strict streaming UTF-8 decoder. */
 function plainScan(chunks: readonly Uint8Array[]) {
@@ -119,5 +119,17 @@ describe("TextScan", () => {
     expect({ length, hasHighBytes, nul, bareLineBreak, bareLineBreaks, longestLine, utf8, qpEscapes: countQpEscapes(bytes) }).toEqual(plainScan([bytes]));
     expect(utf8).toBe(true);
     expect(bareLineBreaks).toBe(2);
+  });
+});
+
+describe("canonicalLineBreaks", () => {
+  it("turns every CRLF, CR and LF into CRLF, whatever the mix", () => {
+    const text = fc.array(fc.oneof(fc.constantFrom("\r\n", "\r", "\n", "\n\r", "\r\r\n"), fc.string({ maxLength: 5 })), { maxLength: 30 }).map((p) => p.join(""));
+    fc.assert(
+      fc.property(text, (t) => {
+        expect(canonicalLineBreaks(t)).toBe(t.replace(/\r\n|\r|\n/g, "\r\n"));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
