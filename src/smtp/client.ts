@@ -471,6 +471,8 @@ export class SmtpClient {
     this.#state = "data";
     this.#stage = "body";
     const encoder = new DataEncoder({ dotStuff: true });
+    // The body and the final dot in one write where they fit (flushed in #finalReply).
+    conn.holdWrites();
     try {
       for await (const chunk of bodyChunks(body)) {
         const out = encoder.encode(chunk);
@@ -539,7 +541,9 @@ export class SmtpClient {
     this.#bodySent = true;
     let reply: SmtpReply;
     try {
-      reply = await conn.submit({ ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot });
+      const verdict = conn.submit({ ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot });
+      conn.flushWrites();
+      reply = await verdict;
     } catch (error) {
       // A 421 is a reply: the server is closing and did not take the message.
       if (error instanceof SmtpError && error.replyCode === 421 && !(error instanceof SmtpProtocolError)) throw recordStage(error, "final-dot", true);
