@@ -9,12 +9,13 @@ import {
 } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
-import { freeze, render, renderedChunks } from "../mime/render.js";
+import { freeze, render, renderedChunks, type Rendered } from "../mime/render.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
+import { ANNOUNCE, type Announcement } from "../smtp/pipeline.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
@@ -121,11 +122,13 @@ export interface SmtpSendReport {
  *
  * `open()` leases the first connection (greeting, TLS, AUTH) and gives it back, so that a
  * bad server or credentials fail there. Each message is rendered after its lease is
- * acquired, for that connection's extensions (8BITMIME, SMTPUTF8), so a batch never
- * renders more messages than there are connections. Messages start in input order, at most
- * `maxConnections` in flight; reports stay in input order. Without `failSilently` the first
- * failure stops new messages from starting, the ones in flight finish, and the failure
- * earliest in input order is thrown.
+ * acquired, for that connection's extensions (8BITMIME, SMTPUTF8); a lease carries a run of
+ * messages, the next two rendered while one is on the wire (at most three per connection at
+ * once), their commands pipelined behind the previous message's final dot when the server
+ * offers PIPELINING. Messages start in input order, one at a time per connection; reports
+ * stay in input order. Without `failSilently` the first failure stops new messages from
+ * starting, the ones in flight finish, and the failure earliest in input order is thrown
+ * (a message whose commands were already pipelined is given up and that connection dropped).
  *
  * Nothing is resent. A connection the server closed while idle (or that holds a reply
  * nobody asked for, or fails the NOOP probe after `probeAfterIdle`) is replaced by the lease
@@ -299,30 +302,51 @@ export class SmtpBackend extends BaseEmailBackend {
 
   /**
    * The batch: as many workers as the pool has connections take the messages in input
-   * order, each leasing a connection, rendering the message for it, sending, and giving the
-   * lease back. After a failure that is thrown (not reported) no further message starts
-   * (waiting leases are cancelled before the failed one is given back); the ones in flight
-   * settle, then the earliest failure in input order is thrown.
+   * order. Each leases a connection and keeps it for a run of messages (`#lane`), rendering
+   * the next ones while the current one is on the wire. After a failure that is thrown (not
+   * reported) no further message starts (waiting leases are cancelled before the failed one
+   * is given back); the ones in flight settle, then the earliest failure in input order is
+   * thrown.
    */
   async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], reports: SmtpMessageReport[]): Promise<number> {
     const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
+    // Messages that were rendered on a connection that closed before they started: they go first, on another.
+    const again: number[] = [];
     let next = 0;
+    const batch: Batch = {
+      messages,
+      stop,
+      take: () => {
+        if (failures.length > 0) return undefined;
+        if (again.length > 0) return again.shift();
+        while (next < messages.length) {
+          const i = next++;
+          if (recipients[i]!.length > 0) return i;
+          results[i] = skipped(messages[i]!);
+        }
+        return undefined;
+      },
+      settle: (index, outcome) => {
+        if (outcome.report !== undefined) results[index] = outcome.report;
+        // A wait cancelled because another message failed: this one never started.
+        else if (!(stop.signal.aborted && outcome.error instanceof AbortError)) failures.push({ index, error: outcome.error });
+      },
+    };
     const worker = async (): Promise<void> => {
-      while (failures.length === 0 && next < messages.length) {
-        const i = next++;
-        const message = messages[i]!;
-        if (recipients[i]!.length === 0) {
-          results[i] = skipped(message);
+      for (let i = batch.take(); i !== undefined; i = batch.take()) {
+        let lease: Lease;
+        try {
+          lease = await pool.acquire(stop.signal);
+        } catch (error) {
+          batch.settle(i, this.#outcome(messages[i]!, undefined, error, stop));
           continue;
         }
         try {
-          results[i] = await this.#deliver(message, pool, stop);
-        } catch (error) {
-          // A wait cancelled because another message failed: this one never started.
-          if (stop.signal.aborted && error instanceof AbortError) return;
-          failures.push({ index: i, error });
+          again.push(...(await this.#lane(lease, i, batch)));
+        } finally {
+          lease.release();
         }
       }
     };
@@ -334,48 +358,111 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   /**
-   * One message: lease a connection, render the message for its extensions (the SMTPUTF8
-   * check, the 7bit/8bit policy, the envelope), send it, and turn the outcome into its
-   * report. Throws what `failSilently` does not cover.
+   * Messages over one leased connection, starting with `first`: up to LANE_DEPTH rendered
+   * at once, so that while one is on the wire the next ones are rendered, and announced to
+   * the client so that their MAIL, RCPT and DATA can follow the previous final dot
+   * (src/smtp/pipeline.ts). Before rendering more, the lane lets the current message's
+   * bytes leave (one turn of the event loop). The run ends when no message is left, a
+   * failure stops the batch, the connection can carry no more (maxMessagesPerConnection)
+   * or is no longer usable; messages rendered but not started are given up (withdrawn) and,
+   * when the connection failed under them, returned to be sent on another.
    */
-  async #deliver(message: EmailMessage, pool: SmtpPool, stop: AbortController): Promise<SmtpMessageReport> {
-    let messageId: string | undefined;
-    let lease: Lease | undefined;
+  async #lane(lease: Lease, first: number, batch: Batch): Promise<number[]> {
+    const client = lease.client;
+    // A connection the pool made counts its messages from zero.
+    let room = this.#config.pool.maxMessagesPerConnection - client.transactions;
+    const window: LaneSlot[] = [];
+    let claimed: number | undefined = first;
+    const start = (slot: LaneSlot) => {
+      if (slot.prepared === undefined) return;
+      slot.announcement = undefined;
+      slot.sending = client.sendMail(slot.prepared.envelope, renderedChunks(slot.prepared.rendered));
+      slot.sending.catch(() => undefined);
+    };
+    const refill = async () => {
+      while (window.length < LANE_DEPTH && claimed !== undefined) {
+        const slot = await this.#prepareSlot(claimed, batch.messages[claimed]!, lease.capabilities);
+        window.push(slot);
+        room -= 1;
+        claimed = room > 0 ? batch.take() : undefined;
+        if (window.length === 1) start(slot);
+        else if (slot.prepared !== undefined) slot.announcement = client[ANNOUNCE](slot.prepared.envelope);
+      }
+    };
+    await refill();
+    while (window.length > 0) {
+      const head = window.shift()!;
+      const outcome = await this.#sent(head, batch.stop);
+      batch.settle(head.index, outcome);
+      if (batch.stop.signal.aborted || client.state !== "ready") {
+        // Nothing more starts here: the batch stops, or the connection failed (then the rest go on another).
+        for (const slot of window) slot.announcement?.withdraw();
+        const left = window.map((slot) => slot.index);
+        if (claimed !== undefined) left.push(claimed);
+        return batch.stop.signal.aborted ? [] : left;
+      }
+      const following = window[0];
+      if (following !== undefined) {
+        start(following);
+        // Its body and final dot (and the commands behind them) are written in microtasks: let them leave before rendering more.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      await refill();
+    }
+    return claimed === undefined ? [] : [claimed];
+  }
+
+  /** Renders one message for the lease's extensions (the SMTPUTF8 check, the 7bit/8bit policy, the envelope). */
+  async #prepareSlot(index: number, message: EmailMessage, caps: Capabilities): Promise<LaneSlot> {
     try {
-      lease = await pool.acquire(stop.signal);
-      const caps = lease.capabilities;
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
       const rendered = await render(await freeze(message), this.#policy(caps, smtputf8));
-      messageId = rendered.messageId;
       const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
-      publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
-      return {
-        message,
-        messageId,
-        status: "sent",
-        accepted: result.accepted,
-        rejected: result.rejected.map(refused),
-        reply: replyOf(result.reply),
-        queueId: result.messageId,
-        error: undefined,
-      };
-    } catch (err) {
-      if (stop.signal.aborted && err instanceof AbortError) throw err;
-      if (!(this.failSilently && isDeliveryError(err))) {
-        // Cancel the other workers' waits before this connection goes back to the pool.
-        stop.abort();
-        throw err;
-      }
-      return failed(message, messageId, err as SmtpError);
-    } finally {
-      lease?.release();
+      return { index, message, prepared: { rendered, envelope } };
+    } catch (error) {
+      return { index, message, error };
     }
+  }
+
+  /** The outcome of one message: its report, or the error `failSilently` does not cover. */
+  async #sent(slot: LaneSlot, stop: AbortController): Promise<Outcome> {
+    const messageId = slot.prepared?.rendered.messageId;
+    if (slot.sending === undefined) return this.#outcome(slot.message, messageId, slot.error, stop);
+    try {
+      const result = await slot.sending;
+      const message = slot.message;
+      publishSent({ backend: "smtp", message, messageId: messageId!, recipients: result.accepted });
+      return {
+        report: {
+          message,
+          messageId,
+          status: "sent",
+          accepted: result.accepted,
+          rejected: result.rejected.map(refused),
+          reply: replyOf(result.reply),
+          queueId: result.messageId,
+          error: undefined,
+        },
+      };
+    } catch (error) {
+      return this.#outcome(slot.message, messageId, error, stop);
+    }
+  }
+
+  /** A failure: a "failed"/"unknown" report under `failSilently`, else the error (and the batch stops). */
+  #outcome(message: EmailMessage, messageId: string | undefined, err: unknown, stop: AbortController): Outcome {
+    if (stop.signal.aborted && err instanceof AbortError) return { error: err };
+    if (!(this.failSilently && isDeliveryError(err))) {
+      // Cancel the other workers' waits before this connection goes back to the pool.
+      stop.abort();
+      return { error: err };
+    }
+    return { report: failed(message, messageId, err as SmtpError) };
   }
 
   #policy(caps: Capabilities, smtputf8: boolean): Policy {
@@ -404,6 +491,30 @@ export class SmtpBackend extends BaseEmailBackend {
   [inspect.custom](_depth: number, options: object, insp: typeof inspect): string {
     return `SmtpBackend ${insp(this.toJSON(), options)}`;
   }
+}
+
+/** Messages one lane has rendered at once: the one on the wire and the next two. */
+const LANE_DEPTH = 3;
+
+/** One batch, as its lanes see it. */
+interface Batch {
+  readonly messages: readonly EmailMessage[];
+  readonly stop: AbortController;
+  /** The next message to send (input order), or undefined when none is left or the batch stops. */
+  take(): number | undefined;
+  settle(index: number, outcome: Outcome): void;
+}
+
+type Outcome = { readonly report: SmtpMessageReport; readonly error?: undefined } | { readonly report?: undefined; readonly error: unknown };
+
+/** A message in a lane: rendered (or failed to), announced to the client, then sent. */
+interface LaneSlot {
+  readonly index: number;
+  readonly message: EmailMessage;
+  readonly prepared?: { readonly rendered: Rendered; readonly envelope: Envelope };
+  readonly error?: unknown;
+  announcement?: Announcement | undefined;
+  sending?: Promise<SendResult>;
 }
 
 /** The `pool` field: what was asked for (already checked by the resolver), `{}` for `true`. */
