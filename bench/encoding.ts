@@ -10,13 +10,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Base64Encoder } from "../src/mime/encoding/base64.js";
 import { QuotedPrintableEncoder, decodeQuotedPrintable } from "../src/mime/encoding/quoted-printable.js";
 import { decodeWords, encodeWords } from "../src/mime/encoding/encoded-word.js";
 import { formatParameter } from "../src/mime/encoding/rfc2231.js";
 import { renderHeader, unfold } from "../src/mime/headers.js";
-import { environment, median, report } from "./env.js";
+import { ROOT, environment, median, report } from "./env.js";
 import { bEncodeHeader } from "./reference/b-encoder.js";
 import { ReferenceQpEncoder } from "./reference/qp.js";
 
@@ -105,9 +106,9 @@ function checkHeader(rendered: string, name: string, text: string, what: string)
 }
 
 async function distQuotedPrintable(): Promise<(new () => StreamEncoder) | undefined> {
-  const path = fileURLToPath(new URL("../dist/mime/index.js", import.meta.url));
+  const path = join(ROOT, "dist", "mime", "index.js");
   if (!existsSync(path)) return undefined;
-  const mod = (await import(path)) as { encoding: { QuotedPrintableEncoder: new () => StreamEncoder } };
+  const mod = (await import(pathToFileURL(path).href)) as { encoding: { QuotedPrintableEncoder: new () => StreamEncoder } };
   return mod.encoding.QuotedPrintableEncoder;
 }
 

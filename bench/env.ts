@@ -6,7 +6,19 @@
  * on the same data, the ratio taken pair by pair and its median reported, so that a machine
  * whose speed drifts (shared cores, other load) moves both sides of each pair alike.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository's root (the benchmarks run from bench/ under tsx, or bundled elsewhere: bench/bundle.mjs). */
+export const ROOT = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "missive") return dir;
+    if (dirname(dir) === dir) throw new Error("the missive repository was not found above the benchmarks");
+  }
+})();
 
 export function environment(): string {
   const cpu = cpus();

@@ -9,7 +9,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT } from "./env.js";
 
 export interface Sink {
   readonly name: string;
@@ -80,7 +81,7 @@ export async function startSmtpSink(): Promise<Sink> {
 
 /** aiosmtpd dropping every message, on a port it picks; resolves once it listens. */
 export async function startAiosmtpd(): Promise<Sink> {
-  const script = fileURLToPath(new URL("./aiosmtpd_sink.py", import.meta.url));
+  const script = join(ROOT, "bench", "aiosmtpd_sink.py");
   const child = spawn(PYTHON, [script], { stdio: ["ignore", "pipe", "pipe"] });
   const stop = stopper(child);
   let stderr = "";
