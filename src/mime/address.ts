@@ -669,12 +669,12 @@ function smtpUtf8Error(address: string, where: string): InvalidAddressError {
 /** RFC 2047 words for `text`; characters the charset cannot hold fall back to UTF-8. */
 export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number, firstMaxLength?: number): string[] {
   const cs = normalizeCharset(charset);
-  const opts = { charset: cs, context, ...(maxLength === undefined ? {} : { maxLength }), ...(firstMaxLength === undefined ? {} : { firstMaxLength }) };
+  if (cs === "utf-8") return encodeWords(text, { charset: cs, context, maxLength, firstMaxLength });
   try {
-    return encodeWords(text, opts);
+    return encodeWords(text, { charset: cs, context, maxLength, firstMaxLength });
   } catch (err) {
-    if (!(err instanceof EncodingError) || cs === "utf-8") throw err;
-    return encodeWords(text, { ...opts, charset: "utf-8" });
+    if (!(err instanceof EncodingError)) throw err;
+    return encodeWords(text, { charset: "utf-8", context, maxLength, firstMaxLength });
   }
 }
 
