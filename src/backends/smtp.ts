@@ -15,7 +15,7 @@ import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
 import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
-import { ANNOUNCE, type Announcement } from "../smtp/pipeline.js";
+import { ANNOUNCE, DATA_WRITTEN, type Announcement } from "../smtp/pipeline.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
@@ -361,8 +361,8 @@ export class SmtpBackend extends BaseEmailBackend {
    * Messages over one leased connection, starting with `first`: up to LANE_DEPTH rendered
    * at once, so that while one is on the wire the next ones are rendered, and announced to
    * the client so that their MAIL, RCPT and DATA can follow the previous final dot
-   * (src/smtp/pipeline.ts). Before rendering more, the lane lets the current message's
-   * bytes leave (one turn of the event loop). The run ends when no message is left, a
+   * (src/smtp/pipeline.ts). It renders more once the current message's end of data is
+   * written, so that rendering overlaps the server reading the message. The run ends when no message is left, a
    * failure stops the batch, the connection can carry no more (maxMessagesPerConnection)
    * or is no longer usable; messages rendered but not started are given up (withdrawn) and,
    * when the connection failed under them, returned to be sent on another.
@@ -404,8 +404,9 @@ export class SmtpBackend extends BaseEmailBackend {
       const following = window[0];
       if (following !== undefined) {
         start(following);
-        // Its body and final dot (and the commands behind them) are written in microtasks: let them leave before rendering more.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Render more once its end of data is out (with the commands pipelined behind it):
+        // then the CPU work overlaps the server reading the message, not a short reply due.
+        await client[DATA_WRITTEN]();
       }
       await refill();
     }

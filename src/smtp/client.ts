@@ -56,7 +56,7 @@ import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
-import { ANNOUNCE, Announcements, type Announcement } from "./pipeline.js";
+import { ANNOUNCE, Announcements, DATA_WRITTEN, pipelinedCommands, type Announcement } from "./pipeline.js";
 import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import { queueId, type SmtpReply } from "./reply.js";
 import { REDACTED, Transcript } from "./transcript.js";
@@ -108,6 +108,10 @@ export class SmtpClient {
   readonly #announced = new Announcements();
   /** The current message's final dot is written and its reply not yet in. */
   #finalPending = false;
+  /** Operations queued or running (#serialize). */
+  #operations = 0;
+  /** Callers of [DATA_WRITTEN] waiting for the next end of data (or for the client to be idle). */
+  #dataWaiters: (() => void)[] = [];
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
@@ -246,6 +250,16 @@ export class SmtpClient {
    * Internal (pipeline.ts): the envelope of the sendMail that will follow the current one,
    * so that its MAIL, RCPT and DATA can go out behind the current message's final dot.
    */
+  /** Internal (pipeline.ts): resolves at the next end of data written, or once nothing is left to do. */
+  [DATA_WRITTEN](): Promise<void> {
+    if (this.#operations === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#dataWaiters.push(resolve));
+  }
+
+  #dataWritten(): void {
+    for (const resolve of this.#dataWaiters.splice(0)) resolve();
+  }
+
   [ANNOUNCE](envelope: Envelope): Announcement {
     const announcement = this.#announced.add(envelope, () => this.#teardown());
     // The current message's final dot is out already: the commands go now, right behind it.
@@ -573,6 +587,7 @@ export class SmtpClient {
       const submission: Submission = { ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot };
       const verdict = withNext ? this.#submitWithNext(conn, submission)! : conn.submit(submission);
       conn.flushWrites();
+      this.#dataWritten();
       this.#finalPending = withNext;
       try {
         reply = await verdict;
@@ -642,16 +657,10 @@ export class SmtpClient {
   #submitWithNext(conn: SmtpConnection, end: Submission | undefined): Promise<SmtpReply> | undefined {
     const envelope = this.#announced.next();
     const caps = this.#capabilities;
-    let next: { mail: Submission; rcpts: Submission[]; data: Submission } | undefined;
-    if (envelope !== undefined && caps !== undefined && this.#config.pipelining && caps.pipelining && !(this.#config.chunking && caps.chunking)) {
-      try {
-        validateEnvelope(envelope);
-        const { mail, rcpts } = renderEnvelope(envelope, caps, this.host);
-        next = { mail: this.#command(mail, [250]), rcpts: rcpts.map((line) => this.#command(line, "any")), data: this.#dataCommand() };
-      } catch {
-        next = undefined;
-      }
-    }
+    const next =
+      envelope !== undefined && caps !== undefined && this.#config.pipelining && caps.pipelining && !(this.#config.chunking && caps.chunking)
+        ? pipelinedCommands(envelope, caps, this.host, (line, expect) => this.#command(line, expect), this.#dataCommand())
+        : undefined;
     const submissions = [...(end ? [end] : []), ...(next ? [next.mail, ...next.rcpts, next.data] : [])];
     if (submissions.length === 0) return undefined;
     const replies = conn.submitAll(submissions);
@@ -761,8 +770,12 @@ export class SmtpClient {
   }
 
   #serialize<T>(operation: () => Promise<T>): Promise<T> {
+    this.#operations += 1;
     const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
+    const settled = () => {
+      if (--this.#operations === 0) this.#dataWritten();
+    };
+    this.#queue = run.then(settled, settled);
     return run;
   }
 

@@ -23,12 +23,21 @@
  * the server waiting for a message after 354, or about to: the only way out is to drop the
  * connection, which the client then does; nothing was delivered.
  */
+import type { Capabilities } from "./capabilities.js";
+import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
 import type { Submission } from "./pending.js";
 import type { SmtpReply } from "./reply.js";
-import type { Envelope } from "./envelope.js";
 
 /** `client[ANNOUNCE](envelope)`: the envelope of the sendMail that will follow the current one. */
 export const ANNOUNCE: unique symbol = Symbol("missive.smtp.announce");
+
+/**
+ * `client[DATA_WRITTEN]()`: resolves when the client next writes a message's end of data
+ * (its final dot or BDAT LAST), or has nothing left to do. A caller that prepares the next
+ * message meanwhile does that CPU work while the server reads and judges the message,
+ * the longest wait of a transaction, rather than while a short command reply is due.
+ */
+export const DATA_WRITTEN: unique symbol = Symbol("missive.smtp.dataWritten");
 
 export interface Announcement {
   /**
@@ -112,5 +121,26 @@ export class Announcements {
     if (this.#ahead === undefined) return;
     this.#ahead.written = undefined;
     this.#ahead = undefined;
+  }
+}
+
+/**
+ * The MAIL, RCPT and DATA to write behind a final dot for `envelope`, on a connection that
+ * pipelines and sends with DATA (the caller checks): undefined when the envelope does not
+ * suit the server, and then its sendMail runs as usual and reports why.
+ */
+export function pipelinedCommands(
+  envelope: Envelope,
+  caps: Capabilities,
+  host: string,
+  command: (line: string, expect: Submission["expect"]) => Submission,
+  data: Submission,
+): { mail: Submission; rcpts: Submission[]; data: Submission } | undefined {
+  try {
+    validateEnvelope(envelope);
+    const { mail, rcpts } = renderEnvelope(envelope, caps, host);
+    return { mail: command(mail, [250]), rcpts: rcpts.map((line) => command(line, "any")), data };
+  } catch {
+    return undefined;
   }
 }
