@@ -15,6 +15,7 @@ import { isDeliveryError } from "./backends/output.js";
 import { backendNames, lookupBackend } from "./backends/registry.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 import { EmailMessage, EmailMultiAlternatives, type AddressField } from "./mime/message.js";
+import { pickListOptions, type ListOptions } from "./mime/list-headers.js";
 import { DEFAULT_SETTINGS, getSettings, type NamedBackendConfig } from "./settings.js";
 import { isMemoryRoutingActive } from "./testing.js";
 
@@ -80,7 +81,8 @@ function fromNamed(name: string, config: NamedBackendConfig, options: Connection
   return new cls({ [SETTINGS_FALLBACK]: DEFAULT_SETTINGS, ...rest, ...options });
 }
 
-export interface SendMailOptions {
+/** The bulk-mail options (listId, listUnsubscribe, listHelp, listArchive, autoSubmitted, priority) go to the message as they are. */
+export interface SendMailOptions extends ListOptions {
   subject: string;
   message: string;
   /** Defaults to the `defaultFrom` setting (DEFAULT_FROM_EMAIL). */
@@ -104,6 +106,7 @@ export async function sendMail(options: SendMailOptions): Promise<number> {
   const connection = options.connection ?? getConnection(undefined, credentials(failSilently, authUser, authPassword));
   const mail = new EmailMultiAlternatives({ subject, body: message, to, connection, ...(from != null ? { from } : {}) });
   if (html != null) mail.attachAlternative(html, "text/html");
+  Object.assign(mail, pickListOptions(options));
   return guarded(failSilently, () => mail.send({ failSilently }));
 }
 

@@ -25,6 +25,7 @@ import { classification } from "./errors/classify.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
+import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
 
@@ -70,6 +71,7 @@ Options:
   --backend NAME     smtp, console, file, memory, dummy or a named connection
   --url EMAIL_URL    e.g. smtp://user:pass@host:587?tls=starttls, smtps://host, file:///dir
   -h, --help         this help
+${LIST_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted or refused with the
 server's reply. With the console backend the message itself goes to stdout and the
@@ -189,6 +191,7 @@ const SEND_OPTIONS = {
   backend: { type: "string" },
   url: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...LIST_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -226,6 +229,7 @@ async function send(args: readonly string[]): Promise<number> {
     replyTo: (v["reply-to"] ?? []).join(", "),
     headers,
     ...(v.from !== undefined ? { from: v.from } : {}),
+    ...listOptionsFromArgs(v),
   });
   if (html !== undefined) message.attachAlternative(html, "text/html");
   if (calendar !== undefined) message.attachAlternative(calendar);

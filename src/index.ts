@@ -12,6 +12,7 @@ export { configure, getSettings, resetSettings } from "./settings.js";
 export type { Settings, SettingsInput, TlsMode } from "./settings.js";
 export { EmailMessage, EmailMultiAlternatives } from "./mime/message.js";
 export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./mime/message.js";
+export type { AutoSubmitted, ListOptions, ListUnsubscribe, ListUrls, MailtoFields, Priority } from "./mime/list-headers.js";
 export { MimePart } from "./mime/part.js";
 export { calendarInvite } from "./mime/calendar.js";
 export type { CalendarInvite } from "./mime/calendar.js";

@@ -13,6 +13,7 @@ import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
 import { mimeTypeOptions } from "./content-type.js";
 import { assertMsgIdHeader } from "./msg-id.js";
+import { assertListHeadersFree, checkListOption, listHeaderFields, type AutoSubmitted, type ListOptionName, type ListOptions, type ListUnsubscribe, type ListUrls, type Priority } from "./list-headers.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 import { createFrozen, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
@@ -40,7 +41,11 @@ export interface Alternative {
   mimetype: string;
 }
 
-export interface EmailMessageOptions {
+/**
+ * The bulk-mail options (`listId`, `listUnsubscribe`, `listHelp`, `listArchive`,
+ * `autoSubmitted`, `priority`) are in `ListOptions` (list-headers.ts).
+ */
+export interface EmailMessageOptions extends ListOptions {
   subject?: string;
   body?: string;
   from?: string | Mailbox;
@@ -48,7 +53,10 @@ export interface EmailMessageOptions {
   cc?: AddressField;
   bcc?: AddressField;
   replyTo?: AddressField;
-  /** Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). */
+  /**
+   * Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). A
+   * header an option in use writes (List-Id with `listId`, ...) cannot be given here too.
+   */
   headers?: Record<string, string>;
   attachments?: readonly (Attachment | MimePart)[];
   connection?: MessageSender;
@@ -98,6 +106,7 @@ export class EmailMessage {
   #headers: Record<string, string> = {};
   #attachments: (Attachment | MimePart)[] = [];
   #encoding: string | undefined;
+  #list: ListOptions = {};
   #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
@@ -110,6 +119,12 @@ export class EmailMessage {
     if (options.replyTo !== undefined) this.replyTo = options.replyTo;
     if (options.headers !== undefined) this.headers = options.headers;
     if (options.encoding !== undefined) this.encoding = options.encoding;
+    if (options.listId !== undefined) this.listId = options.listId;
+    if (options.listUnsubscribe !== undefined) this.listUnsubscribe = options.listUnsubscribe;
+    if (options.listHelp !== undefined) this.listHelp = options.listHelp;
+    if (options.listArchive !== undefined) this.listArchive = options.listArchive;
+    if (options.autoSubmitted !== undefined) this.autoSubmitted = options.autoSubmitted;
+    if (options.priority !== undefined) this.priority = options.priority;
     this.connection = options.connection;
     this.clock = options.clock;
     this.random = options.random;
@@ -173,7 +188,67 @@ export class EmailMessage {
   }
   set headers(value: Record<string, string>) {
     validateExtraHeaders(value);
+    assertListHeadersFree(this.#list, Object.keys(value));
     this.#headers = { ...value };
+  }
+
+  /**
+   * List-Id (RFC 2919): `"Description <list.example.com>"` or `"<list.example.com>"`. The
+   * bulk-mail fields are written after Message-ID, before the extra headers, in this order:
+   * List-Id, List-Unsubscribe, List-Unsubscribe-Post, List-Help, List-Archive,
+   * Auto-Submitted, X-Priority, X-MSMail-Priority, Importance. Each is checked when set.
+   */
+  get listId(): string | undefined {
+    return this.#list.listId;
+  }
+  set listId(value: string | undefined) {
+    this.#setList("listId", value);
+  }
+
+  /** List-Unsubscribe `<url>, <mailto>` and, with `oneClick`, List-Unsubscribe-Post (RFC 8058). Reads back frozen, mailto as a URI. */
+  get listUnsubscribe(): Readonly<ListUnsubscribe> | undefined {
+    return this.#list.listUnsubscribe;
+  }
+  set listUnsubscribe(value: ListUnsubscribe | undefined) {
+    this.#setList("listUnsubscribe", value);
+  }
+
+  /** List-Help (RFC 2369 §3.1): one URL or several (https:, http:, mailto:). */
+  get listHelp(): ListUrls | undefined {
+    return this.#list.listHelp;
+  }
+  set listHelp(value: ListUrls | undefined) {
+    this.#setList("listHelp", value);
+  }
+
+  /** List-Archive (RFC 2369 §3.6): one URL or several (https:, http:, mailto:). */
+  get listArchive(): ListUrls | undefined {
+    return this.#list.listArchive;
+  }
+  set listArchive(value: ListUrls | undefined) {
+    this.#setList("listArchive", value);
+  }
+
+  /** Auto-Submitted (RFC 3834 §5) for mail no person sent, so that auto-responders leave it alone. */
+  get autoSubmitted(): AutoSubmitted | undefined {
+    return this.#list.autoSubmitted;
+  }
+  set autoSubmitted(value: AutoSubmitted | undefined) {
+    this.#setList("autoSubmitted", value);
+  }
+
+  /** "high" or "low": X-Priority, X-MSMail-Priority and Importance, consistently; "normal" writes none. */
+  get priority(): Priority | undefined {
+    return this.#list.priority;
+  }
+  set priority(value: Priority | undefined) {
+    this.#setList("priority", value);
+  }
+
+  #setList<K extends ListOptionName>(name: K, value: ListOptions[K]): void {
+    const list: ListOptions = { ...this.#list, [name]: checkListOption(name, value) };
+    assertListHeadersFree(list, Object.keys(this.#headers));
+    this.#list = list;
   }
 
   get attachments(): (Attachment | MimePart)[] {
@@ -322,6 +397,7 @@ export class EmailMessage {
     const defaults = getMessageDefaults();
     const charset = this.charset();
     validateExtraHeaders(this.#headers);
+    assertListHeadersFree(this.#list, Object.keys(this.#headers));
     if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
     const from = normalizeAddresses(this.from, "from");
     const before: FieldSpec[] = [];
@@ -337,7 +413,7 @@ export class EmailMessage {
     addressHeader("Cc", "cc", this.#cc);
     addressHeader("Reply-To", "reply-to", this.#replyTo);
     before.push({ name: "Subject", kind: "unstructured", value: this.headerOverride("subject") ?? this.#subject });
-    const after: FieldSpec[] = [];
+    const after: FieldSpec[] = listHeaderFields(this.#list, charset).map(([name, value]) => ({ name, kind: "raw", value }));
     for (const [name, value] of Object.entries(this.#headers)) {
       if ((OVERRIDABLE as readonly string[]).includes(name.toLowerCase())) continue;
       const kind = headerKind(name);
@@ -387,6 +463,8 @@ export class EmailMessage {
     const headers = Object.entries(this.#headers);
     key.push(headers.length);
     for (const [name, value] of headers) key.push(name, value);
+    // Option values are strings, or frozen copies made when set (compared by identity).
+    for (const [name, value] of Object.entries(this.#list)) key.push(name, value);
     key.push(this.#attachments.length);
     for (const a of this.#attachments) {
       if (a instanceof MimePart) key.push(a);
