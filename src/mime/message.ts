@@ -265,7 +265,8 @@ export class EmailMessage {
    * backend's `dkim` and then the settings'. Each level replaces the one below; lists are
    * not merged. Signing happens in the backends that write bytes (smtp, file, console), on
    * the bytes rendered for where the message goes; it is not part of the message's content,
-   * so changing it keeps the Message-ID and Date.
+   * so changing it keeps the Message-ID and Date. A message attached to another
+   * (message/rfc822) is part of that one's body and is not signed on its own.
    */
   get dkim(): readonly DkimSigner[] | false | undefined {
     return this.#dkim;
