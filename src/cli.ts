@@ -26,6 +26,7 @@ import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
 import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
+import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
 
@@ -72,6 +73,7 @@ Options:
   --url EMAIL_URL    e.g. smtp://user:pass@host:587?tls=starttls, smtps://host, file:///dir
   -h, --help         this help
 ${LIST_CLI_HELP}
+${DKIM_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted or refused with the
 server's reply. With the console backend the message itself goes to stdout and the
@@ -192,6 +194,7 @@ const SEND_OPTIONS = {
   url: { type: "string" },
   help: { type: "boolean", short: "h" },
   ...LIST_CLI_OPTIONS,
+  ...DKIM_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -212,6 +215,7 @@ async function send(args: readonly string[]): Promise<number> {
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
   const calendar = v["calendar-file"] === undefined ? undefined : calendarInvite(await readText(v["calendar-file"], "--calendar-file"));
   for (const path of v.attach ?? []) await readable(path, "--attach");
+  const dkim = await dkimFromArgs(v);
   const headers: Record<string, string> = {};
   for (const h of v.header ?? []) {
     const colon = h.indexOf(":");
@@ -230,6 +234,7 @@ async function send(args: readonly string[]): Promise<number> {
     headers,
     ...(v.from !== undefined ? { from: v.from } : {}),
     ...listOptionsFromArgs(v),
+    ...(dkim !== undefined ? { dkim } : {}),
   });
   if (html !== undefined) message.attachAlternative(html, "text/html");
   if (calendar !== undefined) message.attachAlternative(calendar);

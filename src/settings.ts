@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
@@ -5,6 +6,7 @@ import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
+import { DkimSigner, dkimSetting, signerNamed, toSigners, type DkimSetting } from "./dkim/options.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -74,6 +76,12 @@ export interface Settings {
   readonly filePath: string | undefined;
   /** Named connections, for `getConnection(name)`; `default`, when given, replaces the top-level backend. */
   readonly backends: Readonly<Record<string, NamedBackendConfig>>;
+  /**
+   * DKIM signers for every backend that writes bytes (smtp, file, console), named
+   * connections included: checked when configured, kept as ready signers (they print
+   * redacted). A backend's or a message's own `dkim` replaces it; `false`: no signing.
+   */
+  readonly dkim: readonly DkimSigner[] | false | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -82,7 +90,9 @@ export type SettingsInput = {
     ? Record<string, NamedBackendConfig | string>
     : K extends "admins" | "managers"
       ? readonly string[] | string
-      : Settings[K] | undefined;
+      : K extends "dkim"
+        ? DkimSetting | undefined
+        : Settings[K] | undefined;
 };
 
 export const DEFAULT_SETTINGS: Settings = finish({
@@ -108,6 +118,7 @@ export const DEFAULT_SETTINGS: Settings = finish({
   messageIdDomain: undefined,
   filePath: undefined,
   backends: Object.freeze({}),
+  dkim: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -258,6 +269,8 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return value.toLowerCase();
     case "backends":
       return namedBackends(value);
+    case "dkim":
+      return dkimSetting(value, key);
   }
 }
 
@@ -332,11 +345,14 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     } else {
       throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
     }
+    // Any backend's `dkim`, made ready signers now (a bad key fails at configure()).
+    if (own(config, "dkim") !== undefined) (config as Record<string, unknown>)["dkim"] = dkimSetting(own(config, "dkim"), `${setting}.dkim`);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
+      // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
       const options: Record<string, unknown> = Object.create(null);
-      for (const key of Object.keys(config)) if (key !== "backend") options[key] = own(config, key);
+      for (const key of Object.keys(config)) if (key !== "backend" && key !== "dkim") options[key] = own(config, key);
       resolveSmtpConfig(options, "settings", { path: setting });
     }
     // A custom backend's options mean nothing to us, so any of them may be a secret.
@@ -484,6 +500,7 @@ export const ENVIRONMENT_VARIABLES = [
   "EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD",
   "EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_TIMEOUT", "EMAIL_SSL_KEYFILE", "EMAIL_SSL_CERTFILE",
   "EMAIL_FILE_PATH", "EMAIL_SUBJECT_PREFIX", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL",
+  "EMAIL_DKIM_DOMAIN", "EMAIL_DKIM_SELECTOR", "EMAIL_DKIM_PRIVATE_KEY", "EMAIL_DKIM_PRIVATE_KEY_FILE",
 ] as const;
 
 /**
@@ -556,7 +573,50 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
   if (from !== undefined) out.defaultFrom = address("DEFAULT_FROM_EMAIL", from);
   const server = get("SERVER_EMAIL");
   if (server !== undefined) out.serverEmail = address("SERVER_EMAIL", server);
+  const dkim = dkimFromEnvironment(get);
+  if (dkim !== undefined) out.dkim = dkim;
   return out;
+}
+
+/**
+ * The `dkim` setting from EMAIL_DKIM_DOMAIN, EMAIL_DKIM_SELECTOR and the key, either
+ * EMAIL_DKIM_PRIVATE_KEY (the PEM itself; literal "\n" are read as line breaks) or
+ * EMAIL_DKIM_PRIVATE_KEY_FILE (a path, read now). For two signatures (RSA and Ed25519),
+ * EMAIL_DKIM_SELECTOR and EMAIL_DKIM_PRIVATE_KEY_FILE take comma-separated lists, in pairs.
+ * Every mistake names the variable.
+ */
+function dkimFromEnvironment(get: (name: string) => string | undefined): DkimSigner[] | undefined {
+  const domain = get("EMAIL_DKIM_DOMAIN");
+  const selector = get("EMAIL_DKIM_SELECTOR");
+  const pem = get("EMAIL_DKIM_PRIVATE_KEY");
+  const file = get("EMAIL_DKIM_PRIVATE_KEY_FILE");
+  if (domain === undefined && selector === undefined && pem === undefined && file === undefined) return undefined;
+  if (domain === undefined) throw new ConfigurationError("EMAIL_DKIM_DOMAIN", "EMAIL_DKIM_DOMAIN is required with the other EMAIL_DKIM_* variables (the signing domain, e.g. example.com)");
+  if (selector === undefined) throw new ConfigurationError("EMAIL_DKIM_SELECTOR", "EMAIL_DKIM_SELECTOR is required with the other EMAIL_DKIM_* variables (the key's selector, e.g. s2026)");
+  if ((pem === undefined) === (file === undefined)) {
+    throw new ConfigurationError("EMAIL_DKIM_PRIVATE_KEY", "DKIM from the environment needs exactly one of EMAIL_DKIM_PRIVATE_KEY (the PEM) and EMAIL_DKIM_PRIVATE_KEY_FILE (its path)");
+  }
+  const selectors = selector.split(",").map((s) => s.trim());
+  const keyVariable = file !== undefined ? "EMAIL_DKIM_PRIVATE_KEY_FILE" : "EMAIL_DKIM_PRIVATE_KEY";
+  const keys: (string | Buffer)[] = file === undefined ? [pem!] : file.split(",").map((path) => readKeyFile(path.trim()));
+  if (keys.length !== selectors.length) {
+    throw new ConfigurationError(keyVariable, `EMAIL_DKIM_SELECTOR names ${selectors.length} selector(s) and ${keyVariable} gives ${keys.length} key(s); give them in pairs (comma-separated, in the same order)`);
+  }
+  const names = { domain: "EMAIL_DKIM_DOMAIN", selector: "EMAIL_DKIM_SELECTOR", privateKey: keyVariable };
+  const signers = selectors.map((s, i) => signerNamed({ domain, selector: s, privateKey: keys[i]! }, "EMAIL_DKIM", names));
+  try {
+    return toSigners(signers);
+  } catch (error) {
+    throw error instanceof ConfigurationError ? new ConfigurationError("EMAIL_DKIM_SELECTOR", error.message) : error;
+  }
+}
+
+function readKeyFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigurationError("EMAIL_DKIM_PRIVATE_KEY_FILE", `EMAIL_DKIM_PRIVATE_KEY_FILE ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,6 +631,8 @@ function redactedView(value: unknown, depth = 0): unknown {
   const own = (value as { [VIEW]?: (depth: number) => unknown })[VIEW];
   if (typeof own === "function") return own(depth);
   if (Array.isArray(value)) return value.map((v) => redactedView(v, depth + 1));
+  // A signer prints itself with its key redacted.
+  if (value instanceof DkimSigner) return value.toJSON();
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return "<bytes>";
   return secretKeysView(value, depth);
 }

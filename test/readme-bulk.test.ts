@@ -1,8 +1,9 @@
 /**
  * README "Sending bulk mail": its example runs as written, against aiosmtpd over STARTTLS
  * with AUTH, and what arrives is verified by dkimpy and read by Python's email package. The
- * only changes made to the block: the imports point at src/, the key file is the test key,
- * and the server is the local aiosmtpd trusted through the test CA. Each replaced text must
+ * only changes made to the block: the import points at src/, the key file is the test key,
+ * and the server is the local aiosmtpd trusted through the test CA. The signature is made
+ * by the `dkim` setting inside the SMTP backend. Each replaced text must
  * occur exactly once, so an edit to the example that this test does not follow fails here.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -50,11 +51,9 @@ describe("README: Sending bulk mail", () => {
   it("the example sends a signed one-click message that dkimpy verifies, with the documented fields", async () => {
     const [example, documented] = await readmeBlocks();
     let code = example;
-    code = replaceOnce(code, 'from "missive/dkim"', `from ${JSON.stringify(join(root, "src/dkim/index.js"))}`);
-    code = replaceOnce(code, 'from "missive/smtp"', `from ${JSON.stringify(join(root, "src/smtp/index.js"))}`);
     code = replaceOnce(code, 'from "missive"', `from ${JSON.stringify(join(root, "src/index.js"))}`);
     code = replaceOnce(code, 'readFileSync("s2026._domainkey.example.com.pem")', `readFileSync(${JSON.stringify(`${dkimFixtures}keys/test-rsa-2048.pem`)})`);
-    code = replaceOnce(code, 'host: "smtp.example.com", port: 587,', `host: ${JSON.stringify(server.host)}, port: ${server.port}, tlsOptions: { ca: ${JSON.stringify(certs.ca)} },`);
+    code = replaceOnce(code, 'host: "smtp.example.com", port: 587,', `host: ${JSON.stringify(server.host)}, port: ${server.port}, tls: { ca: ${JSON.stringify(certs.ca)} },`);
     const file = join(dir, "example.ts");
     await writeFile(file, code);
     const before = (await server.messages()).length;

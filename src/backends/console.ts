@@ -1,9 +1,10 @@
 import type { Readable, Writable } from "node:stream";
 import type { EmailMessage } from "../mime/message.js";
 import { BaseEmailBackend, publishSent, type BackendOptions } from "./base.js";
+import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
 import { copyInto, isDeliveryError, prepareForOutput, serialize, writeAndWait } from "./output.js";
 
-export interface ConsoleBackendOptions extends BackendOptions {
+export interface ConsoleBackendOptions extends BackendOptions, SigningOptions {
   /** Where to write; `process.stdout` by default. */
   stream?: Writable | undefined;
 }
@@ -18,10 +19,13 @@ export const CONSOLE_SEPARATOR = `${"-".repeat(79)}\r\n`;
  */
 export class ConsoleBackend extends BaseEmailBackend {
   stream: Writable;
+  /** DKIM: this backend's `dkim` (else the setting's) and the clock for t=. */
+  readonly #signing: Signing;
 
   constructor(options: ConsoleBackendOptions = {}) {
     super(options);
     this.stream = options.stream ?? process.stdout;
+    this.#signing = backendSigning(options);
   }
 
   async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
@@ -30,7 +34,7 @@ export class ConsoleBackend extends BaseEmailBackend {
     return serialize(stream, async () => {
       let sent = 0;
       for (const message of messages) {
-        const prepared = await prepareForOutput(message);
+        const prepared = await prepareForOutput(message, this.#signing);
         try {
           await this.writeMessage(prepared.stream(), stream);
           sent++;

@@ -6,9 +6,10 @@ import { BackendError, ConfigurationError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { getSettings, type Settings } from "../settings.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
 import { isDeliveryError, prepareForOutput } from "./output.js";
 
-export interface FileBackendOptions extends BackendOptions {
+export interface FileBackendOptions extends BackendOptions, SigningOptions {
   /** The directory for the `.eml` files (setting `filePath`, env `EMAIL_FILE_PATH`). Created if missing. */
   filePath?: string | undefined;
   /** fsync each file and the directory before counting the message as written (slower, crash-safe). */
@@ -26,6 +27,8 @@ export class FileBackend extends BaseEmailBackend {
   readonly fsync: boolean;
   /** The paths of the files written by this backend, in order. */
   readonly written: string[] = [];
+  /** DKIM: this backend's `dkim` (else the setting's) and the clock for t=. */
+  readonly #signing: Signing;
 
   constructor(options: FileBackendOptions = {}) {
     super(options);
@@ -37,6 +40,7 @@ export class FileBackend extends BaseEmailBackend {
     if (typeof filePath !== "string") throw new ConfigurationError("filePath", "filePath must be a string");
     this.filePath = resolve(filePath);
     this.fsync = options.fsync ?? false;
+    this.#signing = backendSigning(options);
   }
 
   /** Checks the directory (creating it if needed); there is no connection to keep, so false. */
@@ -55,7 +59,7 @@ export class FileBackend extends BaseEmailBackend {
     }
     let sent = 0;
     for (const message of messages) {
-      const prepared = await prepareForOutput(message);
+      const prepared = await prepareForOutput(message, this.#signing);
       try {
         const path = await this.writeFile(prepared.stream());
         this.written.push(path);

@@ -23,3 +23,5 @@ export { MemoryBackend } from "./memory.js";
 export { SmtpBackend } from "./smtp.js";
 export type { RefusedRecipient, SmtpBackendOptions, SmtpMessageReport, SmtpSendReport } from "./smtp.js";
 export { registerBackend, unregisterBackend, lookupBackend, backendNames, BUILTIN_BACKENDS } from "./registry.js";
+export { backendDkim, signersFor, signForDestination } from "./dkim.js";
+export type { CheckedDkim, SigningOptions } from "./dkim.js";

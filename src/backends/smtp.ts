@@ -19,6 +19,8 @@ import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
+import type { DkimSetting } from "../dkim/options.js";
 import { isDeliveryError, serialize } from "./output.js";
 
 export interface SmtpBackendOptions extends BackendOptions {
@@ -60,8 +62,14 @@ export interface SmtpBackendOptions extends BackendOptions {
   signal?: AbortSignal | undefined;
   /** Receives the SMTP dialogue (credentials redacted). */
   transcript?: TranscriptHook | undefined;
-  /** Time and timers for reply deadlines and idle connections. Default: the system clock (tests step their own). */
+  /** Time and timers for reply deadlines and idle connections, and the DKIM signing time. Default: the system clock (tests step their own). */
   clock?: Clock | undefined;
+  /**
+   * DKIM signers for this backend's messages (options, a DkimSigner or a list), or `false`
+   * for none. Default: the `dkim` setting. A message's own `dkim` wins over it. Each
+   * message is signed on the render made for its connection, before MAIL FROM.
+   */
+  dkim?: DkimSetting | undefined;
   /**
    * Send each batch over several connections at once (see the class comment). Off by
    * default: one connection, messages one after another. `true` uses the defaults below.
@@ -157,6 +165,8 @@ export class SmtpBackend extends BaseEmailBackend {
   readonly #config: ResolvedSmtpConfig;
   /** While open: the pool every message is leased from. */
   #pool: SmtpPool | undefined;
+  /** This backend's `dkim`, else the setting's (src/backends/dkim.ts). */
+  readonly #dkim: CheckedDkim;
 
   /**
    * Options not given fall back to the settings (Django). Everything is checked now by the
@@ -186,6 +196,7 @@ export class SmtpBackend extends BaseEmailBackend {
     this.allow8bit = this.#config.allow8bit;
     this.dsn = this.#config.dsn;
     this.pool = poolSettings(own(options, "pool"));
+    this.#dkim = backendDkim(options);
   }
 
   /**
@@ -348,7 +359,8 @@ export class SmtpBackend extends BaseEmailBackend {
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
-      const rendered = await render(await freeze(message), this.#policy(caps, smtputf8));
+      // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
+      const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
       messageId = rendered.messageId;
       const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
@@ -429,7 +441,8 @@ const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", 
  */
 function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
   const input: Record<string, unknown> = Object.create(null);
-  for (const key of Object.keys(options)) input[key] = own(options, key);
+  // `dkim` is the backend's own option (signing happens here, not in SMTP).
+  for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
   const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
   if (!tlsGiven) {

@@ -6,6 +6,7 @@ import { basename } from "node:path";
 import type { Readable } from "node:stream";
 import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
+import { dkimSetting, type DkimSetting, type DkimSigner } from "../dkim/options.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
@@ -67,6 +68,11 @@ export interface EmailMessageOptions extends ListOptions {
   clock?: () => Date;
   /** Random bytes for Message-ID and boundaries; a CSPRNG unless injected (tests). */
   random?: (size: number) => Buffer;
+  /**
+   * DKIM for this message: signers (options, a DkimSigner, or a list), or `false` to send it
+   * unsigned. Replaces the backend's and the settings' `dkim`; undefined leaves it to them.
+   */
+  dkim?: DkimSetting | undefined;
 }
 
 /** The result of the prepare pass: every header decided, the body ready to stream. */
@@ -107,6 +113,7 @@ export class EmailMessage {
   #attachments: (Attachment | MimePart)[] = [];
   #encoding: string | undefined;
   #list: ListOptions = {};
+  #dkim: readonly DkimSigner[] | false | undefined;
   #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
@@ -125,6 +132,7 @@ export class EmailMessage {
     if (options.listArchive !== undefined) this.listArchive = options.listArchive;
     if (options.autoSubmitted !== undefined) this.autoSubmitted = options.autoSubmitted;
     if (options.priority !== undefined) this.priority = options.priority;
+    if (options.dkim !== undefined) this.dkim = options.dkim;
     this.connection = options.connection;
     this.clock = options.clock;
     this.random = options.random;
@@ -249,6 +257,22 @@ export class EmailMessage {
     const list: ListOptions = { ...this.#list, [name]: checkListOption(name, value) };
     assertListHeadersFree(list, Object.keys(this.#headers));
     this.#list = list;
+  }
+
+  /**
+   * This message's DKIM signers (checked and made ready when set: a bad key is a
+   * ConfigurationError here), `false` for "send unsigned", or undefined to leave it to the
+   * backend's `dkim` and then the settings'. Each level replaces the one below; lists are
+   * not merged. Signing happens in the backends that write bytes (smtp, file, console), on
+   * the bytes rendered for where the message goes; it is not part of the message's content,
+   * so changing it keeps the Message-ID and Date. A message attached to another
+   * (message/rfc822) is part of that one's body and is not signed on its own.
+   */
+  get dkim(): readonly DkimSigner[] | false | undefined {
+    return this.#dkim;
+  }
+  set dkim(value: DkimSetting | undefined) {
+    this.#dkim = value === undefined ? undefined : dkimSetting(value, "dkim");
   }
 
   get attachments(): (Attachment | MimePart)[] {
