@@ -15,6 +15,8 @@ export type { Alternative, AddressField, Attachment, EmailMessageOptions, Prepar
 export type { AutoSubmitted, ListOptions, ListUnsubscribe, ListUrls, MailtoFields, Priority } from "./mime/list-headers.js";
 export { MimePart } from "./mime/part.js";
 export { calendarInvite } from "./mime/calendar.js";
+export { fileContent, isFileContent } from "./mime/file-content.js";
+export type { FileContent } from "./mime/file-content.js";
 export type { CalendarInvite } from "./mime/calendar.js";
 export type { MimePartOptions, BodySource } from "./mime/part.js";
 export { Policy, policies } from "./mime/policy.js";

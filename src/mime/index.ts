@@ -4,6 +4,8 @@ export type { Alternative, AddressField, Attachment, EmailMessageOptions, Prepar
 export type { AutoSubmitted, ListOptions, ListUnsubscribe, ListUrls, MailtoFields, Priority } from "./list-headers.js";
 export { MimePart } from "./part.js";
 export { calendarInvite } from "./calendar.js";
+export { fileContent, isFileContent } from "./file-content.js";
+export type { FileContent } from "./file-content.js";
 export type { CalendarInvite } from "./calendar.js";
 export type { BodySource, MimePartOptions } from "./part.js";
 export { Policy, policies } from "./policy.js";

@@ -15,8 +15,10 @@ import { assertCalendarMethodMatches } from "./calendar.js";
 import { mimeTypeOptions } from "./content-type.js";
 import { assertMsgIdHeader } from "./msg-id.js";
 import { assertListHeadersFree, checkListOption, listHeaderFields, type AutoSubmitted, type ListOptionName, type ListOptions, type ListUnsubscribe, type ListUrls, type Priority } from "./list-headers.js";
+import { fileContent, isFileContent, type FileContent } from "./file-content.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+import { assertBodySource } from "./body.js";
 import { createFrozen, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
 
 export { formatDate } from "./render.js";
@@ -26,7 +28,7 @@ export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
 /** An attachment as the `attachments` list holds it (Django's `(filename, content, mimetype)`). */
 export interface Attachment {
   filename?: string | undefined;
-  content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | { readonly path: string };
+  content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | FileContent;
   /**
    * Guessed from the filename when absent; application/octet-stream when that fails. May
    * carry parameters (`"text/calendar; method=REQUEST"`); a charset there is the text's.
@@ -314,7 +316,7 @@ export class EmailMessage {
 
   /** Attaches a file by path; its type is guessed from the name and it is read only when sent. */
   attachFile(path: string, mimetype?: string, options: { disposition?: "inline" | "attachment"; contentId?: string; filename?: string } = {}): this {
-    return this.attach({ filename: options.filename ?? basename(path), content: { path }, mimetype, disposition: options.disposition, contentId: options.contentId });
+    return this.attach({ filename: options.filename ?? basename(path), content: fileContent(path), mimetype, disposition: options.disposition, contentId: options.contentId });
   }
 
   /**
@@ -651,12 +653,12 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   const disposition = attachment.disposition ?? (contentId !== undefined ? "inline" : "attachment");
   if (disposition !== "inline" && disposition !== "attachment") throw new BadHeaderError("disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(disposition)}`);
   if (mimetype === "message/rfc822") {
-    const isFile = typeof content === "object" && content !== null && "path" in content && typeof content.path === "string";
-    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFile ? content : undefined;
-    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or a file");
+    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFileContent(content) ? content : undefined;
+    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or fileContent(path)");
     return new MimePart({ contentType: mimetype, params: typed.params, body: message, filename, disposition, contentId });
   }
   if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
+  assertBodySource(content, `The content of attachment ${filename === undefined ? "(no filename)" : JSON.stringify(filename)}`);
   assertCalendarMethodMatches(mimetype, typed.params, content);
   return new MimePart({ ...typed, body: content as BodySource, filename, disposition, contentId });
 }
