@@ -1,5 +1,5 @@
 import type { Readable, Writable } from "node:stream";
-import { BackendError, SmtpError } from "../errors.js";
+import { BackendError, CircuitOpenError, RateLimitedError, SmtpError } from "../errors.js";
 import type { EmailMessage, PreparedMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
 
@@ -14,7 +14,7 @@ export function prepareForOutput(message: EmailMessage): Promise<PreparedMessage
 
 /** Errors that `failSilently` may hide: delivery failures, never programming errors. */
 export function isDeliveryError(err: unknown): boolean {
-  return err instanceof SmtpError || err instanceof BackendError;
+  return err instanceof SmtpError || err instanceof BackendError || err instanceof RateLimitedError || err instanceof CircuitOpenError;
 }
 
 /**
