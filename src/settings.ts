@@ -5,6 +5,10 @@ import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
+import type { EmailMessage } from "./mime/message.js";
+import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
+import { resolveRateLimit } from "./delivery/rate-limit.js";
+import { resetDeliveryState } from "./delivery/state.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -35,6 +39,12 @@ const VIEW = Symbol("missive.settings.view");
 /** How the SMTP connection is protected (README "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 export const TLS_MODES: readonly TlsMode[] = SMTP_TLS_MODES;
+
+/**
+ * Picks the named connection for a message (`configure({ route })`): a name from `backends`,
+ * or undefined for the default backend.
+ */
+export type RouteFunction = (message: EmailMessage) => string | undefined;
 
 /** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
 export interface NamedBackendConfig {
@@ -74,6 +84,10 @@ export interface Settings {
   readonly filePath: string | undefined;
   /** Named connections, for `getConnection(name)`; `default`, when given, replaces the top-level backend. */
   readonly backends: Readonly<Record<string, NamedBackendConfig>>;
+  /** The failover backend's routes and policies (`backend: "failover"`). */
+  readonly failover: ResolvedFailoverSettings | undefined;
+  /** Picks a named connection per message for the default connection; undefined: the default backend. */
+  readonly route: RouteFunction | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -82,7 +96,9 @@ export type SettingsInput = {
     ? Record<string, NamedBackendConfig | string>
     : K extends "admins" | "managers"
       ? readonly string[] | string
-      : Settings[K] | undefined;
+      : K extends "failover"
+        ? FailoverSettings | undefined
+        : Settings[K] | undefined;
 };
 
 export const DEFAULT_SETTINGS: Settings = finish({
@@ -108,6 +124,8 @@ export const DEFAULT_SETTINGS: Settings = finish({
   messageIdDomain: undefined,
   filePath: undefined,
   backends: Object.freeze({}),
+  failover: undefined,
+  route: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -158,6 +176,7 @@ export function isSettingExplicit(key: keyof Settings): boolean {
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
+  resetDeliveryState();
   configured = Object.create(null);
   fromEnvironment = undefined;
   current = undefined;
@@ -196,7 +215,36 @@ function merge(base: Settings, changes: SettingsInput, source: Source): Settings
   const smtp: Record<string, unknown> = Object.create(null);
   for (const key of SMTP_SETTINGS) if (out[key] !== undefined) smtp[key] = out[key];
   resolveSmtpConfig(smtp, "settings");
+  checkRoutes(out, source);
   return finish(out as unknown as Settings);
+}
+
+/**
+ * The failover routes name named connections that exist and that send themselves (a route
+ * that is a failover would nest one inside another, and could loop); `backend: "failover"`
+ * needs its routes.
+ */
+function checkRoutes(s: Record<string, unknown>, source: Source): void {
+  const backends = s["backends"] as Readonly<Record<string, NamedBackendConfig>>;
+  const names = Object.keys(backends);
+  const check = (routes: readonly string[], setting: string) => {
+    for (const name of routes) {
+      const config = Object.hasOwn(backends, name) ? backends[name] : undefined;
+      if (config === undefined) throw new ConfigurationError(setting, `${setting} names "${name}", which is not a named connection (backends: ${names.join(", ") || "none"})`);
+      if (config.backend === "failover") {
+        throw new ConfigurationError(setting, `${setting} names "${name}", which is itself a failover connection; routes must be backends that send (smtp, file, …), never another failover`);
+      }
+    }
+  };
+  const failover = s["failover"] as ResolvedFailoverSettings | undefined;
+  if (failover !== undefined) check(failover.routes, "failover.routes");
+  for (const name of names) {
+    const config = backends[name]!;
+    if (config.backend === "failover") check(own(config, "routes") as string[], `backends.${name}.routes`);
+  }
+  if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
+    throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
+  }
 }
 
 /** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
@@ -258,6 +306,11 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return value.toLowerCase();
     case "backends":
       return namedBackends(value);
+    case "failover":
+      return resolveFailoverSettings(value, { path: "failover", settings: true });
+    case "route":
+      if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
+      return value;
   }
 }
 
@@ -332,12 +385,17 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     } else {
       throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
     }
+    // `rateLimit` is the delivery layer's, on any backend: checked here, never passed to the backend.
+    if (own(config, "rateLimit") !== undefined) resolveRateLimit(own(config, "rateLimit"), { path: `${setting}.rateLimit`, settings: true });
+    const options: Record<string, unknown> = Object.create(null);
+    for (const key of Object.keys(config)) if (key !== "backend" && key !== "rateLimit") options[key] = own(config, key);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
-      const options: Record<string, unknown> = Object.create(null);
-      for (const key of Object.keys(config)) if (key !== "backend") options[key] = own(config, key);
       resolveSmtpConfig(options, "settings", { path: setting });
+    }
+    if (config.backend === "failover") {
+      resolveFailoverSettings(options, { path: setting, settings: true }, ["failSilently", "clock", "random"]);
     }
     // A custom backend's options mean nothing to us, so any of them may be a secret.
     const custom = typeof config.backend === "function" || !(BUILTIN_BACKENDS as readonly string[]).includes(config.backend);
