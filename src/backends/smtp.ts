@@ -311,7 +311,7 @@ export class SmtpBackend extends BaseEmailBackend {
    * messages whose outcome is known.
    */
   async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], options: SendOptions, reports: DeliveryReport[]): Promise<void> {
-    const results: (DeliveryReport | undefined)[] = new Array(messages.length);
+    const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
     let next = 0;

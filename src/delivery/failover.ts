@@ -171,7 +171,7 @@ export class FailoverBackend extends BaseEmailBackend {
         await opening;
       },
     };
-    const results: (DeliveryReport | undefined)[] = new Array(messages.length);
+    const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {

@@ -72,7 +72,7 @@ export class RoutingBackend extends BaseEmailBackend {
       if (group === undefined) groups.set(name, [i]);
       else group.push(i);
     });
-    const results: (DeliveryReport | undefined)[] = new Array(messages.length);
+    const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const known = () => results.filter((r): r is DeliveryReport => r !== undefined);
     for (const [name, indexes] of groups) {
       const connection = this.#connectionFor(name);
