@@ -10,7 +10,7 @@
  * Which list a refused recipient goes to, and what a failed message means for its
  * recipients, is read from classify (errors/classify.ts), never from reply codes here.
  */
-import { MissiveError, type SmtpError, type TransactionRecipients } from "../errors.js";
+import { AbortError, MissiveError, type SmtpError, type TransactionRecipients } from "../errors.js";
 import { classify, recipientVerdict } from "../errors/classify.js";
 import type { EmailMessage } from "../mime/message.js";
 
@@ -164,7 +164,7 @@ export function sortRefusals(refusals: readonly { address: string; reply: { code
  * `recipients`. Each recipient goes where the failure puts it: a recipient the RCPT reply
  * refused keeps that reply; the others share the message's fate — rejected when classify
  * says sending again cannot help, else deferred (for "unknown", those the server had
- * accepted: their final reply never came).
+ * accepted: their final reply never came; for an abort, nobody refused them).
  */
 export function failedReport(message: EmailMessage, messageId: string | undefined, error: MissiveError, recipients: readonly string[], at: number): DeliveryReport {
   const e = error as Partial<SmtpError> & { rejected?: unknown };
@@ -184,7 +184,7 @@ export function failedReport(message: EmailMessage, messageId: string | undefine
       continue;
     }
     const outcome: RecipientOutcome = { address, code: reply?.code, enhancedCode: reply?.enhancedCode, text: reply?.text ?? error.message };
-    (verdict === "give-up" ? rejected : deferred).push(outcome);
+    (verdict === "give-up" && !(error instanceof AbortError) ? rejected : deferred).push(outcome);
   }
   const status = verdict === "unknown" ? "unknown" : "failed";
   return {

@@ -77,6 +77,11 @@ export class FailoverBackend extends BaseEmailBackend {
 
   constructor(options: FailoverBackendOptions = {}) {
     super(options);
+    for (const key of ["username", "password"]) {
+      if (Object.hasOwn(options, key) && (options as Record<string, unknown>)[key] !== undefined) {
+        throw new InvalidArgumentError(`A failover backend takes no ${key}: each route has its own credentials (configure({ backends: { primary: { username, password } } }))`);
+      }
+    }
     const given = ownOptions(withoutFallback(options), OWN_KEYS, { path: "FailoverBackend options", settings: false }, "an object");
     const clock = given["clock"] ?? systemClock;
     if (!isClock(clock)) throw new InvalidArgumentError("FailoverBackend options.clock must be { now(), setTimeout(), clearTimeout() }");
