@@ -127,6 +127,10 @@ export async function deliverMessage(message: EmailMessage, context: EngineConte
         stopped = ledger.uncertain ? "unknown" : "delivered";
         break;
       }
+      if (budget >= retry.attempts) {
+        stopped = "attempts";
+        break;
+      }
       const pick = choose(recipients);
       if (pick === undefined) {
         // Every route failed or was skipped in this round: wait, then start again from the
@@ -142,10 +146,6 @@ export async function deliverMessage(message: EmailMessage, context: EngineConte
         if (!waited) break;
         continue;
       }
-      if (budget >= retry.attempts) {
-        stopped = "attempts";
-        break;
-      }
       const route = routes[pick.index]!;
       tried.add(pick.index);
       budget += 1;
@@ -154,7 +154,15 @@ export async function deliverMessage(message: EmailMessage, context: EngineConte
       failingOver = undefined;
 
       roundTries += 1;
-      const { report, outcome } = await attempt(route, recipients);
+      let tryResult: Awaited<ReturnType<typeof attempt>>;
+      try {
+        tryResult = await attempt(route, recipients);
+      } catch (error) {
+        // A programming error: nothing was learnt about the route, but its probe slot is freed.
+        route.circuit?.record("neutral", pick.probe);
+        throw error;
+      }
+      const { report, outcome } = tryResult;
       const change = route.circuit?.record(outcome, pick.probe);
       if (change === "opened") observers.emit("circuitOpen", route.name);
       if (change === "closed") observers.emit("circuitClose", route.name);

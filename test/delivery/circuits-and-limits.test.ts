@@ -7,7 +7,7 @@ import { getConnection } from "../../src/api.js";
 import { FailoverBackend } from "../../src/delivery/failover.js";
 import { configure, resetSettings } from "../../src/settings.js";
 import { VirtualClock } from "../helpers/virtual-clock.js";
-import { closeServers, fake, message, recorder, smtp } from "./helpers.js";
+import { closeServers, deadPort, fake, message, recorder, smtp } from "./helpers.js";
 
 afterEach(async () => {
   resetSettings();
@@ -105,6 +105,29 @@ describe("a circuit per route", () => {
       ["failed", 0],
       ["sent", 4900],
     ]);
+  });
+});
+
+describe("a circuit's probe is never left hanging", () => {
+  it("the attempts running out right after a failover do not take the next route's probe slot", async () => {
+    const b = await fake({ greeting: (session) => (session.id === 1 ? { reply: "421 4.3.2 Down", then: "close" } : undefined) });
+    const clock = new VirtualClock();
+    const backend = new FailoverBackend({
+      routes: [
+        { name: "a", backend: smtp(await deadPort()) },
+        { name: "b", backend: smtp(b.port) },
+      ],
+      retry: { attempts: 1 },
+      circuit: { failures: 1, cooldown: 1000 },
+      clock,
+    });
+    const send = async () => (await backend.sendMessagesWithReport([message()], { stopOnError: false })).reports[0]!;
+    expect((await send()).attempts.map((x) => x.route)).toEqual(["a"]); // a opens
+    expect((await send()).attempts.map((x) => x.route)).toEqual(["b"]); // a skipped, b fails and opens
+    await clock.advance(1000);
+    expect((await send()).attempts.map((x) => x.route)).toEqual(["a"]); // a's probe fails; no try left for b
+    const last = await send(); // a is open again; b's probe goes through and b is back
+    expect([last.status, last.route]).toEqual(["sent", "b"]);
   });
 });
 
