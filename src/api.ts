@@ -272,6 +272,9 @@ export async function deliver(messageOrFields: EmailMessage | MessageFields, opt
 export async function deliverMany(messages: readonly EmailMessage[], options: DeliverOptions = {}): Promise<DeliveryReport[]> {
   if (!Array.isArray(messages)) throw new InvalidArgumentError("deliverMany takes a list of EmailMessage");
   if (typeof options !== "object" || options === null) throw new InvalidArgumentError("deliver options must be an object: { connection, signal, retry, observer }");
+  for (const key of Object.keys(options)) {
+    if (!["connection", "signal", "retry", "observer"].includes(key)) throw new InvalidArgumentError(`Unknown deliver option "${key}"; known: connection, signal, retry, observer`);
+  }
   const { connection, signal, retry, observer } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError("deliver options.signal must be an AbortSignal");
   if (observer !== undefined && observerProblem(observer) !== undefined) throw new InvalidArgumentError(`deliver options.observer ${observerProblem(observer)}`);

@@ -66,6 +66,11 @@ describe("sendMail passes every message field on", () => {
     expect(outbox[0]!.headers["X-Campaign"]).toBe("q3");
   });
 
+  it("a typo in deliver's options is refused", async () => {
+    await expect(deliver(fields, { conection: undefined } as never)).rejects.toThrow(/Unknown deliver option "conection"/);
+    expect(outbox).toHaveLength(0);
+  });
+
   it("a bad header is a programming error: thrown, nothing sent", async () => {
     await expect(deliver({ ...fields, subject: "evil\r\nBcc: x@example.com" })).rejects.toBeInstanceOf(BadHeaderError);
     expect(outbox).toHaveLength(0);
