@@ -7,6 +7,10 @@ import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMT
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 import { DkimSigner, dkimSetting, signerNamed, toSigners, type DkimSetting } from "./dkim/options.js";
+import type { EmailMessage } from "./mime/message.js";
+import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
+import { resolveRateLimit } from "./delivery/rate-limit.js";
+import { resetDeliveryState } from "./delivery/state.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -37,6 +41,12 @@ const VIEW = Symbol("missive.settings.view");
 /** How the SMTP connection is protected (README "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 export const TLS_MODES: readonly TlsMode[] = SMTP_TLS_MODES;
+
+/**
+ * Picks the named connection for a message (`configure({ route })`): a name from `backends`,
+ * or undefined for the default backend.
+ */
+export type RouteFunction = (message: EmailMessage) => string | undefined;
 
 /** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
 export interface NamedBackendConfig {
@@ -82,6 +92,10 @@ export interface Settings {
    * redacted). A backend's or a message's own `dkim` replaces it; `false`: no signing.
    */
   readonly dkim: readonly DkimSigner[] | false | undefined;
+  /** The failover backend's routes and policies (`backend: "failover"`). */
+  readonly failover: ResolvedFailoverSettings | undefined;
+  /** Picks a named connection per message for the default connection; undefined: the default backend. */
+  readonly route: RouteFunction | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -92,6 +106,8 @@ export type SettingsInput = {
       ? readonly string[] | string
       : K extends "dkim"
         ? DkimSetting | undefined
+      : K extends "failover"
+        ? FailoverSettings | undefined
         : Settings[K] | undefined;
 };
 
@@ -119,6 +135,8 @@ export const DEFAULT_SETTINGS: Settings = finish({
   filePath: undefined,
   backends: Object.freeze({}),
   dkim: undefined,
+  failover: undefined,
+  route: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -169,6 +187,7 @@ export function isSettingExplicit(key: keyof Settings): boolean {
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
+  resetDeliveryState();
   configured = Object.create(null);
   fromEnvironment = undefined;
   current = undefined;
@@ -207,7 +226,36 @@ function merge(base: Settings, changes: SettingsInput, source: Source): Settings
   const smtp: Record<string, unknown> = Object.create(null);
   for (const key of SMTP_SETTINGS) if (out[key] !== undefined) smtp[key] = out[key];
   resolveSmtpConfig(smtp, "settings");
+  checkRoutes(out, source);
   return finish(out as unknown as Settings);
+}
+
+/**
+ * The failover routes name named connections that exist and that send themselves (a route
+ * that is a failover would nest one inside another, and could loop); `backend: "failover"`
+ * needs its routes.
+ */
+function checkRoutes(s: Record<string, unknown>, source: Source): void {
+  const backends = s["backends"] as Readonly<Record<string, NamedBackendConfig>>;
+  const names = Object.keys(backends);
+  const check = (routes: readonly string[], setting: string) => {
+    for (const name of routes) {
+      const config = Object.hasOwn(backends, name) ? backends[name] : undefined;
+      if (config === undefined) throw new ConfigurationError(setting, `${setting} names "${name}", which is not a named connection (backends: ${names.join(", ") || "none"})`);
+      if (config.backend === "failover") {
+        throw new ConfigurationError(setting, `${setting} names "${name}", which is itself a failover connection; routes must be backends that send (smtp, file, …), never another failover`);
+      }
+    }
+  };
+  const failover = s["failover"] as ResolvedFailoverSettings | undefined;
+  if (failover !== undefined) check(failover.routes, "failover.routes");
+  for (const name of names) {
+    const config = backends[name]!;
+    if (config.backend === "failover") check(own(config, "routes") as string[], `backends.${name}.routes`);
+  }
+  if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
+    throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
+  }
 }
 
 /** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
@@ -271,6 +319,11 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return namedBackends(value);
     case "dkim":
       return dkimSetting(value, key);
+    case "failover":
+      return resolveFailoverSettings(value, { path: "failover", settings: true });
+    case "route":
+      if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
+      return value;
   }
 }
 
@@ -347,13 +400,18 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     }
     // Any backend's `dkim`, made ready signers now (a bad key fails at configure()).
     if (own(config, "dkim") !== undefined) (config as Record<string, unknown>)["dkim"] = dkimSetting(own(config, "dkim"), `${setting}.dkim`);
+    // `rateLimit` is the delivery layer's, on any backend: checked here, never passed to the backend.
+    if (own(config, "rateLimit") !== undefined) resolveRateLimit(own(config, "rateLimit"), { path: `${setting}.rateLimit`, settings: true });
+    // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
+    const options: Record<string, unknown> = Object.create(null);
+    for (const key of Object.keys(config)) if (key !== "backend" && key !== "rateLimit" && key !== "dkim") options[key] = own(config, key);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
-      // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
-      const options: Record<string, unknown> = Object.create(null);
-      for (const key of Object.keys(config)) if (key !== "backend" && key !== "dkim") options[key] = own(config, key);
       resolveSmtpConfig(options, "settings", { path: setting });
+    }
+    if (config.backend === "failover") {
+      resolveFailoverSettings(options, { path: setting, settings: true }, ["failSilently", "clock", "random"]);
     }
     // A custom backend's options mean nothing to us, so any of them may be a secret.
     const custom = typeof config.backend === "function" || !(BUILTIN_BACKENDS as readonly string[]).includes(config.backend);

@@ -12,7 +12,9 @@ registerBackend("file", FileBackend);
 registerBackend("memory", MemoryBackend);
 registerBackend("dummy", DummyBackend);
 
-export { BaseEmailBackend, messageSentChannel } from "./base.js";
+export { BaseEmailBackend, messageSentChannel, sendWithReport } from "./base.js";
+export { reportsOf } from "./report.js";
+export type { DeliveryReport, DeliveryAttempt, DeliveryStatus, RecipientOutcome, SendOptions, SendReport, StopReason } from "./report.js";
 export type { BackendClass, BackendOptions, EmailBackend, MessageSentEvent } from "./base.js";
 export { ConsoleBackend, CONSOLE_SEPARATOR } from "./console.js";
 export type { ConsoleBackendOptions } from "./console.js";

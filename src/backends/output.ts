@@ -1,5 +1,5 @@
 import { Readable, type Writable } from "node:stream";
-import { BackendError, SmtpError } from "../errors.js";
+import { BackendError, CircuitOpenError, RateLimitedError, SmtpError } from "../errors.js";
 import { CHUNK_SIZE } from "../mime/body.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
@@ -31,7 +31,7 @@ export async function prepareForOutput(message: EmailMessage, signing: Signing):
 
 /** Errors that `failSilently` may hide: delivery failures, never programming errors. */
 export function isDeliveryError(err: unknown): boolean {
-  return err instanceof SmtpError || err instanceof BackendError;
+  return err instanceof SmtpError || err instanceof BackendError || err instanceof RateLimitedError || err instanceof CircuitOpenError;
 }
 
 /**

@@ -1,12 +1,6 @@
 import { inspect } from "node:util";
-import {
-  AbortError,
-  MissiveError,
-  SmtpCapabilityError,
-  SmtpDeliveryUnknownError,
-  SmtpError,
-  SmtpRecipientsRefusedError,
-} from "../errors.js";
+import { AbortError, MissiveError, SmtpCapabilityError, SmtpError, SmtpTimeoutError, recordStage } from "../errors.js";
+import { classify } from "../errors/classify.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
 import { freeze, render, renderedChunks } from "../mime/render.js";
@@ -22,6 +16,18 @@ import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions }
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
 import { isDeliveryError, serialize } from "./output.js";
+import {
+  attachReports,
+  countsAsSent,
+  deliveredStatus,
+  envelopeRecipients,
+  failedReport,
+  skippedReport,
+  sortRefusals,
+  type DeliveryReport,
+  type SendOptions,
+  type SendReport,
+} from "./report.js";
 
 export interface SmtpBackendOptions extends BackendOptions {
   /** Default: the `host` setting (EMAIL_HOST), "localhost". */
@@ -38,8 +44,14 @@ export interface SmtpBackendOptions extends BackendOptions {
   tlsMode?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
-  /** Per-phase timeouts in ms; they win over `timeout`. */
-  timeouts?: SmtpTimeouts | undefined;
+  /** Per-phase timeouts in ms (they win over `timeout`), or "rfc5321" for RFC 5321's longer values. */
+  timeouts?: SmtpTimeouts | "rfc5321" | undefined;
+  /**
+   * The most one message may take, in ms, from asking for a connection to the server's
+   * final reply (on top of the per-phase timeouts). When it passes the connection is
+   * dropped: an SmtpTimeoutError (phase "message"), or "unknown" if the final dot had left.
+   */
+  deadline?: number | undefined;
   sslKeyfile?: string | undefined;
   sslCertfile?: string | undefined;
   /** TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
@@ -87,39 +99,10 @@ export interface SmtpPoolSettings {
   idleTimeout?: number | undefined;
 }
 
-/** A recipient the server refused, as the report gives it. */
-export interface RefusedRecipient {
-  readonly address: string;
-  readonly code: number;
-  readonly enhancedCode: string | undefined;
-  readonly text: string;
-}
-
-/** What happened to one message. */
-export interface SmtpMessageReport {
-  readonly message: EmailMessage;
-  /** The Message-ID header as sent; undefined when the message was not rendered. */
-  readonly messageId: string | undefined;
-  /**
-   * "sent" (2xx after the data), "skipped" (no recipients), "failed" (see `error`), or
-   * "unknown": the data went out but no reply came, so it may have been delivered — do not
-   * resend it blindly. Only `failSilently` produces "failed"/"unknown" reports; otherwise
-   * the error is thrown.
-   */
-  readonly status: "sent" | "skipped" | "failed" | "unknown";
-  readonly accepted: readonly string[];
-  readonly rejected: readonly RefusedRecipient[];
-  /** The server's final reply (after the data), or the reply that failed the message. */
-  readonly reply: { readonly code: number; readonly enhancedCode: string | undefined; readonly text: string } | undefined;
-  /** The server's queue id when its reply named one. */
-  readonly queueId: string | undefined;
-  readonly error: MissiveError | undefined;
-}
-
-export interface SmtpSendReport {
-  readonly sent: number;
-  readonly reports: readonly SmtpMessageReport[];
-}
+/** Part one's names for the report types, which every backend now shares (report.ts). */
+export type { RefusedRecipient } from "./report.js";
+export type SmtpMessageReport = DeliveryReport;
+export type SmtpSendReport = SendReport;
 
 /**
  * Django's SMTP backend over missive's own client. Every message goes out through a lease
@@ -159,7 +142,9 @@ export class SmtpBackend extends BaseEmailBackend {
   /** The pool settings when pooling is on (`{}` for `pool: true`: the pool's defaults). */
   readonly pool: Readonly<SmtpPoolSettings> | undefined;
   /** One report per message of the last `sendMessages` call. */
-  reports: SmtpMessageReport[] = [];
+  reports: DeliveryReport[] = [];
+  /** The whole-message deadline (ms), when set. */
+  readonly deadline: number | undefined;
 
   readonly #password: string | undefined;
   readonly #config: ResolvedSmtpConfig;
@@ -195,6 +180,7 @@ export class SmtpBackend extends BaseEmailBackend {
     this.requireTls = this.#config.requireTls;
     this.allow8bit = this.#config.allow8bit;
     this.dsn = this.#config.dsn;
+    this.deadline = this.#config.deadline;
     this.pool = poolSettings(own(options, "pool"));
     this.#dkim = backendDkim(options);
   }
@@ -237,41 +223,60 @@ export class SmtpBackend extends BaseEmailBackend {
     return serialize(this, () => this.#close());
   }
 
-  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    return (await this.sendMessagesWithReport(messages)).sent;
+  async sendMessages(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<number> {
+    return (await this.sendMessagesWithReport(messages, options)).sent;
   }
 
-  /** As `sendMessages`, with what happened to each message (also left in `reports`). */
-  async sendMessagesWithReport(messages: readonly EmailMessage[]): Promise<SmtpSendReport> {
+  /**
+   * As `sendMessages`, with what happened to each message (also left in `reports`). An open
+   * backend takes several calls at once (they share its pool's connections); a closed one
+   * opens for the call and closes after it, one call at a time.
+   */
+  override async sendMessagesWithReport(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<SendReport> {
+    if (this.#isOpen) return this.#sendOver(this.#pool!, messages, options);
     return serialize(this, async () => {
-      const reports: SmtpMessageReport[] = [];
-      this.reports = reports;
-      if (messages.length === 0) return { sent: 0, reports };
+      if (this.#isOpen) return this.#sendOver(this.#pool!, messages, options);
       // Checked before connecting: a message with a bad header or address fails here,
       // and a batch with nobody to send to does not connect at all.
-      const recipients = messages.map((m) => m.recipients());
+      const recipients = messages.map((m) => envelopeRecipients(m, options.recipients?.get(m)));
       if (recipients.every((r) => r.length === 0)) {
-        for (const message of messages) reports.push(skipped(message));
+        const reports = messages.map(skippedReport);
+        this.reports = reports;
         return { sent: 0, reports };
       }
-      const wasOpen = this.#isOpen;
-      if (!wasOpen) {
-        try {
-          await this.#openOrThrow();
-        } catch (err) {
-          if (!(this.failSilently && isDeliveryError(err))) throw err;
-          // One report per message: each failed with the connection's error.
-          messages.forEach((message, i) => reports.push(recipients[i]!.length === 0 ? skipped(message) : failed(message, undefined, err as SmtpError)));
-          return { sent: 0, reports };
+      try {
+        await this.#openOrThrow();
+      } catch (err) {
+        // One report per message: each failed with the connection's error.
+        const at = this.#config.clock.now();
+        const reports = messages.map((message, i) => (recipients[i]!.length === 0 ? skippedReport(message) : failedReport(message, undefined, err as MissiveError, recipients[i]!, at)));
+        this.reports = reports;
+        if (!(this.#carriesOn(options) && isDeliveryError(err))) {
+          const first = reports.findIndex((r) => r.status !== "skipped");
+          throw attachReports(err, reports.slice(0, first + 1));
         }
+        return { sent: 0, reports };
       }
       try {
-        const sent = await this.#sendBatch(this.#pool!, messages, recipients, reports);
-        return { sent, reports };
+        return await this.#sendOver(this.#pool!, messages, options, recipients);
       } finally {
-        if (!wasOpen) await this.#close();
+        await this.#close();
       }
     });
+  }
+
+  /** Whether a failed message lets the others go on (reported) rather than stopping the batch (thrown). */
+  #carriesOn(options: SendOptions): boolean {
+    return this.failSilently || options.stopOnError === false;
+  }
+
+  async #sendOver(pool: SmtpPool, messages: readonly EmailMessage[], options: SendOptions, known?: readonly string[][]): Promise<SendReport> {
+    const reports: DeliveryReport[] = [];
+    this.reports = reports;
+    if (messages.length === 0) return { sent: 0, reports };
+    const recipients = known ?? messages.map((m) => envelopeRecipients(m, options.recipients?.get(m)));
+    await this.#sendBatch(pool, messages, recipients, options, reports);
+    return { sent: reports.filter(countsAsSent).length, reports };
   }
 
   get #isOpen(): boolean {
@@ -313,10 +318,11 @@ export class SmtpBackend extends BaseEmailBackend {
    * order, each leasing a connection, rendering the message for it, sending, and giving the
    * lease back. After a failure that is thrown (not reported) no further message starts
    * (waiting leases are cancelled before the failed one is given back); the ones in flight
-   * settle, then the earliest failure in input order is thrown.
+   * settle, then the earliest failure in input order is thrown, carrying the reports of the
+   * messages whose outcome is known.
    */
-  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], reports: SmtpMessageReport[]): Promise<number> {
-    const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
+  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], options: SendOptions, reports: DeliveryReport[]): Promise<void> {
+    const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
     let next = 0;
@@ -325,14 +331,14 @@ export class SmtpBackend extends BaseEmailBackend {
         const i = next++;
         const message = messages[i]!;
         if (recipients[i]!.length === 0) {
-          results[i] = skipped(message);
+          results[i] = skippedReport(message);
           continue;
         }
         try {
-          results[i] = await this.#deliver(message, pool, stop);
+          results[i] = await this.#deliver(message, recipients[i]!, pool, stop, options);
         } catch (error) {
           // A wait cancelled because another message failed: this one never started.
-          if (stop.signal.aborted && error instanceof AbortError) return;
+          if (stop.signal.aborted && error instanceof AbortError && !(options.signal?.aborted ?? false)) return;
           failures.push({ index: i, error });
         }
       }
@@ -340,20 +346,43 @@ export class SmtpBackend extends BaseEmailBackend {
     await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
     // On a failure `reports` keeps, in input order, the messages whose outcome is known.
     for (const report of results) if (report !== undefined) reports.push(report);
-    if (failures.length > 0) throw failures.reduce((a, b) => (b.index < a.index ? b : a)).error;
-    return reports.filter((r) => r.status === "sent").length;
+    if (failures.length > 0) {
+      const first = failures.reduce((a, b) => (b.index < a.index ? b : a));
+      const failed = isDeliveryError(first.error) || first.error instanceof AbortError ? [failedReport(messages[first.index]!, undefined, first.error as MissiveError, recipients[first.index]!, this.#config.clock.now())] : [];
+      const known = results.map((r, i) => (i === first.index ? failed[0] : r)).filter((r): r is DeliveryReport => r !== undefined);
+      throw attachReports(first.error, known);
+    }
   }
 
   /**
-   * One message: lease a connection, render the message for its extensions (the SMTPUTF8
-   * check, the 7bit/8bit policy, the envelope), send it, and turn the outcome into its
-   * report. Throws what `failSilently` does not cover.
+   * One message: wait for the caller's gate (a rate limit), lease a connection, render the
+   * message for its extensions (the SMTPUTF8 check, the 7bit/8bit policy, the envelope),
+   * send it to `recipients`, and turn the outcome into its report. The caller's signal and
+   * the backend's `deadline` cut the wait or the transaction (the connection is dropped).
+   * Throws what the batch does not carry on after.
    */
-  async #deliver(message: EmailMessage, pool: SmtpPool, stop: AbortController): Promise<SmtpMessageReport> {
+  async #deliver(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions): Promise<DeliveryReport> {
+    const clock = this.#config.clock;
+    const at = clock.now();
     let messageId: string | undefined;
     let lease: Lease | undefined;
+    // `cut` ends this message (the caller's signal, the deadline); `stop` only cancels waits.
+    const cut = new AbortController();
+    let timedOut = false;
+    const user = options.signal;
+    const onUserAbort = () => cut.abort(user?.reason);
+    if (user?.aborted) onUserAbort();
+    else user?.addEventListener("abort", onUserAbort, { once: true });
+    const deadline = this.deadline;
+    const timer = deadline === undefined ? undefined : clock.setTimeout(() => ((timedOut = true), cut.abort()), deadline);
+    const waits = linkedSignal(stop.signal, cut.signal);
+    const onCut = () => lease?.client.destroy();
+    cut.signal.addEventListener("abort", onCut, { once: true });
     try {
-      lease = await pool.acquire(stop.signal);
+      if (waits.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
+      await options.beforeEach?.(message, waits.signal);
+      lease = await pool.acquire(waits.signal);
+      if (cut.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
       const caps = lease.capabilities;
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
@@ -362,30 +391,44 @@ export class SmtpBackend extends BaseEmailBackend {
       // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
       const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
       messageId = rendered.messageId;
-      const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
+      const only = new Set(recipients);
+      const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
       const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
       publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
+      const { rejected, deferred } = sortRefusals(result.rejected);
+      const status = deliveredStatus(result.accepted.length, rejected.length + deferred.length);
       return {
         message,
         messageId,
-        status: "sent",
+        status,
         accepted: result.accepted,
-        rejected: result.rejected.map(refused),
+        rejected,
+        deferred,
+        route: undefined,
+        attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
+        error: undefined,
         reply: replyOf(result.reply),
         queueId: result.messageId,
-        error: undefined,
       };
-    } catch (err) {
-      if (stop.signal.aborted && err instanceof AbortError) throw err;
-      if (!(this.failSilently && isDeliveryError(err))) {
+    } catch (caught) {
+      let err = caught;
+      // The caller's signal or the deadline cut it: say that, unless the message may already be delivered.
+      if (cut.signal.aborted && classify(caught) !== "unknown") err = timedOut ? messageTimeout(deadline!, caught) : new AbortError("The send was aborted", { cause: user?.reason ?? caught });
+      if (stop.signal.aborted && err instanceof AbortError && !cut.signal.aborted) throw err;
+      const reportable = isDeliveryError(err) || err instanceof AbortError;
+      if (!(this.#carriesOn(options) && reportable)) {
         // Cancel the other workers' waits before this connection goes back to the pool.
         stop.abort();
         throw err;
       }
-      return failed(message, messageId, err as SmtpError);
+      return failedReport(message, messageId, err as MissiveError, recipients, at);
     } finally {
+      if (timer !== undefined) clock.clearTimeout(timer);
+      user?.removeEventListener("abort", onUserAbort);
+      cut.signal.removeEventListener("abort", onCut);
+      waits.dispose();
       lease?.release();
     }
   }
@@ -454,29 +497,24 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   return input;
 }
 
-function skipped(message: EmailMessage): SmtpMessageReport {
-  return { message, messageId: undefined, status: "skipped", accepted: [], rejected: [], reply: undefined, queueId: undefined, error: undefined };
+/** The deadline passed while the message was on its way: a timeout at the step it had reached. */
+function messageTimeout(deadline: number, cause: unknown): SmtpTimeoutError {
+  const e = cause as Partial<SmtpError>;
+  const error = new SmtpTimeoutError("message", deadline, { command: e.command, cause, hint: "the message took longer than the backend's deadline, and the connection was dropped" });
+  return recordStage(error, e.stage ?? "connect", e.bodySent ?? false);
 }
 
-/** The report of a message that failed (or whose outcome is unknown) with `error`. */
-function failed(message: EmailMessage, messageId: string | undefined, error: MissiveError): SmtpMessageReport {
-  const e = error as Partial<SmtpError>;
-  return {
-    message,
-    messageId,
-    status: error instanceof SmtpDeliveryUnknownError ? "unknown" : "failed",
-    accepted: [],
-    rejected: error instanceof SmtpRecipientsRefusedError ? error.rejected.map(refused) : [],
-    reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,
-    queueId: undefined,
-    error,
-  };
+/** A signal that aborts when any of `signals` does, and `dispose()` to stop listening. */
+function linkedSignal(...signals: AbortSignal[]): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  for (const s of signals) {
+    if (s.aborted) controller.abort();
+    else s.addEventListener("abort", onAbort, { once: true });
+  }
+  return { signal: controller.signal, dispose: () => signals.forEach((s) => s.removeEventListener("abort", onAbort)) };
 }
 
-function refused(r: { address: string; reply: { code: number; enhancedCode?: string | undefined; text: string } }): RefusedRecipient {
-  return { address: r.address, code: r.reply.code, enhancedCode: r.reply.enhancedCode, text: r.reply.text };
-}
-
-function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): SmtpMessageReport["reply"] {
+function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): DeliveryReport["reply"] {
   return { code: reply.code, enhancedCode: reply.enhancedCode, text: reply.text };
 }
