@@ -15,10 +15,11 @@ function feed(parser: ReplyParser, bytes: Buffer, cuts: number[]): SmtpReply[] {
   return out;
 }
 
-const textArb = fc.string({ unit: fc.constantFrom(..."abcXYZ 0123456789.-:;<>@é€"), maxLength: 40 });
+// `size: "max"`: the lengths declared here are reached (fast-check's default size stops near 10).
+const textArb = fc.string({ unit: fc.constantFrom(..."abcXYZ 0123456789.-:;<>@é€"), maxLength: 200, size: "max" });
 const replyArb = fc.record({
   code: fc.integer({ min: 200, max: 599 }),
-  texts: fc.array(textArb, { minLength: 1, maxLength: 5 }),
+  texts: fc.array(textArb, { minLength: 1, maxLength: 8, size: "max" }),
 });
 
 function render(code: number, texts: string[]): string {
@@ -102,7 +103,7 @@ describe("ReplyParser", () => {
 
   it("property: any valid reply split anywhere parses the same", () => {
     fc.assert(
-      fc.property(fc.array(replyArb, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 6 }), fc.boolean(), (replies, rawCuts, enhanced) => {
+      fc.property(fc.array(replyArb, { minLength: 1, maxLength: 3, size: "max" }), fc.array(fc.nat(), { maxLength: 6, size: "max" }), fc.boolean(), (replies, rawCuts, enhanced) => {
         const bytes = Buffer.from(replies.map((r) => render(r.code, r.texts)).join(""), "utf8");
         const whole = feed(new ReplyParser({ enhancedStatusCodes: enhanced }), bytes, []);
         expect(whole.map((r) => r.code)).toEqual(replies.map((r) => r.code));
@@ -147,8 +148,8 @@ describe("ReplyParser", () => {
     const wellFormed = (line: Buffer) => /^[2-5][0-9]{2}([ -]|$)/.test(line.toString("latin1"));
     const noLf = (bytes: Uint8Array) => Buffer.from(bytes.map((b) => (b === 0x0a ? 0x20 : b)));
     const lineArb = fc.oneof(
-      fc.uint8Array({ maxLength: 50 }).map(noLf),
-      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom("", " ", "-", "x", "\t"), fc.uint8Array({ maxLength: 20 }).map(noLf))
+      fc.uint8Array({ maxLength: 50, size: "max" }).map(noLf),
+      fc.tuple(fc.integer({ min: 0, max: 999 }), fc.constantFrom("", " ", "-", "x", "\t"), fc.uint8Array({ maxLength: 20, size: "max" }).map(noLf))
         .map(([code, sep, rest]) => Buffer.concat([Buffer.from(String(code).padStart(3, "0") + sep, "latin1"), rest])),
     );
     fc.assert(
