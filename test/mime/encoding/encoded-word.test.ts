@@ -193,6 +193,7 @@ describe("needsEncoding, character by character", () => {
     ["=?abc", false],
     ["x=?y?=", true],
     ["=??=", true],
+    ["ab?=", false],
   ])("an encoded-word look-alike %j → %s", (word, expected) => {
     expect(needsEncoding(word)).toBe(expected);
   });
@@ -212,6 +213,7 @@ describe("decodeWords: what is a word", () => {
     ["a space after the charset", "=?utf-8 ?Q?a?="],
     ["a tab before the charset", "=?\tutf-8?Q?a?="],
     ["no =? before the charset", "xyutf-8?Q?a?="],
+    ["an unterminated =? after text that starts like an encoding", "Q??= =?utf-8"],
   ])("%s is not one", (_name, value) => {
     expect(decodeWords(value)).toBe(value);
   });
@@ -228,7 +230,7 @@ describe("decodeWords: what is a word", () => {
 
   it("keeps an = in Q text that is not followed by two hex digits", () => {
     expect(decodeWords("=?utf-8?Q?=G1=1G=4?=")).toBe("=G1=1G=4");
-    expect(decodeWords("=?utf-8?Q?=41=4a?=")).toBe("AJ");
+    expect(decodeWords("=?utf-8?Q?=41=4a=09=0A?=")).toBe("AJ\t\n");
   });
 
   it("reads raw 8-bit characters in Q text as bytes of the word's charset, and others as UTF-8", () => {
@@ -259,6 +261,8 @@ describe("decodeWords: between words", () => {
     expect(decodeWords("=?utf-8?Q?a?=\r b")).toBe("a\r b");
     expect(decodeWords("x\n\r\n y")).toBe("x\n y");
     expect(decodeWords("x\r\r\n y")).toBe("x\r y");
+    expect(decodeWords("x\r  y")).toBe("x\r  y");
+    expect(decodeWords("a b\n c")).toBe("a b c");
   });
 });
 

@@ -139,6 +139,7 @@ describe("formatParameter at the 70-character bound", () => {
     expect(segments).toEqual([`name*0="${'\\"'.repeat(29)}a\\""`, `name*1="${"\\\\".repeat(30)}"`]);
     expect(segments.map((s) => s.length)).toEqual([70, 69]);
     expect(roundTrip("name", value)).toBe(value);
+    expect(formatParameter("name", "\\".repeat(40))).toEqual([`name*0="${"\\\\".repeat(30)}"`, `name*1="${"\\\\".repeat(10)}"`]);
   });
 
   it("extended sections: the charset only in the first, literal attribute characters one wide", () => {
@@ -229,11 +230,14 @@ describe("parseParameters, item by item", () => {
     expect(parseParameters("a; n*=koi8-r'%F0").get("n")).toBe("koi8-r'\u00f0");
     expect(parseParameters("a; n*=koi8-r''%F0").get("n")).toBe("\u041f");
     expect(parseParameters("a; n*=''%C3%A9").get("n")).toBe("\u00e9");
+    expect(parseParameters("a; n*=x'en'abc").get("n")).toBe("abc");
   });
 
   it("keeps a % that is not followed by two hex digits, and reads raw non-ASCII as UTF-8", () => {
     expect(parseParameters("a; n*=utf-8''%G1%1G%4").get("n")).toBe("%G1%1G%4");
     expect(parseParameters("a; n*=utf-8''caf\u00e9 \u0080 \u{1f600}").get("n")).toBe("caf\u00e9 \u0080 \u{1f600}");
+    // Surrogate pairs at both ends of their range, and a character just above them.
+    expect(parseParameters("a; n*=utf-8''\u{10000}\u{10ffff}\ue000x").get("n")).toBe("\u{10000}\u{10ffff}\ue000x");
   });
 
   it("drops comments, nested and with escaped parentheses, and nothing else", () => {
