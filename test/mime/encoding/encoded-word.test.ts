@@ -261,7 +261,7 @@ describe("decodeWords: between words", () => {
     expect(decodeWords("=?utf-8?Q?a?=\r b")).toBe("a\r b");
     expect(decodeWords("x\n\r\n y")).toBe("x\n y");
     expect(decodeWords("x\r\r\n y")).toBe("x\r y");
-    expect(decodeWords("x\r  y")).toBe("x\r  y");
+    expect(decodeWords("x\r  y\n z")).toBe("x\r  y z");
     expect(decodeWords("a b\n c")).toBe("a b c");
   });
 });
