@@ -57,7 +57,7 @@ export class DataEncoder {
         runStart = i;
       } else {
         if (this.#lineStart && c === DOT && this.#dotStuff) {
-          if (i > runStart) parts.push(input.subarray(runStart, i));
+          // At the start of a line the current run is empty (it began at this byte).
           parts.push(DOT_BYTES);
           runStart = i; // the original dot starts the next run
         }
@@ -73,7 +73,6 @@ export class DataEncoder {
       }
     }
     if (runStart < n) parts.push(input.subarray(runStart, n));
-    if (parts.length === 0) return Buffer.alloc(0);
     // Copy: the output must not alias the caller's buffer, which it may reuse.
     return Buffer.concat(parts);
   }
@@ -97,9 +96,10 @@ export class DataEncoder {
 export function dataTransform(options: DataEncoderOptions = {}): Transform {
   const encoder = new DataEncoder(options);
   return new Transform({
-    transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback) {
-      const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
-      const out = encoder.encode(bytes);
+    // A string written to the stream reaches transform() as a Buffer already, in the
+    // encoding it was written with (decodeStrings is on by default).
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      const out = encoder.encode(chunk);
       callback(null, out.length > 0 ? out : undefined);
     },
     flush(callback: TransformCallback) {
