@@ -1,21 +1,32 @@
 /**
  * The Django-style sending functions: `sendMail`, `sendMassMail`, `mailAdmins`,
  * `mailManagers` and `getConnection`. Each resolves to the number of messages sent.
+ * `deliver` and `deliverMany` resolve to what happened to each message (a DeliveryReport)
+ * and throw only for programming errors.
  *
  * `failSilently` turns delivery failures (the SmtpError family, BackendError) into a
  * lower count. It never hides a programming or configuration error: BadHeaderError,
  * InvalidAddressError, EncodingError, InvalidArgumentError and ConfigurationError are
  * always thrown.
  */
-import { ConfigurationError, InvalidArgumentError } from "./errors.js";
-import { SETTINGS_FALLBACK, type BackendClass, type EmailBackend } from "./backends/base.js";
+import { AbortError, ConfigurationError, InvalidArgumentError, type MissiveError } from "./errors.js";
+import { sendWithReport, type BackendClass, type EmailBackend } from "./backends/base.js";
 import "./backends/index.js";
 import { MemoryBackend } from "./backends/memory.js";
 import { isDeliveryError } from "./backends/output.js";
+import { envelopeRecipients, failedReport, reportsOf, type DeliveryReport } from "./backends/report.js";
 import { backendNames, lookupBackend } from "./backends/registry.js";
+import "./delivery/index.js";
+import { FailoverBackend, type FailoverSendOptions } from "./delivery/failover.js";
+import { isNamedConnection, namedConnection } from "./delivery/named.js";
+import { ObserverSet, observerProblem, type DeliveryObserver } from "./delivery/observer.js";
+import type { RetryPolicy } from "./delivery/retry.js";
+import { RoutingBackend } from "./delivery/routing.js";
 import { setMessageDefaults } from "./mime/defaults.js";
-import { EmailMessage, EmailMultiAlternatives, type AddressField } from "./mime/message.js";
-import { DEFAULT_SETTINGS, getSettings, type NamedBackendConfig } from "./settings.js";
+import { EmailMessage, EmailMultiAlternatives, type AddressField, type Alternative, type Attachment } from "./mime/message.js";
+import type { MimePart } from "./mime/part.js";
+import { getSettings } from "./settings.js";
+import { pickListOptions, type ListOptions } from "./mime/list-headers.js";
 import { isMemoryRoutingActive } from "./testing.js";
 
 export interface ConnectionOptions {
@@ -48,21 +59,22 @@ export function getConnection(backendOrOptions?: string | BackendClass | Connect
   const settings = getSettings();
   if (backend === undefined || backend === null) {
     if (isMemoryRoutingActive()) return new MemoryBackend(options);
-    const named = settings.backends["default"];
-    if (named !== undefined) return fromNamed("default", named, options);
-    const configured = settings.backend;
-    if (typeof configured === "function") return new (configured as BackendClass)(options);
-    const cls = lookupBackend(configured);
-    if (cls === undefined) {
-      throw new ConfigurationError("backend", `Unknown backend "${configured}" (from configure({ backend }) or EMAIL_BACKEND); known: ${backendNames().join(", ")}`);
+    const route = settings.route;
+    if (route !== undefined) {
+      // The default connection routes each message (configure({ route })): a named connection, or the default backend.
+      return new RoutingBackend({
+        route,
+        connect: (name) => (name === undefined ? defaultBackend(options) : namedConnection(name, options)),
+        exists: isNamedConnection,
+        failSilently: options.failSilently,
+      });
     }
-    return new cls(options);
+    return defaultBackend(options);
   }
   if (typeof backend !== "string" || backend === "") throw new InvalidArgumentError("getConnection(backend) takes a backend name or class");
-  const named = settings.backends[backend];
-  if (named !== undefined) {
+  if (Object.hasOwn(settings.backends, backend)) {
     if (isMemoryRoutingActive()) return new MemoryBackend(options);
-    return fromNamed(backend, named, options);
+    return namedConnection(backend, options);
   }
   const cls = lookupBackend(backend);
   if (cls === undefined) {
@@ -72,22 +84,42 @@ export function getConnection(backendOrOptions?: string | BackendClass | Connect
   return new cls(options);
 }
 
-function fromNamed(name: string, config: NamedBackendConfig, options: ConnectionOptions): EmailBackend {
-  const { backend, ...rest } = config;
-  // Settings keep a class given to configure() as it came (they do not import backends).
-  const cls = typeof backend === "function" ? (backend as BackendClass) : lookupBackend(backend);
-  if (cls === undefined) throw new ConfigurationError(`backends.${name}.backend`, `Unknown backend "${String(backend)}" for the connection "${name}"`);
-  return new cls({ [SETTINGS_FALLBACK]: DEFAULT_SETTINGS, ...rest, ...options });
+/** The default backend without routing: `backends.default`, else `configure({ backend })`. */
+function defaultBackend(options: ConnectionOptions): EmailBackend {
+  const settings = getSettings();
+  if (Object.hasOwn(settings.backends, "default")) return namedConnection("default", options);
+  const configured = settings.backend;
+  if (typeof configured === "function") return new (configured as BackendClass)(options);
+  const cls = lookupBackend(configured);
+  if (cls === undefined) {
+    throw new ConfigurationError("backend", `Unknown backend "${configured}" (from configure({ backend }) or EMAIL_BACKEND); known: ${backendNames().join(", ")}`);
+  }
+  return new cls(options);
 }
 
-export interface SendMailOptions {
+/**
+ * The message fields `sendMail` and `deliver` take (Django's send_mail, plus the EmailMessage fields it drops);
+ * the bulk-mail options (listId, listUnsubscribe, listHelp, listArchive, autoSubmitted, priority) go to the message as they are.
+ */
+export interface MessageFields extends ListOptions {
   subject: string;
   message: string;
   /** Defaults to the `defaultFrom` setting (DEFAULT_FROM_EMAIL). */
   from?: string | undefined | null;
-  to: AddressField;
+  to?: AddressField | undefined;
+  cc?: AddressField | undefined;
+  bcc?: AddressField | undefined;
+  replyTo?: AddressField | undefined;
+  /** Extra headers (they override the generated ones, such as Message-ID). */
+  headers?: Record<string, string> | undefined;
+  attachments?: readonly (Attachment | MimePart)[] | undefined;
+  /** Alternative bodies, e.g. `[{ content: "<p>Hi</p>", mimetype: "text/html" }]`. */
+  alternatives?: readonly Alternative[] | undefined;
   /** An HTML alternative to the text body. */
   html?: string | undefined | null;
+}
+
+export interface SendMailOptions extends MessageFields {
   failSilently?: boolean | undefined;
   /** SMTP user name for this message (the backend's `username`). */
   authUser?: string | undefined;
@@ -97,13 +129,36 @@ export interface SendMailOptions {
   connection?: EmailBackend | undefined;
 }
 
-/** Sends one message to `to`; resolves to 1, or 0 when it was not sent and `failSilently` is set. */
+/** The message `sendMail` and `deliver` build from their fields. */
+function buildMessage(fields: MessageFields, connection: EmailBackend | undefined): EmailMultiAlternatives {
+  const { subject, message, from, to, cc, bcc, replyTo, headers, attachments, alternatives, html } = fields;
+  const mail = new EmailMultiAlternatives({
+    subject,
+    body: message,
+    ...(to !== undefined ? { to } : {}),
+    ...(cc !== undefined ? { cc } : {}),
+    ...(bcc !== undefined ? { bcc } : {}),
+    ...(replyTo !== undefined ? { replyTo } : {}),
+    ...(headers !== undefined ? { headers } : {}),
+    ...(attachments !== undefined ? { attachments } : {}),
+    ...(alternatives !== undefined ? { alternatives } : {}),
+    ...(from != null ? { from } : {}),
+    ...(connection !== undefined ? { connection } : {}),
+  });
+  if (html != null) mail.attachAlternative(html, "text/html");
+  Object.assign(mail, pickListOptions(fields));
+  return mail;
+}
+
+/**
+ * Sends one message; resolves to 1, or 0 when it was not sent and `failSilently` is set,
+ * and 0 when it has no recipient at all (Django).
+ */
 export async function sendMail(options: SendMailOptions): Promise<number> {
   if (typeof options !== "object" || options === null) throw new InvalidArgumentError("sendMail takes an options object: { subject, message, from, to }");
-  const { subject, message, from, to, html, failSilently = false, authUser, authPassword } = options;
+  const { failSilently = false, authUser, authPassword } = options;
   const connection = options.connection ?? getConnection(undefined, credentials(failSilently, authUser, authPassword));
-  const mail = new EmailMultiAlternatives({ subject, body: message, to, connection, ...(from != null ? { from } : {}) });
-  if (html != null) mail.attachAlternative(html, "text/html");
+  const mail = buildMessage(options, connection);
   return guarded(failSilently, () => mail.send({ failSilently }));
 }
 
@@ -187,6 +242,90 @@ async function guarded(failSilently: boolean, send: () => Promise<number>): Prom
     if (failSilently && isDeliveryError(err)) return 0;
     throw err;
   }
+}
+
+export interface DeliverOptions {
+  /** The backend to send with; else the message's own `connection`, else a new default connection (routed, failover, …). */
+  connection?: EmailBackend | undefined;
+  /** Cancels waits and the message in flight: the report then says "aborted" (or "unknown" after the final dot). */
+  signal?: AbortSignal | undefined;
+  /**
+   * Retries over a connection that has no policy of its own (a plain backend), as one
+   * route named "default". A FailoverBackend (or `backend: "failover"`) has its own.
+   */
+  retry?: RetryPolicy | undefined;
+  /** Sees every decision of the delivery engine, and each message's outcome. */
+  observer?: DeliveryObserver | undefined;
+}
+
+/**
+ * Delivers one message and resolves to its report: status, accepted, rejected and deferred
+ * recipients, the route, every attempt. Takes an EmailMessage, or the fields of `sendMail`.
+ * Throws only for programming errors — a bad header or address, a bad option, no recipient
+ * at all (InvalidArgumentError); every delivery failure is in the report.
+ */
+export async function deliver(messageOrFields: EmailMessage | MessageFields, options: DeliverOptions = {}): Promise<DeliveryReport> {
+  const message = messageOrFields instanceof EmailMessage ? messageOrFields : fieldsMessage(messageOrFields);
+  const [report] = await deliverMany([message], options);
+  return report!;
+}
+
+/**
+ * Delivers each message and resolves to their reports, in order. Never stops at a failed
+ * message; throws only for programming errors, before anything is sent when it can.
+ */
+export async function deliverMany(messages: readonly EmailMessage[], options: DeliverOptions = {}): Promise<DeliveryReport[]> {
+  if (!Array.isArray(messages)) throw new InvalidArgumentError("deliverMany takes a list of EmailMessage");
+  if (typeof options !== "object" || options === null) throw new InvalidArgumentError("deliver options must be an object: { connection, signal, retry, observer }");
+  for (const key of Object.keys(options)) {
+    if (!["connection", "signal", "retry", "observer"].includes(key)) throw new InvalidArgumentError(`Unknown deliver option "${key}"; known: connection, signal, retry, observer`);
+  }
+  const { connection, signal, retry, observer } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError("deliver options.signal must be an AbortSignal");
+  if (observer !== undefined && observerProblem(observer) !== undefined) throw new InvalidArgumentError(`deliver options.observer ${observerProblem(observer)}`);
+  messages.forEach((message, i) => {
+    if (!(message instanceof EmailMessage)) throw new InvalidArgumentError(`deliverMany: item ${i} is not an EmailMessage`);
+    // Checked before anything is sent: an address that cannot be an envelope throws here.
+    if (envelopeRecipients(message).length === 0) throw new InvalidArgumentError(`deliver: the message "${message.subject}" has no recipient (to, cc or bcc)`);
+  });
+  // Each message goes with the connection it names, else the one given, else the default.
+  const groups = new Map<EmailBackend | undefined, number[]>();
+  messages.forEach((message, i) => {
+    const key = connection ?? message.connection ?? undefined;
+    groups.set(key as EmailBackend | undefined, [...(groups.get(key as EmailBackend | undefined) ?? []), i]);
+  });
+  const reports: DeliveryReport[] = new Array(messages.length);
+  const observers = new ObserverSet([observer]);
+  for (const [given, indexes] of groups) {
+    let backend: EmailBackend = given ?? getConnection();
+    if (retry !== undefined) {
+      if (backend instanceof FailoverBackend) throw new InvalidArgumentError("deliver options.retry: this connection is a FailoverBackend, which has its own retry policy");
+      backend = new FailoverBackend({ routes: [{ name: "default", backend }], retry, circuit: false });
+    }
+    const group = indexes.map((i) => messages[i]!);
+    let got: readonly DeliveryReport[];
+    try {
+      const sendOptions: FailoverSendOptions = { signal, stopOnError: false, observer };
+      got = (await sendWithReport(backend, group, sendOptions)).reports;
+    } catch (error) {
+      // A backend that throws a delivery failure anyway: each message not reported failed with it.
+      if (!(isDeliveryError(error) || error instanceof AbortError)) throw error;
+      const known = reportsOf(error) ?? [];
+      got = group.map((m, k) => known[k] ?? failedReport(m, undefined, error as MissiveError, envelopeRecipients(m), Date.now()));
+    }
+    indexes.forEach((i, k) => {
+      const report = got[k]!;
+      reports[i] = report;
+      // The engine tells observers itself; a plain backend's outcome is told here.
+      if (report.stopped === undefined) observers.emit("outcome", report);
+    });
+  }
+  return reports;
+}
+
+function fieldsMessage(fields: MessageFields): EmailMessage {
+  if (typeof fields !== "object" || fields === null) throw new InvalidArgumentError("deliver takes an EmailMessage or { subject, message, from, to, ... }");
+  return buildMessage(fields, undefined);
 }
 
 // EmailMessage#send without a connection uses the default backend.

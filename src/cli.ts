@@ -18,13 +18,17 @@ import pkg from "../package.json" with { type: "json" };
 import { getConnection } from "./api.js";
 import type { EmailBackend } from "./backends/base.js";
 import { ConsoleBackend } from "./backends/console.js";
-import { SmtpBackend, type SmtpMessageReport } from "./backends/smtp.js";
+import { SmtpBackend } from "./backends/smtp.js";
+import { printReport } from "./cli/send-report.js";
+import { FailoverBackend } from "./delivery/failover.js";
 import { BackendError, MissiveError, SmtpError } from "./errors.js";
 import { calendarInvite } from "./mime/calendar.js";
 import { classification } from "./errors/classify.js";
 import { EmailMultiAlternatives } from "./mime/message.js";
 import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
+import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
+import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
 
@@ -68,12 +72,18 @@ Options:
   --attach FILE      attach a file; its type is guessed from the name (repeatable)
   --header "N: V"    an extra header (repeatable)
   --backend NAME     smtp, console, file, memory, dummy or a named connection
-  --url EMAIL_URL    e.g. smtp://user:pass@host:587?tls=starttls, smtps://host, file:///dir
+  --url EMAIL_URL    e.g. smtp://user:pass@host:587?tls=starttls, smtps://host, file:///dir;
+                     repeat it for failover: the routes are tried in the order given
+  --attempts N       tries in all, over every route, with backoff between them
+                     (default 3 with several --url, else 1)
   -h, --help         this help
+${LIST_CLI_HELP}
+${DKIM_CLI_HELP}
 
-Prints the Message-ID, and for SMTP each recipient as accepted or refused with the
-server's reply. With the console backend the message itself goes to stdout and the
-report to stderr. Exit code 1 when the message or any recipient was refused.`;
+Prints the Message-ID, and for SMTP each recipient as accepted, refused or deferred with
+the server's reply; over routes or retries, the status, the route that delivered and
+every attempt. With the console backend the message itself goes to stdout and the report
+to stderr. Exit code 1 when the message or any recipient was not delivered.`;
 
 const CHECK_HELP = `Usage: missive check [EMAIL_URL] [options]
 
@@ -187,8 +197,11 @@ const SEND_OPTIONS = {
   attach: { type: "string", multiple: true },
   header: { type: "string", multiple: true },
   backend: { type: "string" },
-  url: { type: "string" },
+  url: { type: "string", multiple: true },
+  attempts: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...LIST_CLI_OPTIONS,
+  ...DKIM_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -203,12 +216,13 @@ async function send(args: readonly string[]): Promise<number> {
   if (to.length + cc.length + bcc.length === 0) throw new UsageError("send needs at least one recipient (--to, --cc or --bcc)");
   if (v.subject === undefined) throw new UsageError("send needs --subject");
   if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
-  if (v.backend !== undefined && v.url !== undefined) throw new UsageError("give --backend or --url, not both");
+  if (v.backend !== undefined && (v.url?.length ?? 0) > 0) throw new UsageError("give --backend or --url, not both");
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
   const calendar = v["calendar-file"] === undefined ? undefined : calendarInvite(await readText(v["calendar-file"], "--calendar-file"));
   for (const path of v.attach ?? []) await readable(path, "--attach");
+  const dkim = await dkimFromArgs(v);
   const headers: Record<string, string> = {};
   for (const h of v.header ?? []) {
     const colon = h.indexOf(":");
@@ -216,7 +230,12 @@ async function send(args: readonly string[]): Promise<number> {
     headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
   }
 
-  const connection = chooseBackend(v.backend, v.url);
+  let attempts: number | undefined;
+  if (v.attempts !== undefined) {
+    attempts = Number(v.attempts);
+    if (!/^\d+$/.test(v.attempts) || attempts < 1 || attempts > 100) throw new UsageError("--attempts must be a whole number from 1 to 100");
+  }
+  const connection = chooseBackend(v.backend, v.url ?? [], attempts);
   const message = new EmailMultiAlternatives({
     subject: v.subject,
     body,
@@ -226,6 +245,8 @@ async function send(args: readonly string[]): Promise<number> {
     replyTo: (v["reply-to"] ?? []).join(", "),
     headers,
     ...(v.from !== undefined ? { from: v.from } : {}),
+    ...listOptionsFromArgs(v),
+    ...(dkim !== undefined ? { dkim } : {}),
   });
   if (html !== undefined) message.attachAlternative(html, "text/html");
   if (calendar !== undefined) message.attachAlternative(calendar);
@@ -233,9 +254,11 @@ async function send(args: readonly string[]): Promise<number> {
 
   // The report goes to stderr when the message itself is printed on stdout.
   const say = connection instanceof ConsoleBackend && connection.stream === process.stdout ? err : out;
-  if (connection instanceof SmtpBackend) {
-    const { reports } = await connection.sendMessagesWithReport([message]);
-    return smtpReport(reports[0]!, say);
+  if (connection instanceof SmtpBackend || connection instanceof FailoverBackend) {
+    const { reports } = await connection.sendMessagesWithReport([message], { stopOnError: false });
+    const r = reports[0]!;
+    printReport(r, say, err, advice);
+    return r.status === "sent" ? 0 : FAILED;
   }
   // Fix the Message-ID first, so that what is printed is what was sent.
   const messageId = (await message.prepare()).messageId;
@@ -246,25 +269,18 @@ async function send(args: readonly string[]): Promise<number> {
   return sent === 1 ? 0 : FAILED;
 }
 
-function smtpReport(r: SmtpMessageReport, say: Out): number {
-  if (r.messageId !== undefined) say(`Message-ID: ${r.messageId}`);
-  for (const address of r.accepted) say(`accepted ${address}`);
-  for (const x of r.rejected) say(`refused  ${x.address}: ${x.code}${x.enhancedCode ? ` ${x.enhancedCode}` : ""} ${x.text}`);
-  if (r.reply) say(`server: ${r.reply.code}${r.reply.enhancedCode ? ` ${r.reply.enhancedCode}` : ""} ${r.reply.text}`);
-  if (r.queueId) say(`queued as ${r.queueId}`);
-  if (r.status !== "sent" && r.error) {
-    err(`missive: ${r.error.name}: ${r.error.message}`);
-    err(`missive: ${advice(r.error)}`);
+/** --url (several: failover in that order), --backend, the environment, else the console. */
+function chooseBackend(backend: string | undefined, urls: readonly string[], attempts: number | undefined): EmailBackend {
+  if (backend !== undefined && urls.length > 0) throw new UsageError("give --backend or --url, not both");
+  if (urls.length > 0) {
+    const names = urls.map((_, i) => (urls.length === 1 ? "cli" : `route${i + 1}`));
+    const backends: Record<string, ReturnType<typeof backendFromUrl>> = {};
+    urls.forEach((url, i) => (backends[names[i]!] = backendFromUrl(url, "--url")));
+    configure({ backends });
+    if (urls.length === 1 && attempts === undefined) return getConnection("cli");
+    return new FailoverBackend({ routes: names, retry: { attempts: attempts ?? (urls.length > 1 ? 3 : 1) } });
   }
-  return r.status === "sent" && r.rejected.length === 0 ? 0 : FAILED;
-}
-
-/** --url, --backend, the environment, else the console. */
-function chooseBackend(backend: string | undefined, url: string | undefined): EmailBackend {
-  if (url !== undefined) {
-    configure({ backends: { cli: backendFromUrl(url, "--url") } });
-    return getConnection("cli");
-  }
+  if (attempts !== undefined) throw new UsageError("--attempts needs --url (the routes to try)");
   if (backend !== undefined) return getConnection(backend);
   const env = process.env;
   const configured = ["EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST"].some((name) => (env[name] ?? "").trim() !== "");

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   EABORTED: "The operation was cancelled through its AbortSignal.",
   EBACKEND: "A backend could not do its work (for example, the file backend's directory is not writable).",
   ECATCHER_TIMEOUT: "The mail catcher's waitFor() saw no matching message before its timeout.",
+  ERATE_LIMITED: "A backend's rate limit (`rateLimit`) had no token within `maxWait`; nothing was sent, another route may take it.",
+  ECIRCUIT_OPEN: "Every route's circuit was open after repeated route failures; nothing was sent (it closes again after its cooldown).",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -46,16 +48,26 @@ export interface MissiveErrorOptions {
    * may say that its failure is transient. missive's own errors never set it.
    */
   retryable?: boolean;
+  /**
+   * How long (ms) the failing side asked to be left alone before the next try (a provider's
+   * Retry-After, a rate limit's wait). The delivery engine's retry waits at least this long.
+   */
+  retryAfter?: number;
 }
 
 export class MissiveError extends Error {
   readonly code: ErrorCode;
+  /** Milliseconds to wait before trying again, when whoever failed said so (see MissiveErrorOptions). */
+  declare readonly retryAfter?: number;
   declare readonly [KINDS]: readonly string[];
 
   constructor(code: ErrorCode, message: string, options: MissiveErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     if (options.retryable !== undefined) Object.defineProperty(this, RETRY_HINT, { value: options.retryable, enumerable: false });
+    if (options.retryAfter !== undefined && Number.isFinite(options.retryAfter) && options.retryAfter >= 0) {
+      Object.defineProperty(this, "retryAfter", { value: options.retryAfter, enumerable: true });
+    }
     const kinds: string[] = [];
     for (let proto = Object.getPrototypeOf(this); proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
       kinds.push((proto.constructor as { kindName?: string }).kindName ?? proto.constructor.name);
@@ -202,6 +214,12 @@ export class SmtpError extends MissiveError {
   readonly bodySent: boolean = false;
   /** The whole reply, when there was one (not in toJSON: code, enhanced code and text are). */
   declare readonly reply: ErrorReply | undefined;
+  /**
+   * For a failure after the RCPT commands were answered (a refused or unanswered DATA, the
+   * body, the final dot): which recipients the server had accepted and refused in that
+   * transaction, as the SMTP client records it (not in toJSON).
+   */
+  declare readonly recipients: TransactionRecipients | undefined;
 
   constructor(message: string, details: SmtpErrorDetails = {}, code: ErrorCode = "ESMTP_REPLY") {
     const reply = details.reply;
@@ -227,6 +245,24 @@ export function recordStage<E>(error: E, stage: SmtpStage, bodySent: boolean): E
   return error;
 }
 
+/** The recipients of a transaction as the RCPT replies left them. */
+export interface TransactionRecipients {
+  readonly accepted: readonly string[];
+  readonly rejected: readonly RejectedRecipient[];
+}
+
+/**
+ * Records on an SMTP error which recipients the server had accepted and refused before the
+ * transaction failed (the SMTP client calls this for failures after RCPT). The first
+ * record wins; other errors pass unchanged.
+ */
+export function recordRecipients<E>(error: E, accepted: readonly string[], rejected: readonly RejectedRecipient[]): E {
+  if (error instanceof SmtpError && error.recipients === undefined) {
+    Object.defineProperty(error, "recipients", { value: Object.freeze({ accepted: [...accepted], rejected: [...rejected] }), enumerable: false });
+  }
+  return error;
+}
+
 export class SmtpConnectError extends SmtpError {
   static override kindName = "SmtpConnectError";
   constructor(message: string, details: SmtpErrorDetails = {}) {
@@ -234,14 +270,17 @@ export class SmtpConnectError extends SmtpError {
   }
 }
 
-export type TimeoutPhase = "connect" | "greeting" | "tls" | "command" | "data" | "final-dot";
+/** Which deadline passed: a step's (connect … final-dot), or the whole message's (`message`, the backend's `deadline`). */
+export type TimeoutPhase = "connect" | "greeting" | "tls" | "command" | "data" | "final-dot" | "message";
 
 export class SmtpTimeoutError extends SmtpError {
   static override kindName = "SmtpTimeoutError";
   readonly phase: TimeoutPhase;
   readonly timeoutMs: number;
-  constructor(phase: TimeoutPhase, timeoutMs: number, details: SmtpErrorDetails = {}) {
-    super(`SMTP ${phase} timed out after ${timeoutMs} ms${details.command ? ` (waiting for the reply to ${details.command})` : ""}`, details, "ETIMEOUT");
+  /** `hint`: what probably went wrong and which option fixes it, appended to the message. */
+  constructor(phase: TimeoutPhase, timeoutMs: number, details: SmtpErrorDetails & { hint?: string | undefined } = {}) {
+    const waiting = details.command ? ` (waiting for the reply to ${details.command})` : "";
+    super(`SMTP ${phase} timed out after ${timeoutMs} ms${waiting}${details.hint ? `: ${details.hint}` : ""}`, details, "ETIMEOUT");
     this.phase = phase;
     this.timeoutMs = timeoutMs;
   }
@@ -323,6 +362,40 @@ export class AbortError extends MissiveError {
   static override kindName = "AbortError";
   constructor(message = "The operation was aborted", options?: MissiveErrorOptions) {
     super("EABORTED", message, options);
+  }
+}
+
+/**
+ * A rate limit had no token for the message within its `maxWait`: nothing was sent. The
+ * delivery engine tries the next route at once (classify: "next-route", not a fault of
+ * the route); `retryAfter` says when this route would have had a token.
+ */
+export class RateLimitedError extends MissiveError {
+  static override kindName = "RateLimitedError";
+  /** The named backend whose limit it was, when known. */
+  readonly route: string | undefined;
+  constructor(route: string | undefined, waitMs: number, maxWait: number) {
+    super(
+      "ERATE_LIMITED",
+      `The rate limit${route === undefined ? "" : ` of "${route}"`} has no token for ${Math.ceil(waitMs)} ms, longer than its maxWait of ${maxWait} ms; nothing was sent`,
+      { retryAfter: Math.ceil(waitMs) },
+    );
+    this.route = route;
+  }
+}
+
+/** Every route the message could take had its circuit open: nothing was sent. */
+export class CircuitOpenError extends MissiveError {
+  static override kindName = "CircuitOpenError";
+  /** The routes skipped, in order. */
+  readonly routes: readonly string[];
+  constructor(routes: readonly string[], retryAfter: number | undefined) {
+    super(
+      "ECIRCUIT_OPEN",
+      `Every route's circuit is open after repeated failures (${routes.join(", ")}); nothing was sent${retryAfter === undefined ? "" : `; the first closes for a probe in ${retryAfter} ms`}`,
+      retryAfter === undefined ? {} : { retryAfter },
+    );
+    this.routes = Object.freeze([...routes]);
   }
 }
 

@@ -6,14 +6,44 @@
  * test helpers in "missive/testing", the bare SMTP client in "missive/smtp" and the MIME
  * layer in "missive/mime".
  */
-export { sendMail, sendMassMail, mailAdmins, mailManagers, getConnection } from "./api.js";
-export type { ConnectionOptions, SendMailOptions, SendMassMailOptions, MassMailTuple, MailAdminsOptions } from "./api.js";
+export { sendMail, sendMassMail, mailAdmins, mailManagers, getConnection, deliver, deliverMany } from "./api.js";
+export type { ConnectionOptions, SendMailOptions, SendMassMailOptions, MassMailTuple, MailAdminsOptions, DeliverOptions, MessageFields } from "./api.js";
+export { reportsOf } from "./backends/report.js";
+export type { DeliveryReport, DeliveryAttempt, DeliveryStatus, RecipientOutcome, SendOptions, SendReport, StopReason } from "./backends/report.js";
+export {
+  FailoverBackend,
+  RoutingBackend,
+  RateLimitedBackend,
+  TokenBucket,
+  Circuit,
+  DEFAULT_RETRY,
+  DEFAULT_CIRCUIT,
+  backoffDelay,
+  retryDelay,
+  noopObserver,
+} from "./delivery/index.js";
+export type {
+  FailoverBackendOptions,
+  FailoverRoute,
+  FailoverSettings,
+  RetryPolicy,
+  ResolvedRetryPolicy,
+  Jitter,
+  CircuitSettings,
+  CircuitState,
+  RateLimit,
+  AttemptContext,
+  DeliveryObserver,
+} from "./delivery/index.js";
 export { configure, getSettings, resetSettings } from "./settings.js";
-export type { Settings, SettingsInput, TlsMode } from "./settings.js";
+export type { Settings, SettingsInput, TlsMode, RouteFunction } from "./settings.js";
 export { EmailMessage, EmailMultiAlternatives } from "./mime/message.js";
 export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./mime/message.js";
+export type { AutoSubmitted, ListOptions, ListUnsubscribe, ListUrls, MailtoFields, Priority } from "./mime/list-headers.js";
 export { MimePart } from "./mime/part.js";
 export { calendarInvite } from "./mime/calendar.js";
+export { fileContent, isFileContent } from "./mime/file-content.js";
+export type { FileContent } from "./mime/file-content.js";
 export type { CalendarInvite } from "./mime/calendar.js";
 export type { MimePartOptions, BodySource } from "./mime/part.js";
 export { Policy, policies } from "./mime/policy.js";
@@ -38,6 +68,8 @@ export {
   SmtpClosedError,
   SmtpCapabilityError,
   AbortError,
+  RateLimitedError,
+  CircuitOpenError,
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
 export { MailCatcherTimeoutError } from "./errors.js";

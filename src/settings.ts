@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
@@ -5,6 +6,11 @@ import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
 import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
+import { DkimSigner, dkimSetting, signerNamed, toSigners, type DkimSetting } from "./dkim/options.js";
+import type { EmailMessage } from "./mime/message.js";
+import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
+import { resolveRateLimit } from "./delivery/rate-limit.js";
+import { resetDeliveryState } from "./delivery/state.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -35,6 +41,12 @@ const VIEW = Symbol("missive.settings.view");
 /** How the SMTP connection is protected (README "Security defaults"). */
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 export const TLS_MODES: readonly TlsMode[] = SMTP_TLS_MODES;
+
+/**
+ * Picks the named connection for a message (`configure({ route })`): a name from `backends`,
+ * or undefined for the default backend.
+ */
+export type RouteFunction = (message: EmailMessage) => string | undefined;
 
 /** A named connection: a backend and its options (`{ backend: "smtp", host, ... }`). */
 export interface NamedBackendConfig {
@@ -74,6 +86,16 @@ export interface Settings {
   readonly filePath: string | undefined;
   /** Named connections, for `getConnection(name)`; `default`, when given, replaces the top-level backend. */
   readonly backends: Readonly<Record<string, NamedBackendConfig>>;
+  /**
+   * DKIM signers for every backend that writes bytes (smtp, file, console), named
+   * connections included: checked when configured, kept as ready signers (they print
+   * redacted). A backend's or a message's own `dkim` replaces it; `false`: no signing.
+   */
+  readonly dkim: readonly DkimSigner[] | false | undefined;
+  /** The failover backend's routes and policies (`backend: "failover"`). */
+  readonly failover: ResolvedFailoverSettings | undefined;
+  /** Picks a named connection per message for the default connection; undefined: the default backend. */
+  readonly route: RouteFunction | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -82,7 +104,11 @@ export type SettingsInput = {
     ? Record<string, NamedBackendConfig | string>
     : K extends "admins" | "managers"
       ? readonly string[] | string
-      : Settings[K] | undefined;
+      : K extends "dkim"
+        ? DkimSetting | undefined
+      : K extends "failover"
+        ? FailoverSettings | undefined
+        : Settings[K] | undefined;
 };
 
 export const DEFAULT_SETTINGS: Settings = finish({
@@ -108,6 +134,9 @@ export const DEFAULT_SETTINGS: Settings = finish({
   messageIdDomain: undefined,
   filePath: undefined,
   backends: Object.freeze({}),
+  dkim: undefined,
+  failover: undefined,
+  route: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -158,6 +187,7 @@ export function isSettingExplicit(key: keyof Settings): boolean {
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
+  resetDeliveryState();
   configured = Object.create(null);
   fromEnvironment = undefined;
   current = undefined;
@@ -196,7 +226,36 @@ function merge(base: Settings, changes: SettingsInput, source: Source): Settings
   const smtp: Record<string, unknown> = Object.create(null);
   for (const key of SMTP_SETTINGS) if (out[key] !== undefined) smtp[key] = out[key];
   resolveSmtpConfig(smtp, "settings");
+  checkRoutes(out, source);
   return finish(out as unknown as Settings);
+}
+
+/**
+ * The failover routes name named connections that exist and that send themselves (a route
+ * that is a failover would nest one inside another, and could loop); `backend: "failover"`
+ * needs its routes.
+ */
+function checkRoutes(s: Record<string, unknown>, source: Source): void {
+  const backends = s["backends"] as Readonly<Record<string, NamedBackendConfig>>;
+  const names = Object.keys(backends);
+  const check = (routes: readonly string[], setting: string) => {
+    for (const name of routes) {
+      const config = Object.hasOwn(backends, name) ? backends[name] : undefined;
+      if (config === undefined) throw new ConfigurationError(setting, `${setting} names "${name}", which is not a named connection (backends: ${names.join(", ") || "none"})`);
+      if (config.backend === "failover") {
+        throw new ConfigurationError(setting, `${setting} names "${name}", which is itself a failover connection; routes must be backends that send (smtp, file, …), never another failover`);
+      }
+    }
+  };
+  const failover = s["failover"] as ResolvedFailoverSettings | undefined;
+  if (failover !== undefined) check(failover.routes, "failover.routes");
+  for (const name of names) {
+    const config = backends[name]!;
+    if (config.backend === "failover") check(own(config, "routes") as string[], `backends.${name}.routes`);
+  }
+  if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
+    throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
+  }
 }
 
 /** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
@@ -258,6 +317,13 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return value.toLowerCase();
     case "backends":
       return namedBackends(value);
+    case "dkim":
+      return dkimSetting(value, key);
+    case "failover":
+      return resolveFailoverSettings(value, { path: "failover", settings: true });
+    case "route":
+      if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
+      return value;
   }
 }
 
@@ -332,12 +398,20 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     } else {
       throw new ConfigurationError(setting, `${setting} must be an EMAIL_URL string or { backend, ...options }`);
     }
+    // Any backend's `dkim`, made ready signers now (a bad key fails at configure()).
+    if (own(config, "dkim") !== undefined) (config as Record<string, unknown>)["dkim"] = dkimSetting(own(config, "dkim"), `${setting}.dkim`);
+    // `rateLimit` is the delivery layer's, on any backend: checked here, never passed to the backend.
+    if (own(config, "rateLimit") !== undefined) resolveRateLimit(own(config, "rateLimit"), { path: `${setting}.rateLimit`, settings: true });
+    // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
+    const options: Record<string, unknown> = Object.create(null);
+    for (const key of Object.keys(config)) if (key !== "backend" && key !== "rateLimit" && key !== "dkim") options[key] = own(config, key);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
-      const options: Record<string, unknown> = Object.create(null);
-      for (const key of Object.keys(config)) if (key !== "backend") options[key] = own(config, key);
       resolveSmtpConfig(options, "settings", { path: setting });
+    }
+    if (config.backend === "failover") {
+      resolveFailoverSettings(options, { path: setting, settings: true }, ["failSilently", "clock", "random"]);
     }
     // A custom backend's options mean nothing to us, so any of them may be a secret.
     const custom = typeof config.backend === "function" || !(BUILTIN_BACKENDS as readonly string[]).includes(config.backend);
@@ -484,6 +558,7 @@ export const ENVIRONMENT_VARIABLES = [
   "EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD",
   "EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_TIMEOUT", "EMAIL_SSL_KEYFILE", "EMAIL_SSL_CERTFILE",
   "EMAIL_FILE_PATH", "EMAIL_SUBJECT_PREFIX", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL",
+  "EMAIL_DKIM_DOMAIN", "EMAIL_DKIM_SELECTOR", "EMAIL_DKIM_PRIVATE_KEY", "EMAIL_DKIM_PRIVATE_KEY_FILE",
 ] as const;
 
 /**
@@ -556,7 +631,50 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
   if (from !== undefined) out.defaultFrom = address("DEFAULT_FROM_EMAIL", from);
   const server = get("SERVER_EMAIL");
   if (server !== undefined) out.serverEmail = address("SERVER_EMAIL", server);
+  const dkim = dkimFromEnvironment(get);
+  if (dkim !== undefined) out.dkim = dkim;
   return out;
+}
+
+/**
+ * The `dkim` setting from EMAIL_DKIM_DOMAIN, EMAIL_DKIM_SELECTOR and the key, either
+ * EMAIL_DKIM_PRIVATE_KEY (the PEM itself; literal "\n" are read as line breaks) or
+ * EMAIL_DKIM_PRIVATE_KEY_FILE (a path, read now). For two signatures (RSA and Ed25519),
+ * EMAIL_DKIM_SELECTOR and EMAIL_DKIM_PRIVATE_KEY_FILE take comma-separated lists, in pairs.
+ * Every mistake names the variable.
+ */
+function dkimFromEnvironment(get: (name: string) => string | undefined): DkimSigner[] | undefined {
+  const domain = get("EMAIL_DKIM_DOMAIN");
+  const selector = get("EMAIL_DKIM_SELECTOR");
+  const pem = get("EMAIL_DKIM_PRIVATE_KEY");
+  const file = get("EMAIL_DKIM_PRIVATE_KEY_FILE");
+  if (domain === undefined && selector === undefined && pem === undefined && file === undefined) return undefined;
+  if (domain === undefined) throw new ConfigurationError("EMAIL_DKIM_DOMAIN", "EMAIL_DKIM_DOMAIN is required with the other EMAIL_DKIM_* variables (the signing domain, e.g. example.com)");
+  if (selector === undefined) throw new ConfigurationError("EMAIL_DKIM_SELECTOR", "EMAIL_DKIM_SELECTOR is required with the other EMAIL_DKIM_* variables (the key's selector, e.g. s2026)");
+  if ((pem === undefined) === (file === undefined)) {
+    throw new ConfigurationError("EMAIL_DKIM_PRIVATE_KEY", "DKIM from the environment needs exactly one of EMAIL_DKIM_PRIVATE_KEY (the PEM) and EMAIL_DKIM_PRIVATE_KEY_FILE (its path)");
+  }
+  const selectors = selector.split(",").map((s) => s.trim());
+  const keyVariable = file !== undefined ? "EMAIL_DKIM_PRIVATE_KEY_FILE" : "EMAIL_DKIM_PRIVATE_KEY";
+  const keys: (string | Buffer)[] = file === undefined ? [pem!] : file.split(",").map((path) => readKeyFile(path.trim()));
+  if (keys.length !== selectors.length) {
+    throw new ConfigurationError(keyVariable, `EMAIL_DKIM_SELECTOR names ${selectors.length} selector(s) and ${keyVariable} gives ${keys.length} key(s); give them in pairs (comma-separated, in the same order)`);
+  }
+  const names = { domain: "EMAIL_DKIM_DOMAIN", selector: "EMAIL_DKIM_SELECTOR", privateKey: keyVariable };
+  const signers = selectors.map((s, i) => signerNamed({ domain, selector: s, privateKey: keys[i]! }, "EMAIL_DKIM", names));
+  try {
+    return toSigners(signers);
+  } catch (error) {
+    throw error instanceof ConfigurationError ? new ConfigurationError("EMAIL_DKIM_SELECTOR", error.message) : error;
+  }
+}
+
+function readKeyFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigurationError("EMAIL_DKIM_PRIVATE_KEY_FILE", `EMAIL_DKIM_PRIVATE_KEY_FILE ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,6 +689,8 @@ function redactedView(value: unknown, depth = 0): unknown {
   const own = (value as { [VIEW]?: (depth: number) => unknown })[VIEW];
   if (typeof own === "function") return own(depth);
   if (Array.isArray(value)) return value.map((v) => redactedView(v, depth + 1));
+  // A signer prints itself with its key redacted.
+  if (value instanceof DkimSigner) return value.toJSON();
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return "<bytes>";
   return secretKeysView(value, depth);
 }

@@ -1,9 +1,12 @@
 import type { Readable, Writable } from "node:stream";
 import type { EmailMessage } from "../mime/message.js";
-import { BaseEmailBackend, publishSent, type BackendOptions } from "./base.js";
-import { copyInto, isDeliveryError, prepareForOutput, serialize, writeAndWait } from "./output.js";
+import { systemClock } from "../observe/clock.js";
+import { BaseEmailBackend, publishSent, reportEach, type BackendOptions } from "./base.js";
+import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
+import { copyInto, prepareForOutput, serialize, writeAndWait } from "./output.js";
+import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
-export interface ConsoleBackendOptions extends BackendOptions {
+export interface ConsoleBackendOptions extends BackendOptions, SigningOptions {
   /** Where to write; `process.stdout` by default. */
   stream?: Writable | undefined;
 }
@@ -18,29 +21,31 @@ export const CONSOLE_SEPARATOR = `${"-".repeat(79)}\r\n`;
  */
 export class ConsoleBackend extends BaseEmailBackend {
   stream: Writable;
+  /** DKIM: this backend's `dkim` (else the setting's) and the clock for t=. */
+  readonly #signing: Signing;
 
   constructor(options: ConsoleBackendOptions = {}) {
     super(options);
     this.stream = options.stream ?? process.stdout;
+    this.#signing = backendSigning(options);
   }
 
-  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    if (messages.length === 0) return 0;
+  async sendMessages(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<number> {
+    return (await this.sendMessagesWithReport(messages, options)).sent;
+  }
+
+  override async sendMessagesWithReport(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<SendReport> {
+    if (messages.length === 0) return { sent: 0, reports: [] };
     const stream = this.stream;
-    return serialize(stream, async () => {
-      let sent = 0;
-      for (const message of messages) {
-        const prepared = await prepareForOutput(message);
-        try {
-          await this.writeMessage(prepared.stream(), stream);
-          sent++;
-          publishSent({ backend: "console", message, messageId: prepared.messageId, recipients: message.recipients() });
-        } catch (err) {
-          if (!(this.failSilently && isDeliveryError(err))) throw err;
-        }
-      }
-      return sent;
-    });
+    return serialize(stream, () =>
+      reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
+        const at = systemClock.now();
+        const prepared = await prepareForOutput(message, this.#signing);
+        await this.writeMessage(prepared.stream(), stream);
+        publishSent({ backend: "console", message, messageId: prepared.messageId, recipients: message.recipients() });
+        return acceptedReport(message, prepared.messageId, recipients, at);
+      }),
+    );
   }
 
   private async writeMessage(source: Readable, stream: Writable): Promise<void> {

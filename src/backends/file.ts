@@ -5,10 +5,13 @@ import type { Readable } from "node:stream";
 import { BackendError, ConfigurationError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { getSettings, type Settings } from "../settings.js";
-import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { systemClock } from "../observe/clock.js";
+import { BaseEmailBackend, publishSent, reportEach, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
 import { isDeliveryError, prepareForOutput } from "./output.js";
+import { acceptedReport, attachReports, failedReport, type SendOptions, type SendReport } from "./report.js";
 
-export interface FileBackendOptions extends BackendOptions {
+export interface FileBackendOptions extends BackendOptions, SigningOptions {
   /** The directory for the `.eml` files (setting `filePath`, env `EMAIL_FILE_PATH`). Created if missing. */
   filePath?: string | undefined;
   /** fsync each file and the directory before counting the message as written (slower, crash-safe). */
@@ -26,6 +29,8 @@ export class FileBackend extends BaseEmailBackend {
   readonly fsync: boolean;
   /** The paths of the files written by this backend, in order. */
   readonly written: string[] = [];
+  /** DKIM: this backend's `dkim` (else the setting's) and the clock for t=. */
+  readonly #signing: Signing;
 
   constructor(options: FileBackendOptions = {}) {
     super(options);
@@ -37,6 +42,7 @@ export class FileBackend extends BaseEmailBackend {
     if (typeof filePath !== "string") throw new ConfigurationError("filePath", "filePath must be a string");
     this.filePath = resolve(filePath);
     this.fsync = options.fsync ?? false;
+    this.#signing = backendSigning(options);
   }
 
   /** Checks the directory (creating it if needed); there is no connection to keep, so false. */
@@ -45,27 +51,30 @@ export class FileBackend extends BaseEmailBackend {
     return false;
   }
 
-  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    if (messages.length === 0) return 0;
+  async sendMessages(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<number> {
+    return (await this.sendMessagesWithReport(messages, options)).sent;
+  }
+
+  override async sendMessagesWithReport(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<SendReport> {
+    if (messages.length === 0) return { sent: 0, reports: [] };
     try {
       await this.ensureDirectory();
     } catch (err) {
-      if (this.failSilently && isDeliveryError(err)) return 0;
-      throw err;
+      if (!isDeliveryError(err)) throw err;
+      // The directory is unusable: every message fails with that (each is still checked first).
+      const at = systemClock.now();
+      const reports = messages.map((m) => failedReport(m, undefined, err as BackendError, m.envelope({ smtputf8: m.needsSmtpUtf8() }).to, at));
+      if (!(this.failSilently || options.stopOnError === false)) throw attachReports(err, reports.slice(0, 1));
+      return { sent: 0, reports };
     }
-    let sent = 0;
-    for (const message of messages) {
-      const prepared = await prepareForOutput(message);
-      try {
-        const path = await this.writeFile(prepared.stream());
-        this.written.push(path);
-        sent++;
-        publishSent({ backend: "file", message, messageId: prepared.messageId, recipients: message.recipients(), path });
-      } catch (err) {
-        if (!(this.failSilently && isDeliveryError(err))) throw err;
-      }
-    }
-    return sent;
+    return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
+      const at = systemClock.now();
+      const prepared = await prepareForOutput(message, this.#signing);
+      const path = await this.writeFile(prepared.stream());
+      this.written.push(path);
+      publishSent({ backend: "file", message, messageId: prepared.messageId, recipients: message.recipients(), path });
+      return acceptedReport(message, prepared.messageId, recipients, at);
+    });
   }
 
   private async ensureDirectory(): Promise<void> {

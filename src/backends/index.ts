@@ -12,7 +12,9 @@ registerBackend("file", FileBackend);
 registerBackend("memory", MemoryBackend);
 registerBackend("dummy", DummyBackend);
 
-export { BaseEmailBackend, messageSentChannel } from "./base.js";
+export { BaseEmailBackend, messageSentChannel, sendWithReport } from "./base.js";
+export { reportsOf } from "./report.js";
+export type { DeliveryReport, DeliveryAttempt, DeliveryStatus, RecipientOutcome, SendOptions, SendReport, StopReason } from "./report.js";
 export type { BackendClass, BackendOptions, EmailBackend, MessageSentEvent } from "./base.js";
 export { ConsoleBackend, CONSOLE_SEPARATOR } from "./console.js";
 export type { ConsoleBackendOptions } from "./console.js";
@@ -23,3 +25,5 @@ export { MemoryBackend } from "./memory.js";
 export { SmtpBackend } from "./smtp.js";
 export type { RefusedRecipient, SmtpBackendOptions, SmtpMessageReport, SmtpSendReport } from "./smtp.js";
 export { registerBackend, unregisterBackend, lookupBackend, backendNames, BUILTIN_BACKENDS } from "./registry.js";
+export { backendDkim, signersFor, signForDestination } from "./dkim.js";
+export type { CheckedDkim, SigningOptions } from "./dkim.js";

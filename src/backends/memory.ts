@@ -1,22 +1,31 @@
 import type { EmailMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
+import { freeze, render } from "../mime/render.js";
+import { systemClock } from "../observe/clock.js";
 import { outbox } from "../testing.js";
-import { BaseEmailBackend, publishSent } from "./base.js";
+import { BaseEmailBackend, publishSent, reportEach } from "./base.js";
+import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
 /**
  * Appends each message object to the shared `outbox` from `missive/testing` (Django's
  * locmem backend). Each message is rendered once first (without I/O), so that a bad
- * header fails here exactly as it would with a real backend.
+ * header fails here exactly as it would with a real backend. Its reports have the SMTP
+ * backend's shape for the same message (Message-ID, envelope recipients accepted), so the
+ * code that reads reports is tested as it runs; a message without recipients is kept and
+ * counted, as Django's locmem backend does.
  */
 export class MemoryBackend extends BaseEmailBackend {
-  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    let sent = 0;
-    for (const message of messages) {
-      const prepared = await message.prepare(message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
+  async sendMessages(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<number> {
+    return (await this.sendMessagesWithReport(messages, options)).sent;
+  }
+
+  override async sendMessagesWithReport(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<SendReport> {
+    return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
+      const at = systemClock.now();
+      const rendered = await render(await freeze(message), message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
       outbox.push(message);
-      sent++;
-      publishSent({ backend: "memory", message, messageId: prepared.messageId, recipients: message.recipients() });
-    }
-    return sent;
+      publishSent({ backend: "memory", message, messageId: rendered.messageId, recipients: message.recipients() });
+      return acceptedReport(message, rendered.messageId, recipients, at);
+    });
   }
 }

@@ -1,20 +1,37 @@
-import type { Readable, Writable } from "node:stream";
-import { BackendError, SmtpError } from "../errors.js";
-import type { EmailMessage, PreparedMessage } from "../mime/message.js";
+import { Readable, type Writable } from "node:stream";
+import { BackendError, CircuitOpenError, RateLimitedError, SmtpError } from "../errors.js";
+import { CHUNK_SIZE } from "../mime/body.js";
+import type { EmailMessage } from "../mime/message.js";
 import { policies } from "../mime/policy.js";
+import { freeze, render, renderedChunks } from "../mime/render.js";
+import { signForDestination, type Signing } from "./dkim.js";
+
+/** A message ready to be written: its Message-ID and its bytes. */
+export interface OutputMessage {
+  readonly messageId: string;
+  /** The whole message (header block, CRLF, body); each call reads it afresh. */
+  stream(): Readable;
+}
 
 /**
  * Helpers shared by the backends that write messages out (console, file): the bytes
  * are those SMTP would send to a server with no extensions, except that a message whose
  * addresses need SMTPUTF8 is written with UTF-8 headers (there is no 7-bit form of it).
+ * With DKIM (the message's, else the backend's, else the settings'), those bytes are
+ * signed and the DKIM-Signature fields come first, as a receiver would get them.
  */
-export function prepareForOutput(message: EmailMessage): Promise<PreparedMessage> {
-  return message.prepare(message.needsSmtpUtf8() ? policies.default.with({ utf8: true }) : policies.default);
+export async function prepareForOutput(message: EmailMessage, signing: Signing): Promise<OutputMessage> {
+  const policy = message.needsSmtpUtf8() ? policies.default.with({ utf8: true }) : policies.default;
+  const rendered = await signForDestination(await render(await freeze(message), policy), message, signing.dkim, signing.clock);
+  return {
+    messageId: rendered.messageId,
+    stream: () => Readable.from(renderedChunks(rendered), { objectMode: false, highWaterMark: CHUNK_SIZE }),
+  };
 }
 
 /** Errors that `failSilently` may hide: delivery failures, never programming errors. */
 export function isDeliveryError(err: unknown): boolean {
-  return err instanceof SmtpError || err instanceof BackendError;
+  return err instanceof SmtpError || err instanceof BackendError || err instanceof RateLimitedError || err instanceof CircuitOpenError;
 }
 
 /**

@@ -1,26 +1,34 @@
 import { inspect } from "node:util";
-import {
-  AbortError,
-  MissiveError,
-  SmtpCapabilityError,
-  SmtpDeliveryUnknownError,
-  SmtpError,
-  SmtpRecipientsRefusedError,
-} from "../errors.js";
+import { AbortError, MissiveError, SmtpCapabilityError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
 import { freeze, render, renderedChunks, type Rendered } from "../mime/render.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { SmtpClient, type DsnOptions, type Envelope, type MessageBody, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
 import { ANNOUNCE, DATA_WRITTEN, type Announcement } from "../smtp/pipeline.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
+import type { DkimSetting } from "../dkim/options.js";
+import { MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
+import {
+  attachReports,
+  countsAsSent,
+  deliveredStatus,
+  envelopeRecipients,
+  failedReport,
+  skippedReport,
+  sortRefusals,
+  type DeliveryReport,
+  type SendOptions,
+  type SendReport,
+} from "./report.js";
 
 export interface SmtpBackendOptions extends BackendOptions {
   /** Default: the `host` setting (EMAIL_HOST), "localhost". */
@@ -37,8 +45,14 @@ export interface SmtpBackendOptions extends BackendOptions {
   tlsMode?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
-  /** Per-phase timeouts in ms; they win over `timeout`. */
-  timeouts?: SmtpTimeouts | undefined;
+  /** Per-phase timeouts in ms (they win over `timeout`), or "rfc5321" for RFC 5321's longer values. */
+  timeouts?: SmtpTimeouts | "rfc5321" | undefined;
+  /**
+   * The most one message may take, in ms, from asking for a connection to the server's
+   * final reply (on top of the per-phase timeouts). When it passes the connection is
+   * dropped: an SmtpTimeoutError (phase "message"), or "unknown" if the final dot had left.
+   */
+  deadline?: number | undefined;
   sslKeyfile?: string | undefined;
   sslCertfile?: string | undefined;
   /** TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
@@ -61,8 +75,14 @@ export interface SmtpBackendOptions extends BackendOptions {
   signal?: AbortSignal | undefined;
   /** Receives the SMTP dialogue (credentials redacted). */
   transcript?: TranscriptHook | undefined;
-  /** Time and timers for reply deadlines and idle connections. Default: the system clock (tests step their own). */
+  /** Time and timers for reply deadlines and idle connections, and the DKIM signing time. Default: the system clock (tests step their own). */
   clock?: Clock | undefined;
+  /**
+   * DKIM signers for this backend's messages (options, a DkimSigner or a list), or `false`
+   * for none. Default: the `dkim` setting. A message's own `dkim` wins over it. Each
+   * message is signed on the render made for its connection, before MAIL FROM.
+   */
+  dkim?: DkimSetting | undefined;
   /**
    * Send each batch over several connections at once (see the class comment). Off by
    * default: one connection, messages one after another. `true` uses the defaults below.
@@ -80,39 +100,10 @@ export interface SmtpPoolSettings {
   idleTimeout?: number | undefined;
 }
 
-/** A recipient the server refused, as the report gives it. */
-export interface RefusedRecipient {
-  readonly address: string;
-  readonly code: number;
-  readonly enhancedCode: string | undefined;
-  readonly text: string;
-}
-
-/** What happened to one message. */
-export interface SmtpMessageReport {
-  readonly message: EmailMessage;
-  /** The Message-ID header as sent; undefined when the message was not rendered. */
-  readonly messageId: string | undefined;
-  /**
-   * "sent" (2xx after the data), "skipped" (no recipients), "failed" (see `error`), or
-   * "unknown": the data went out but no reply came, so it may have been delivered — do not
-   * resend it blindly. Only `failSilently` produces "failed"/"unknown" reports; otherwise
-   * the error is thrown.
-   */
-  readonly status: "sent" | "skipped" | "failed" | "unknown";
-  readonly accepted: readonly string[];
-  readonly rejected: readonly RefusedRecipient[];
-  /** The server's final reply (after the data), or the reply that failed the message. */
-  readonly reply: { readonly code: number; readonly enhancedCode: string | undefined; readonly text: string } | undefined;
-  /** The server's queue id when its reply named one. */
-  readonly queueId: string | undefined;
-  readonly error: MissiveError | undefined;
-}
-
-export interface SmtpSendReport {
-  readonly sent: number;
-  readonly reports: readonly SmtpMessageReport[];
-}
+/** Part one's names for the report types, which every backend now shares (report.ts). */
+export type { RefusedRecipient } from "./report.js";
+export type SmtpMessageReport = DeliveryReport;
+export type SmtpSendReport = SendReport;
 
 /**
  * Django's SMTP backend over missive's own client. Every message goes out through a lease
@@ -122,13 +113,11 @@ export interface SmtpSendReport {
  *
  * `open()` leases the first connection (greeting, TLS, AUTH) and gives it back, so that a
  * bad server or credentials fail there. Each message is rendered after its lease is
- * acquired, for that connection's extensions (8BITMIME, SMTPUTF8); a lease carries a run of
- * messages, the next two rendered while one is on the wire (at most three per connection at
- * once), their commands pipelined behind the previous message's final dot when the server
- * offers PIPELINING. Messages start in input order, one at a time per connection; reports
- * stay in input order. Without `failSilently` the first failure stops new messages from
- * starting, the ones in flight finish, and the failure earliest in input order is thrown
- * (a message whose commands were already pipelined is given up and that connection dropped).
+ * acquired, for that connection's extensions (8BITMIME, SMTPUTF8), so a batch never
+ * renders more messages than there are connections. Messages start in input order, at most
+ * `maxConnections` in flight; reports stay in input order. Without `failSilently` the first
+ * failure stops new messages from starting, the ones in flight finish, and the failure
+ * earliest in input order is thrown.
  *
  * Nothing is resent. A connection the server closed while idle (or that holds a reply
  * nobody asked for, or fails the NOOP probe after `probeAfterIdle`) is replaced by the lease
@@ -154,12 +143,16 @@ export class SmtpBackend extends BaseEmailBackend {
   /** The pool settings when pooling is on (`{}` for `pool: true`: the pool's defaults). */
   readonly pool: Readonly<SmtpPoolSettings> | undefined;
   /** One report per message of the last `sendMessages` call. */
-  reports: SmtpMessageReport[] = [];
+  reports: DeliveryReport[] = [];
+  /** The whole-message deadline (ms), when set. */
+  readonly deadline: number | undefined;
 
   readonly #password: string | undefined;
   readonly #config: ResolvedSmtpConfig;
   /** While open: the pool every message is leased from. */
   #pool: SmtpPool | undefined;
+  /** This backend's `dkim`, else the setting's (src/backends/dkim.ts). */
+  readonly #dkim: CheckedDkim;
 
   /**
    * Options not given fall back to the settings (Django). Everything is checked now by the
@@ -188,7 +181,9 @@ export class SmtpBackend extends BaseEmailBackend {
     this.requireTls = this.#config.requireTls;
     this.allow8bit = this.#config.allow8bit;
     this.dsn = this.#config.dsn;
+    this.deadline = this.#config.deadline;
     this.pool = poolSettings(own(options, "pool"));
+    this.#dkim = backendDkim(options);
   }
 
   /**
@@ -229,41 +224,60 @@ export class SmtpBackend extends BaseEmailBackend {
     return serialize(this, () => this.#close());
   }
 
-  async sendMessages(messages: readonly EmailMessage[]): Promise<number> {
-    return (await this.sendMessagesWithReport(messages)).sent;
+  async sendMessages(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<number> {
+    return (await this.sendMessagesWithReport(messages, options)).sent;
   }
 
-  /** As `sendMessages`, with what happened to each message (also left in `reports`). */
-  async sendMessagesWithReport(messages: readonly EmailMessage[]): Promise<SmtpSendReport> {
+  /**
+   * As `sendMessages`, with what happened to each message (also left in `reports`). An open
+   * backend takes several calls at once (they share its pool's connections); a closed one
+   * opens for the call and closes after it, one call at a time.
+   */
+  override async sendMessagesWithReport(messages: readonly EmailMessage[], options: SendOptions = {}): Promise<SendReport> {
+    if (this.#isOpen) return this.#sendOver(this.#pool!, messages, options);
     return serialize(this, async () => {
-      const reports: SmtpMessageReport[] = [];
-      this.reports = reports;
-      if (messages.length === 0) return { sent: 0, reports };
+      if (this.#isOpen) return this.#sendOver(this.#pool!, messages, options);
       // Checked before connecting: a message with a bad header or address fails here,
       // and a batch with nobody to send to does not connect at all.
-      const recipients = messages.map((m) => m.recipients());
+      const recipients = messages.map((m) => envelopeRecipients(m, options.recipients?.get(m)));
       if (recipients.every((r) => r.length === 0)) {
-        for (const message of messages) reports.push(skipped(message));
+        const reports = messages.map(skippedReport);
+        this.reports = reports;
         return { sent: 0, reports };
       }
-      const wasOpen = this.#isOpen;
-      if (!wasOpen) {
-        try {
-          await this.#openOrThrow();
-        } catch (err) {
-          if (!(this.failSilently && isDeliveryError(err))) throw err;
-          // One report per message: each failed with the connection's error.
-          messages.forEach((message, i) => reports.push(recipients[i]!.length === 0 ? skipped(message) : failed(message, undefined, err as SmtpError)));
-          return { sent: 0, reports };
+      try {
+        await this.#openOrThrow();
+      } catch (err) {
+        // One report per message: each failed with the connection's error.
+        const at = this.#config.clock.now();
+        const reports = messages.map((message, i) => (recipients[i]!.length === 0 ? skippedReport(message) : failedReport(message, undefined, err as MissiveError, recipients[i]!, at)));
+        this.reports = reports;
+        if (!(this.#carriesOn(options) && (isDeliveryError(err) || err instanceof AbortError))) {
+          const first = reports.findIndex((r) => r.status !== "skipped");
+          throw attachReports(err, reports.slice(0, first + 1));
         }
+        return { sent: 0, reports };
       }
       try {
-        const sent = await this.#sendBatch(this.#pool!, messages, recipients, reports);
-        return { sent, reports };
+        return await this.#sendOver(this.#pool!, messages, options, recipients);
       } finally {
-        if (!wasOpen) await this.#close();
+        await this.#close();
       }
     });
+  }
+
+  /** Whether a failed message lets the others go on (reported) rather than stopping the batch (thrown). */
+  #carriesOn(options: SendOptions): boolean {
+    return this.failSilently || options.stopOnError === false;
+  }
+
+  async #sendOver(pool: SmtpPool, messages: readonly EmailMessage[], options: SendOptions, known?: readonly string[][]): Promise<SendReport> {
+    const reports: DeliveryReport[] = [];
+    this.reports = reports;
+    if (messages.length === 0) return { sent: 0, reports };
+    const recipients = known ?? messages.map((m) => envelopeRecipients(m, options.recipients?.get(m)));
+    await this.#sendBatch(pool, messages, recipients, options, reports);
+    return { sent: reports.filter(countsAsSent).length, reports };
   }
 
   get #isOpen(): boolean {
@@ -302,168 +316,342 @@ export class SmtpBackend extends BaseEmailBackend {
 
   /**
    * The batch: as many workers as the pool has connections take the messages in input
-   * order. Each leases a connection and keeps it for a run of messages (`#lane`), rendering
-   * the next ones while the current one is on the wire. After a failure that is thrown (not
-   * reported) no further message starts (waiting leases are cancelled before the failed one
-   * is given back); the ones in flight settle, then the earliest failure in input order is
-   * thrown.
+   * order. Each passes a message's gate (`beforeEach`), leases a connection and keeps it
+   * for a run of messages (`#lane`). After a failure that is thrown (not reported) no
+   * further message starts (waiting gates and leases are cancelled before the failed
+   * message's connection is given back); the ones in flight settle, then the earliest
+   * failure in input order is thrown, carrying the reports of the messages whose outcome is
+   * known.
    */
-  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], reports: SmtpMessageReport[]): Promise<number> {
-    const results: (SmtpMessageReport | undefined)[] = new Array(messages.length);
+  async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], options: SendOptions, reports: DeliveryReport[]): Promise<void> {
+    const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
-    // Messages that were rendered on a connection that closed before they started: they go first, on another.
-    const again: number[] = [];
+    // Messages withdrawn from a connection that failed before they started: they go first, on another.
+    const again: Slot[] = [];
     let next = 0;
     const batch: Batch = {
-      messages,
+      options,
       stop,
       take: () => {
-        if (failures.length > 0) return undefined;
-        if (again.length > 0) return again.shift();
+        if (stop.signal.aborted) return undefined;
+        const withdrawn = again.shift();
+        if (withdrawn !== undefined) {
+          withdrawn.cut.resume();
+          return withdrawn;
+        }
         while (next < messages.length) {
           const i = next++;
-          if (recipients[i]!.length > 0) return i;
-          results[i] = skipped(messages[i]!);
+          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, stop.signal, options);
+          results[i] = skippedReport(messages[i]!);
         }
         return undefined;
       },
-      settle: (index, outcome) => {
-        if (outcome.report !== undefined) results[index] = outcome.report;
-        // A wait cancelled because another message failed: this one never started.
-        else if (!(stop.signal.aborted && outcome.error instanceof AbortError)) failures.push({ index, error: outcome.error });
+      giveBack: (slot) => {
+        slot.lane = undefined;
+        slot.ready = false;
+        slot.prepared = undefined;
+        if (stop.signal.aborted) {
+          // Never started, and nothing more starts: not reported.
+          slot.cut.dispose();
+          return;
+        }
+        // Waiting for a connection again counts towards its deadline.
+        slot.cut.resume();
+        again.push(slot);
+      },
+      settle: (slot, outcome) => {
+        slot.cut.dispose();
+        if (outcome.report !== undefined) results[slot.index] = outcome.report;
+        else if (!outcome.cancelled) failures.push({ index: slot.index, error: outcome.error });
       },
     };
     const worker = async (): Promise<void> => {
-      for (let i = batch.take(); i !== undefined; i = batch.take()) {
+      for (let slot = batch.take(); slot !== undefined; slot = batch.take()) {
         let lease: Lease;
         try {
-          lease = await pool.acquire(stop.signal);
+          // The gate first: a connection is not held while a message waits for its token.
+          await this.#admit(slot, options);
+          lease = await pool.acquire(slot.cut.waits);
         } catch (error) {
-          batch.settle(i, this.#outcome(messages[i]!, undefined, error, stop));
+          batch.settle(slot, this.#outcome(slot, { error }, batch));
           continue;
         }
         try {
-          again.push(...(await this.#lane(lease, i, batch)));
+          await this.#lane(lease, slot, batch);
         } finally {
           lease.release();
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
+    for (const slot of again.splice(0)) slot.cut.dispose();
     // On a failure `reports` keeps, in input order, the messages whose outcome is known.
     for (const report of results) if (report !== undefined) reports.push(report);
-    if (failures.length > 0) throw failures.reduce((a, b) => (b.index < a.index ? b : a)).error;
-    return reports.filter((r) => r.status === "sent").length;
+    if (failures.length > 0) {
+      const first = failures.reduce((a, b) => (b.index < a.index ? b : a));
+      const failed = isDeliveryError(first.error) || first.error instanceof AbortError ? [failedReport(messages[first.index]!, undefined, first.error as MissiveError, recipients[first.index]!, this.#config.clock.now())] : [];
+      const known = results.map((r, i) => (i === first.index ? failed[0] : r)).filter((r): r is DeliveryReport => r !== undefined);
+      throw attachReports(first.error, known);
+    }
+  }
+
+  /** A message as the batch carries it; its deadline starts now. */
+  #slot(index: number, message: EmailMessage, recipients: readonly string[], stop: AbortSignal, options: SendOptions): Slot {
+    const cut = new MessageCut(stop, [options.signal, this.#config.signal], this.deadline, this.#config.clock);
+    const admitted = options.beforeEach === undefined && !cut.waits.aborted;
+    return { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
   }
 
   /**
-   * Messages over one leased connection, starting with `first`: up to LANE_DEPTH rendered
-   * at once, so that while one is on the wire the next ones are rendered, and announced to
-   * the client so that their MAIL, RCPT and DATA can follow the previous final dot
-   * (src/smtp/pipeline.ts). It renders more once the current message's end of data is
-   * written, so that rendering overlaps the server reading the message. The run ends when no message is left, a
-   * failure stops the batch, the connection can carry no more (maxMessagesPerConnection)
-   * or is no longer usable; messages rendered but not started are given up (withdrawn) and,
-   * when the connection failed under them, returned to be sent on another.
+   * The caller's gate (`beforeEach`: a rate limit's token), awaited before any byte of the
+   * message leaves: its MAIL FROM is neither sent nor pipelined before. Once per message: a
+   * message withdrawn from a failed connection keeps the token it took.
    */
-  async #lane(lease: Lease, first: number, batch: Batch): Promise<number[]> {
-    const client = lease.client;
-    // A connection the pool made counts its messages from zero.
-    let room = this.#config.pool.maxMessagesPerConnection - client.transactions;
-    const window: LaneSlot[] = [];
-    let claimed: number | undefined = first;
-    const start = (slot: LaneSlot) => {
-      if (slot.prepared === undefined) return;
-      slot.announcement = undefined;
-      slot.sending = client.sendMail(slot.prepared.envelope, renderedChunks(slot.prepared.rendered));
-      slot.sending.catch(() => undefined);
-    };
-    const refill = async () => {
-      while (window.length < LANE_DEPTH && claimed !== undefined) {
-        const slot = await this.#prepareSlot(claimed, batch.messages[claimed]!, lease.capabilities);
-        window.push(slot);
-        room -= 1;
-        claimed = room > 0 ? batch.take() : undefined;
-        if (window.length === 1) start(slot);
-        else if (slot.prepared !== undefined) slot.announcement = client[ANNOUNCE](slot.prepared.envelope);
-      }
-    };
-    await refill();
-    while (window.length > 0) {
-      const head = window.shift()!;
-      const outcome = await this.#sent(head, batch.stop);
-      batch.settle(head.index, outcome);
-      if (batch.stop.signal.aborted || client.state !== "ready") {
-        // Nothing more starts here: the batch stops, or the connection failed (then the rest go on another).
-        for (const slot of window) slot.announcement?.withdraw();
-        const left = window.map((slot) => slot.index);
-        if (claimed !== undefined) left.push(claimed);
-        return batch.stop.signal.aborted ? [] : left;
-      }
-      const following = window[0];
-      if (following !== undefined) {
-        start(following);
-        // Render more once its end of data is out (with the commands pipelined behind it):
-        // then the CPU work overlaps the server reading the message, not a short reply due.
-        await client[DATA_WRITTEN]();
-      }
-      await refill();
-    }
-    return claimed === undefined ? [] : [claimed];
+  #admit(slot: Slot, options: SendOptions): Promise<void> {
+    slot.gate ??= (async () => {
+      if (slot.cut.waits.aborted) throw slot.cut.notStarted();
+      await options.beforeEach?.(slot.message, slot.cut.waits);
+      slot.admitted = true;
+    })();
+    // Several lanes may wait on it in turn; a rejection is each one's to handle.
+    slot.gate.catch(() => undefined);
+    return slot.gate;
   }
 
-  /** Renders one message for the lease's extensions (the SMTPUTF8 check, the 7bit/8bit policy, the envelope). */
-  async #prepareSlot(index: number, message: EmailMessage, caps: Capabilities): Promise<LaneSlot> {
+  /**
+   * Messages over one leased connection, starting with `first` (its gate passed): up to
+   * LANE_DEPTH held at once, so that while one is on the wire the next ones pass their
+   * gates, are rendered, and are announced to the client so that their MAIL, RCPT and DATA
+   * can follow the previous final dot (src/smtp/pipeline.ts). The messages behind the
+   * first are taken by `feed`, which runs beside the loop below; more are rendered once the
+   * current message's end of data is written, so that rendering overlaps the server reading
+   * the message. Each message starts as the one before settles.
+   *
+   * The run ends when no message is left, a failure stops the batch, the connection can
+   * carry no more (maxMessagesPerConnection) or is no longer usable, or the next message is
+   * still waiting at its gate (the connection is not held idle through a rate limit's wait).
+   * Messages held but not started are then withdrawn (commands already pipelined drop the
+   * connection) and given back to the batch, which sends them over another lease — or, when
+   * the batch stopped, never.
+   */
+  async #lane(lease: Lease, first: Slot, batch: Batch): Promise<void> {
+    const client = lease.client;
+    const caps = lease.capabilities;
+    const lane: object = {};
+    // A connection the pool made counts its messages from zero.
+    let room = this.#config.pool.maxMessagesPerConnection - client.transactions;
+    const window: Slot[] = [];
+    let open = true;
+    let feeding: Promise<void> | undefined;
+    let rendering = false;
+    let woken: (() => void) | undefined;
+    const wake = () => {
+      const resolve = woken;
+      woken = undefined;
+      resolve?.();
+    };
+    const hold = (slot: Slot) => {
+      slot.lane = lane;
+      window.push(slot);
+      room -= 1;
+    };
+    const feed = async (): Promise<void> => {
+      while (open && room > 0 && window.length < LANE_DEPTH) {
+        const slot = batch.take();
+        if (slot === undefined) break;
+        hold(slot);
+        if (!slot.admitted) {
+          let refused: { readonly error: unknown } | undefined;
+          try {
+            await this.#admit(slot, batch.options);
+          } catch (error) {
+            refused = { error };
+          }
+          // Given back while it waited (the run ended): whoever holds it now handles its gate.
+          if (slot.lane !== lane) break;
+          slot.failure ??= refused;
+        }
+        rendering = true;
+        await this.#render(slot, caps);
+        rendering = false;
+        if (!open) break;
+        if (slot.prepared !== undefined && window[0] !== slot) {
+          // Its turn comes after the messages before it: meanwhile its deadline waits too.
+          slot.cut.pause();
+          slot.announcement = client[ANNOUNCE](slot.prepared.envelope);
+        }
+        slot.ready = true;
+        wake();
+      }
+    };
+    const refill = () => {
+      feeding ??= feed().then(
+        () => {
+          feeding = undefined;
+          wake();
+        },
+        (error: unknown) => {
+          // A bug, not a delivery outcome: the message being fed fails with it.
+          rendering = false;
+          feeding = undefined;
+          const slot = window.at(-1);
+          if (slot !== undefined && slot.ready !== true) {
+            slot.failure ??= { error };
+            slot.ready = true;
+          }
+          wake();
+        },
+      );
+    };
+    hold(first);
+    await this.#render(first, caps);
+    first.ready = true;
     try {
+      while (window.length > 0) {
+        const head = window[0]!;
+        if (head.ready !== true) {
+          // Still at its gate (a rate limit's wait): the run ends, the lease goes back meanwhile.
+          if (!head.admitted || feeding === undefined) break;
+          await new Promise<void>((resolve) => (woken = resolve));
+          continue;
+        }
+        if (head.sending === undefined && head.failure === undefined) {
+          if (batch.stop.signal.aborted) break;
+          this.#start(head, client);
+        }
+        refill();
+        const outcome = await this.#sent(head, batch);
+        window.shift();
+        batch.settle(head, outcome);
+        // Nothing more starts here: the batch stops, or the connection failed (then the rest go on another).
+        if (batch.stop.signal.aborted || client.state !== "ready") break;
+        const following = window[0];
+        if (following?.ready === true && following.failure === undefined) {
+          this.#start(following, client);
+          // Render more once its end of data is out (with the commands pipelined behind it):
+          // then the CPU work overlaps the server reading the message, not a short reply due.
+          await client[DATA_WRITTEN]();
+        }
+      }
+    } finally {
+      open = false;
+      // A render in progress is for this connection: let it finish before its message moves on.
+      if (rendering) await feeding;
+      for (const slot of window.splice(0)) {
+        slot.announcement?.withdraw();
+        slot.announcement = undefined;
+        // A message that failed before it could start has its outcome; the others go on another lease.
+        if (slot.ready === true && slot.failure !== undefined && !batch.stop.signal.aborted) batch.settle(slot, await this.#sent(slot, batch));
+        else batch.giveBack(slot);
+      }
+    }
+  }
+
+  /**
+   * Renders one message for the lease's extensions (the SMTPUTF8 check, the 7bit/8bit
+   * policy), signs that render when DKIM applies, and makes its envelope for the recipients
+   * it is sent to. A failure is kept for its outcome.
+   */
+  async #render(slot: Slot, caps: Capabilities): Promise<void> {
+    if (slot.failure !== undefined) return;
+    const message = slot.message;
+    try {
+      if (slot.cut.cut) throw slot.cut.notStarted();
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
-      const rendered = await render(await freeze(message), this.#policy(caps, smtputf8));
-      const envelope: Envelope = { ...rendered.envelope, eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
+      // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
+      const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
+      slot.messageId = rendered.messageId;
+      if (slot.cut.cut) throw slot.cut.notStarted();
+      const only = new Set(slot.recipients);
+      const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      return { index, message, prepared: { rendered, envelope } };
+      slot.prepared = { rendered, envelope };
     } catch (error) {
-      return { index, message, error };
+      slot.failure = { error };
     }
   }
 
-  /** The outcome of one message: its report, or the error `failSilently` does not cover. */
-  async #sent(slot: LaneSlot, stop: AbortController): Promise<Outcome> {
-    const messageId = slot.prepared?.rendered.messageId;
-    if (slot.sending === undefined) return this.#outcome(slot.message, messageId, slot.error, stop);
+  /** The message's body as the client reads it: the bytes of the render made for this connection. */
+  #body(slot: Slot): MessageBody {
+    return renderedChunks(slot.prepared!.rendered);
+  }
+
+  /**
+   * Starts a rendered message on the lane's connection (its commands may be out already,
+   * pipelined). One cut while it waited its turn (the caller's signal) never starts.
+   */
+  #start(slot: Slot, client: SmtpClient): void {
+    const announcement = slot.announcement;
+    slot.announcement = undefined;
+    if (slot.cut.cut) {
+      // Its commands, if already out, leave the server after 354: withdrawing drops the connection.
+      announcement?.withdraw();
+      slot.failure = { error: slot.cut.notStarted() };
+      return;
+    }
+    slot.cut.resume();
+    slot.cut.onWire(() => client.destroy());
+    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot));
+    slot.sending.catch(() => undefined);
+  }
+
+  async #sent(slot: Slot, batch: Batch): Promise<Outcome> {
+    if (slot.sending === undefined) return this.#outcome(slot, { error: slot.failure!.error }, batch);
+    let result: SendResult;
     try {
-      const result = await slot.sending;
-      const message = slot.message;
+      result = await slot.sending;
+    } catch (error) {
+      return this.#outcome(slot, { error }, batch);
+    }
+    return this.#outcome(slot, { result }, batch);
+  }
+
+  /**
+   * What became of one message, the one place its report is made: the server's verdict
+   * (sent or partial, refused recipients sorted into rejected and deferred), or its failure
+   * — a cut says so (a timeout at the step reached, or an abort; "unknown" after the final
+   * dot) — as a "failed"/"unknown" report when the batch carries on, else the error that
+   * stops the batch. A wait cancelled because another message stopped the batch is neither.
+   */
+  #outcome(slot: Slot, settled: { readonly result: SendResult } | { readonly error: unknown }, batch: Batch): Outcome {
+    const { message, messageId, recipients, at } = slot;
+    if ("result" in settled) {
+      const result = settled.result;
+      const envelope = slot.prepared!.envelope;
       publishSent({ backend: "smtp", message, messageId: messageId!, recipients: result.accepted });
+      const { rejected, deferred } = sortRefusals(result.rejected);
+      const status = deliveredStatus(result.accepted.length, rejected.length + deferred.length);
       return {
         report: {
           message,
           messageId,
-          status: "sent",
+          status,
           accepted: result.accepted,
-          rejected: result.rejected.map(refused),
+          rejected,
+          deferred,
+          route: undefined,
+          attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
+          error: undefined,
           reply: replyOf(result.reply),
           queueId: result.messageId,
-          error: undefined,
         },
       };
-    } catch (error) {
-      return this.#outcome(slot.message, messageId, error, stop);
     }
-  }
-
-  /** A failure: a "failed"/"unknown" report under `failSilently`, else the error (and the batch stops). */
-  #outcome(message: EmailMessage, messageId: string | undefined, err: unknown, stop: AbortController): Outcome {
-    if (stop.signal.aborted && err instanceof AbortError) return { error: err };
-    if (!(this.failSilently && isDeliveryError(err))) {
-      // Cancel the other workers' waits before this connection goes back to the pool.
+    const err = slot.cut.explain(settled.error);
+    const stop = batch.stop;
+    if (stop.signal.aborted && err instanceof AbortError && !slot.cut.cut) return { cancelled: true };
+    const reportable = isDeliveryError(err) || err instanceof AbortError;
+    if (!(this.#carriesOn(batch.options) && reportable)) {
+      // Cancel the other messages' waits before this connection goes back to the pool.
       stop.abort();
       return { error: err };
     }
-    return { report: failed(message, messageId, err as SmtpError) };
+    return { report: failedReport(message, messageId, err as MissiveError, recipients, at) };
   }
 
   #policy(caps: Capabilities, smtputf8: boolean): Policy {
@@ -494,30 +682,6 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 }
 
-/** Messages one lane has rendered at once: the one on the wire and the next two. */
-const LANE_DEPTH = 3;
-
-/** One batch, as its lanes see it. */
-interface Batch {
-  readonly messages: readonly EmailMessage[];
-  readonly stop: AbortController;
-  /** The next message to send (input order), or undefined when none is left or the batch stops. */
-  take(): number | undefined;
-  settle(index: number, outcome: Outcome): void;
-}
-
-type Outcome = { readonly report: SmtpMessageReport; readonly error?: undefined } | { readonly report?: undefined; readonly error: unknown };
-
-/** A message in a lane: rendered (or failed to), announced to the client, then sent. */
-interface LaneSlot {
-  readonly index: number;
-  readonly message: EmailMessage;
-  readonly prepared?: { readonly rendered: Rendered; readonly envelope: Envelope };
-  readonly error?: unknown;
-  announcement?: Announcement | undefined;
-  sending?: Promise<SendResult>;
-}
-
 /** The `pool` field: what was asked for (already checked by the resolver), `{}` for `true`. */
 function poolSettings(option: unknown): SmtpPoolSettings | undefined {
   if (option === undefined || option === false) return undefined;
@@ -541,7 +705,8 @@ const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", 
  */
 function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
   const input: Record<string, unknown> = Object.create(null);
-  for (const key of Object.keys(options)) input[key] = own(options, key);
+  // `dkim` is the backend's own option (signing happens here, not in SMTP).
+  for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
   const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
   if (!tlsGiven) {
@@ -553,29 +718,53 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   return input;
 }
 
-function skipped(message: EmailMessage): SmtpMessageReport {
-  return { message, messageId: undefined, status: "skipped", accepted: [], rejected: [], reply: undefined, queueId: undefined, error: undefined };
-}
-
-/** The report of a message that failed (or whose outcome is unknown) with `error`. */
-function failed(message: EmailMessage, messageId: string | undefined, error: MissiveError): SmtpMessageReport {
-  const e = error as Partial<SmtpError>;
-  return {
-    message,
-    messageId,
-    status: error instanceof SmtpDeliveryUnknownError ? "unknown" : "failed",
-    accepted: [],
-    rejected: error instanceof SmtpRecipientsRefusedError ? error.rejected.map(refused) : [],
-    reply: e.replyCode !== undefined ? { code: e.replyCode, enhancedCode: e.enhancedCode, text: e.serverText ?? "" } : undefined,
-    queueId: undefined,
-    error,
-  };
-}
-
-function refused(r: { address: string; reply: { code: number; enhancedCode?: string | undefined; text: string } }): RefusedRecipient {
-  return { address: r.address, code: r.reply.code, enhancedCode: r.reply.enhancedCode, text: r.reply.text };
-}
-
-function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): SmtpMessageReport["reply"] {
+function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): DeliveryReport["reply"] {
   return { code: reply.code, enhancedCode: reply.enhancedCode, text: reply.text };
+}
+
+/** Messages one lane holds at once: the one on the wire and the next two. */
+const LANE_DEPTH = 3;
+
+/** The gate of a message sent without `beforeEach`. */
+const PASSED: Promise<void> = Promise.resolve();
+
+/** One batch, as its workers and lanes see it. */
+interface Batch {
+  readonly options: SendOptions;
+  readonly stop: AbortController;
+  /** The next message to send (withdrawn ones first, then input order), or undefined when none is left or the batch stops. */
+  take(): Slot | undefined;
+  /** A message held but not started goes back to be sent over another lease (dropped once the batch stops). */
+  giveBack(slot: Slot): void;
+  settle(slot: Slot, outcome: Outcome): void;
+}
+
+type Outcome =
+  | { readonly report: DeliveryReport; readonly error?: undefined; readonly cancelled?: undefined }
+  | { readonly report?: undefined; readonly error: unknown; readonly cancelled?: undefined }
+  | { readonly report?: undefined; readonly error?: undefined; readonly cancelled: true };
+
+/** A message on its way: gated, rendered for its lane's connection, announced to the client, then sent. */
+interface Slot {
+  readonly index: number;
+  readonly message: EmailMessage;
+  /** The envelope recipients it is sent to (`options.recipients` may narrow them). */
+  readonly recipients: readonly string[];
+  /** When it started (its attempt's `at`). */
+  readonly at: number;
+  readonly cut: MessageCut;
+  /** Its gate passed. */
+  admitted: boolean;
+  gate: Promise<void> | undefined;
+  /** The lane that holds it. */
+  lane: object | undefined;
+  /** The Message-ID of its render (the same in every render). */
+  messageId: string | undefined;
+  prepared?: { readonly rendered: Rendered; readonly envelope: Envelope } | undefined;
+  /** Why it failed before it was sent (its gate, its render, a cut). */
+  failure?: { readonly error: unknown } | undefined;
+  /** Rendered (or failed to be) on its lane: it may start. */
+  ready?: boolean;
+  announcement?: Announcement | undefined;
+  sending?: Promise<SendResult> | undefined;
 }

@@ -162,6 +162,8 @@ export class DkimSigner {
 /** A signer or its options, or a list of them (several signatures, e.g. RSA and Ed25519). */
 export type DkimSignerInput = DkimSigner | DkimOptions;
 export type DkimSigners = DkimSignerInput | readonly DkimSignerInput[];
+/** What the `dkim` option takes in configure(), on a backend and on a message: signers, or `false` to send unsigned. */
+export type DkimSetting = DkimSigners | false;
 
 /** Makes signers of options (already-made signers pass through); refuses an empty list and two signers with one selector. */
 export function toSigners(input: DkimSigners): DkimSigner[] {
@@ -175,6 +177,52 @@ export function toSigners(input: DkimSigners): DkimSigner[] {
     seen.add(name);
   }
   return signers;
+}
+
+/**
+ * The `dkim` option wherever it is given (configure(), a backend, a message): one signer's
+ * options or a DkimSigner, a list of them, or `false` for "do not sign here". Checked now
+ * and returned as ready signers (frozen list) or `false`; a mistake is a ConfigurationError
+ * naming the option where it was given: `setting` is that place ("dkim",
+ * "backends.bulk.dkim"), and an entry of a list is `dkim[1]`, so a bad key in the second
+ * signer is `dkim[1].privateKey`.
+ */
+export function dkimSetting(value: unknown, setting = "dkim"): readonly DkimSigner[] | false {
+  if (value === false) return false;
+  if (typeof value !== "object" || value === null) {
+    throw new ConfigurationError(setting, `${setting} takes a DKIM signer's options { domain, selector, privateKey }, a DkimSigner, a list of them, or false for no signing; not ${value === true ? "true" : typeof value}`);
+  }
+  const list = Array.isArray(value) ? (value as readonly unknown[]) : [value];
+  const signers = list.map((entry, i) => signerNamed(entry as DkimSignerInput, Array.isArray(value) ? `${setting}[${i}]` : setting));
+  try {
+    return Object.freeze(toSigners(signers));
+  } catch (error) {
+    throw renamed(error, setting);
+  }
+}
+
+/**
+ * A signer whose refusals name its options from `prefix` instead of "dkim" (a place in the
+ * settings such as `backends.bulk.dkim[0]`), or by `names` when the options came from
+ * elsewhere (`{ privateKey: "--dkim-key key.pem" }` for a command-line flag, an environment
+ * variable). A DkimSigner passes through.
+ */
+export function signerNamed(input: DkimSignerInput, prefix: string, names: Readonly<Record<string, string>> = {}): DkimSigner {
+  if (input instanceof DkimSigner) return input;
+  try {
+    return new DkimSigner(input);
+  } catch (error) {
+    throw renamed(error, prefix, names);
+  }
+}
+
+/** A DkimSigner's ConfigurationError with "dkim" (or "dkim.option") replaced by the caller's name for it, in `setting` and in the text. */
+function renamed(error: unknown, prefix: string, names: Readonly<Record<string, string>> = {}): unknown {
+  if (!(error instanceof ConfigurationError) || !(error.setting === "dkim" || error.setting.startsWith("dkim."))) return error;
+  const option = error.setting.slice("dkim.".length);
+  const name = option === "" ? prefix : (names[option] ?? `${prefix}.${option}`);
+  const message = option === "" ? error.message : error.message.split(error.setting).join(name);
+  return new ConfigurationError(name, message);
 }
 
 /** A signing domain (d=) as DkimSigner checks it: lower case, Unicode as A-labels. Throws ConfigurationError. */

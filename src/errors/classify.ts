@@ -27,6 +27,12 @@ export interface Classification {
   readonly verdict: Verdict;
   /** The same attempt may succeed later (what `retryable` says). */
   readonly transient: boolean;
+  /**
+   * The route itself failed (cannot connect, greeting, TLS, EHLO, AUTH): counts toward its
+   * circuit. A "next-route" verdict about this message only (an extension it needs, a rate
+   * limit's wait) does not.
+   */
+  readonly routeFault: boolean;
   /** The table row that decided, in words. */
   readonly rule: string;
 }
@@ -65,6 +71,8 @@ interface Rule {
   readonly when: (f: FailureView) => boolean;
   readonly verdict: Verdict;
   readonly transient: boolean | ((f: FailureView) => boolean);
+  /** For a "next-route" row: false when the failure is about the message, not the route. Default true. */
+  readonly routeFault?: false;
 }
 
 const is4xx = (code: number | undefined) => code !== undefined && code >= 400 && code < 500;
@@ -78,7 +86,9 @@ export const CLASSIFICATION_RULES: readonly Rule[] = [
   { rule: "cancelled through its AbortSignal", when: (f) => f.code === "EABORTED", verdict: "give-up", transient: false },
   { rule: "final dot sent, no reply", when: (f) => f.code === "EDELIVERY_UNKNOWN", verdict: "unknown", transient: false },
   { rule: "a backend's own failure (retry-here when the backend says it is transient)", when: (f) => f.code === "EBACKEND", verdict: "give-up", transient: false },
-  { rule: "the server lacks an extension the message needs (SMTPUTF8, 8BITMIME, SIZE, DSN)", when: (f) => f.code === "ECAPABILITY", verdict: "next-route", transient: false },
+  { rule: "the server lacks an extension the message needs (SMTPUTF8, 8BITMIME, SIZE, DSN)", when: (f) => f.code === "ECAPABILITY", verdict: "next-route", transient: false, routeFault: false },
+  { rule: "a rate limit had no token within maxWait: nothing sent", when: (f) => f.code === "ERATE_LIMITED", verdict: "next-route", transient: true, routeFault: false },
+  { rule: "every route's circuit is open: nothing sent", when: (f) => f.code === "ECIRCUIT_OPEN", verdict: "next-route", transient: true, routeFault: false },
   { rule: "no reply after the final dot", when: (f) => f.stage === "final-dot" && f.replyCode === undefined, verdict: "unknown", transient: false },
   { rule: "host name does not resolve", when: (f) => (f.stage === "connect" || f.code === "ECONNECT") && f.osCode !== undefined && PERMANENT_CONNECT_CODES.has(f.osCode), verdict: "next-route", transient: false },
   { rule: "connect, greeting, TLS, EHLO or AUTH answered 4xx (greeting 421, STARTTLS 454, AUTH 454)", when: (f) => route(f) && is4xx(f.replyCode), verdict: "next-route", transient: true },
@@ -114,10 +124,25 @@ export function classification(error: unknown): Classification {
     if (!row.when(view)) continue;
     const transient = typeof row.transient === "function" ? row.transient(view) : row.transient;
     // A backend that says its failure is transient (a custom backend's BackendError).
-    if (view.code === "EBACKEND" && view.hint === true) return { verdict: "retry-here", transient: true, rule: "a backend's own failure, transient by its word" };
-    return { verdict: row.verdict, transient, rule: row.rule };
+    if (view.code === "EBACKEND" && view.hint === true) return { verdict: "retry-here", transient: true, routeFault: false, rule: "a backend's own failure, transient by its word" };
+    return { verdict: row.verdict, transient, routeFault: row.verdict === "next-route" && row.routeFault !== false, rule: row.rule };
   }
   throw new Error("unreachable: the last classification rule matches everything");
+}
+
+/**
+ * What one RCPT reply means for that recipient: "accepted" (2xx), "over-limit" (452 4.5.3:
+ * more recipients than the server takes in one transaction, RFC 5321 §4.5.3.1.10 — send
+ * the rest in another transaction now), "deferred" (any other 4xx: try that recipient again
+ * later) or "rejected" (5xx, or anything else: refused for good).
+ */
+export type RecipientVerdict = "accepted" | "over-limit" | "deferred" | "rejected";
+
+export function recipientVerdict(reply: { readonly code: number; readonly enhancedCode?: string | undefined }): RecipientVerdict {
+  if (reply.code >= 200 && reply.code < 300) return "accepted";
+  if (reply.code === 452 && reply.enhancedCode === "4.5.3") return "over-limit";
+  if (is4xx(reply.code)) return "deferred";
+  return "rejected";
 }
 
 /** The cross-copy brand errors.ts puts on every missive error (the class names of its kinds). */

@@ -801,6 +801,15 @@ function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[
   return phraseWords(name, opts, lead);
 }
 
+/**
+ * A phrase that is not a display name (a List-Id's description) formatted as a display name
+ * is: atoms, a quoted string, or encoded-words where needed, as pieces the header folder
+ * may separate with white space. `text` must be a non-empty single line.
+ */
+export function formatPhraseParts(text: string, opts: FormatOptions): string[] {
+  return phrasePieces(text, opts, true);
+}
+
 /** The addr-spec as it goes into a header. */
 function wireAddrSpec(address: string, utf8: boolean): string {
   const spec = parseAddrSpec(address.trim(), false);

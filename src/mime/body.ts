@@ -14,6 +14,7 @@ import { EncodingError, InvalidArgumentError } from "../errors.js";
 import { Base64Encoder, base64EncodedLength } from "./encoding/base64.js";
 import { assertWellFormed, encodeText } from "./encoding/charset.js";
 import { QuotedPrintableEncoder } from "./encoding/quoted-printable.js";
+import { isFileContent, type FileContent } from "./file-content.js";
 import type { Policy } from "./policy.js";
 import {
   canonicalLineBreaks,
@@ -49,18 +50,18 @@ export interface NestedMessage {
 }
 
 /**
- * What a leaf part holds. Strings are text; byte arrays are kept exactly; `{ path }` is a
- * file read lazily; a Readable or async iterable is consumed once, as the message streams;
+ * What a leaf part holds. Strings are text; byte arrays are kept exactly; `fileContent(path)`
+ * is a file read lazily; a Readable or async iterable is consumed once, as the message streams;
  * a function returning one is called each time the message is streamed.
  */
 export type BodySource =
   | string
   | Uint8Array
-  | { readonly path: string }
+  | FileContent
   | Readable
   | AsyncIterable<Uint8Array>
   | (() => Readable | AsyncIterable<Uint8Array>)
-  | { readonly message: NestedMessage | Uint8Array | string };
+  | { readonly message: NestedMessage | Uint8Array | string | FileContent };
 
 /** The leaf as `planBody` sees it (a MimePart, without importing it). */
 export interface LeafSpec {
@@ -259,8 +260,42 @@ function isNestedMessage(body: BodySource): body is { readonly message: NestedMe
   return typeof body === "object" && body !== null && !(body instanceof Uint8Array) && "message" in body && !isReadableLike(body);
 }
 
-function isFileSource(body: unknown): body is { readonly path: string } {
-  return typeof body === "object" && body !== null && !(body instanceof Uint8Array) && "path" in body && typeof body.path === "string" && !isReadableLike(body);
+function isFileSource(body: unknown): body is FileContent {
+  return isFileContent(body);
+}
+
+/**
+ * Refuses, when a part is made (before anything is sent), a body that is none of the
+ * sources above. A plain `{ path }` object in particular is refused: only `fileContent()`
+ * reads a file (see file-content.ts).
+ */
+export function assertBodySource(body: unknown, what: string): asserts body is BodySource {
+  if (typeof body === "string" || body instanceof Uint8Array || typeof body === "function" || isFileContent(body)) return;
+  if (typeof body === "object" && body !== null) {
+    if (isReadableLike(body)) return;
+    if ("message" in body) {
+      const inner = (body as { message: unknown }).message;
+      if (typeof inner === "string" || inner instanceof Uint8Array || isFileContent(inner)) return;
+      if (typeof inner === "object" && inner !== null && typeof (inner as { prepare?: unknown }).prepare === "function") return;
+      throw new InvalidArgumentError(`${what}: a nested message is an EmailMessage, a serialized message (string or bytes) or fileContent(path)`);
+    }
+    if ("path" in body) {
+      throw new InvalidArgumentError(
+        `${what}: a plain { path } object is not a file source, because it could come from untrusted data; use attachFile(path) or fileContent(path)`,
+      );
+    }
+  }
+  throw new InvalidArgumentError(`${what} must be a string, bytes (Uint8Array), fileContent(path), a Readable or async iterable, or a function returning one; got ${describe(body)}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") {
+    const keys = Object.keys(value).slice(0, 5);
+    return keys.length > 0 ? `an object with ${keys.map((k) => JSON.stringify(k)).join(", ")}` : "an empty object";
+  }
+  return typeof value;
 }
 
 function isReadableLike(value: object): boolean {

@@ -1,8 +1,11 @@
 /** `missive/mime`: the message model and the encoders, usable without any transport. */
 export { EmailMessage, EmailMultiAlternatives, formatDate } from "./message.js";
 export type { Alternative, AddressField, Attachment, EmailMessageOptions, PreparedMessage } from "./message.js";
+export type { AutoSubmitted, ListOptions, ListUnsubscribe, ListUrls, MailtoFields, Priority } from "./list-headers.js";
 export { MimePart } from "./part.js";
 export { calendarInvite } from "./calendar.js";
+export { fileContent, isFileContent } from "./file-content.js";
+export type { FileContent } from "./file-content.js";
 export type { CalendarInvite } from "./calendar.js";
 export type { BodySource, MimePartOptions } from "./part.js";
 export { Policy, policies } from "./policy.js";

@@ -6,6 +6,7 @@ import { basename } from "node:path";
 import type { Readable } from "node:stream";
 import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
+import { dkimSetting, type DkimSetting, type DkimSigner } from "../dkim/options.js";
 import { normalizeCharset } from "./encoding/charset.js";
 import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
@@ -13,8 +14,11 @@ import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
 import { mimeTypeOptions } from "./content-type.js";
 import { assertMsgIdHeader } from "./msg-id.js";
+import { assertListHeadersFree, checkListOption, listHeaderFields, type AutoSubmitted, type ListOptionName, type ListOptions, type ListUnsubscribe, type ListUrls, type Priority } from "./list-headers.js";
+import { fileContent, isFileContent, type FileContent } from "./file-content.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
+import { assertBodySource } from "./body.js";
 import { createFrozen, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
 
 export { formatDate } from "./render.js";
@@ -24,7 +28,7 @@ export type AddressField = string | Mailbox | readonly (string | Mailbox)[];
 /** An attachment as the `attachments` list holds it (Django's `(filename, content, mimetype)`). */
 export interface Attachment {
   filename?: string | undefined;
-  content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | { readonly path: string };
+  content: string | Uint8Array | Readable | AsyncIterable<Uint8Array> | (() => Readable | AsyncIterable<Uint8Array>) | EmailMessage | FileContent;
   /**
    * Guessed from the filename when absent; application/octet-stream when that fails. May
    * carry parameters (`"text/calendar; method=REQUEST"`); a charset there is the text's.
@@ -40,7 +44,11 @@ export interface Alternative {
   mimetype: string;
 }
 
-export interface EmailMessageOptions {
+/**
+ * The bulk-mail options (`listId`, `listUnsubscribe`, `listHelp`, `listArchive`,
+ * `autoSubmitted`, `priority`) are in `ListOptions` (list-headers.ts).
+ */
+export interface EmailMessageOptions extends ListOptions {
   subject?: string;
   body?: string;
   from?: string | Mailbox;
@@ -48,7 +56,10 @@ export interface EmailMessageOptions {
   cc?: AddressField;
   bcc?: AddressField;
   replyTo?: AddressField;
-  /** Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). */
+  /**
+   * Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). A
+   * header an option in use writes (List-Id with `listId`, ...) cannot be given here too.
+   */
   headers?: Record<string, string>;
   attachments?: readonly (Attachment | MimePart)[];
   connection?: MessageSender;
@@ -59,6 +70,11 @@ export interface EmailMessageOptions {
   clock?: () => Date;
   /** Random bytes for Message-ID and boundaries; a CSPRNG unless injected (tests). */
   random?: (size: number) => Buffer;
+  /**
+   * DKIM for this message: signers (options, a DkimSigner, or a list), or `false` to send it
+   * unsigned. Replaces the backend's and the settings' `dkim`; undefined leaves it to them.
+   */
+  dkim?: DkimSetting | undefined;
 }
 
 /** The result of the prepare pass: every header decided, the body ready to stream. */
@@ -98,6 +114,8 @@ export class EmailMessage {
   #headers: Record<string, string> = {};
   #attachments: (Attachment | MimePart)[] = [];
   #encoding: string | undefined;
+  #list: ListOptions = {};
+  #dkim: readonly DkimSigner[] | false | undefined;
   #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
@@ -110,6 +128,13 @@ export class EmailMessage {
     if (options.replyTo !== undefined) this.replyTo = options.replyTo;
     if (options.headers !== undefined) this.headers = options.headers;
     if (options.encoding !== undefined) this.encoding = options.encoding;
+    if (options.listId !== undefined) this.listId = options.listId;
+    if (options.listUnsubscribe !== undefined) this.listUnsubscribe = options.listUnsubscribe;
+    if (options.listHelp !== undefined) this.listHelp = options.listHelp;
+    if (options.listArchive !== undefined) this.listArchive = options.listArchive;
+    if (options.autoSubmitted !== undefined) this.autoSubmitted = options.autoSubmitted;
+    if (options.priority !== undefined) this.priority = options.priority;
+    if (options.dkim !== undefined) this.dkim = options.dkim;
     this.connection = options.connection;
     this.clock = options.clock;
     this.random = options.random;
@@ -173,7 +198,83 @@ export class EmailMessage {
   }
   set headers(value: Record<string, string>) {
     validateExtraHeaders(value);
+    assertListHeadersFree(this.#list, Object.keys(value));
     this.#headers = { ...value };
+  }
+
+  /**
+   * List-Id (RFC 2919): `"Description <list.example.com>"` or `"<list.example.com>"`. The
+   * bulk-mail fields are written after Message-ID, before the extra headers, in this order:
+   * List-Id, List-Unsubscribe, List-Unsubscribe-Post, List-Help, List-Archive,
+   * Auto-Submitted, X-Priority, X-MSMail-Priority, Importance. Each is checked when set.
+   */
+  get listId(): string | undefined {
+    return this.#list.listId;
+  }
+  set listId(value: string | undefined) {
+    this.#setList("listId", value);
+  }
+
+  /** List-Unsubscribe `<url>, <mailto>` and, with `oneClick`, List-Unsubscribe-Post (RFC 8058). Reads back frozen, mailto as a URI. */
+  get listUnsubscribe(): Readonly<ListUnsubscribe> | undefined {
+    return this.#list.listUnsubscribe;
+  }
+  set listUnsubscribe(value: ListUnsubscribe | undefined) {
+    this.#setList("listUnsubscribe", value);
+  }
+
+  /** List-Help (RFC 2369 §3.1): one URL or several (https:, http:, mailto:). */
+  get listHelp(): ListUrls | undefined {
+    return this.#list.listHelp;
+  }
+  set listHelp(value: ListUrls | undefined) {
+    this.#setList("listHelp", value);
+  }
+
+  /** List-Archive (RFC 2369 §3.6): one URL or several (https:, http:, mailto:). */
+  get listArchive(): ListUrls | undefined {
+    return this.#list.listArchive;
+  }
+  set listArchive(value: ListUrls | undefined) {
+    this.#setList("listArchive", value);
+  }
+
+  /** Auto-Submitted (RFC 3834 §5) for mail no person sent, so that auto-responders leave it alone. */
+  get autoSubmitted(): AutoSubmitted | undefined {
+    return this.#list.autoSubmitted;
+  }
+  set autoSubmitted(value: AutoSubmitted | undefined) {
+    this.#setList("autoSubmitted", value);
+  }
+
+  /** "high" or "low": X-Priority, X-MSMail-Priority and Importance, consistently; "normal" writes none. */
+  get priority(): Priority | undefined {
+    return this.#list.priority;
+  }
+  set priority(value: Priority | undefined) {
+    this.#setList("priority", value);
+  }
+
+  #setList<K extends ListOptionName>(name: K, value: ListOptions[K]): void {
+    const list: ListOptions = { ...this.#list, [name]: checkListOption(name, value) };
+    assertListHeadersFree(list, Object.keys(this.#headers));
+    this.#list = list;
+  }
+
+  /**
+   * This message's DKIM signers (checked and made ready when set: a bad key is a
+   * ConfigurationError here), `false` for "send unsigned", or undefined to leave it to the
+   * backend's `dkim` and then the settings'. Each level replaces the one below; lists are
+   * not merged. Signing happens in the backends that write bytes (smtp, file, console), on
+   * the bytes rendered for where the message goes; it is not part of the message's content,
+   * so changing it keeps the Message-ID and Date. A message attached to another
+   * (message/rfc822) is part of that one's body and is not signed on its own.
+   */
+  get dkim(): readonly DkimSigner[] | false | undefined {
+    return this.#dkim;
+  }
+  set dkim(value: DkimSetting | undefined) {
+    this.#dkim = value === undefined ? undefined : dkimSetting(value, "dkim");
   }
 
   get attachments(): (Attachment | MimePart)[] {
@@ -215,7 +316,7 @@ export class EmailMessage {
 
   /** Attaches a file by path; its type is guessed from the name and it is read only when sent. */
   attachFile(path: string, mimetype?: string, options: { disposition?: "inline" | "attachment"; contentId?: string; filename?: string } = {}): this {
-    return this.attach({ filename: options.filename ?? basename(path), content: { path }, mimetype, disposition: options.disposition, contentId: options.contentId });
+    return this.attach({ filename: options.filename ?? basename(path), content: fileContent(path), mimetype, disposition: options.disposition, contentId: options.contentId });
   }
 
   /**
@@ -322,6 +423,7 @@ export class EmailMessage {
     const defaults = getMessageDefaults();
     const charset = this.charset();
     validateExtraHeaders(this.#headers);
+    assertListHeadersFree(this.#list, Object.keys(this.#headers));
     if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
     const from = normalizeAddresses(this.from, "from");
     const before: FieldSpec[] = [];
@@ -337,7 +439,7 @@ export class EmailMessage {
     addressHeader("Cc", "cc", this.#cc);
     addressHeader("Reply-To", "reply-to", this.#replyTo);
     before.push({ name: "Subject", kind: "unstructured", value: this.headerOverride("subject") ?? this.#subject });
-    const after: FieldSpec[] = [];
+    const after: FieldSpec[] = listHeaderFields(this.#list, charset).map(([name, value]) => ({ name, kind: "raw", value }));
     for (const [name, value] of Object.entries(this.#headers)) {
       if ((OVERRIDABLE as readonly string[]).includes(name.toLowerCase())) continue;
       const kind = headerKind(name);
@@ -387,6 +489,8 @@ export class EmailMessage {
     const headers = Object.entries(this.#headers);
     key.push(headers.length);
     for (const [name, value] of headers) key.push(name, value);
+    // Option values are strings, or frozen copies made when set (compared by identity).
+    for (const [name, value] of Object.entries(this.#list)) key.push(name, value);
     key.push(this.#attachments.length);
     for (const a of this.#attachments) {
       if (a instanceof MimePart) key.push(a);
@@ -549,12 +653,12 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   const disposition = attachment.disposition ?? (contentId !== undefined ? "inline" : "attachment");
   if (disposition !== "inline" && disposition !== "attachment") throw new BadHeaderError("disposition", `disposition must be "inline" or "attachment", not ${JSON.stringify(disposition)}`);
   if (mimetype === "message/rfc822") {
-    const isFile = typeof content === "object" && content !== null && "path" in content && typeof content.path === "string";
-    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFile ? content : undefined;
-    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or a file");
+    const message = content instanceof EmailMessage || typeof content === "string" || content instanceof Uint8Array ? { message: content } : isFileContent(content) ? content : undefined;
+    if (message === undefined) throw new InvalidArgumentError("A message/rfc822 attachment takes an EmailMessage, a serialized message (string or bytes) or fileContent(path)");
     return new MimePart({ contentType: mimetype, params: typed.params, body: message, filename, disposition, contentId });
   }
   if (content instanceof EmailMessage) throw new InvalidArgumentError(`An EmailMessage can only be attached as message/rfc822, not ${mimetype}`);
+  assertBodySource(content, `The content of attachment ${filename === undefined ? "(no filename)" : JSON.stringify(filename)}`);
   assertCalendarMethodMatches(mimetype, typed.params, content);
   return new MimePart({ ...typed, body: content as BodySource, filename, disposition, contentId });
 }

@@ -14,7 +14,7 @@ import { chooseBoundary } from "./boundary.js";
 import { mergeParameters, parseMimeType, partCharset } from "./content-type.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, renderHeader } from "./headers.js";
 import type { Policy } from "./policy.js";
-import { bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
+import { assertBodySource, bodyChunks, CHUNK_SIZE, planBody, type BodyContext, type BodyPlan, type BodySource, type PreparedOutput } from "./body.js";
 import type { TransferEncoding } from "./transfer-encoding.js";
 
 export type { BodySource, NestedMessage, PreparedOutput } from "./body.js";
@@ -63,6 +63,7 @@ export class MimePart {
     const isMultipart = this.contentType.startsWith("multipart/");
     if (isMultipart && options.body !== undefined) throw new InvalidArgumentError(`A ${this.contentType} part has children, not a body`);
     if (!isMultipart && options.children?.length) throw new InvalidArgumentError(`Only multipart parts have children (got ${this.contentType})`);
+    if (options.body !== undefined) assertBodySource(options.body, `The body of a ${this.contentType} part`);
     const params = mergeParameters(parsed.params, options.params, this.contentType);
     for (const [name, value] of Object.entries(params)) {
       if (!TOKEN.test(name)) throw new BadHeaderError("Content-Type", `Invalid Content-Type parameter name ${JSON.stringify(name)}`);

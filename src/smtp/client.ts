@@ -43,8 +43,10 @@ import {
   SmtpError,
   SmtpProtocolError,
   SmtpRecipientsRefusedError,
+  SmtpTimeoutError,
   SmtpTlsError,
   quoteReply,
+  recordRecipients,
   recordStage,
   type RejectedRecipient,
   type SmtpStage,
@@ -52,7 +54,7 @@ import {
 import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, decodeChallenge } from "./auth.js";
 import { Capabilities, parseEhlo } from "./capabilities.js";
 import * as cmd from "./commands.js";
-import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
+import { greetingTimeoutHint, resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
@@ -246,10 +248,6 @@ export class SmtpClient {
     await this.close();
   }
 
-  /**
-   * Internal (pipeline.ts): the envelope of the sendMail that will follow the current one,
-   * so that its MAIL, RCPT and DATA can go out behind the current message's final dot.
-   */
   /** Internal (pipeline.ts): resolves at the next end of data written, or once nothing is left to do. */
   [DATA_WRITTEN](): Promise<void> {
     if (this.#operations === 0) return Promise.resolve();
@@ -260,6 +258,10 @@ export class SmtpClient {
     for (const resolve of this.#dataWaiters.splice(0)) resolve();
   }
 
+  /**
+   * Internal (pipeline.ts): the envelope of the sendMail that will follow the current one,
+   * so that its MAIL, RCPT and DATA can go out behind the current message's final dot.
+   */
   [ANNOUNCE](envelope: Envelope): Announcement {
     const announcement = this.#announced.add(envelope, () => this.#teardown());
     // The current message's final dot is out already: the commands go now, right behind it.
@@ -346,6 +348,10 @@ export class SmtpClient {
       if (error instanceof SmtpClosedError) {
         throw new SmtpConnectError(`${this.host}:${this.port} closed the connection before greeting`, { cause: error });
       }
+      // Silence instead of a greeting: most often a port that expects TLS first. Say so,
+      // in the options of the layer the caller used, rather than a bare timeout.
+      const hint = error instanceof SmtpTimeoutError && error.phase === "greeting" ? greetingTimeoutHint(this.#config) : undefined;
+      if (hint !== undefined) throw new SmtpTimeoutError("greeting", (error as SmtpTimeoutError).timeoutMs, { command: "<greeting>", hint, cause: error });
       const reply = replyOf(error);
       if (reply === undefined) throw error;
       this.#greeting = reply;
@@ -380,8 +386,9 @@ export class SmtpClient {
     const required = this.tlsMode === "starttls";
     if (!this.#capabilities?.starttls) {
       if (!required) return;
+      const mode = this.#config.source === "client" ? "tls" : "tlsMode";
       throw new SmtpTlsError(
-        `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls"; use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
+        `${this.host}:${this.port} does not offer STARTTLS, and ${mode} is "starttls"; use ${mode}: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
       );
     }
     try {
@@ -497,14 +504,19 @@ export class SmtpClient {
       throw recordStage(new SmtpRecipientsRefusedError(rejected, { command: rcptCommands[0]?.display }), "rcpt", false);
     }
 
-    if (useBdat) return this.#sendBdat(body, accepted, rejected);
-    if (!pipelined) dataOutcome = await this.#outcome(conn.submit(dataCommand!), "data");
-    if (dataOutcome!.refusal) {
-      // The body is withheld: nothing was delivered.
-      await this.#resetAfterFailure();
-      throw refused("DATA", dataOutcome!.refusal);
+    // A failure from here on says which recipients the RCPT replies had accepted and refused.
+    try {
+      if (useBdat) return await this.#sendBdat(body, accepted, rejected);
+      if (!pipelined) dataOutcome = await this.#outcome(conn.submit(dataCommand!), "data");
+      if (dataOutcome!.refusal) {
+        // The body is withheld: nothing was delivered.
+        await this.#resetAfterFailure();
+        throw refused("DATA", dataOutcome!.refusal);
+      }
+      return await this.#sendData(body, accepted, rejected);
+    } catch (error) {
+      throw recordRecipients(error, accepted, rejected);
     }
-    return this.#sendData(body, accepted, rejected);
   }
 
   async #sendData(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {

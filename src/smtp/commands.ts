@@ -82,7 +82,6 @@ export function mailFrom(address: string, params: MailFromParams = {}): string {
 }
 
 export function rcptTo(address: string, params: RcptToParams = {}): string {
-  if (address === "") throw new InvalidArgumentError("RCPT TO address must not be empty");
   let line = `RCPT TO:<${assertPath(address, "RCPT TO address", params.smtputf8 === true, false)}>`;
   if (params.notify !== undefined) {
     line += ` NOTIFY=${renderNotify(params.notify)}`;
@@ -129,7 +128,7 @@ export function auth(mechanism: string, initialResponse?: string): string {
 /** A SASL response line (base64), or "*" to cancel the exchange (RFC 4954 §4). */
 export function authResponse(base64: string): string {
   if (base64 === "*") return `*${CRLF}`;
-  return `${base64 === "" ? "" : assertBase64(base64)}${CRLF}`;
+  return `${assertBase64(base64)}${CRLF}`;
 }
 
 // --- validation -------------------------------------------------------------------------

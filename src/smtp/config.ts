@@ -25,7 +25,7 @@ import { ConfigurationError, InvalidArgumentError } from "../errors.js";
 import { isClock, MAX_TIMER_MS, systemClock, type Clock } from "../observe/clock.js";
 import { AUTH_METHODS, Credentials, type AuthMethod } from "./auth.js";
 import { assertHeloName } from "./commands.js";
-import { DEFAULT_TIMEOUTS, isLoopback, type DsnOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
+import { DEFAULT_TIMEOUTS, RFC5321_TIMEOUTS, isLoopback, type DsnOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import type { TranscriptHook } from "./transcript.js";
 
 /** Which layer's options these are; decides the option names in messages and the error class. */
@@ -86,6 +86,10 @@ export interface ResolvedSmtpConfig {
   readonly allow8bit: boolean;
   /** Backend: DSN parameters for every message. */
   readonly dsn: Readonly<DsnOptions> | undefined;
+  /** Backend: the most one message may take (ms), from asking for a connection to the final reply. */
+  readonly deadline: number | undefined;
+  /** The layer whose options these were: hints in errors name that layer's options. */
+  readonly source: ConfigSource;
 }
 
 const RESOLVED = Symbol("missive.smtp.resolvedConfig");
@@ -110,7 +114,7 @@ const COMMON_KEYS = ["host", "port", "useTls", "useSsl", "sslKeyfile", "sslCertf
 const BACKEND_KEYS = [
   ...COMMON_KEYS,
   "tlsMode", "tls", "username", "password", "auth", "authMethod", "allowInsecureAuth", "requireTls", "timeouts",
-  "dsn", "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool", "failSilently", "clock",
+  "dsn", "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool", "failSilently", "clock", "deadline",
 ];
 const POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", "probeAfterIdle", "idleTimeout"];
 /** The backend's `pool` object takes these (probeAfterIdle stays at its default there). */
@@ -217,6 +221,23 @@ export function credentialProblem(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * What a greeting that never came probably means, in the options of the layer that was
+ * called, or undefined when nothing suggests a cause. With implicit TLS the client speaks
+ * first (the handshake) and any failure is TLS's; otherwise a server that stays silent is
+ * typically one waiting for a TLS ClientHello: port 465 is the implicit-TLS submission
+ * port (RFC 8314 §3.3), and other ports may be set up the same way.
+ */
+export function greetingTimeoutHint(config: Pick<ResolvedSmtpConfig, "port" | "tlsMode" | "source">): string | undefined {
+  if (config.tlsMode === "implicit") return undefined;
+  const option = config.source === "client" ? `tls: "implicit" (or useSsl: true)` : `useSsl: true (tlsMode: "implicit"; smtps:// in EMAIL_URL)`;
+  const asked = config.tlsMode === "none" ? "plaintext" : config.tlsMode === "starttls" ? "STARTTLS" : "STARTTLS if offered";
+  if (config.port === 465) {
+    return `port 465 speaks implicit TLS (RFC 8314): the server is waiting for a TLS handshake, not sending a greeting; set ${option}`;
+  }
+  return `no greeting came on port ${config.port} (${asked} was asked for); if this port expects TLS from the first byte, set ${option}`;
+}
+
 class Resolver {
   readonly #source: ConfigSource;
   readonly #path: string | undefined;
@@ -269,6 +290,8 @@ class Resolver {
     const clock = own(o, "clock");
     if (clock !== undefined && !isClock(clock)) this.#fail("clock", `${this.#label("clock")} must be { now(), setTimeout(), clearTimeout() }`);
     this.#boolean(o, "failSilently");
+    const deadline = client ? undefined : own(o, "deadline");
+    if (deadline !== undefined) this.#check("deadline", deadline, timeoutProblem(deadline));
 
     return brand({
       host,
@@ -291,6 +314,8 @@ class Resolver {
       pool: client ? this.#clientPool(o) : this.#backendPool(o),
       allow8bit: client ? true : (this.#boolean(o, "allow8bit") ?? true),
       dsn: client ? undefined : this.#dsn(o),
+      deadline: deadline as number | undefined,
+      source: this.#source,
     });
   }
 
@@ -396,14 +421,23 @@ class Resolver {
     });
   }
 
+  /**
+   * The defaults (DEFAULT_TIMEOUTS), or RFC 5321's with `timeouts: "rfc5321"`; then the
+   * single `timeout` for every phase; then each phase given in a `timeouts` object.
+   */
   #timeouts(o: object): Readonly<Required<SmtpTimeouts>> {
-    const out: Record<keyof SmtpTimeouts, number> = { ...DEFAULT_TIMEOUTS };
+    const given = own(o, "timeouts");
     const single = own(o, "timeout");
+    if (typeof given === "string") {
+      if (given !== "rfc5321") this.#fail("timeouts", `${this.#label("timeouts")} must be an object of per-phase milliseconds or "rfc5321", got ${JSON.stringify(given)}`);
+      if (single !== undefined) this.#fail("timeouts", `${this.#label("timeout")} and ${this.#label("timeouts")}: "rfc5321" contradict each other; give one`);
+      return RFC5321_TIMEOUTS;
+    }
+    const out: Record<keyof SmtpTimeouts, number> = { ...DEFAULT_TIMEOUTS };
     if (single !== undefined) {
       const value = this.#check<number>("timeout", single, timeoutProblem(single));
       for (const key of Object.keys(out) as (keyof SmtpTimeouts)[]) out[key] = value;
     }
-    const given = own(o, "timeouts");
     if (given !== undefined) {
       const t = this.#object(given, "timeouts");
       this.#checkKeys(t, Object.keys(DEFAULT_TIMEOUTS), "timeouts", "timeout");

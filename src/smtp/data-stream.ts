@@ -132,9 +132,10 @@ export class DataEncoder {
 export function dataTransform(options: DataEncoderOptions = {}): Transform {
   const encoder = new DataEncoder(options);
   return new Transform({
-    transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback) {
-      const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
-      const out = encoder.encode(bytes);
+    // A string written to the stream reaches transform() as a Buffer already, in the
+    // encoding it was written with (decodeStrings is on by default).
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      const out = encoder.encode(chunk);
       callback(null, out.length > 0 ? out : undefined);
     },
     flush(callback: TransformCallback) {

@@ -32,3 +32,6 @@ export { resolveSmtpConfig, isResolvedSmtpConfig, deriveSmtpConfig, DEFAULT_POOL
 export type { ConfigSource, ResolvedSmtpConfig, ResolvedPoolOptions, ResolvedTlsOptions } from "./config.js";
 export type { Lease } from "./pool.js";
 export type { Submission } from "./pending.js";
+export { RFC5321_TIMEOUTS } from "./options.js";
+export type { SmtpTimeoutPreset } from "./options.js";
+export { greetingTimeoutHint } from "./config.js";

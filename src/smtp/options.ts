@@ -1,6 +1,7 @@
 /**
  * SmtpClient options (their types; config.ts checks them and decides port and TLS mode),
- * the RFC 5321 §4.5.3.2 timeouts, and the Node TLS options built from a resolved config.
+ * the timeouts (defaults for applications, and RFC 5321 §4.5.3.2's as a preset), and the
+ * Node TLS options built from a resolved config.
  */
 import { readFile } from "node:fs/promises";
 import net from "node:net";
@@ -14,21 +15,37 @@ import type { TranscriptHook } from "./transcript.js";
 export type TlsMode = "implicit" | "starttls" | "opportunistic" | "none";
 
 export interface SmtpTimeouts {
-  /** TCP connect and TLS handshake. Default 30 s. */
+  /** TCP connect and TLS handshake. Default 10 s (RFC 5321's value: 30 s). */
   connect?: number;
-  /** The 220 greeting. Default 5 min (RFC 5321 §4.5.3.2.1). */
+  /** The 220 greeting. Default 30 s (RFC 5321 §4.5.3.2.1: 5 min). */
   greeting?: number;
-  /** EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, NOOP, QUIT. Default 5 min (§4.5.3.2.2–3). */
+  /** EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, NOOP, QUIT. Default 60 s (§4.5.3.2.2–3: 5 min). */
   command?: number;
-  /** The reply to DATA (354). Default 2 min (§4.5.3.2.4). */
+  /** The reply to DATA (354). Default 60 s (§4.5.3.2.4: 2 min). */
   dataStart?: number;
-  /** Each block of the body written (waiting for the socket to drain). Default 3 min (§4.5.3.2.5). */
+  /** Each block of the body written (waiting for the socket to drain). Default 60 s (§4.5.3.2.5: 3 min). */
   data?: number;
-  /** The reply after the final dot (or BDAT LAST). Default 10 min (§4.5.3.2.6). */
+  /** The reply after the final dot (or BDAT LAST). Default 5 min (§4.5.3.2.6: 10 min). */
   finalDot?: number;
 }
 
+/**
+ * The defaults: sized for an application waiting on a send, not for a relay queue. A
+ * server that says nothing for a minute after a command is not going to; only the final
+ * dot (the server may scan the message) keeps a long deadline, because giving up there
+ * makes the outcome unknown.
+ */
 export const DEFAULT_TIMEOUTS: Readonly<Required<SmtpTimeouts>> = Object.freeze({
+  connect: 10_000,
+  greeting: 30_000,
+  command: 60_000,
+  dataStart: 60_000,
+  data: 60_000,
+  finalDot: 300_000,
+});
+
+/** RFC 5321 §4.5.3.2's values (what a relay between MTAs waits), as `timeouts: "rfc5321"`. */
+export const RFC5321_TIMEOUTS: Readonly<Required<SmtpTimeouts>> = Object.freeze({
   connect: 30_000,
   greeting: 300_000,
   command: 300_000,
@@ -36,6 +53,9 @@ export const DEFAULT_TIMEOUTS: Readonly<Required<SmtpTimeouts>> = Object.freeze(
   data: 180_000,
   finalDot: 600_000,
 });
+
+/** Named sets of timeouts the `timeouts` option takes instead of an object. */
+export type SmtpTimeoutPreset = "rfc5321";
 
 export interface SmtpTlsOptions {
   ca?: string | Buffer | readonly (string | Buffer)[];
@@ -79,7 +99,8 @@ export interface SmtpClientOptions {
   allowInsecureAuth?: boolean;
   /** Django-style single timeout in ms: sets every phase (individual `timeouts` win). */
   timeout?: number;
-  timeouts?: SmtpTimeouts;
+  /** Per-phase timeouts in ms (they win over `timeout`), or "rfc5321" for RFC 5321's longer values. */
+  timeouts?: SmtpTimeouts | SmtpTimeoutPreset;
   /** Use PIPELINING when offered (RFC 2920). Default true. */
   pipelining?: boolean;
   /** Use BDAT when offered (RFC 3030). Default false. */

@@ -295,3 +295,41 @@ describe("missive send and check against aiosmtpd", () => {
     expect(r.stdout).toContain("AUTH: not tested");
   });
 });
+
+describe("missive send over routes: the report shows every attempt", () => {
+  it("--url twice is failover in that order: a dead first route, the second delivers; status, route and attempts printed", async () => {
+    const dead = await startFakeServer();
+    const deadPort = dead.port;
+    await dead.close();
+    const good = await startFakeServer();
+    try {
+      const r = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", `smtp://127.0.0.1:${deadPort}`, "--url", `smtp://127.0.0.1:${good.port}`]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("accepted b@example.com");
+      expect(r.stdout).toMatch(/^status: sent via route2 \(2 attempts\)$/m);
+      expect(r.stdout).toMatch(/^  attempt 1 via route1 at \d{4}-\d\d-\d\dT[\d:.]+Z: failed: SmtpConnectError: Could not connect to 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/m);
+      expect(r.stdout).toMatch(/^  attempt 2 via route2 at \S+: sent$/m);
+      expect(good.received).toHaveLength(1);
+    } finally {
+      await good.close();
+    }
+  });
+
+  it("--attempts bounds the tries; when none delivers, exit 1 with what to do", async () => {
+    const busy = await startFakeServer({ script: { onCommand: (cmd) => (cmd.verb === "MAIL" ? "451 4.3.0 Try again later" : undefined) } });
+    try {
+      const r = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", `smtp://127.0.0.1:${busy.port}`, "--attempts", "2"]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^deferred b@example\.com: 451 4\.3\.0 Try again later$/m);
+      expect(r.stdout).toMatch(/^status: failed via cli \(2 attempts, stopped: attempts\)$/m);
+      expect(r.stdout).toMatch(/^  attempt 2 via cli at \S+ after waiting \d+ ms: failed: SmtpError: MAIL FROM was refused: 451/m);
+      expect(r.stderr).toMatch(/^missive: retry-here \(at mail\): nothing was delivered; sending again later may work$/m);
+    } finally {
+      await busy.close();
+    }
+    const bad = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--attempts", "0", "--url", "smtp://127.0.0.1:25"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--attempts must be a whole number/);
+  });
+});

@@ -7,9 +7,11 @@ import {
   AbortError,
   BackendError,
   BadHeaderError,
+  CircuitOpenError,
   ConfigurationError,
   InvalidArgumentError,
   MissiveError,
+  RateLimitedError,
   SmtpAuthError,
   SmtpCapabilityError,
   SmtpClosedError,
@@ -23,7 +25,7 @@ import {
   recordStage,
   type SmtpStage,
 } from "../../src/errors.js";
-import { CLASSIFICATION_RULES, classification, classify, type Verdict } from "../../src/errors/classify.js";
+import { CLASSIFICATION_RULES, classification, classify, recipientVerdict, type Verdict } from "../../src/errors/classify.js";
 
 const reply = (code: number) => ({ code, lines: ["x"], text: "x" });
 const at = <E>(error: E, stage: SmtpStage, bodySent = false): E => recordStage(error, stage, bodySent);
@@ -56,6 +58,8 @@ const table: [string, unknown, Verdict, boolean][] = [
   ["AUTH 454", at(new SmtpAuthError("x", { reply: reply(454) }), "auth"), "next-route", true],
   ["AUTH in plaintext refused", at(new SmtpAuthError("x"), "auth"), "next-route", false],
   ["no extension the message needs", new SmtpCapabilityError("SMTPUTF8", "x"), "next-route", false],
+  ["a rate limit with no token within maxWait", new RateLimitedError("bulk", 5000, 1000), "next-route", true],
+  ["every route's circuit open", new CircuitOpenError(["primary", "secondary"], 30_000), "next-route", true],
   // per message: the same server, later
   ["MAIL 451", at(new SmtpError("x", { reply: reply(451) }), "mail"), "retry-here", true],
   ["RCPT all 452", at(refused(452, 451), "rcpt"), "retry-here", true],
@@ -104,6 +108,41 @@ describe("classify", () => {
     const rows = CLASSIFICATION_RULES.map((r) => r.rule).filter((r) => r !== "anything else");
     const unreached = rows.filter((r) => !reached.has(r));
     expect(unreached).toEqual([]);
+  });
+
+  it("routeFault: a next-route verdict about the route counts toward its circuit; one about this message does not", () => {
+    const faults: [unknown, boolean][] = [
+      [at(new SmtpConnectError("x", { cause: errno("ECONNREFUSED") }), "connect"), true],
+      [at(new SmtpConnectError("x", { reply: reply(421) }), "greeting"), true],
+      [at(new SmtpAuthError("x", { reply: reply(535) }), "auth"), true],
+      [at(new SmtpTlsError("x", { tlsCode: "DEPTH_ZERO_SELF_SIGNED_CERT" }), "tls"), true],
+      [new SmtpCapabilityError("SMTPUTF8", "x"), false],
+      [new RateLimitedError("bulk", 5000, 1000), false],
+      [new CircuitOpenError(["a"], undefined), false],
+      [at(new SmtpError("x", { reply: reply(451) }), "mail"), false],
+      [at(new SmtpError("x", { reply: reply(550) }), "mail"), false],
+      [new BackendError("transient", { retryable: true }), false],
+    ];
+    for (const [error, fault] of faults) expect(classification(error).routeFault, String((error as Error).message)).toBe(fault);
+  });
+
+  it("recipientVerdict: 2xx accepted, 452 4.5.3 over the server's limit, other 4xx deferred, 5xx rejected", () => {
+    expect(recipientVerdict({ code: 250 })).toBe("accepted");
+    expect(recipientVerdict({ code: 251, enhancedCode: "2.1.5" })).toBe("accepted");
+    expect(recipientVerdict({ code: 452, enhancedCode: "4.5.3" })).toBe("over-limit");
+    expect(recipientVerdict({ code: 452, enhancedCode: "4.2.2" })).toBe("deferred");
+    expect(recipientVerdict({ code: 452 })).toBe("deferred");
+    expect(recipientVerdict({ code: 450 })).toBe("deferred");
+    expect(recipientVerdict({ code: 550, enhancedCode: "5.1.1" })).toBe("rejected");
+    expect(recipientVerdict({ code: 354 })).toBe("rejected");
+  });
+
+  it("retryAfter: kept on the error when given, in toJSON, never negative", () => {
+    expect(new BackendError("slow down", { retryable: true, retryAfter: 1500 }).retryAfter).toBe(1500);
+    expect(new BackendError("slow down", { retryAfter: 1500 }).toJSON()).toMatchObject({ retryAfter: 1500 });
+    expect(new BackendError("x", { retryAfter: -1 }).retryAfter).toBeUndefined();
+    expect(new RateLimitedError("bulk", 2499.2, 1000).retryAfter).toBe(2500);
+    expect("retryAfter" in new BackendError("x").toJSON()).toBe(false);
   });
 
   it("is pure: the same error, the same answer; reading it changes nothing", () => {

@@ -271,6 +271,37 @@ export const FIXTURE_CASES: FixtureCase[] = [
     build: simple({ body: "Grüße aus Köln.\n" }),
   },
   {
+    name: "list-unsubscribe-one-click",
+    rule: "listUnsubscribe writes List-Unsubscribe <https>, <mailto> and, with oneClick, List-Unsubscribe-Post (RFC 8058), after Message-ID",
+    build: simple({
+      listUnsubscribe: { url: "https://news.example.com/unsubscribe?u=3f9a2c7e&l=weekly", mailto: "mailto:unsubscribe@news.example.com?subject=unsubscribe%203f9a2c7e", oneClick: true },
+    }),
+  },
+  {
+    name: "list-unsubscribe-mailto-parts",
+    rule: "A mailto given as parts is percent-encoded (RFC 6068): IDNA domain, subject, body line breaks as %0D%0A",
+    build: simple({ listUnsubscribe: { mailto: { address: "désabonner@bücher.example", subject: "Désabonner: weekly & more", body: "Please remove me.\nThanks" } } }),
+  },
+  {
+    name: "list-id-description",
+    rule: "listId keeps its dot-atom id and writes a non-ASCII description as encoded-words; List-Help and List-Archive list their URLs",
+    build: simple({
+      listId: "Wöchentliche Neuigkeiten von Bücher & Co <weekly.news.example.com>",
+      listHelp: "https://news.example.com/help",
+      listArchive: ["https://news.example.com/archive", "mailto:archive@news.example.com?subject=index"],
+    }),
+  },
+  {
+    name: "priority-high",
+    rule: "priority high writes X-Priority 1, X-MSMail-Priority High and Importance high together",
+    build: simple({ priority: "high" }),
+  },
+  {
+    name: "priority-low-auto-submitted",
+    rule: "priority low writes the three priority fields as low; autoSubmitted writes Auto-Submitted (RFC 3834) before them",
+    build: simple({ priority: "low", autoSubmitted: "auto-generated" }),
+  },
+  {
     name: "policy-smtputf8",
     rule: "With the SMTPUTF8 policy, UTF-8 addresses and subjects go out raw (RFC 6532)",
     policy: policies.smtputf8,

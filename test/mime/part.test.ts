@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadHeaderError, EncodingError, InvalidArgumentError } from "../../src/errors.js";
 import { EmailMessage } from "../../src/mime/message.js";
 import { MimePart } from "../../src/mime/part.js";
+import { fileContent } from "../../src/mime/file-content.js";
 import { policies } from "../../src/mime/policy.js";
 import { errorOf } from "../helpers/errors.js";
 import { parseOneWithPython } from "../helpers/python-oracle.js";
@@ -53,7 +54,7 @@ describe("forced transfer encodings are checked against the bytes", () => {
   it("does not claim a size for a file sent as forced quoted-printable", async () => {
     const path = join(dir, "qp.txt");
     await writeFile(path, "é=".repeat(500));
-    const message = withPart({ contentType: "text/plain", body: { path }, transferEncoding: "quoted-printable" });
+    const message = withPart({ contentType: "text/plain", body: fileContent(path), transferEncoding: "quoted-printable" });
     const prepared = await message.prepare();
     expect(prepared.size).toBeUndefined();
   });

@@ -62,6 +62,7 @@ describe("defaults (pinned: a changed default must fail here)", () => {
     expect(s.messageIdDomain).toBeUndefined();
     expect(s.filePath).toBeUndefined();
     expect(s.backends).toEqual({});
+    expect(s.dkim).toBeUndefined();
     expect(DEFAULT_SETTINGS.port).toBe(25);
   });
 
@@ -412,5 +413,41 @@ describe("environment", () => {
     process.env["EMAIL_BACKEND"] = "custom-later";
     resetSettings();
     expect(getSettings().backend).toBe("custom-later");
+  });
+});
+
+describe("dkim from the environment", () => {
+  const keys = new URL("../../fixtures/dkim/keys/", import.meta.url).pathname;
+
+  it("EMAIL_DKIM_* make the dkim setting (pairs of selectors and key files); configure() replaces it, undefined goes back to it", () => {
+    process.env["EMAIL_DKIM_DOMAIN"] = "Example.COM";
+    process.env["EMAIL_DKIM_SELECTOR"] = "rsa, ed";
+    process.env["EMAIL_DKIM_PRIVATE_KEY_FILE"] = `${keys}test-rsa-2048.pem, ${keys}test-ed25519.pem`;
+    resetSettings();
+    const fromEnv = getSettings().dkim;
+    expect(fromEnv && fromEnv.map((s) => [s.domain, s.selector, s.algorithm])).toEqual([
+      ["example.com", "rsa", "rsa-sha256"],
+      ["example.com", "ed", "ed25519-sha256"],
+    ]);
+    configure({ dkim: false });
+    expect(getSettings().dkim).toBe(false);
+    configure({ dkim: undefined });
+    expect(getSettings().dkim).toEqual(fromEnv);
+  });
+
+  it("each mistake names the variable", () => {
+    const env = (vars: Record<string, string>) => () => settingsFromEnvironment(vars);
+    const file = `${keys}test-ed25519.pem`;
+    expect(configError(env({ EMAIL_DKIM_SELECTOR: "s", EMAIL_DKIM_PRIVATE_KEY_FILE: file })).setting).toBe("EMAIL_DKIM_DOMAIN");
+    expect(configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_PRIVATE_KEY_FILE: file })).setting).toBe("EMAIL_DKIM_SELECTOR");
+    expect(configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_SELECTOR: "s" })).setting).toBe("EMAIL_DKIM_PRIVATE_KEY");
+    expect(configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_SELECTOR: "s", EMAIL_DKIM_PRIVATE_KEY: "x", EMAIL_DKIM_PRIVATE_KEY_FILE: file })).setting).toBe("EMAIL_DKIM_PRIVATE_KEY");
+    expect(configError(env({ EMAIL_DKIM_DOMAIN: "localhost", EMAIL_DKIM_SELECTOR: "s", EMAIL_DKIM_PRIVATE_KEY_FILE: file })).setting).toBe("EMAIL_DKIM_DOMAIN");
+    expect(configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_SELECTOR: "s_1", EMAIL_DKIM_PRIVATE_KEY_FILE: file })).setting).toBe("EMAIL_DKIM_SELECTOR");
+    const missing = configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_SELECTOR: "s", EMAIL_DKIM_PRIVATE_KEY_FILE: "/nonexistent/k.pem" }));
+    expect([missing.setting, missing.message]).toEqual(["EMAIL_DKIM_PRIVATE_KEY_FILE", "EMAIL_DKIM_PRIVATE_KEY_FILE /nonexistent/k.pem: ENOENT"]);
+    const notKey = configError(env({ EMAIL_DKIM_DOMAIN: "example.com", EMAIL_DKIM_SELECTOR: "s", EMAIL_DKIM_PRIVATE_KEY: "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----" }));
+    expect(notKey.setting).toBe("EMAIL_DKIM_PRIVATE_KEY");
+    expect(notKey.message).toMatch(/^EMAIL_DKIM_PRIVATE_KEY /);
   });
 });

@@ -2,13 +2,21 @@
 import { describe, expect, it } from "vitest";
 import net from "node:net";
 import { SmtpClient, DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "../../src/smtp/client.js";
+import { RFC5321_TIMEOUTS } from "../../src/smtp/index.js";
 import { InvalidArgumentError, SmtpAuthError } from "../../src/errors.js";
 import { startFakeServer } from "../helpers/fake-smtp-server.js";
 
 describe("defaults", () => {
-  it("pins the RFC 5321 §4.5.3.2 timeouts", () => {
-    expect(DEFAULT_TIMEOUTS).toEqual({ connect: 30_000, greeting: 300_000, command: 300_000, dataStart: 120_000, data: 180_000, finalDot: 600_000 });
+  it("pins the application-sized timeouts: connect 10 s, greeting 30 s, each command and data block 60 s, final dot 5 min", () => {
+    expect(DEFAULT_TIMEOUTS).toEqual({ connect: 10_000, greeting: 30_000, command: 60_000, dataStart: 60_000, data: 60_000, finalDot: 300_000 });
     expect(new SmtpClient().timeouts).toEqual(DEFAULT_TIMEOUTS);
+  });
+
+  it('pins the RFC 5321 §4.5.3.2 timeouts, kept as timeouts: "rfc5321"', () => {
+    expect(RFC5321_TIMEOUTS).toEqual({ connect: 30_000, greeting: 300_000, command: 300_000, dataStart: 120_000, data: 180_000, finalDot: 600_000 });
+    expect(new SmtpClient({ timeouts: "rfc5321" }).timeouts).toEqual(RFC5321_TIMEOUTS);
+    expect(() => new SmtpClient({ timeouts: "rfc821" as never })).toThrow(/must be an object of per-phase milliseconds or "rfc5321"/);
+    expect(() => new SmtpClient({ timeouts: "rfc5321", timeout: 1000 })).toThrow(/contradict/);
   });
 
   it("localhost: no TLS on port 25 (Django's defaults)", () => {

@@ -40,18 +40,32 @@ async function until(condition: () => boolean): Promise<void> {
 }
 
 describe("the SMTP client on an injected clock", () => {
-  it("a greeting deadline of five minutes passes when the clock says so, not after five minutes", async () => {
+  it("the greeting deadline (30 s by default) passes when the clock says so, not after 30 s", async () => {
     const server = await startFakeServer({ greeting: null });
     servers.push(server);
     const clock = manualClock();
     const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock });
+    const pending = rejection(client.connect());
+    await until(() => clock.timers.some((t) => t.ms === 30_000));
+    clock.timers.find((t) => t.ms === 30_000)!.fire();
+    const error = await pending;
+    expect(error).toBeInstanceOf(SmtpTimeoutError);
+    expect((error as SmtpTimeoutError).phase).toBe("greeting");
+    expect(client.state).toBe("closed");
+    expect(clock.timers).toEqual([]);
+  });
+
+  it('with timeouts: "rfc5321" the greeting deadline is five minutes, on the clock', async () => {
+    const server = await startFakeServer({ greeting: null });
+    servers.push(server);
+    const clock = manualClock();
+    const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock, timeouts: "rfc5321" });
     const pending = rejection(client.connect());
     await until(() => clock.timers.some((t) => t.ms === 300_000));
     clock.timers.find((t) => t.ms === 300_000)!.fire();
     const error = await pending;
     expect(error).toBeInstanceOf(SmtpTimeoutError);
     expect((error as SmtpTimeoutError).phase).toBe("greeting");
-    expect(client.state).toBe("closed");
     expect(clock.timers).toEqual([]);
   });
 

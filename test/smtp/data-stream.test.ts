@@ -32,10 +32,11 @@ function encodeChunked(body: Buffer, cuts: number[]): Buffer {
   return Buffer.concat(out);
 }
 
+// `size: "max"`: the lengths declared here are reached (fast-check's default size stops near 10).
 const bodyArb = fc
-  .array(fc.oneof(fc.constantFrom("\r", "\n", "\r\n", ".", "..", "\r\n.\r\n", "\n.\n", "a", "From "), fc.string({ maxLength: 5 })), { maxLength: 30 })
+  .array(fc.oneof(fc.constantFrom("\r", "\n", "\r\n", ".", "..", "\r\n.\r\n", "\n.\n", "a", "From "), fc.string({ maxLength: 5 })), { maxLength: 30, size: "max" })
   .map((parts) => Buffer.from(parts.join(""), "latin1"));
-const anyBodyArb = fc.oneof(bodyArb, fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)));
+const anyBodyArb = fc.oneof(bodyArb, fc.uint8Array({ maxLength: 200, size: "max" }).map((u) => Buffer.from(u)));
 
 describe("DataEncoder", () => {
   it("normalises line endings and stuffs dots", () => {
@@ -74,7 +75,7 @@ describe("DataEncoder", () => {
 
   it("property: the same output for every chunking, including 1-byte chunks", () => {
     fc.assert(
-      fc.property(anyBodyArb, fc.array(fc.nat(), { maxLength: 10 }), (body, rawCuts) => {
+      fc.property(anyBodyArb, fc.array(fc.nat(), { maxLength: 10, size: "max" }), (body, rawCuts) => {
         const whole = encodeData(body);
         const cuts = [...new Set(rawCuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
         expect(encodeChunked(body, cuts).equals(whole)).toBe(true);
@@ -178,3 +179,159 @@ describe("bdatChunks", () => {
     );
   });
 });
+
+async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of source) out.push(item);
+  return out;
+}
+
+/** A body stream that counts the chunks read from it. */
+function countingBody(chunks: readonly (Uint8Array | string)[]): { body: AsyncIterable<Uint8Array | string>; read: () => number } {
+  let read = 0;
+  return {
+    body: (async function* () {
+      for (const chunk of chunks) {
+        read++;
+        yield chunk;
+      }
+    })(),
+    read: () => read,
+  };
+}
+
+describe("DataEncoder state", () => {
+  it("reset() forgets a line in progress and a pending CR", () => {
+    const enc = new DataEncoder();
+    enc.encode(Buffer.from("half a line"));
+    enc.reset();
+    expect(enc.flush().toString()).toBe(".\r\n");
+    enc.encode(Buffer.from("a\r"));
+    enc.reset();
+    expect(enc.encode(Buffer.from("\nb")).toString()).toBe("\r\nb");
+  });
+
+  it("after flush() the next body starts on a fresh line: a leading dot is stuffed, a leading LF is a break", () => {
+    const enc = new DataEncoder();
+    enc.encode(Buffer.from("a\r"));
+    enc.flush();
+    expect(Buffer.concat([enc.encode(Buffer.from("\n.x")), enc.flush()]).toString()).toBe("\r\n..x\r\n.\r\n");
+    enc.encode(Buffer.from("abc"));
+    enc.flush();
+    expect(enc.encode(Buffer.from(".y")).toString()).toBe("..y");
+  });
+
+  it("reads only the bytes a Uint8Array view shows", () => {
+    const backing = Buffer.from("XX.a\nbYY");
+    expect(encodeData(new Uint8Array(backing.buffer, backing.byteOffset + 2, 4)).toString()).toBe("..a\r\nb\r\n.\r\n");
+  });
+
+  it("dataTransform takes strings in the encoding they were written with", async () => {
+    const transform = dataTransform();
+    const out: Buffer[] = [];
+    transform.on("data", (chunk: Buffer) => out.push(chunk));
+    transform.write("caf\u00e9\n", "latin1");
+    transform.write(".\u00e9", "utf8");
+    transform.end();
+    await new Promise((resolve) => transform.on("end", resolve));
+    expect(Buffer.concat(out).toString("latin1")).toBe("caf\u00e9\r\n..\u00c3\u00a9\r\n.\r\n");
+  });
+
+  it("dataTransform emits no empty chunk for input that produces nothing yet", async () => {
+    const transform = dataTransform({ dotStuff: false });
+    const out: Buffer[] = [];
+    transform.on("data", (chunk: Buffer) => out.push(chunk));
+    transform.write(Buffer.alloc(0));
+    transform.write(Buffer.from("a\n"));
+    transform.end();
+    await new Promise((resolve) => transform.on("end", resolve));
+    expect(out.map((c) => c.toString())).toEqual(["a\r\n"]);
+  });
+});
+
+describe("bodies of every accepted kind", () => {
+  it("a string, a Buffer, a Uint8Array view, a Readable and an async iterable of strings and bytes give the same DATA", async () => {
+    const expected = "h\u00e9\r\n..dot\r\nend\r\n.\r\n";
+    const text = "h\u00e9\n.dot\nend";
+    const bytes = Buffer.from(text, "utf8");
+    const backing = Buffer.concat([Buffer.from("junk"), bytes, Buffer.from("junk")]);
+    const view = new Uint8Array(backing.buffer, backing.byteOffset + 4, bytes.length);
+    const mixed = countingBody(["h\u00e9", new Uint8Array(Buffer.from("\n.d")), Buffer.from("ot\nend")]).body;
+    for (const body of [text, bytes, view, Readable.from([bytes.subarray(0, 2), bytes.subarray(2)]), mixed]) {
+      expect(Buffer.concat(await collect(dataChunks(body))).toString("utf8")).toBe(expected);
+    }
+    const bdat = await collect(bdatChunks(view, 4));
+    expect(Buffer.concat(bdat.map((c) => c.bytes)).toString("utf8")).toBe("h\u00e9\r\n.dot\r\nend\r\n");
+  });
+
+  it("a string chunk from a stream is UTF-8", async () => {
+    const chunks = await collect(bdatChunks(countingBody(["\u20ac"]).body));
+    expect(chunks.map((c) => [...c.bytes])).toEqual([[0xe2, 0x82, 0xac, 0x0d, 0x0a]]);
+  });
+
+  it("refuses a body that is not bytes, a string or a stream, and a stream yielding anything else", async () => {
+    await expect(collect(dataChunks(42 as unknown as string))).rejects.toThrow(
+      new TypeError("The message body must be a Buffer, Uint8Array, string, Readable or AsyncIterable<Uint8Array>"),
+    );
+    const numbers = (async function* () {
+      yield Buffer.from("ok");
+      yield 7 as unknown as Uint8Array;
+    })();
+    await expect(collect(bdatChunks(numbers))).rejects.toThrow(
+      new TypeError("The message body stream yielded something other than bytes or a string"),
+    );
+  });
+
+  it("dataChunks yields no empty chunk, only the terminator, for a stream of empty chunks", async () => {
+    const chunks = await collect(dataChunks(countingBody(["", Buffer.alloc(0), ""]).body));
+    expect(chunks.map((c) => c.toString())).toEqual([".\r\n"]);
+  });
+});
+
+describe("bdatChunks bounds", () => {
+  it("the default chunk is 64 KiB", async () => {
+    const sizes = (await collect(bdatChunks(Buffer.alloc(2 * 65_536 + 1, 0x61)))).map((c) => [c.bytes.length, c.last]);
+    expect(sizes).toEqual([
+      [65_536, false],
+      [65_536, false],
+      [3, true],
+    ]);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, 2 ** 53])("refuses a chunk size of %s", async (size) => {
+    await expect(collect(bdatChunks("x", size))).rejects.toThrow(new RangeError("chunkSize must be a positive integer"));
+  });
+
+  it("holds back one chunk only: a chunk goes out as soon as the next one is full", async () => {
+    // Body chunks of exactly the BDAT size: chunk k can go out once chunk k+1 is read.
+    const { body, read } = countingBody(Array.from({ length: 8 }, (_, i) => Buffer.alloc(1000, 0x61 + i)));
+    const seen: number[] = [];
+    for await (const chunk of bdatChunks(body, 1000)) {
+      seen.push(read());
+      if (!chunk.last) expect(chunk.bytes.length).toBe(1000);
+    }
+    expect(seen).toEqual([2, 3, 4, 5, 6, 7, 8, 8, 8]);
+  });
+
+  it("reads a large body lazily: the first chunk comes out before most of the body is read", async () => {
+    const { body, read } = countingBody(Array.from({ length: 100 }, () => Buffer.alloc(300, 0x62)));
+    const iterator = bdatChunks(body, 1024);
+    const first = await iterator.next();
+    expect(first.value?.bytes.length).toBe(1024);
+    expect(read()).toBeLessThanOrEqual(8);
+    await iterator.return(undefined);
+  });
+
+  it("a chunk size of 1 gives one byte per chunk, CRLF included", async () => {
+    const chunks = await collect(bdatChunks("a\nb", 1));
+    expect(chunks.map((c) => [c.bytes.toString("latin1"), c.last])).toEqual([
+      ["a", false],
+      ["\r", false],
+      ["\n", false],
+      ["b", false],
+      ["\r", false],
+      ["\n", true],
+    ]);
+  });
+});
+

@@ -381,7 +381,7 @@ function parseWordAt(value: string, start: number): ParsedWord | undefined {
   try {
     charset = normalizeCharset(label);
   } catch {
-    charset = undefined;
+    // An unknown charset: the caller keeps the word as it is.
   }
   const encoded = value.slice(textStart, textEnd);
   const bytes = encoding === 0x62 ? Buffer.from(encoded, "base64") : qDecode(encoded);

@@ -180,15 +180,14 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
   flush(): Buffer {
     const out = this.reserve(0);
     let pos = 0;
-    let column = this.column;
+    // A held "From" prefix and a held space never coexist: the prefix is only held at the
+    // start of a line, and a space before it has already gone out.
     for (let k = 0; k < this.heldFrom; k++) out[pos++] = FROM[k]!;
-    column += this.heldFrom;
     if (this.heldSpace !== NO_WSP) {
-      if (column > MAX_CONTENT - 3) {
+      if (this.column > MAX_CONTENT - 3) {
         out[pos++] = EQUALS;
         out[pos++] = CR;
         out[pos++] = LF;
-        column = 0;
       }
       out[pos++] = EQUALS;
       out[pos++] = HEX_DIGITS[this.heldSpace >> 4]!;

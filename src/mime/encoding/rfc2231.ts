@@ -100,10 +100,8 @@ export function formatParameter(name: string, value: string, options: FormatPara
     }
     throw error;
   }
-  if (pieces.length === 1) {
-    const single = `${name}*=${head}${pctEncode(pieces[0]!)}`;
-    if (single.length <= MAX_SEGMENT_LENGTH) return [single];
-  }
+  // One piece fits as `name*0*=...`, so it fits as `name*=...`, two characters shorter.
+  if (pieces.length === 1) return [`${name}*=${head}${pctEncode(pieces[0]!)}`];
   return pieces.map((piece, index) => `${name}*${index}*=${index === 0 ? head : ""}${pctEncode(piece)}`);
 }
 

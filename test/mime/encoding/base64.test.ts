@@ -30,6 +30,7 @@ describe("base64", () => {
     expect(encodeBase64(Buffer.from("foobar"), 4)).toBe("Zm9v\r\nYmFy\r\n");
     expect(() => new Base64Encoder(75)).toThrow(InvalidArgumentError);
     expect(() => base64EncodedLength(3, 0)).toThrow(InvalidArgumentError);
+    expect(() => encodeBase64(Buffer.from("x"), 2.5)).toThrow(new InvalidArgumentError("base64 line length must be a positive multiple of 4, got 2.5"));
   });
 
   it("accepts a plain Uint8Array and returns nothing until a group is complete", () => {

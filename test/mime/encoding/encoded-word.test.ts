@@ -85,7 +85,7 @@ describe("encodeWords", () => {
   for (const [charset, pool] of Object.entries(POOLS)) {
     it(`round-trips text in the repertoire of ${charset}`, () => {
       fc.assert(
-        fc.property(fc.array(fc.constantFrom(...pool), { maxLength: 60 }), contextArb, (chars, context) => {
+        fc.property(fc.array(fc.constantFrom(...pool), { maxLength: 60, size: "max" }), contextArb, (chars, context) => {
           const text = chars.join("");
           const words = encodeWords(text, { charset, context });
           expect(words.every((w) => w.startsWith(`=?${charset}?`))).toBe(true);
@@ -204,3 +204,133 @@ describe("encodeWords cuts UTF-8, US-ASCII and Latin-1 in the bytes as character
     );
   });
 });
+
+describe("encodeWords at the length bounds (RFC 2047 §2: 75 characters)", () => {
+  it("fills Q words to exactly maxLength, never past it", () => {
+    // "=?utf-8?Q?" and "?=" take 12 characters: 63 are left for the text.
+    const words = encodeWords(`${"a".repeat(130)}\u00e9`, { context: "text" });
+    expect(words).toEqual([`=?utf-8?Q?${"a".repeat(63)}?=`, `=?utf-8?Q?${"a".repeat(63)}?=`, "=?utf-8?Q?aaaa=C3=A9?="]);
+    expect(words.map((w) => w.length)).toEqual([75, 75, 22]);
+  });
+
+  it("keeps an escape whole: it goes to the next word when only part of it would fit", () => {
+    expect(encodeWords(`${"a".repeat(61)}\u00e9`, { context: "text" })).toEqual([`=?utf-8?Q?${"a".repeat(61)}?=`, "=?utf-8?Q?=C3=A9?="]);
+  });
+
+  it("fills B words with as many whole characters as fit", () => {
+    // At maxLength 72 the text may take 60 base64 characters: 45 bytes, so 11 four-byte characters.
+    const words = encodeWords("\u{1f600}".repeat(23), { context: "text", maxLength: 72 });
+    expect(words.map((w) => Buffer.from(WORD.exec(w)![3]!, "base64").length)).toEqual([44, 44, 4]);
+    expect(words[0]).toHaveLength(72);
+  });
+
+  it("the smallest maxLength that holds a character works; one less throws", () => {
+    expect(encodeWords("a", { context: "text", maxLength: 16 })).toEqual(["=?utf-8?Q?a?="]);
+    expect(encodeWords("\u65e5", { context: "text", maxLength: 16 })).toEqual(["=?utf-8?B?5pel?="]);
+    expect(() => encodeWords("a", { context: "text", maxLength: 15 })).toThrow(
+      new EncodingError("An encoded-word of at most 15 characters cannot hold any text in utf-8"),
+    );
+    expect(() => encodeWords("a", { context: "text", maxLength: 17, charset: "iso-8859-15" })).toThrow(
+      new EncodingError("An encoded-word of at most 17 characters cannot hold any text in iso-8859-15"),
+    );
+  });
+
+  it("empty text gives no words whatever the maxLength", () => {
+    expect(encodeWords("", { context: "phrase", maxLength: 5 })).toEqual([]);
+  });
+});
+
+describe("needsEncoding, character by character", () => {
+  it.each([
+    ["a b", false],
+    ["a\tb", false],
+    ["~", false],
+    ["a\x7f", true],
+    ["\x1f", true],
+    ["\x80", true],
+    ["a\rb", true],
+  ])("%j → %s", (word, expected) => {
+    expect(needsEncoding(word)).toBe(expected);
+  });
+
+  it.each([
+    ["=?", false],
+    ["=?=", false],
+    ["?==?", false],
+    ["a?=b", false],
+    ["=?abc", false],
+    ["x=?y?=", true],
+    ["=??=", true],
+    ["ab?=", false],
+  ])("an encoded-word look-alike %j → %s", (word, expected) => {
+    expect(needsEncoding(word)).toBe(expected);
+  });
+});
+
+describe("decodeWords: what is a word", () => {
+  it.each([
+    ["no second ?", "=?utf-8"],
+    ["an empty charset", "=??Q?a?="],
+    ["an unknown encoding", "=?utf-8?X?a?="],
+    ["no ? after the encoding", "=?utf-8?Qa?="],
+    ["no end", "=?utf-8?Q?abc"],
+    ["a ? inside the text", "=?utf-8?Q?a?b?="],
+    ["a tab in the text", "=?utf-8?Q?a\tb?="],
+    ["a CR in the text", "=?utf-8?Q?a\rb?="],
+    ["a bare LF in the text", "=?utf-8?Q?a\nb?="],
+    ["a space after the charset", "=?utf-8 ?Q?a?="],
+    ["a tab before the charset", "=?\tutf-8?Q?a?="],
+    ["no =? before the charset", "xyutf-8?Q?a?="],
+    ["an unterminated =? after text that starts like an encoding", "Q??= =?utf-8"],
+  ])("%s is not one", (_name, value) => {
+    expect(decodeWords(value)).toBe(value);
+  });
+
+  it("a malformed start does not hide a word that begins inside it", () => {
+    expect(decodeWords("=??Q?x?=?utf-8?Q?a?=")).toBe("=??Q?x?a");
+    expect(decodeWords("=?a b?Q?x?=?utf-8?Q?c?=")).toBe("=?a b?Q?x?c");
+    // A charset label of up to 78 characters is read (and, unknown, kept as it is); a longer one is not a word at all.
+    const label78 = "x".repeat(78);
+    expect(decodeWords(`=?${label78}?Q?x?=?utf-8?Q?a?=`)).toBe(`=?${label78}?Q?x?=?utf-8?Q?a?=`);
+    const label79 = "x".repeat(79);
+    expect(decodeWords(`=?${label79}?Q?x?=?utf-8?Q?a?=`)).toBe(`=?${label79}?Q?x?a`);
+  });
+
+  it("keeps an = in Q text that is not followed by two hex digits", () => {
+    expect(decodeWords("=?utf-8?Q?=G1=1G=4?=")).toBe("=G1=1G=4");
+    expect(decodeWords("=?utf-8?Q?=41=4a=09=0A?=")).toBe("AJ\t\n");
+  });
+
+  it("reads raw 8-bit characters in Q text as bytes of the word's charset, and others as UTF-8", () => {
+    expect(decodeWords("=?iso-8859-1?Q?caf\u00e9_\u00ff?=")).toBe("caf\u00e9 \u00ff");
+    expect(decodeWords("=?utf-8?Q?\u20ac?=")).toBe("\u20ac");
+  });
+});
+
+describe("decodeWords: between words", () => {
+  it("keeps text and white space before the first word and between words that are not adjacent", () => {
+    expect(decodeWords("  =?utf-8?Q?a?=")).toBe("  a");
+    expect(decodeWords("=?utf-8?Q?a?= and =?utf-8?Q?b?=")).toBe("a and b");
+    expect(decodeWords("=?utf-8?Q?a?= \t =?utf-8?Q?b?= c")).toBe("ab c");
+  });
+
+  it("decodes each run of adjacent words in its own charset", () => {
+    expect(decodeWords("=?iso-8859-1?Q?=E9?= =?koi8-r?Q?=F0?=")).toBe("\u00e9\u041f");
+    expect(decodeWords("=?koi8-r?Q?=F0?= =?iso-8859-1?Q?=E9?= =?iso-8859-1?Q?=E9?=")).toBe("\u041f\u00e9\u00e9");
+  });
+
+  it("unfolds first: a CRLF or bare LF before white space goes, any other line break stays", () => {
+    expect(decodeWords("=?utf-8?Q?a?=\r\n b")).toBe("a b");
+    expect(decodeWords("=?utf-8?Q?a?=\r\n\tb")).toBe("a\tb");
+    expect(decodeWords("=?utf-8?Q?a?=\n b")).toBe("a b");
+    expect(decodeWords("=?utf-8?Q?a?=\n\tb")).toBe("a\tb");
+    expect(decodeWords("=?utf-8?Q?a?=\r\nb")).toBe("a\r\nb");
+    expect(decodeWords("=?utf-8?Q?a?=\nb")).toBe("a\nb");
+    expect(decodeWords("=?utf-8?Q?a?=\r b")).toBe("a\r b");
+    expect(decodeWords("x\n\r\n y")).toBe("x\n y");
+    expect(decodeWords("x\r\r\n y")).toBe("x\r y");
+    expect(decodeWords("x\r  y\n z")).toBe("x\r  y z");
+    expect(decodeWords("a b\n c")).toBe("a b c");
+  });
+});
+

@@ -24,8 +24,10 @@ export function oneByteChunks(bytes: Uint8Array): Uint8Array[] {
   return Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
 }
 
-export const bytesArb = fc.uint8Array({ maxLength: 600 });
-export const cutsArb = fc.array(fc.nat(), { maxLength: 8 });
+// `size: "max"` on the arbitraries below: the lengths they declare are reached. fast-check's
+// default size ("small") stops near 10, so 600 bytes would never make a 76-character line.
+export const bytesArb = fc.uint8Array({ maxLength: 600, size: "max" });
+export const cutsArb = fc.array(fc.nat(), { maxLength: 8, size: "max" });
 
 /**
  * Well-formed strings over all of Unicode (BMP and astral, no lone surrogates), biased
@@ -41,4 +43,4 @@ export const unicodeCharArb = fc
   )
   .map((cp) => String.fromCodePoint(cp));
 
-export const unicodeStringArb = (maxLength = 80) => fc.string({ unit: unicodeCharArb, maxLength });
+export const unicodeStringArb = (maxLength = 80) => fc.string({ unit: unicodeCharArb, maxLength, size: "max" });
