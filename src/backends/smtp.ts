@@ -15,7 +15,7 @@ import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
-import { MessageCut } from "./message-cut.js";
+import { BatchSignals, MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
   attachReports,
@@ -327,6 +327,7 @@ export class SmtpBackend extends BaseEmailBackend {
     const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
+    const signals = new BatchSignals(stop.signal, [options.signal, this.#config.signal]);
     // Messages withdrawn from a connection that failed before they started: they go first, on another.
     const again: Slot[] = [];
     let next = 0;
@@ -342,7 +343,7 @@ export class SmtpBackend extends BaseEmailBackend {
         }
         while (next < messages.length) {
           const i = next++;
-          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, stop.signal, options);
+          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, signals, options);
           results[i] = skippedReport(messages[i]!);
         }
         return undefined;
@@ -384,8 +385,12 @@ export class SmtpBackend extends BaseEmailBackend {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
-    for (const slot of again.splice(0)) slot.cut.dispose();
+    try {
+      await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
+    } finally {
+      for (const slot of again.splice(0)) slot.cut.dispose();
+      signals.dispose();
+    }
     // On a failure `reports` keeps, in input order, the messages whose outcome is known.
     for (const report of results) if (report !== undefined) reports.push(report);
     if (failures.length > 0) {
@@ -397,8 +402,8 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   /** A message as the batch carries it; its deadline starts now. */
-  #slot(index: number, message: EmailMessage, recipients: readonly string[], stop: AbortSignal, options: SendOptions): Slot {
-    const cut = new MessageCut(stop, [options.signal, this.#config.signal], this.deadline, this.#config.clock);
+  #slot(index: number, message: EmailMessage, recipients: readonly string[], signals: BatchSignals, options: SendOptions): Slot {
+    const cut = new MessageCut(signals, this.deadline, this.#config.clock);
     const admitted = options.beforeEach === undefined && !cut.waits.aborted;
     return { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
   }
