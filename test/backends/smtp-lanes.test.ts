@@ -354,20 +354,20 @@ describe("signals listened to once per batch", () => {
   });
 });
 
-/** Counts the abort listeners on `signal`: how many at most, and how many now. */
+/** Counts the abort listeners on `signal` (added, less removed): how many at most, and how many now. */
 function countListeners(signal: AbortSignal): { readonly most: number; readonly now: number } {
   let now = 0;
   let most = 0;
   const add = signal.addEventListener.bind(signal);
   const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((type: string, listener: EventListenerOrEventListenerObject, options?: AddEventListenerOptions | boolean) => {
-    if (type === "abort") most = Math.max(most, ++now);
-    add(type, listener, options);
-  }) as AbortSignal["addEventListener"];
-  signal.removeEventListener = ((type: string, listener: EventListenerOrEventListenerObject, options?: EventListenerOptions | boolean) => {
-    if (type === "abort") now -= 1;
-    remove(type, listener, options);
-  }) as AbortSignal["removeEventListener"];
+  signal.addEventListener = (...args: Parameters<AbortSignal["addEventListener"]>) => {
+    if (args[0] === "abort") most = Math.max(most, ++now);
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    if (args[0] === "abort") now -= 1;
+    remove(...args);
+  };
   return {
     get most() {
       return most;
