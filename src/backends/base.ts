@@ -198,7 +198,7 @@ export async function reportEach(
         return send(message, recipients);
       };
       const failure = (error: unknown) => (reportable(error) ? failedReport(message, undefined, error as MissiveError, recipients, at) : undefined);
-      reports.push(await observation.run({ recipients, route: options.route, attempt: options.attempt }, deliver, failure));
+      reports.push(await observation.run({ recipients, route: options.route, attempt: options.attempt, message }, deliver, failure));
     } catch (error) {
       if (!reportable(error)) throw attachReports(error, reports);
       const report = failedReport(message, undefined, error as MissiveError, recipients, at);

@@ -67,7 +67,7 @@ export class FileBackend extends BaseEmailBackend {
       const carriesOn = this.failSilently || options.stopOnError === false;
       // Each message given a report was a delivery that failed: observed as such.
       for (const report of carriesOn ? reports : reports.slice(0, 1)) {
-        await observationOf(this).reported({ recipients: report.attempts[0]?.recipients ?? [], route: options.route, attempt: options.attempt }, report);
+        await observationOf(this).reported({ recipients: report.attempts[0]?.recipients ?? [], route: options.route, attempt: options.attempt, message: report.message }, report);
       }
       if (!carriesOn) throw attachReports(err, reports.slice(0, 1));
       return { sent: 0, reports };

@@ -258,7 +258,7 @@ export class SmtpBackend extends BaseEmailBackend {
         const first = reports.findIndex((r) => r.status !== "skipped");
         // Each message given a report was a delivery that failed at the connection: observed as such.
         for (const [i, report] of (carriesOn ? reports : reports.slice(0, first + 1)).entries()) {
-          if (report.status !== "skipped") await observationOf(this).reported({ recipients: recipients[i]!, route: options.route, attempt: options.attempt }, report);
+          if (report.status !== "skipped") await observationOf(this).reported({ recipients: recipients[i]!, route: options.route, attempt: options.attempt, message: report.message }, report);
         }
         if (!carriesOn) throw attachReports(err, reports.slice(0, first + 1));
         return { sent: 0, reports };
@@ -364,7 +364,7 @@ export class SmtpBackend extends BaseEmailBackend {
   #deliver(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions): Promise<DeliveryReport> {
     const at = this.#config.clock.now();
     return observationOf(this).run(
-      { recipients, route: options.route, attempt: options.attempt },
+      { recipients, route: options.route, attempt: options.attempt, message },
       (context) => this.#attempt(message, recipients, pool, stop, options, context),
       (error) => {
         // A wait cancelled because another message failed: this one never started, and has no outcome.

@@ -9,16 +9,28 @@
  *   rateLimitWait → ratelimit.wait  outcome → message.sent | partial | failed | unknown
  *
  * Each try's own record (host, port, connection, reply) is the route backend's
- * `message.attempt`, at debug level, through that backend's logger.
+ * `message.attempt`, at debug level, through that backend's logger, and its trace the
+ * backend's `missive:deliver` operation. A try that failed before it reached its backend
+ * (the route could not be opened, no rate-limit token in time) is observed here at its end,
+ * through the route backend's observation, so that every try has both.
  */
+import { observationOf } from "../backends/base.js";
 import type { Clock } from "../observe/clock.js";
-import { refusedFields } from "../observe/delivery.js";
-import { errorFields, OUTCOME_EVENTS, type EventSink } from "../observe/events.js";
-import type { DeliveryReport } from "../backends/report.js";
+import { observedTry, refusedFields } from "../observe/delivery.js";
+import { OUTCOME_EVENTS, type EventSink } from "../observe/events.js";
+import { failedReport, type DeliveryReport } from "../backends/report.js";
 import type { DeliveryObserver } from "./observer.js";
 
-export function eventObserver(sink: EventSink, clock: Clock): DeliveryObserver {
+/** `backendOf(route)`: the backend of a route, whose observation a try that never reached it goes to. */
+export function eventObserver(sink: EventSink, clock: Clock, backendOf: (route: string) => object | undefined): DeliveryObserver {
   return {
+    attemptEnd(context, result) {
+      if (result.error === undefined || context.route === undefined || observedTry(context.message, context.attempt)) return;
+      const backend = backendOf(context.route);
+      if (backend === undefined) return;
+      const report = failedReport(context.message, context.messageId, result.error, context.recipients, clock.now());
+      void observationOf(backend).reported({ ...context, message: context.message }, report);
+    },
     retry(delayMs, error, context) {
       if (!sink.wants("message.retry")) return;
       sink.emit("message.retry", {
@@ -27,12 +39,12 @@ export function eventObserver(sink: EventSink, clock: Clock): DeliveryObserver {
         attempt: context.attempt,
         delayMs,
         recipients: sink.recipients(context.recipients),
-        ...errorFields(error),
+        ...sink.failure(error),
       });
     },
     failover(from, to, error, context) {
       if (!sink.wants("message.failover")) return;
-      sink.emit("message.failover", { messageId: context.messageId, route: from, nextRoute: to, attempt: context.attempt, ...errorFields(error) });
+      sink.emit("message.failover", { messageId: context.messageId, route: from, nextRoute: to, attempt: context.attempt, ...sink.failure(error) });
     },
     skip(route, reason, context) {
       if (sink.wants("route.skip")) sink.emit("route.skip", { route, reason, messageId: context.messageId });
@@ -60,7 +72,7 @@ export function eventObserver(sink: EventSink, clock: Clock): DeliveryObserver {
 
 function outcomeFields(report: DeliveryReport, sink: EventSink, clock: Clock) {
   const first = report.attempts[0];
-  const failure = errorFields(report.error);
+  const failure = sink.failure(report.error);
   const recipients = [...report.accepted, ...report.rejected.map((r) => r.address), ...report.deferred.map((r) => r.address)];
   return {
     messageId: report.messageId,

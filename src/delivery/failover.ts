@@ -110,7 +110,7 @@ export class FailoverBackend extends BaseEmailBackend {
     }
     // The setting's observer and the one given here both see every decision (each once),
     // after the events (the logger and the event channels).
-    const observers = [eventObserver(observationOf(this).sink, clock as Clock), fromSettings ? setting!.observer : undefined, given["observer"] as DeliveryObserver | undefined];
+    const observers = [eventObserver(observationOf(this).sink, clock as Clock, (name) => this.#routes.find((r) => r.name === name)?.backend), fromSettings ? setting!.observer : undefined, given["observer"] as DeliveryObserver | undefined];
     this.#observers = new ObserverSet(observers.filter((o, i) => observers.indexOf(o) === i));
   }
 

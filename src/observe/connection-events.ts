@@ -9,7 +9,7 @@
  * Durations read the connection's clock only when their event is wanted.
  */
 import type { Clock } from "./clock.js";
-import { errorFields, type ConnectionFields, type EventName, type EventSink } from "./events.js";
+import { type ConnectionFields, type EventName, type EventSink } from "./events.js";
 
 let connections = 0;
 
@@ -97,7 +97,7 @@ export class ConnectionEvents {
       reason: quit ? "quit" : "error",
       messages,
       durationMs: this.#since(this.#openedAt),
-      ...(quit ? {} : errorFields(error)),
+      ...(quit ? {} : this.#sink.failure(error)),
     });
   }
 

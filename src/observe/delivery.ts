@@ -16,7 +16,7 @@
  */
 import { deliverChannel, deliverTraced } from "./channels.js";
 import type { Clock } from "./clock.js";
-import { errorFields, OUTCOME_EVENTS, type EventSink, type OutcomeStatus, type RefusedField } from "./events.js";
+import { OUTCOME_EVENTS, type EventSink, type OutcomeStatus, type RefusedField } from "./events.js";
 
 /** The TracingChannel context of one delivery. */
 export interface DeliveryContext {
@@ -73,6 +73,20 @@ export interface DeliveryStart {
   readonly route?: string | undefined;
   /** Set by the delivery engine: the try's number (the engine reports the outcome). */
   readonly attempt?: number | undefined;
+  /** The message (only as a key: which tries of it were observed, see `observedTry`). */
+  readonly message?: object | undefined;
+}
+
+/** The last try of each message that a backend observed (under the delivery engine). */
+const observedTries = new WeakMap<object, number>();
+
+/**
+ * Whether a backend observed try `attempt` of `message`. A try that ended before it reached
+ * its backend (the route could not be opened, no rate-limit token in time) was not; the
+ * engine's event observer then observes it itself, so that every try has its trace.
+ */
+export function observedTry(message: object, attempt: number): boolean {
+  return observedTries.get(message) === attempt;
 }
 
 /** The connection a delivery went over (the SMTP backend sets it once the lease is there). */
@@ -110,6 +124,7 @@ export class DeliveryObservation {
   ): Promise<R> {
     const traced = deliverTraced();
     if (!traced && !this.#wantsOutcome(start)) return work(undefined);
+    if (start.message !== undefined && start.attempt !== undefined) observedTries.set(start.message, start.attempt);
     const context: DeliveryContext = {
       backend: this.backend,
       messageId: start.messageId,
@@ -177,7 +192,7 @@ export class DeliveryObservation {
     const name = start.attempt !== undefined ? "message.attempt" : OUTCOME_EVENTS[status];
     if (!sink.wants(name)) return;
     const refused = refusedFields(report, sink);
-    const failure = errorFields(report.error);
+    const failure = sink.failure(report.error);
     const fields = {
       messageId: context.messageId,
       backend: this.backend,

@@ -293,7 +293,33 @@ export class EventSink<B extends object = object> {
   recipients(addresses: readonly string[]): RecipientsField {
     return recipientsField(addresses, this.logRecipients);
   }
+
+  /**
+   * The error fields of a record. An error's message may name addresses (every refused
+   * recipient, or a server's "<bob@example.org>: User unknown"): unless `logRecipients` is
+   * "full", each address in it is shown as the setting shows recipients (`[address]` for a
+   * count, `[address]@domain`, or its hash).
+   */
+  failure(error: unknown): ErrorFields {
+    const fields = errorFields(error);
+    if (fields.error === undefined || this.logRecipients === "full") return fields;
+    return { ...fields, error: fields.error.replace(ADDRESS, (address) => this.#address(address)) };
+  }
+
+  #address(address: string): string {
+    switch (this.logRecipients) {
+      case "domain":
+        return `[address]@${address.slice(address.lastIndexOf("@") + 1).toLowerCase()}`;
+      case "hash":
+        return `[address ${(recipientsField([address], "hash") as readonly string[])[0]!}]`;
+      default:
+        return "[address]";
+    }
+  }
 }
+
+/** Something shaped like an address in free text (a server's reply, an error message). */
+const ADDRESS = /[^\s<>()[\],;:"'@]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?/g;
 
 /** A sink with no logger: the channels only. */
 export const channelSink = new EventSink(undefined);
