@@ -115,7 +115,8 @@ export abstract class BaseEmailBackend implements EmailBackend {
     this.#logger = logger;
     const clock = Object.hasOwn(options, "clock") ? (options as { clock?: unknown }).clock : undefined;
     const sink = logger === undefined && logRecipients === "count" ? channelSink : new EventSink(logger, logRecipients);
-    observations.set(this, new DeliveryObservation(backendName(this), sink, isClock(clock) ? (clock as Clock) : systemClock));
+    const name = (options as { [CONNECTION_NAME]?: unknown })[CONNECTION_NAME];
+    observations.set(this, new DeliveryObservation(backendName(this), sink, isClock(clock) ? (clock as Clock) : systemClock, typeof name === "string" ? name : undefined));
   }
 
   /** The logger this backend's events go to (its option, else the setting), if any. */
@@ -224,3 +225,9 @@ export type BackendClass = new (options?: any) => EmailBackend;
  * server never inherits the top-level connection's credentials or host.
  */
 export const SETTINGS_FALLBACK: unique symbol = Symbol.for("missive.backend.settingsFallback");
+
+/**
+ * Internal option: the name of the named connection a backend was made for
+ * (`getConnection("bulk")`, a failover route). Its events and traces carry it as `route`.
+ */
+export const CONNECTION_NAME: unique symbol = Symbol.for("missive.backend.connectionName");

@@ -104,11 +104,14 @@ export class DeliveryObservation {
   readonly backend: string;
   readonly sink: EventSink;
   readonly #clock: Clock;
+  /** The named connection the backend was made for: the route of its deliveries unless the caller names one. */
+  readonly #route: string | undefined;
 
-  constructor(backend: string, sink: EventSink, clock: Clock) {
+  constructor(backend: string, sink: EventSink, clock: Clock, route?: string) {
     this.backend = backend;
     this.sink = sink;
     this.#clock = clock;
+    this.#route = route;
   }
 
   /**
@@ -128,7 +131,7 @@ export class DeliveryObservation {
     const context: DeliveryContext = {
       backend: this.backend,
       messageId: start.messageId,
-      route: start.route,
+      route: start.route ?? this.#route,
       attempt: start.attempt,
       recipients: start.recipients.length,
     };
