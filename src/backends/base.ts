@@ -107,12 +107,14 @@ export interface EmailBackend {
 export abstract class BaseEmailBackend implements EmailBackend {
   failSilently: boolean;
   readonly #logger: Logger | undefined;
+  readonly #logRecipients: LogRecipients;
 
   constructor(options: BackendOptions = {}) {
     // An own property only: an inherited `failSilently` (a polluted prototype) must not hide failures.
     this.failSilently = Object.hasOwn(options, "failSilently") ? (options.failSilently ?? false) : false;
     const { logger, logRecipients } = backendLogging(options);
     this.#logger = logger;
+    this.#logRecipients = logRecipients;
     const clock = Object.hasOwn(options, "clock") ? (options as { clock?: unknown }).clock : undefined;
     const sink = logger === undefined && logRecipients === "count" ? channelSink : new EventSink(logger, logRecipients);
     const name = (options as { [CONNECTION_NAME]?: unknown })[CONNECTION_NAME];
@@ -122,6 +124,11 @@ export abstract class BaseEmailBackend implements EmailBackend {
   /** The logger this backend's events go to (its option, else the setting), if any. */
   get logger(): Logger | undefined {
     return this.#logger;
+  }
+
+  /** How recipients appear in this backend's records (its option, else the setting). */
+  get logRecipients(): LogRecipients {
+    return this.#logRecipients;
   }
 
   async open(): Promise<boolean> {

@@ -165,6 +165,7 @@ export class SmtpBackend extends BaseEmailBackend {
     const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
     // The connections' events go to this backend's logger (its option, else the setting).
     if (this.logger !== undefined) input["logger"] = this.logger;
+    input["logRecipients"] = this.logRecipients;
     this.#config = resolveSmtpConfig(input, "backend");
     this.host = this.#config.host;
     this.port = this.#config.port;

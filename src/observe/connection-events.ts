@@ -77,15 +77,15 @@ export class ConnectionEvents {
     this.#sink.emit("smtp.auth", { mechanism, durationMs: this.#since(startedAt) });
   }
 
-  /** A command as the transcript shows it (AUTH payloads already `<redacted>`). */
+  /** A command as the transcript shows it (AUTH payloads already `<redacted>`; addresses as `logRecipients` says). */
   command(display: string): void {
     if (!this.#sink.wants("smtp.command")) return;
-    this.#sink.emit("smtp.command", { command: display });
+    this.#sink.emit("smtp.command", { command: this.#sink.mask(display) });
   }
 
   reply(reply: ReplyFacts): void {
     if (!this.#sink.wants("smtp.reply")) return;
-    this.#sink.emit("smtp.reply", { replyCode: reply.code, enhancedCode: reply.enhancedCode, text: reply.text });
+    this.#sink.emit("smtp.reply", { replyCode: reply.code, enhancedCode: reply.enhancedCode, text: this.#sink.mask(reply.text) });
   }
 
   /** The connection closed: after QUIT (`quit`), or for `error`'s reason. Once. */

@@ -298,12 +298,16 @@ export class EventSink<B extends object = object> {
    * The error fields of a record. An error's message may name addresses (every refused
    * recipient, or a server's "<bob@example.org>: User unknown"): unless `logRecipients` is
    * "full", each address in it is shown as the setting shows recipients (`[address]` for a
-   * count, `[address]@domain`, or its hash).
+   * count, `[address]@domain`, or its hash). The dialogue's records are masked the same way.
    */
   failure(error: unknown): ErrorFields {
     const fields = errorFields(error);
-    if (fields.error === undefined || this.logRecipients === "full") return fields;
-    return { ...fields, error: fields.error.replace(ADDRESS, (address) => this.#address(address)) };
+    return fields.error === undefined ? fields : { ...fields, error: this.mask(fields.error) };
+  }
+
+  /** Free text (an error message, a command line, a reply) with each address shown as `logRecipients` says. */
+  mask(text: string): string {
+    return this.logRecipients === "full" ? text : text.replace(ADDRESS, (address) => this.#address(address));
   }
 
   #address(address: string): string {

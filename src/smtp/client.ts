@@ -128,7 +128,7 @@ export class SmtpClient {
     this.timeouts = config.timeouts;
     this.#credentials = config.credentials;
     this.#transcript = new Transcript(config.transcript, this.host, this.port);
-    this.#sink = config.logger === undefined ? channelSink : new EventSink(config.logger);
+    this.#sink = config.logger === undefined && config.logRecipients === "count" ? channelSink : new EventSink(config.logger, config.logRecipients);
   }
 
   /** The resolved options this client connects with. */
