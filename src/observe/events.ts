@@ -20,27 +20,30 @@
 import { eventChannels } from "./channels.js";
 import { LogTarget, recipientsField, type Logger, type LogLevel, type LogRecipients, type RecipientsField } from "./log.js";
 
-/** Each event's level and the message a log line carries with it. */
+/**
+ * Each event's level, the message a log line carries with it, and what it means (the
+ * README's table of events is generated from `about`).
+ */
 export const EVENTS = {
-  "smtp.connect": { level: "info", msg: "SMTP connection open" },
-  "smtp.tls": { level: "info", msg: "TLS established" },
-  "smtp.auth": { level: "info", msg: "authenticated" },
-  "smtp.command": { level: "debug", msg: "SMTP command" },
-  "smtp.reply": { level: "debug", msg: "SMTP reply" },
-  "smtp.close": { level: "info", msg: "SMTP connection closed" },
-  "message.sent": { level: "info", msg: "message sent" },
-  "message.partial": { level: "warn", msg: "message sent to some recipients only" },
-  "message.failed": { level: "error", msg: "message not delivered" },
-  "message.unknown": { level: "error", msg: "message sent, outcome unknown (no reply after the data)" },
-  "message.attempt": { level: "debug", msg: "delivery attempt ended" },
-  "message.retry": { level: "warn", msg: "message will be retried" },
-  "message.failover": { level: "warn", msg: "message moves to the next route" },
-  "route.skip": { level: "debug", msg: "route skipped: its circuit is open" },
-  "route.circuit_open": { level: "warn", msg: "route circuit opened: the route is skipped for its cooldown" },
-  "route.circuit_probe": { level: "info", msg: "route circuit half-open: one probe goes through" },
-  "route.circuit_close": { level: "info", msg: "route circuit closed: the route is in use again" },
-  "ratelimit.wait": { level: "debug", msg: "waited for the rate limit" },
-} as const satisfies Record<string, { readonly level: LogLevel; readonly msg: string }>;
+  "smtp.connect": { level: "info", msg: "SMTP connection open", about: "The TCP connection to the server is up. `durationMs`: the TCP connect; `localAddress`." },
+  "smtp.tls": { level: "info", msg: "TLS established", about: "A TLS handshake finished (implicit TLS, or after STARTTLS: `starttls`). `tlsVersion`, `cipher`, `authorized` (certificate and name verified), `durationMs`." },
+  "smtp.auth": { level: "info", msg: "authenticated", about: "AUTH succeeded. `mechanism` (PLAIN, LOGIN, CRAM-MD5, XOAUTH2), `durationMs`; never the user name or the secret." },
+  "smtp.command": { level: "debug", msg: "SMTP command", about: "A command line sent (`command`): the dialogue, AUTH payloads `<redacted>`." },
+  "smtp.reply": { level: "debug", msg: "SMTP reply", about: "A reply read: `replyCode`, `enhancedCode`, `text`." },
+  "smtp.close": { level: "info", msg: "SMTP connection closed", about: "The connection closed, once: `reason` \"quit\" (after QUIT) or \"error\" (`errorCode`, `error`: dropped, timed out, refused, aborted); `messages` it carried, `durationMs` it was open." },
+  "message.sent": { level: "info", msg: "message sent", about: "Every recipient accepted. `messageId`, `backend`, `route`, `host`, `port`, `connectionId`, `tlsVersion`, `recipients`, `accepted` / `rejected` / `deferred` (counts), `replyCode`, `enhancedCode`, `queueId`, `durationMs`; under failover `attempts` and `stopped`." },
+  "message.partial": { level: "warn", msg: "message sent to some recipients only", about: "Some recipients accepted, others refused or deferred: the keys of message.sent, and `refused` (the replies of the others)." },
+  "message.failed": { level: "error", msg: "message not delivered", about: "No recipient accepted (after every retry, under failover): the keys of message.sent, `errorCode`, `error`, `stage`." },
+  "message.unknown": { level: "error", msg: "message sent, outcome unknown (no reply after the data)", about: "The data went out and no reply came: it may have been delivered. Never resent by itself (`retryUnknown`)." },
+  "message.attempt": { level: "debug", msg: "delivery attempt ended", about: "One try of a delivery the failover engine drives, from the route's backend: `attempt`, `status`, and the keys of message.sent. The engine logs the outcome." },
+  "message.retry": { level: "warn", msg: "message will be retried", about: "A try failed and the engine waits `delayMs` before the next, on `route`. `attempt` (the try that failed), `errorCode`, `error`, `stage`, `recipients` still to deliver." },
+  "message.failover": { level: "warn", msg: "message moves to the next route", about: "`route` failed at the route level (connect, TLS, AUTH, greeting): `nextRoute` is tried at once, as `attempt`." },
+  "route.skip": { level: "debug", msg: "route skipped: its circuit is open", about: "`route` was passed over for this message: its circuit is open." },
+  "route.circuit_open": { level: "warn", msg: "route circuit opened: the route is skipped for its cooldown", about: "`route` failed at the route level too many times in a row: skipped for its cooldown." },
+  "route.circuit_probe": { level: "info", msg: "route circuit half-open: one probe goes through", about: "The cooldown passed: one try goes through `route`." },
+  "route.circuit_close": { level: "info", msg: "route circuit closed: the route is in use again", about: "A try through `route` succeeded: in use again." },
+  "ratelimit.wait": { level: "debug", msg: "waited for the rate limit", about: "A try waited `delayMs` for `route`'s rate-limit token." },
+} as const satisfies Record<string, { readonly level: LogLevel; readonly msg: string; readonly about: string }>;
 
 export type EventName = keyof typeof EVENTS;
 
