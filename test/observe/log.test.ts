@@ -13,6 +13,8 @@ import { describe, expect, it } from "vitest";
 import { EVENT_CHANNEL_NAMES, eventChannels } from "../../src/observe/channels.js";
 import { EVENTS, EventSink } from "../../src/observe/events.js";
 import { LogTarget, loggerProblem, logRecipientsProblem, recipientsField, type Logger } from "../../src/observe/log.js";
+import { SmtpClient } from "../../src/smtp/client.js";
+import { startFakeServer } from "../helpers/fake-smtp-server.js";
 import { capturePino } from "./helpers.js";
 
 function recording(options: { enabled?: (level: string) => boolean; child?: boolean } = {}) {
@@ -127,6 +129,31 @@ describe("loggers", () => {
     for (const [name, channel] of Object.entries(EVENT_CHANNEL_NAMES)) {
       expect(channel).toBe(`missive:event:${name}`);
       expect(eventChannels[name as keyof typeof eventChannels].name).toBe(channel);
+    }
+  });
+});
+
+describe("the bare SMTP client", () => {
+  it("takes a logger for its connections' events; each connect is a new connection id", async () => {
+    const server = await startFakeServer();
+    const capture = capturePino("info");
+    try {
+      const client = new SmtpClient({ host: "127.0.0.1", port: server.port, logger: capture.logger, localName: "client.test" });
+      await client.connect();
+      const first = client.connectionId;
+      await client.quit();
+      await client.connect();
+      await client.quit();
+      expect(client.connectionId).not.toBe(first);
+      expect(capture.records().map((r) => [r["event"], r["connectionId"]])).toEqual([
+        ["smtp.connect", first],
+        ["smtp.close", first],
+        ["smtp.connect", client.connectionId],
+        ["smtp.close", client.connectionId],
+      ]);
+      expect(() => new SmtpClient({ host: "127.0.0.1", logger: {} as never })).toThrow(/^logger must be a logger/);
+    } finally {
+      await server.close();
     }
   });
 });
