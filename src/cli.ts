@@ -29,6 +29,7 @@ import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
 import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
 import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
+import { LOG_CLI_HELP, LOG_CLI_OPTIONS, loggerFromArgs } from "./cli/log-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
 
@@ -79,6 +80,7 @@ Options:
   -h, --help         this help
 ${LIST_CLI_HELP}
 ${DKIM_CLI_HELP}
+${LOG_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted, refused or deferred with
 the server's reply; over routes or retries, the status, the route that delivered and
@@ -97,7 +99,8 @@ Options:
   --timeout SECONDS  deadline for each step (default 30)
   --ca FILE          trust this CA certificate (PEM) in addition to the system's
   --transcript       show the SMTP dialogue (AUTH data redacted)
-  -h, --help         this help`;
+  -h, --help         this help
+${LOG_CLI_HELP}`;
 
 type Out = (line: string) => void;
 const out: Out = (line) => process.stdout.write(`${line}\n`);
@@ -202,6 +205,7 @@ const SEND_OPTIONS = {
   help: { type: "boolean", short: "h" },
   ...LIST_CLI_OPTIONS,
   ...DKIM_CLI_OPTIONS,
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -217,6 +221,7 @@ async function send(args: readonly string[]): Promise<number> {
   if (v.subject === undefined) throw new UsageError("send needs --subject");
   if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
   if (v.backend !== undefined && (v.url?.length ?? 0) > 0) throw new UsageError("give --backend or --url, not both");
+  useLogger(v);
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
@@ -315,6 +320,12 @@ async function readable(path: string, option: string): Promise<void> {
   if (!isFile) throw new UsageError(`${option} ${path}: not a regular file`);
 }
 
+/** --log-level / --log-format: every backend made from here on logs to stderr. */
+function useLogger(values: Parameters<typeof loggerFromArgs>[0]): void {
+  const logger = loggerFromArgs(values, (message) => new UsageError(message));
+  if (logger !== undefined) configure({ logger });
+}
+
 // --- check -------------------------------------------------------------------------------
 
 const CHECK_OPTIONS = {
@@ -323,6 +334,7 @@ const CHECK_OPTIONS = {
   ca: { type: "string" },
   transcript: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function check(args: readonly string[]): Promise<number> {
@@ -333,6 +345,7 @@ async function check(args: readonly string[]): Promise<number> {
   }
   if (positionals.length > 1 || (positionals.length === 1 && v.url !== undefined)) throw new UsageError("check takes one EMAIL_URL");
   const url = positionals[0] ?? v.url;
+  useLogger(v);
   let timeout = 30_000;
   if (v.timeout !== undefined) {
     const n = Number(v.timeout);

@@ -12,7 +12,8 @@ import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type Resol
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
-import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { noteConnection, type DeliveryContext } from "../observe/delivery.js";
+import { BaseEmailBackend, observationOf, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
 import { isDeliveryError, serialize } from "./output.js";
@@ -162,6 +163,9 @@ export class SmtpBackend extends BaseEmailBackend {
     super(options);
     const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
     const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
+    // The connections' events go to this backend's logger (its option, else the setting).
+    if (this.logger !== undefined) input["logger"] = this.logger;
+    input["logRecipients"] = this.logRecipients;
     this.#config = resolveSmtpConfig(input, "backend");
     this.host = this.#config.host;
     this.port = this.#config.port;
@@ -251,10 +255,13 @@ export class SmtpBackend extends BaseEmailBackend {
         const at = this.#config.clock.now();
         const reports = messages.map((message, i) => (recipients[i]!.length === 0 ? skippedReport(message) : failedReport(message, undefined, err as MissiveError, recipients[i]!, at)));
         this.reports = reports;
-        if (!(this.#carriesOn(options) && isDeliveryError(err))) {
-          const first = reports.findIndex((r) => r.status !== "skipped");
-          throw attachReports(err, reports.slice(0, first + 1));
+        const carriesOn = this.#carriesOn(options) && isDeliveryError(err);
+        const first = reports.findIndex((r) => r.status !== "skipped");
+        // Each message given a report was a delivery that failed at the connection: observed as such.
+        for (const [i, report] of (carriesOn ? reports : reports.slice(0, first + 1)).entries()) {
+          if (report.status !== "skipped") await observationOf(this).reported({ recipients: recipients[i]!, route: options.route, attempt: options.attempt, message: report.message }, report);
         }
+        if (!carriesOn) throw attachReports(err, reports.slice(0, first + 1));
         return { sent: 0, reports };
       }
       try {
@@ -354,6 +361,20 @@ export class SmtpBackend extends BaseEmailBackend {
     }
   }
 
+  /** One message as an observed delivery (its trace and outcome event, src/observe/delivery.ts): `#attempt`. */
+  #deliver(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions): Promise<DeliveryReport> {
+    const at = this.#config.clock.now();
+    return observationOf(this).run(
+      { recipients, route: options.route, attempt: options.attempt, message },
+      (context) => this.#attempt(message, recipients, pool, stop, options, context),
+      (error) => {
+        // A wait cancelled because another message failed: this one never started, and has no outcome.
+        if (stop.signal.aborted && error instanceof AbortError && !(options.signal?.aborted ?? false)) return undefined;
+        return isDeliveryError(error) || error instanceof AbortError ? failedReport(message, undefined, error as MissiveError, recipients, at) : undefined;
+      },
+    );
+  }
+
   /**
    * One message: wait for the caller's gate (a rate limit), lease a connection, render the
    * message for its extensions (the SMTPUTF8 check, the 7bit/8bit policy, the envelope),
@@ -361,7 +382,7 @@ export class SmtpBackend extends BaseEmailBackend {
    * the backend's `deadline` cut the wait or the transaction (the connection is dropped).
    * Throws what the batch does not carry on after.
    */
-  async #deliver(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions): Promise<DeliveryReport> {
+  async #attempt(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions, context: DeliveryContext | undefined): Promise<DeliveryReport> {
     const clock = this.#config.clock;
     const at = clock.now();
     let messageId: string | undefined;
@@ -382,6 +403,7 @@ export class SmtpBackend extends BaseEmailBackend {
       if (waits.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
       await options.beforeEach?.(message, waits.signal);
       lease = await pool.acquire(waits.signal);
+      noteConnection(context, { host: this.host, port: this.port, connectionId: lease.client.connectionId, tlsVersion: lease.client.tlsInfo?.protocol });
       if (cut.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
       const caps = lease.capabilities;
       const smtputf8 = message.needsSmtpUtf8();
@@ -391,6 +413,7 @@ export class SmtpBackend extends BaseEmailBackend {
       // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
       const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
       messageId = rendered.messageId;
+      if (context !== undefined) context.messageId = messageId;
       const only = new Set(recipients);
       const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
@@ -485,7 +508,8 @@ const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", 
 function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
   const input: Record<string, unknown> = Object.create(null);
   // `dkim` is the backend's own option (signing happens here, not in SMTP).
-  for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
+  // `logger` and `logRecipients` are BaseEmailBackend's (the constructor passes the logger on).
+  for (const key of Object.keys(options)) if (key !== "dkim" && key !== "logger" && key !== "logRecipients") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
   const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
   if (!tlsGiven) {
