@@ -163,6 +163,15 @@ export class DeliveryObservation {
     return report!;
   }
 
+  /**
+   * Whether `run` would observe a delivery starting now (a tracing subscriber, or a logger or
+   * subscriber for its outcome): a caller that must build something to hand `run` its outcome
+   * (the SMTP backend's batches) builds it only then.
+   */
+  wanted(start: DeliveryStart): boolean {
+    return deliverTraced() || this.#wantsOutcome(start);
+  }
+
   /** A delivery that ended before it began (the connection could not be opened): observed like any other. */
   reported<R extends ReportLike>(start: DeliveryStart, report: R): Promise<R> {
     return this.run(start, async () => report, () => undefined);

@@ -51,7 +51,7 @@ import {
   type RejectedRecipient,
   type SmtpStage,
 } from "../errors.js";
-import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism } from "./auth.js";
+import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, decodeChallenge } from "./auth.js";
 import { Capabilities, parseEhlo } from "./capabilities.js";
 import * as cmd from "./commands.js";
 import { greetingTimeoutHint, resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
@@ -60,8 +60,9 @@ import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-str
 import { ConnectionEvents } from "../observe/connection-events.js";
 import { channelSink, EventSink } from "../observe/events.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
+import { ANNOUNCE, Announcements, DATA_WRITTEN, pipelinedCommands, type Announcement } from "./pipeline.js";
 import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
-import type { SmtpReply } from "./reply.js";
+import { queueId, type SmtpReply } from "./reply.js";
 import { REDACTED, Transcript } from "./transcript.js";
 
 export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
@@ -111,6 +112,14 @@ export class SmtpClient {
   /** Whether any byte of the current message's body has left. */
   #bodySent = false;
   #transactions = 0;
+  /** Envelopes of the messages to follow, whose commands may go out behind a final dot (pipeline.ts). */
+  readonly #announced = new Announcements();
+  /** The current message's final dot is written and its reply not yet in. */
+  #finalPending = false;
+  /** Operations queued or running (#serialize). */
+  #operations = 0;
+  /** Callers of [DATA_WRITTEN] waiting for the next end of data (or for the client to be idle). */
+  #dataWaiters: (() => void)[] = [];
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
@@ -213,6 +222,7 @@ export class SmtpClient {
   noop(): Promise<SmtpReply> {
     return this.#serialize(async () => {
       this.#requireReady("noop");
+      this.#requireNothingAhead();
       return this.#exchange(cmd.noop(), "noop", [250]);
     });
   }
@@ -221,6 +231,7 @@ export class SmtpClient {
   reset(): Promise<SmtpReply> {
     return this.#serialize(async () => {
       this.#requireReady("rset");
+      this.#requireNothingAhead();
       return this.#exchange(cmd.rset(), "rset", [250]);
     });
   }
@@ -249,11 +260,33 @@ export class SmtpClient {
     await this.close();
   }
 
+  /** Internal (pipeline.ts): resolves at the next end of data written, or once nothing is left to do. */
+  [DATA_WRITTEN](): Promise<void> {
+    if (this.#operations === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#dataWaiters.push(resolve));
+  }
+
+  #dataWritten(): void {
+    for (const resolve of this.#dataWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Internal (pipeline.ts): the envelope of the sendMail that will follow the current one,
+   * so that its MAIL, RCPT and DATA can go out behind the current message's final dot.
+   */
+  [ANNOUNCE](envelope: Envelope): Announcement {
+    const announcement = this.#announced.add(envelope, () => this.#teardown());
+    // The current message's final dot is out already: the commands go now, right behind it.
+    if (this.#finalPending && this.#conn && !this.#conn.closed) this.#submitWithNext(this.#conn, undefined);
+    return announcement;
+  }
+
   // --- connect ------------------------------------------------------------------------
 
   async #doConnect(): Promise<void> {
     this.#checkAborted();
     this.#teardown();
+    this.#announced.connectionLost();
     this.#state = "connecting";
     this.#capabilities = undefined;
     this.#greeting = undefined;
@@ -440,16 +473,24 @@ export class SmtpClient {
   async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#bodySent = false;
-    this.#transactions += 1;
     const caps = this.#capabilities ?? Capabilities.none();
-    const rendered = this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
-    const { mail, rcpts } = await rendered;
     const useBdat = this.#config.chunking && caps.chunking;
     const pipelined = this.#config.pipelining && caps.pipelining;
-    const mailCommand = this.#command(mail, [250]);
-    // RCPT replies are data: accepted (250, 251) or refused, recipient by recipient.
-    const rcptCommands = rcpts.map((line) => this.#command(line, "any"));
-    const dataCommand: Submission | undefined = useBdat ? undefined : { line: cmd.data(), display: "DATA", expect: [354], phase: "command", deadline: this.timeouts.dataStart };
+    // Its MAIL, RCPT and DATA may be out already, behind the previous message's final dot.
+    const ahead = this.#announced.take(envelope);
+    let mailCommand: Submission;
+    let rcptCommands: readonly Submission[];
+    let dataCommand: Submission | undefined;
+    if (ahead !== undefined) {
+      ({ mail: mailCommand, rcpts: rcptCommands, data: dataCommand } = ahead);
+    } else {
+      this.#transactions += 1;
+      const { mail, rcpts } = await this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
+      mailCommand = this.#command(mail, [250]);
+      // RCPT replies are data: accepted (250, 251) or refused, recipient by recipient.
+      rcptCommands = rcpts.map((line) => this.#command(line, "any"));
+      dataCommand = useBdat ? undefined : this.#dataCommand();
+    }
 
     this.#state = "mail";
     let mailOutcome: Outcome;
@@ -457,10 +498,10 @@ export class SmtpClient {
     let dataOutcome: Outcome | undefined;
     if (pipelined) {
       // RFC 2920: MAIL, every RCPT and DATA in one write; replies in order.
-      const [mailReply, ...rest] = conn.submitAll([mailCommand, ...rcptCommands, ...(dataCommand ? [dataCommand] : [])]);
+      const [mailReply, ...rest] = ahead?.replies ?? conn.submitAll([mailCommand, ...rcptCommands, ...(dataCommand ? [dataCommand] : [])]);
       mailOutcome = await this.#outcome(mailReply!, "mail");
-      for (const reply of rest.slice(0, rcpts.length)) rcptReplies.push((await this.#outcome(reply, "rcpt")).reply!);
-      if (dataCommand) dataOutcome = await this.#outcome(rest[rcpts.length]!, "data");
+      for (const reply of rest.slice(0, rcptCommands.length)) rcptReplies.push((await this.#outcome(reply, "rcpt")).reply!);
+      if (dataCommand) dataOutcome = await this.#outcome(rest[rcptCommands.length]!, "data");
     } else {
       mailOutcome = await this.#outcome(conn.submit(mailCommand), "mail");
       if (mailOutcome.reply) {
@@ -509,6 +550,8 @@ export class SmtpClient {
     this.#state = "data";
     this.#stage = "body";
     const encoder = new DataEncoder({ dotStuff: true });
+    // The body and the final dot in one write where they fit (flushed in #finalReply).
+    conn.holdWrites();
     try {
       for await (const chunk of bodyChunks(body)) {
         const out = encoder.encode(chunk);
@@ -523,7 +566,7 @@ export class SmtpClient {
     }
     const terminator = encoder.flush();
     if (conn.closed) throw recordStage(conn.failure!, "body", this.#bodySent);
-    return this.#finalReply(conn, { line: terminator, display: "." }, "<end of data>", accepted, rejected);
+    return this.#finalReply(conn, { line: terminator, display: "." }, "<end of data>", accepted, rejected, true);
   }
 
   async #sendBdat(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
@@ -564,7 +607,8 @@ export class SmtpClient {
    * server's verdict. From the moment it is written the server may have the whole message:
    * no reply (timeout, drop, abort, a protocol error that puts the reply in doubt) is
    * "unknown", never "failed". A reply is the outcome: 250 delivered, 421 the server closing,
-   * anything else the message refused.
+   * anything else the message refused. After a final dot (`withNext`), the next announced
+   * message's commands go in the same write (pipeline.ts).
    */
   async #finalReply(
     conn: SmtpConnection,
@@ -572,12 +616,22 @@ export class SmtpClient {
     shown: string,
     accepted: string[],
     rejected: RejectedRecipient[],
+    withNext = false,
   ): Promise<SendResult> {
     this.#stage = "final-dot";
     this.#bodySent = true;
     let reply: SmtpReply;
     try {
-      reply = await conn.submit({ ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot });
+      const submission: Submission = { ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot };
+      const verdict = withNext ? this.#submitWithNext(conn, submission)! : conn.submit(submission);
+      conn.flushWrites();
+      this.#dataWritten();
+      this.#finalPending = withNext;
+      try {
+        reply = await verdict;
+      } finally {
+        this.#finalPending = false;
+      }
     } catch (error) {
       // A 421 is a reply: the server is closing and did not take the message.
       if (error instanceof SmtpError && error.replyCode === 421 && !(error instanceof SmtpProtocolError)) throw recordStage(error, "final-dot", true);
@@ -592,9 +646,15 @@ export class SmtpClient {
       );
     }
     if (reply.code !== 250) {
-      // 552/554 after DATA: the message was refused; RSET keeps the connection usable.
-      this.#state = "rcpt";
-      await this.#resetAfterFailure();
+      // 552/554 after DATA: the message was refused; RSET keeps the connection usable. When
+      // the next message's commands follow the dot, the reply has ended this transaction
+      // (RFC 5321 §4.1.1.4) and the next one has begun: no RSET, which would land after DATA.
+      if (this.#announced.ahead) {
+        this.#state = "ready";
+      } else {
+        this.#state = "rcpt";
+        await this.#resetAfterFailure();
+      }
       throw recordStage(new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: shown, reply }), "final-dot", true);
     }
     this.#state = "ready";
@@ -618,6 +678,40 @@ export class SmtpClient {
     } catch {
       this.#teardown();
     }
+  }
+
+  // --- pipelining across messages (pipeline.ts) -----------------------------------------
+
+  #dataCommand(): Submission {
+    return { line: cmd.data(), display: "DATA", expect: [354], phase: "command", deadline: this.timeouts.dataStart };
+  }
+
+  /**
+   * Writes `end` (a final dot) and behind it, in the same write, the MAIL, RCPT and DATA of
+   * the next announced envelope when they may follow: the server pipelines, the message
+   * goes with DATA (not BDAT), and the envelope suits the server (else its sendMail runs
+   * as usual and reports why). Without `end`, only those commands. Returns `end`'s reply.
+   */
+  #submitWithNext(conn: SmtpConnection, end: Submission | undefined): Promise<SmtpReply> | undefined {
+    const envelope = this.#announced.next();
+    const caps = this.#capabilities;
+    const next =
+      envelope !== undefined && caps !== undefined && this.#config.pipelining && caps.pipelining && !(this.#config.chunking && caps.chunking)
+        ? pipelinedCommands(envelope, caps, this.host, (line, expect) => this.#command(line, expect), this.#dataCommand())
+        : undefined;
+    const submissions = [...(end ? [end] : []), ...(next ? [next.mail, ...next.rcpts, next.data] : [])];
+    if (submissions.length === 0) return undefined;
+    const replies = conn.submitAll(submissions);
+    if (next !== undefined) {
+      this.#transactions += 1;
+      this.#announced.written({ ...next, replies: end ? replies.slice(1) : replies });
+    }
+    return end ? replies[0] : undefined;
+  }
+
+  /** NOOP, RSET or QUIT now would land inside the transaction already begun ahead. */
+  #requireNothingAhead(): void {
+    if (this.#announced.ahead) throw new Error("Internal error: a command other than the announced message's while its MAIL, RCPT and DATA are out");
   }
 
   // --- the funnel -----------------------------------------------------------------------
@@ -662,7 +756,8 @@ export class SmtpClient {
 
   async #quit(timeout: number): Promise<void> {
     const conn = this.#conn;
-    if (conn && !conn.closed) {
+    // QUIT after a DATA written ahead would be message text: the connection is dropped instead.
+    if (conn && !conn.closed && !this.#announced.ahead) {
       this.#state = "closing";
       try {
         await conn.submit({ line: cmd.quit(), display: "QUIT", expect: "any", phase: "command", deadline: timeout });
@@ -713,8 +808,12 @@ export class SmtpClient {
   }
 
   #serialize<T>(operation: () => Promise<T>): Promise<T> {
+    this.#operations += 1;
     const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
+    const settled = () => {
+      if (--this.#operations === 0) this.#dataWritten();
+    };
+    this.#queue = run.then(settled, settled);
     return run;
   }
 
@@ -746,26 +845,8 @@ function refused(what: string, refusal: SmtpError): SmtpError {
   return recordStage(error, refusal.stage ?? "mail", refusal.bodySent);
 }
 
-/** The base64 text of a 334 challenge (RFC 4954 §4), decoded; anything else is an SmtpAuthError. */
-function decodeChallenge(text: string): Buffer {
-  const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {
-    throw new SmtpAuthError("The server sent an AUTH challenge that is not base64");
-  }
-  return Buffer.from(trimmed, "base64");
-}
-
 /** Why a connect attempt was aborted: the SmtpClosedError of destroy(), else an AbortError. */
 function attemptError(signal: AbortSignal): MissiveError {
   const reason: unknown = signal.reason;
   return reason instanceof SmtpClosedError ? reason : abortError(signal);
-}
-
-/** The queue id a server names in its final reply: Postfix "queued as X", Exim "id=X", Sendmail "X Message accepted". */
-function queueId(text: string): string | undefined {
-  const bounded = text.slice(0, 512);
-  const queued = /queued as ([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
-  if (queued) return queued[1];
-  const id = /\bid=([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
-  return id?.[1];
 }

@@ -109,6 +109,30 @@ describe("missive:deliver", () => {
     ]);
   });
 
+  it("SMTP runs of messages per connection: one operation per message, a message moved to another connection after a drop included", async () => {
+    // The connection drops after m2's final dot (m2's outcome unknown); m3, whose commands may
+    // already be pipelined behind that dot, goes again over a new connection: still one delivery.
+    const s = await fake({ script: [{ onMessage: (_m, session) => (session.id === 1 && session.count("MAIL") >= 2 ? { reply: null, then: "destroy" } : undefined) }] });
+    listen();
+    const numbered = (i: number) => new EmailMessage({ subject: `m${i}`, body: "Hello", from: "ann@example.com", to: [`r${i}@example.org`], headers: { "Message-ID": `<m${i}@example.com>` } });
+    const { reports } = await new SmtpBackend({ host: "127.0.0.1", port: s.port, timeout: 3000 }).sendMessagesWithReport([1, 2, 3].map(numbered), { stopOnError: false });
+    expect(reports.map((r) => r.status)).toEqual(["sent", "unknown", "sent"]);
+    const ops = operations();
+    expect(ops.map((o) => [o.events, o.context.status, o.context.messageId])).toEqual([
+      [OK, "sent", "<m1@example.com>"],
+      [FAILED, "unknown", "<m2@example.com>"],
+      [OK, "sent", "<m3@example.com>"],
+    ]);
+    expect(ops[1]!.context.connectionId).toBe(ops[0]!.context.connectionId);
+    expect(ops[2]!.context.connectionId).toMatch(/^c\d+$/);
+    expect(ops[2]!.context.connectionId).not.toBe(ops[0]!.context.connectionId);
+    expect(s.received.map((m) => [/^Subject: (.*)$/m.exec(m.data.toString("latin1"))?.[1], m.conn])).toEqual([
+      ["m1", 1],
+      ["m2", 1],
+      ["m3", 2],
+    ]);
+  });
+
   it("console, file, memory, dummy and a custom backend: one operation per message", async () => {
     class Flaky extends BaseEmailBackend {
       calls = 0;
