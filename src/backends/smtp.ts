@@ -15,6 +15,7 @@ import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
+import { endingAfter, finalDotHook } from "./final-dot.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
   attachReports,
@@ -395,7 +396,8 @@ export class SmtpBackend extends BaseEmailBackend {
       const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
+      // The client writes the final dot (or BDAT LAST) only after the body ends, which waits for beforeFinalDot.
+      const result = await lease.client.sendMail(envelope, endingAfter(renderedChunks(rendered), finalDotHook(options, message)));
       publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
       const { rejected, deferred } = sortRefusals(result.rejected);
       const status = deliveredStatus(result.accepted.length, rejected.length + deferred.length);
