@@ -73,6 +73,8 @@ export {
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
 export { MailCatcherTimeoutError } from "./errors.js";
+export { OutboxError } from "./errors.js";
+export type { OutboxProblem } from "./errors.js";
 export { CHANNEL_NAMES } from "./observe/channels.js";
 export type { ChannelName, ChannelReply, SmtpCommandMessage, SmtpReplyMessage, MessageSentMessage } from "./observe/channels.js";
 export { systemClock } from "./observe/clock.js";

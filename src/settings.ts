@@ -11,6 +11,7 @@ import type { EmailMessage } from "./mime/message.js";
 import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
 import { resolveRateLimit } from "./delivery/rate-limit.js";
 import { resetDeliveryState } from "./delivery/state.js";
+import { resolveOutboxSettings, type OutboxSettings, type ResolvedOutboxSettings } from "./outbox/config.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -96,6 +97,8 @@ export interface Settings {
   readonly failover: ResolvedFailoverSettings | undefined;
   /** Picks a named connection per message for the default connection; undefined: the default backend. */
   readonly route: RouteFunction | undefined;
+  /** The outbox (`backend: "outbox"`): its store, and what `missive worker` delivers with. */
+  readonly outbox: ResolvedOutboxSettings | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -108,6 +111,8 @@ export type SettingsInput = {
         ? DkimSetting | undefined
       : K extends "failover"
         ? FailoverSettings | undefined
+      : K extends "outbox"
+        ? OutboxSettings | undefined
         : Settings[K] | undefined;
 };
 
@@ -137,6 +142,7 @@ export const DEFAULT_SETTINGS: Settings = finish({
   dkim: undefined,
   failover: undefined,
   route: undefined,
+  outbox: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -256,6 +262,25 @@ function checkRoutes(s: Record<string, unknown>, source: Source): void {
   if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
     throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
   }
+  checkOutbox(s, backends, source);
+}
+
+/** `backend: "outbox"` needs the outbox's store; `outbox.deliver` names something that delivers (never an outbox). */
+function checkOutbox(s: Record<string, unknown>, backends: Readonly<Record<string, NamedBackendConfig>>, source: Source): void {
+  const outbox = s["outbox"] as ResolvedOutboxSettings | undefined;
+  if (source === "configure" && s["backend"] === "outbox" && outbox === undefined) {
+    throw new ConfigurationError("outbox", 'backend "outbox" needs its store: configure({ outbox: { store: "file:///var/spool/missive", deliver: "failover" } })');
+  }
+  const deliver = outbox?.deliver;
+  if (deliver === undefined) return;
+  const named = Object.hasOwn(backends, deliver) ? backends[deliver] : undefined;
+  if (named?.backend === "outbox") throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", an outbox connection: the worker would enqueue every message again`);
+  if (named === undefined && !isBackendName(deliver)) {
+    throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", which is neither a named connection (${Object.keys(backends).join(", ") || "none"}) nor a backend (${backendNames().join(", ")})`);
+  }
+  if (deliver === "failover" && named === undefined && s["failover"] === undefined) {
+    throw new ConfigurationError("outbox.deliver", 'outbox.deliver is "failover", which needs its routes: configure({ failover: { routes: [...] } })');
+  }
 }
 
 /** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
@@ -324,6 +349,8 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
     case "route":
       if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
       return value;
+    case "outbox":
+      return resolveOutboxSettings(value, { path: "outbox", settings: true });
   }
 }
 
