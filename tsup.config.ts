@@ -9,6 +9,8 @@ export default defineConfig({
     "smtp/index": "src/smtp/index.ts",
     "dkim/index": "src/dkim/index.ts",
     "parse/index": "src/parse/index.ts",
+    "outbox/index": "src/outbox/index.ts",
+    "bullmq/index": "src/bullmq/index.ts",
     // The launcher; src/cli.ts (main) is bundled into it.
     cli: "bin/missive.ts",
   },
