@@ -29,6 +29,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Queue, Worker, type ConnectionOptions, type Job } from "bullmq";
 import { OutboxError } from "../errors.js";
+import { newId } from "../outbox/file-store.js";
 import { initialProgress } from "../outbox/outcome.js";
 import { decodeEntry, encodeEntry } from "../outbox/record.js";
 import type { Lease, ListFilter, NewEntry, OutboxEntry, OutboxState, OutboxStore, Recovered, Settlement } from "../outbox/store.js";
@@ -442,8 +443,4 @@ function recordJson(entry: OutboxEntry): string {
 
 function lost(worker: string, id: string): OutboxError {
   return new OutboxError("lease-lost", `The worker ${worker}'s lease on ${id} was taken back (BullMQ found it stalled and another worker took it); it must not send or record it`, { id });
-}
-
-function newId(now: number): string {
-  return `${new Date(now).toISOString().replace(/[-:]/g, "").replace(".", "")}-${randomBytes(5).toString("hex")}`;
 }

@@ -360,8 +360,9 @@ export class FileStore implements OutboxStore {
     }
     for (const id of await this.#ids("deferred")) {
       if (this.#unreadable.has(id)) continue;
+      // Whole milliseconds: utimes' seconds-as-float can land a fraction past the time set.
       const due = await this.#fs.stat(join(this.path, "deferred", id)).then(
-        (s) => s.mtimeMs,
+        (s) => Math.floor(s.mtimeMs),
         () => undefined,
       );
       if (due === undefined || due > now) continue;
@@ -662,8 +663,16 @@ export class FileStore implements OutboxStore {
     return [STATE_DIRECTORY[state]];
   }
 
-  /** Where message `id` is, with its state; `rollForward` finishes a keyed enqueue found in incoming/. */
+  /**
+   * Where message `id` is, with its state; `rollForward` finishes a keyed enqueue found in
+   * incoming/. A message moving while the directories are looked at can be missed by one
+   * pass (it left one that was not looked at yet for one that was), so a miss is checked twice.
+   */
   async #locate(id: string, options: { rollForward?: boolean } = {}): Promise<Location | undefined> {
+    return (await this.#locateOnce(id, options)) ?? (await this.#locateOnce(id, options));
+  }
+
+  async #locateOnce(id: string, options: { rollForward?: boolean }): Promise<Location | undefined> {
     for (const state of ["queued", "held", "sent", "partial", "failed", "dead", "sending"] as const) {
       for (const dir of await this.#directoriesOf(state)) {
         const path = join(this.path, dir, id);
@@ -673,7 +682,7 @@ export class FileStore implements OutboxStore {
     const incoming = join(this.path, "incoming", id);
     if (await this.#exists(join(incoming, RECORD))) {
       if (options.rollForward) await this.#rollForward(id);
-      return (await this.#locate(id)) ?? { dir: incoming, state: "queued" };
+      return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
     }
     for (const name of await this.#fs.readdir(join(this.path, "reclaim")).catch(() => [] as string[])) {
       const path = join(this.path, "reclaim", name, id);
@@ -719,9 +728,16 @@ export class FileStore implements OutboxStore {
   }
 }
 
-/** `20260101T000000123Z-<10 hex>`: sorts by enqueue time, says when, and is unique. */
-function newId(now: number): string {
-  return `${new Date(now).toISOString().replace(/[-:]/g, "").replace(".", "")}-${randomBytes(5).toString("hex")}`;
+let sequence = randomBytes(2).readUInt16BE(0);
+
+/**
+ * `20260101T000000123Z-<10 hex>`: sorts by enqueue time, says when, and is unique. The
+ * first 4 hex digits count up in this process, so that messages enqueued in the same
+ * millisecond sort in the order they were enqueued; the rest are random.
+ */
+export function newId(now: number): string {
+  sequence = (sequence + 1) & 0xffff;
+  return `${new Date(now).toISOString().replace(/[-:]/g, "").replace(".", "")}-${sequence.toString(16).padStart(4, "0")}${randomBytes(3).toString("hex")}`;
 }
 
 /** The enqueue time an id carries. */

@@ -87,7 +87,9 @@ export class OutboxWorker {
   readonly #random: () => number;
   readonly #prefix: string;
   readonly #inflight = new Map<string, InFlight>();
-  readonly #idleWaiters: (() => void)[] = [];
+  /** Callers of idle(), with the loop iteration they wait to be past (one that began before the call may not answer it). */
+  readonly #idleWaiters: { readonly after: number; readonly resolve: () => void }[] = [];
+  #iteration = 0;
   #registration = "";
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #loop: Promise<void> | undefined;
@@ -198,14 +200,14 @@ export class OutboxWorker {
     if (this.#openedBackend) await this.#backend.close().catch(() => undefined);
     await Promise.all([...this.#routeBackends.values()].map((b) => b.close().catch(() => undefined)));
     this.#state = "stopped";
-    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    for (const waiter of this.#idleWaiters.splice(0)) waiter.resolve();
   }
 
   /** Resolves when nothing is due and nothing is in flight (or the worker stopped). */
   idle(): Promise<void> {
     if (this.#state === "stopped") return Promise.resolve();
     return new Promise((resolve) => {
-      this.#idleWaiters.push(resolve);
+      this.#idleWaiters.push({ after: this.#iteration, resolve });
       this.#wake?.();
     });
   }
@@ -256,6 +258,7 @@ export class OutboxWorker {
 
   async #run(): Promise<void> {
     while (this.#state === "running") {
+      const iteration = ++this.#iteration;
       try {
         if (this.#clock.now() >= this.#nextRecovery) await this.#recover();
         const free = this.concurrency - this.#inflight.size;
@@ -266,12 +269,27 @@ export class OutboxWorker {
           for (const lease of leases) this.#begin(lease);
         }
         if (took > 0 && took === free) continue;
-        if (took === 0 && this.#inflight.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+        if (took === 0 && this.#inflight.size === 0) {
+          this.#answerIdle(iteration);
+          // Someone asked during this iteration: look once more rather than sleep (their answer needs a fresh look).
+          if (this.#idleWaiters.length > 0) continue;
+        }
         await this.#sleep(this.pollInterval);
       } catch (error) {
         this.#tell("problem", error as Error);
         if (error instanceof OutboxError && error.reason === "lease-lost") await this.#lost();
         if (this.#state === "running") await this.#sleep(this.pollInterval);
+      }
+    }
+  }
+
+  /** Resolves the idle() callers that called before this iteration began: it found nothing due and nothing in flight. */
+  #answerIdle(iteration: number): void {
+    for (let i = this.#idleWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.#idleWaiters[i]!;
+      if (waiter.after < iteration) {
+        this.#idleWaiters.splice(i, 1);
+        waiter.resolve();
       }
     }
   }
