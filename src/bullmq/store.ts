@@ -43,7 +43,7 @@ export interface BullMQStoreOptions {
   readonly prefix?: string | undefined;
   /** The largest message accepted, in octets. Default 50 MiB (at most 512 MiB, Redis's limit for a string). */
   readonly maxMessageSize?: number | undefined;
-  /** How often BullMQ looks for stalled jobs (leases of dead workers), in ms. Default 30000. */
+  /** How often BullMQ looks for stalled jobs (leases of dead workers), in ms. Default: the workers' lease length. */
   readonly stalledInterval?: number | undefined;
   /** Keep the bytes of sent messages (default: deleted once sent; the record stays). */
   readonly keepSent?: boolean | undefined;
@@ -99,7 +99,7 @@ export class BullMQStore implements OutboxStore {
   readonly queueName: string;
   readonly prefix: string;
   readonly maxMessageSize: number;
-  readonly stalledInterval: number;
+  readonly stalledInterval: number | undefined;
   readonly keepSent: boolean;
   readonly #connection: ConnectionOptions;
   #queue: Queue | undefined;
@@ -122,7 +122,8 @@ export class BullMQStore implements OutboxStore {
     if (!Number.isInteger(this.maxMessageSize) || this.maxMessageSize < 1 || this.maxMessageSize > REDIS_MAX) {
       throw new OutboxError("unusable", `BullMQStore maxMessageSize must be an integer from 1 to ${REDIS_MAX} (Redis's largest string)`);
     }
-    this.stalledInterval = options.stalledInterval ?? 30_000;
+    this.stalledInterval = options.stalledInterval;
+    if (this.stalledInterval !== undefined && (!Number.isInteger(this.stalledInterval) || this.stalledInterval < 10)) throw new OutboxError("unusable", "BullMQStore stalledInterval must be a whole number of ms, at least 10");
     this.keepSent = options.keepSent ?? false;
   }
 
@@ -208,7 +209,7 @@ export class BullMQStore implements OutboxStore {
       connection: this.#connection,
       prefix: this.prefix,
       lockDuration: leaseMs,
-      stalledInterval: this.stalledInterval,
+      stalledInterval: this.stalledInterval ?? leaseMs,
       maxStalledCount: NEVER,
       autorun: false,
       name: worker,
