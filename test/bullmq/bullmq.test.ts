@@ -136,10 +136,10 @@ describe("the held rule wins over BullMQ's stall retry", () => {
     const a = await outbox.enqueue(message(1));
     const b = await outbox.enqueue(message(2));
     // A worker that takes both, enters b's final-dot phase, and dies (its locks are never renewed).
-    await s.join("doomed", 300, Date.now());
+    await s.join("doomed", 300);
     const leases = await s.take("doomed", 2, Date.now());
     expect(leases.map((l) => l.entry.id).sort()).toEqual([a.id, b.id].sort());
-    await s.markFinalDot("doomed", leases.find((l) => l.entry.id === b.id)!, 1, Date.now());
+    await s.markFinalDot("doomed", leases.find((l) => l.entry.id === b.id)!, 1);
     await s.leave("doomed");
     const held: OutboxEntry[] = [];
     const worker = outbox.worker({ backend: new SmtpBackend({ host: fake.host, port: fake.port }), leaseMs: 300, pollInterval: 20, observer: { held: (e) => held.push(e) } });
@@ -152,7 +152,7 @@ describe("the held rule wins over BullMQ's stall retry", () => {
     expect(held.map((e) => e.id)).toEqual([b.id]);
     expect(fake.received).toHaveLength(1);
     // The dead worker's fence: it can record nothing now.
-    await expect(s.markFinalDot("doomed", leases[0]!, 1, Date.now())).rejects.toMatchObject({ reason: "lease-lost" });
+    await expect(s.markFinalDot("doomed", leases[0]!, 1)).rejects.toMatchObject({ reason: "lease-lost" });
   }, 30_000);
 });
 
