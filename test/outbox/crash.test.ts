@@ -10,6 +10,11 @@
  * exactly once), or held and reported (received at most once: its outcome was unknown),
  * or still queued — counted, and checked against the server's record Message-ID by
  * Message-ID. No message is lost, none is received twice.
+ *
+ * Shown to catch the bug it is about: with the worker's durable final-dot record skipped
+ * (beforeFinalDot not writing it), one run recorded all 1,000 messages as sent, none held,
+ * and the server received 1,043 messages: 43 of them twice (killed during their final-dot
+ * phase, recovered as never sent, sent again).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -50,12 +55,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `missive worker` on the spool; resolves once it is delivering. */
-function startWorker(): { child: ChildProcess; settled(): number; ready: Promise<void>; exited: Promise<void> } {
+/**
+ * Loads `missive worker` on the spool in a child process (crash-worker.ts); `go()` starts it,
+ * and `ready` resolves once it is delivering.
+ */
+function startWorker(): { child: ChildProcess; go(): void; settled(): number; ready: Promise<void>; exited: Promise<void> } {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "bin/missive.ts", "worker", "--store", `file://${dir}`, "--url", `smtp://127.0.0.1:${server.port}`, "--concurrency", "4", "--poll-ms", "20"],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp" } },
+    ["--import", "tsx", "test/outbox/crash-worker.ts", "--store", `file://${dir}`, "--url", `smtp://127.0.0.1:${server.port}`, "--concurrency", "4", "--poll-ms", "20"],
+    { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp" } },
   );
   children.add(child);
   let settled = 0;
@@ -73,7 +81,7 @@ function startWorker(): { child: ChildProcess; settled(): number; ready: Promise
   });
   child.stderr!.resume();
   const exited = new Promise<void>((resolve) => child.once("exit", () => (children.delete(child), resolve())));
-  return { child, settled: () => settled, ready, exited };
+  return { child, go: () => child.stdin!.write("go\n"), settled: () => settled, ready, exited };
 }
 
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -89,16 +97,25 @@ describe("SIGKILLed workers", () => {
   it(`after ${KILLS} kills over ${MESSAGES} messages: each sent exactly once, or held and reported, or queued; none lost, none twice`, async () => {
     const outbox = new Outbox({ store: `file://${dir}` });
     const enqueued = new Map<string, string>(); // Message-ID -> outbox id
-    for (let i = 0; i < MESSAGES; i++) {
-      const m = new EmailMessage({ subject: `crash ${i}`, body: `message ${i}\n`, from: "app@example.com", to: [`user${i % 17}@example.org`] });
-      const { id } = await outbox.enqueue(m);
-      enqueued.set((await outbox.status(id))!.messageId, id);
+    // Ten enqueues at a time, as a web server's requests would make them.
+    for (let i = 0; i < MESSAGES; i += 10) {
+      await Promise.all(
+        Array.from({ length: Math.min(10, MESSAGES - i) }, async (_, j) => {
+          const m = new EmailMessage({ subject: `crash ${i + j}`, body: `message ${i + j}\n`, from: "app@example.com", to: [`user${(i + j) % 17}@example.org`] });
+          const { id } = await outbox.enqueue(m);
+          enqueued.set((await outbox.status(id))!.messageId, id);
+        }),
+      );
     }
 
     let kills = 0;
+    let next = startWorker();
     for (let round = 0; round < KILLS; round++) {
-      const worker = startWorker();
+      const worker = next;
+      worker.go();
       await within(worker.ready, 30_000, "the worker starting");
+      // The next one loads while this one delivers (it starts only when told to).
+      if (round + 1 < KILLS) next = startWorker();
       // Killed after a seeded number of settled messages, then a seeded 0-30 ms more.
       const after = 3 + Math.floor(random() * 25);
       const started = Date.now();
@@ -123,8 +140,14 @@ describe("SIGKILLed workers", () => {
       const id = /^Message-ID: (.*)$/im.exec(r.data.toString("latin1"))![1]!.trim();
       received.set(id, [...(received.get(id) ?? []), r]);
     }
-    const counts = { messages: all.length, kills, sent: byState("sent").length, held: byState("held").length, queued: byState("queued").length, other: all.length - byState("sent").length - byState("held").length - byState("queued").length, received: server.received.length, heldReceived: byState("held").filter((e) => received.has(e.messageId)).length };
+    // The two ways to break the promise, counted before any assertion so that a failing run says how badly:
+    // a message the server got more than once, and one recorded as sent that it never got (or one gone from the spool).
+    const twice = [...received.values()].filter((copies) => copies.length > 1).length;
+    const lost = byState("sent").filter((e) => !received.has(e.messageId)).length + [...enqueued.keys()].filter((id) => !all.some((e) => e.messageId === id)).length;
+    const counts = { messages: all.length, kills, sent: byState("sent").length, held: byState("held").length, queued: byState("queued").length, other: all.length - byState("sent").length - byState("held").length - byState("queued").length, received: server.received.length, heldReceived: byState("held").filter((e) => received.has(e.messageId)).length, twice, lost };
     console.log(`crash test: ${JSON.stringify(counts)}`);
+
+    expect({ twice, lost }).toEqual({ twice: 0, lost: 0 });
 
     expect(kills).toBeGreaterThanOrEqual(30);
     expect(all).toHaveLength(MESSAGES);
