@@ -4,32 +4,19 @@
  * on loopback (which discards what it gets), and reports the peak RSS growth of each phase.
  * A separate process keeps the measurement free of the test runner's own allocations.
  */
-import { spawn } from "node:child_process";
 import { mkdtemp, open, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SmtpBackend } from "../../src/backends/smtp.js";
 import { EmailMessage } from "../../src/mime/message.js";
 import { Outbox } from "../../src/outbox/index.js";
+import { startSmtpSink } from "../helpers/smtp-sink.js";
 
 const size = Number(process.argv[2] ?? 1024) * 1024 * 1024;
 const dir = await mkdtemp(join(tmpdir(), "missive-outbox-memory-"));
-const port = await new Promise<number>((resolve) => {
-  const s = net.createServer().listen(0, "127.0.0.1", () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
-  });
-});
-// smtp-sink refuses to run as root without a user to drop to.
-const sink = spawn("/usr/sbin/smtp-sink", [...(process.getuid?.() === 0 ? ["-u", "nobody"] : []), `127.0.0.1:${port}`, "100"], { stdio: "ignore" });
+const sink = await startSmtpSink();
+const port = sink.port;
 try {
-  for (let tries = 0; ; tries++) {
-    const ok = await new Promise<boolean>((resolve) => net.connect(port, "127.0.0.1").once("connect", function (this: net.Socket) { this.destroy(); resolve(true); }).once("error", () => resolve(false)));
-    if (ok) break;
-    if (tries > 100) throw new Error("smtp-sink did not start");
-    await new Promise((r) => setTimeout(r, 50));
-  }
   // A sparse file: its size without its blocks.
   const path = join(dir, "big.bin");
   const handle = await open(path, "w");
@@ -56,6 +43,6 @@ try {
   const state = (await outbox.status(id))!.state;
   process.stdout.write(JSON.stringify({ stored, state, enqueuedPeak, peakDelta: peak - baseline }) + "\n");
 } finally {
-  sink.kill("SIGTERM");
+  await sink.stop();
   await rm(dir, { recursive: true, force: true });
 }
