@@ -7,7 +7,7 @@
  * fails here.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resetSettings } from "../src/index.js";
 import { ENVIRONMENT_VARIABLES } from "../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "./helpers/aiosmtpd.js";
+import { readmeBlocks, replaceOnce } from "./helpers/readme-blocks.js";
 import { startRedis, type RedisServer } from "./helpers/redis.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -35,19 +36,6 @@ afterAll(async () => {
 });
 afterEach(() => resetSettings());
 
-/** The first two fenced blocks after `marker`: the code and the worker command. */
-async function readmeBlocks(marker: string): Promise<[string, string]> {
-  const text = await readFile(join(root, "README.md"), "utf8");
-  const at = text.indexOf(marker);
-  expect(at, "the README marks its outbox example").toBeGreaterThan(-1);
-  const blocks = [...text.slice(at).matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
-  return [blocks[0]!, blocks[1]!];
-}
-
-function replaceOnce(code: string, from: string, to: string): string {
-  expect(code.split(from).length - 1, `the README example holds ${JSON.stringify(from)} once`).toBe(1);
-  return code.replace(from, () => to);
-}
 
 /** The words of a one-line shell command (no quoting in these), its comment dropped. */
 function words(command: string): string[] {
@@ -99,7 +87,7 @@ async function until(check: () => Promise<boolean>, what: string, ms = 30_000): 
 
 describe("README: the durable outbox", () => {
   it("the web app enqueues in its handlers (once per idempotency key) and missive worker delivers; status says sent", async () => {
-    const [app, command] = await readmeBlocks(APP);
+    const [app, command] = (await readmeBlocks(join(root, "README.md"), APP, 2)) as [string, string];
     const spool = pathToFileURL(join(dir, "spool")).href;
     let code = app;
     code = replaceOnce(code, 'from "missive"', `from ${JSON.stringify(join(root, "src/index.js"))}`);
@@ -151,7 +139,7 @@ describe("README: the durable outbox", () => {
   }, 120_000);
 
   it("the BullMQ example enqueues into Redis and missive worker --store redis://… delivers it", async () => {
-    const [example, command] = await readmeBlocks(BULLMQ);
+    const [example, command] = (await readmeBlocks(join(root, "README.md"), BULLMQ, 2)) as [string, string];
     let redis: RedisServer | undefined;
     let store: { close(): Promise<void> } | undefined;
     try {
