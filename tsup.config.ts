@@ -11,6 +11,8 @@ export default defineConfig({
     "parse/index": "src/parse/index.ts",
     // OpenTelemetry: its own entry, so that only it imports @opentelemetry/api (an optional peer).
     "otel/index": "src/otel/index.ts",
+    "outbox/index": "src/outbox/index.ts",
+    "bullmq/index": "src/bullmq/index.ts",
     // The launcher; src/cli.ts (main) is bundled into it.
     cli: "bin/missive.ts",
   },

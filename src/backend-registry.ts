@@ -14,8 +14,8 @@ export type BackendClassLike = new (options?: any) => object;
 
 const registry = new Map<string, BackendClassLike>();
 
-/** The names missive ships with; `backends/index.ts` registers their classes, `delivery/index.ts` "failover". */
-export const BUILTIN_BACKENDS = ["smtp", "console", "file", "memory", "dummy", "failover"] as const;
+/** The names missive ships with; `backends/index.ts` registers their classes, `delivery/index.ts` "failover", `outbox/backend.ts` "outbox". */
+export const BUILTIN_BACKENDS = ["smtp", "console", "file", "memory", "dummy", "failover", "outbox"] as const;
 export type BuiltinBackendName = (typeof BUILTIN_BACKENDS)[number];
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;

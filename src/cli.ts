@@ -5,6 +5,7 @@
  *   missive check [EMAIL_URL]
  *   missive dkim keygen | record | sign ...   (src/cli/dkim.ts)
  *   missive dev | missive preview DIR   (the mail catcher, in src/preview/cli.ts)
+ *   missive outbox list | show | release | retry | purge, missive worker   (src/cli/outbox.ts)
  *
  * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
@@ -32,6 +33,7 @@ import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-option
 import { LOG_CLI_HELP, LOG_CLI_OPTIONS, loggerFromArgs } from "./cli/log-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
+import { outboxCommand, workerCommand } from "./cli/outbox.js";
 
 const USAGE = 2;
 const FAILED = 1;
@@ -46,7 +48,9 @@ Usage:
   missive dkim keygen --domain DOMAIN --selector SELECTOR [--type rsa|ed25519]
   missive dkim record | sign ...        (missive dkim --help)
   missive dev [options]          a local mail catcher: SMTP server + web UI
-  missive preview DIR [options]  the web UI over a directory of .eml files
+  missive preview DIR [options]  the web UI over a directory of .eml files (an outbox spool too)
+  missive outbox list | show ID | release ID | retry ID | purge --dead   the outbox (--store URL)
+  missive worker --store URL [--url EMAIL_URL] [--concurrency N]  deliver the outbox's mail
   missive --help | --version
   missive <command> --help
 
@@ -132,6 +136,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await dev(rest);
       case "preview":
         return await preview(rest);
+      case "outbox":
+        return await outboxCommand(rest);
+      case "worker":
+        return await workerCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}" (try: missive --help)`);
     }

@@ -102,6 +102,8 @@ export type {
 export type { DeliveryContext } from "./observe/delivery.js";
 export { LOG_LEVELS } from "./observe/log.js";
 export type { Logger, LogLevel, LogRecipients, RecipientsField } from "./observe/log.js";
+export { OutboxError } from "./errors.js";
+export type { OutboxProblem } from "./errors.js";
 export { systemClock } from "./observe/clock.js";
 export type { Clock, TimerHandle } from "./observe/clock.js";
 export { classify, classification, CLASSIFICATION_RULES } from "./errors/classify.js";

@@ -12,6 +12,7 @@ import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSe
 import { resolveRateLimit } from "./delivery/rate-limit.js";
 import { resetDeliveryState } from "./delivery/state.js";
 import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "./observe/log.js";
+import { resolveOutboxSettings, type OutboxSettings, type ResolvedOutboxSettings } from "./outbox/config.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -104,6 +105,8 @@ export interface Settings {
   readonly logger: Logger | undefined;
   /** How recipients appear in log records and event payloads: "count" (default), "domain", "hash" or "full". */
   readonly logRecipients: LogRecipients;
+  /** The outbox (`backend: "outbox"`): its store, and what `missive worker` delivers with. */
+  readonly outbox: ResolvedOutboxSettings | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -116,6 +119,8 @@ export type SettingsInput = {
         ? DkimSetting | undefined
       : K extends "failover"
         ? FailoverSettings | undefined
+      : K extends "outbox"
+        ? OutboxSettings | undefined
         : Settings[K] | undefined;
 };
 
@@ -147,6 +152,7 @@ export const DEFAULT_SETTINGS: Settings = finish({
   route: undefined,
   logger: undefined,
   logRecipients: "count",
+  outbox: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -266,6 +272,25 @@ function checkRoutes(s: Record<string, unknown>, source: Source): void {
   if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
     throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
   }
+  checkOutbox(s, backends, source);
+}
+
+/** `backend: "outbox"` needs the outbox's store; `outbox.deliver` names something that delivers (never an outbox). */
+function checkOutbox(s: Record<string, unknown>, backends: Readonly<Record<string, NamedBackendConfig>>, source: Source): void {
+  const outbox = s["outbox"] as ResolvedOutboxSettings | undefined;
+  if (source === "configure" && s["backend"] === "outbox" && outbox === undefined) {
+    throw new ConfigurationError("outbox", 'backend "outbox" needs its store: configure({ outbox: { store: "file:///var/spool/missive", deliver: "failover" } })');
+  }
+  const deliver = outbox?.deliver;
+  if (deliver === undefined) return;
+  const named = Object.hasOwn(backends, deliver) ? backends[deliver] : undefined;
+  if (named?.backend === "outbox") throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", an outbox connection: the worker would enqueue every message again`);
+  if (named === undefined && !isBackendName(deliver)) {
+    throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", which is neither a named connection (${Object.keys(backends).join(", ") || "none"}) nor a backend (${backendNames().join(", ")})`);
+  }
+  if (deliver === "failover" && named === undefined && s["failover"] === undefined) {
+    throw new ConfigurationError("outbox.deliver", 'outbox.deliver is "failover", which needs its routes: configure({ failover: { routes: [...] } })');
+  }
 }
 
 /** `__proto__`, `constructor` and `prototype` never name a setting or an option. */
@@ -338,6 +363,8 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
       return logger(key, value);
     case "logRecipients":
       return logRecipients(key, value);
+    case "outbox":
+      return resolveOutboxSettings(value, { path: "outbox", settings: true });
   }
 }
 

@@ -152,6 +152,8 @@ export abstract class BaseEmailBackend implements EmailBackend {
       return await reportEach(this, messages, options, { skipWithoutRecipients: true }, async (message, recipients) => {
         const messageId = (await freeze(message)).messageId;
         const at = systemClock.now();
+        // Nothing says when inside sendMessages the message leaves: the whole call is its final-dot phase.
+        await options.beforeFinalDot?.(message);
         const sent = await this.sendMessages([message]);
         if (sent === 1) return acceptedReport(message, messageId, recipients, at);
         return failedReport(message, messageId, new BackendError("The backend's sendMessages() reported the message as not sent (failSilently hides why)"), recipients, at);

@@ -16,6 +16,7 @@ import { noteConnection, type DeliveryContext, type DeliveryObservation, type De
 import { BaseEmailBackend, observationOf, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
+import { endingAfter, finalDotHook } from "./final-dot.js";
 import { MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
@@ -566,7 +567,7 @@ export class SmtpBackend extends BaseEmailBackend {
         }
         if (head.sending === undefined && head.failure === undefined) {
           if (batch.stop.signal.aborted) break;
-          this.#start(head, client);
+          this.#start(head, client, batch.options);
         }
         refill();
         const outcome = await this.#sent(head, batch);
@@ -576,7 +577,7 @@ export class SmtpBackend extends BaseEmailBackend {
         if (batch.stop.signal.aborted || client.state !== "ready") break;
         const following = window[0];
         if (following?.ready === true && following.failure === undefined) {
-          this.#start(following, client);
+          this.#start(following, client, batch.options);
           // Render more once its end of data is out (with the commands pipelined behind it):
           // then the CPU work overlaps the server reading the message, not a short reply due.
           await client[DATA_WRITTEN]();
@@ -625,16 +626,22 @@ export class SmtpBackend extends BaseEmailBackend {
     }
   }
 
-  /** The message's body as the client reads it: the bytes of the render made for this connection. */
-  #body(slot: Slot): MessageBody {
-    return renderedChunks(slot.prepared!.rendered);
+  /**
+   * The message's body as the client reads it: the bytes of the render made for this
+   * connection. With `beforeFinalDot` the body ends only once the hook resolved: the client
+   * writes the final dot (or BDAT LAST) after the body ends (src/backends/final-dot.ts).
+   */
+  #body(slot: Slot, options: SendOptions): MessageBody {
+    const chunks = renderedChunks(slot.prepared!.rendered);
+    const hook = finalDotHook(options, slot.message);
+    return hook === undefined ? chunks : endingAfter(chunks, hook);
   }
 
   /**
    * Starts a rendered message on the lane's connection (its commands may be out already,
    * pipelined). One cut while it waited its turn (the caller's signal) never starts.
    */
-  #start(slot: Slot, client: SmtpClient): void {
+  #start(slot: Slot, client: SmtpClient, options: SendOptions): void {
     const announcement = slot.announcement;
     slot.announcement = undefined;
     if (slot.cut.cut) {
@@ -645,7 +652,7 @@ export class SmtpBackend extends BaseEmailBackend {
     }
     slot.cut.resume();
     slot.cut.onWire(() => client.destroy());
-    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot));
+    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot, options));
     slot.sending.catch(() => undefined);
   }
 

@@ -167,6 +167,7 @@ export class FailoverBackend extends BaseEmailBackend {
       clock: this.#clock,
       random: this.#random,
       observers,
+      beforeFinalDot: options.beforeFinalDot,
       prepare: async (route) => {
         let opening = opened.get(route);
         if (opening === undefined) {

@@ -150,6 +150,39 @@ describe("package exports", () => {
     expect(JSON.parse(stdout)).toEqual(["function", "function", "function"]);
   });
 
+  it("loads missive/outbox and missive/bullmq, as ESM and as CJS; the built command knows the outbox", async () => {
+    const probeOutbox = `
+      const spool = mkdtempSync(join(tmpdir(), "missive-exports-outbox-"));
+      const outbox = new Outbox({ store: "file://" + spool });
+      const { id } = await outbox.enqueue(new EmailMessage({ subject: "queued", body: "x", from: "a@example.org", to: ["b@example.org"] }));
+      const status = await outbox.status(id);
+      rmSync(spool, { recursive: true, force: true });
+      console.log(JSON.stringify({ state: status.state, store: typeof BullMQStore, brand: new OutboxError("state", "x") instanceof MissiveError }));
+    `;
+    const esm = join(dir, "outbox.mjs");
+    await writeFile(esm, `import { Outbox, OutboxError } from "missive/outbox";
+import { BullMQStore } from "missive/bullmq";
+import { EmailMessage, MissiveError } from "missive";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+${probeOutbox}`);
+    const cjs = join(dir, "outbox.cjs");
+    await writeFile(cjs, `const { Outbox, OutboxError } = require("missive/outbox");
+const { BullMQStore } = require("missive/bullmq");
+const { EmailMessage, MissiveError } = require("missive");
+const { mkdtempSync, rmSync } = require("node:fs");
+const { tmpdir } = require("node:os");
+const { join } = require("node:path");
+(async () => { ${probeOutbox} })();`);
+    for (const file of [esm, cjs]) {
+      const { stdout } = await run(process.execPath, [file], { cwd: root });
+      expect(JSON.parse(stdout), file).toEqual({ state: "queued", store: "function", brand: true });
+    }
+    const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "outbox", "--help"], { cwd: root });
+    expect(stdout).toMatch(/release ID/);
+  });
+
   it("runs the built missive command", async () => {
     const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "--version"], { cwd: root });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
