@@ -1,5 +1,5 @@
 /**
- * Choosing a Content-Transfer-Encoding for a leaf part (RFC 2045 §6, DESIGN.md):
+ * Choosing a Content-Transfer-Encoding for a leaf part (RFC 2045 §6):
  * 7bit for short-lined ASCII, quoted-printable for mostly-ASCII text, base64 for binary
  * and mostly-non-ASCII text, 8bit only when the policy allows it. Every choice is
  * lossless: the bytes a reader decodes are the bytes we were given.
