@@ -2,9 +2,9 @@
  * The package as published, built once per change of its sources: `npm run build`, then
  * `npm pack`. Several test files need it (test/package/*, test/readme-samples.test.ts) and
  * the build takes minutes, so the first caller builds while the others wait on a lock, and
- * a later run reuses the result while a hash of everything that goes into the build
- * (src/, bin/, package.json, tsup.config.ts, tsconfig.json) is unchanged. The tarball and
- * the `npm pack` report are kept in node_modules/.cache/missive-package/.
+ * a later run reuses dist/ while a hash of everything that goes into the build (src/, bin/,
+ * package.json, tsup.config.ts, tsconfig.json) is unchanged. The stamp and the tarballs are
+ * kept in node_modules/.cache/missive-package/.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -85,29 +85,37 @@ async function withLock<T>(work: () => Promise<T>, timeoutMs: number): Promise<T
 
 let built: Promise<BuiltPackage> | undefined;
 
-/** The built and packed package for the current sources (dist/ is rebuilt when they changed). */
+/**
+ * The built and packed package for the current sources. dist/ is rebuilt when the build's
+ * inputs changed; the tarball is made afresh by each test process (a few seconds), into a
+ * folder of its own, so that README.md and LICENSE in it are always the current ones and no
+ * process reads a tarball another is writing.
+ */
 export function builtPackage(): Promise<BuiltPackage> {
   built ??= withLock(async () => {
     const hash = await inputHash();
     const stampFile = join(CACHE, "stamp.json");
-    const stamp = JSON.parse(await readFile(stampFile, "utf8").catch(() => "{}")) as { hash?: string; dist?: number; pack?: BuiltPackage };
+    const stamp = JSON.parse(await readFile(stampFile, "utf8").catch(() => "{}")) as { hash?: string; dist?: number };
     // dist/ as this helper left it (a build by hand since then may have had other sources).
     const distTime = () => stat(join(ROOT, "dist/index.js")).then((s) => s.mtimeMs, () => undefined);
-    if (stamp.hash === hash && stamp.pack !== undefined && stamp.dist === (await distTime()) && (await stat(stamp.pack.tarball).then(() => true, () => false))) {
-      return stamp.pack;
+    if (stamp.hash !== hash || stamp.dist !== (await distTime())) {
+      await rm(stampFile, { force: true });
+      await run("npm", ["run", "build"], { cwd: ROOT, timeout: 400_000 });
+      await writeFile(stampFile, JSON.stringify({ hash, dist: await distTime() }));
     }
-    await rm(stampFile, { force: true });
-    await run("npm", ["run", "build"], { cwd: ROOT, timeout: 400_000 });
-    const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", CACHE], { cwd: ROOT, timeout: 60_000 });
+    const packs = join(CACHE, "packs");
+    await mkdir(packs, { recursive: true });
+    for (const old of await readdir(packs)) if (!alive(Number(old))) await rm(join(packs, old), { recursive: true, force: true });
+    const destination = join(packs, String(process.pid));
+    await mkdir(destination, { recursive: true });
+    const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", destination], { cwd: ROOT, timeout: 60_000 });
     const [report] = JSON.parse(stdout) as [{ filename: string; size: number; unpackedSize: number; files: PackedFile[] }];
-    const pack: BuiltPackage = {
-      tarball: join(CACHE, report.filename),
+    return {
+      tarball: join(destination, report.filename),
       size: report.size,
       unpackedSize: report.unpackedSize,
       files: report.files.map(({ path, size }) => ({ path, size })),
     };
-    await writeFile(stampFile, JSON.stringify({ hash, dist: await distTime(), pack }));
-    return pack;
   }, 450_000);
   return built;
 }
