@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
+import { processWide } from "./process-state.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
@@ -157,18 +158,24 @@ export const DEFAULT_SETTINGS: Settings = finish({
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
 
-let configured: SettingsInput = Object.create(null);
-let fromEnvironment: SettingsInput | undefined;
-let current: Settings | undefined;
+/**
+ * What configure() was given, what the environment said, and their merge: one per process,
+ * shared by the ESM and CJS builds (see process-state.ts).
+ */
+const state = processWide("settings.v1", () => ({
+  configured: Object.create(null) as SettingsInput,
+  fromEnvironment: undefined as SettingsInput | undefined,
+  current: undefined as Settings | undefined,
+}));
 
 /** The current settings: a frozen copy whose secrets do not show in `util.inspect` or JSON. */
 export function getSettings(): Settings {
-  if (current === undefined) {
-    fromEnvironment ??= settingsFromEnvironment(process.env);
-    current = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), configured, "configure");
-    pushMessageDefaults(current);
+  if (state.current === undefined) {
+    state.fromEnvironment ??= settingsFromEnvironment(process.env);
+    state.current = merge(merge(DEFAULT_SETTINGS, state.fromEnvironment, "env"), state.configured, "configure");
+    pushMessageDefaults(state.current);
   }
-  return current;
+  return state.current;
 }
 
 /**
@@ -180,17 +187,17 @@ export function configure(changes: SettingsInput): Settings {
   if (typeof changes !== "object" || changes === null || Array.isArray(changes)) {
     throw new ConfigurationError("configure", "configure() takes an object of settings, e.g. configure({ host: \"smtp.example.com\" })");
   }
-  fromEnvironment ??= settingsFromEnvironment(process.env);
-  const nextConfigured: Record<string, unknown> = Object.assign(Object.create(null), configured);
+  state.fromEnvironment ??= settingsFromEnvironment(process.env);
+  const nextConfigured: Record<string, unknown> = Object.assign(Object.create(null), state.configured);
   for (const key of Object.keys(changes)) {
     refuseForbidden(key, key);
     const value = own(changes, key);
     if (value === undefined) delete nextConfigured[key];
     else nextConfigured[key] = value;
   }
-  const next = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), nextConfigured as SettingsInput, "configure");
-  configured = nextConfigured as SettingsInput;
-  current = next;
+  const next = merge(merge(DEFAULT_SETTINGS, state.fromEnvironment, "env"), nextConfigured as SettingsInput, "configure");
+  state.configured = nextConfigured as SettingsInput;
+  state.current = next;
   pushMessageDefaults(next);
   return next;
 }
@@ -198,21 +205,21 @@ export function configure(changes: SettingsInput): Settings {
 /** Whether a setting was given through `configure()` or the environment (rather than defaulted). */
 export function isSettingExplicit(key: keyof Settings): boolean {
   getSettings();
-  return configured[key] !== undefined || fromEnvironment?.[key] !== undefined;
+  return state.configured[key] !== undefined || state.fromEnvironment?.[key] !== undefined;
 }
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
   resetDeliveryState();
-  configured = Object.create(null);
-  fromEnvironment = undefined;
-  current = undefined;
+  state.configured = Object.create(null);
+  state.fromEnvironment = undefined;
+  state.current = undefined;
   try {
     getSettings();
   } catch {
     // An invalid environment is reported by the next getSettings() call, not here.
-    fromEnvironment = undefined;
-    current = undefined;
+    state.fromEnvironment = undefined;
+    state.current = undefined;
     pushMessageDefaults(DEFAULT_SETTINGS);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The published shape: build with tsup, then load every entry of the exports map from ESM
  * and from CJS (through the package's self-reference, as a user would), and run the built
- * `missive` command. Both module formats must share one outbox per format.
+ * `missive` command. The build is shared with the other package tests (helpers/package-build.ts).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -9,16 +9,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { builtPackage } from "../helpers/package-build.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
 let dir: string;
 
 beforeAll(async () => {
-  await run("npm", ["run", "build"], { cwd: root, timeout: 240_000 });
+  await builtPackage();
   // Probe scripts live inside the package so that `missive` resolves to it by self-reference.
   dir = await mkdtemp(join(root, ".tmp-exports-"));
-}, 300_000);
+}, 500_000);
 
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -181,6 +182,59 @@ const { join } = require("node:path");
     }
     const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "outbox", "--help"], { cwd: root });
     expect(stdout).toMatch(/release ID/);
+  });
+
+  it("shares process-wide state between the ESM and the CJS build loaded in one process", async () => {
+    const file = join(dir, "shared.mjs");
+    await writeFile(file, `
+      import { createRequire } from "node:module";
+      import { generateKeyPairSync } from "node:crypto";
+      import { configure, getSettings, getConnection } from "missive";
+      import { registerBackend, BaseEmailBackend } from "missive/backends";
+      import { outbox, setupTestMail } from "missive/testing";
+      import { DkimSigner } from "missive/dkim";
+      const require = createRequire(import.meta.url);
+      const cjs = require("missive");
+      const cjsTesting = require("missive/testing");
+      const cjsBackends = require("missive/backends");
+      const esmBackends = await import("missive/backends");
+      const seen = {};
+      configure({ defaultFrom: "app@example.com", host: "smtp.example.net" });
+      seen.cjsSettings = [cjs.getSettings().defaultFrom, cjs.getSettings().host];
+      seen.cjsMessageFrom = new cjs.EmailMessage({ subject: "s", body: "b", to: ["x@example.org"] }).from;
+      cjs.configure({ subjectPrefix: "[cjs] " });
+      seen.esmPrefix = getSettings().subjectPrefix;
+      // Test routing on in ESM: a CJS sendMail goes to the one outbox instead of smtp.example.net.
+      const restore = setupTestMail();
+      seen.cjsSent = await cjs.sendMail({ subject: "from cjs", message: "b", to: ["x@example.org"] });
+      seen.outbox = [outbox === cjsTesting.outbox, outbox.length, outbox[0]?.subject, outbox[0]?.from];
+      restore();
+      seen.routingAfterRestore = cjsTesting.isMemoryRoutingActive();
+      // A backend registered in one build is a name in the other; built-ins stay each build's own.
+      class Recording extends BaseEmailBackend { async sendMessages(m) { return m.length; } }
+      registerBackend("recording", Recording);
+      seen.cjsRegistered = [cjsBackends.lookupBackend("recording") === Recording, cjs.getConnection("recording") instanceof Recording];
+      seen.builtins = [cjs.getConnection("smtp") instanceof cjsBackends.SmtpBackend, getConnection("smtp") instanceof esmBackends.SmtpBackend];
+      // A DKIM signer made by the ESM build (as configure() makes them) signs in the CJS build.
+      configure({ dkim: { domain: "example.com", selector: "s1", privateKey: generateKeyPairSync("ed25519").privateKey } });
+      const [signer] = cjs.getSettings().dkim;
+      seen.signer = [signer instanceof require("missive/dkim").DkimSigner, signer instanceof DkimSigner];
+      const signed = await require("missive/dkim").signMessage("From: a@example.com\\r\\n\\r\\nbody\\r\\n", signer);
+      seen.signed = signed.toString("latin1").startsWith("DKIM-Signature: v=1; a=ed25519-sha256;");
+      console.log(JSON.stringify(seen));`);
+    const { stdout } = await run(process.execPath, [file], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual({
+      cjsSettings: ["app@example.com", "smtp.example.net"],
+      cjsMessageFrom: "app@example.com",
+      esmPrefix: "[cjs] ",
+      cjsSent: 1,
+      outbox: [true, 1, "from cjs", "app@example.com"],
+      routingAfterRestore: false,
+      cjsRegistered: [true, true],
+      builtins: [true, true],
+      signer: [true, true],
+      signed: true,
+    });
   });
 
   it("runs the built missive command", async () => {
