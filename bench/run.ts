@@ -2,7 +2,8 @@
  * Runs the benchmarks, then prints each ratio next to its target (bench/env.ts).
  * Benchmarks print figures and never fail on them. `npm run bench` runs them all on a
  * bundle of the sources (bench/bundle.mjs); `npm run bench -- smtp encoding` only the
- * ones named.
+ * ones named. The observability cost (bench/observe.ts) is not bundled: it loads missive
+ * from two checkouts in processes of its own, so it runs on its own (`npm run bench:observe`).
  */
 import * as dkim from "./dkim.js";
 import * as encoding from "./encoding.js";

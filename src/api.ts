@@ -17,6 +17,7 @@ import { isDeliveryError } from "./backends/output.js";
 import { envelopeRecipients, failedReport, reportsOf, type DeliveryReport } from "./backends/report.js";
 import { backendNames, lookupBackend } from "./backends/registry.js";
 import "./delivery/index.js";
+import "./outbox/backend.js";
 import { FailoverBackend, type FailoverSendOptions } from "./delivery/failover.js";
 import { isNamedConnection, namedConnection } from "./delivery/named.js";
 import { ObserverSet, observerProblem, type DeliveryObserver } from "./delivery/observer.js";

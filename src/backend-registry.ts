@@ -1,9 +1,10 @@
 import { InvalidArgumentError } from "./errors.js";
+import { processWide } from "./process-state.js";
 
 /**
  * Backend names and their classes, on the ground floor: `settings.ts` checks a backend name
  * at `configure()` time without importing any backend, and `backends/` registers the
- * built-ins. Only this module's own import is `errors.ts`; the precise class type
+ * built-ins. Its only imports are `errors.ts` and `process-state.ts`; the precise class type
  * (`BackendClass`, whose instances are `EmailBackend`s) lives in `backends/base.ts`, and
  * `backends/registry.ts` is the typed face of this table.
  */
@@ -12,10 +13,18 @@ import { InvalidArgumentError } from "./errors.js";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BackendClassLike = new (options?: any) => object;
 
-const registry = new Map<string, BackendClassLike>();
+/**
+ * Names registered by users are one table per process, shared by the ESM and CJS builds (see
+ * process-state.ts), so that `registerBackend("sendgrid", …)` in one is found by
+ * `configure({ backend: "sendgrid" })` in the other. The built-in classes stay per copy:
+ * each build's `getConnection("smtp")` gives its own `SmtpBackend`, which its own
+ * `instanceof` recognises. A user's registration of a built-in name wins over the built-in.
+ */
+const registry = processWide("backend-registry.v1", () => new Map<string, BackendClassLike>());
+const builtins = new Map<string, BackendClassLike>();
 
-/** The names missive ships with; `backends/index.ts` registers their classes, `delivery/index.ts` "failover". */
-export const BUILTIN_BACKENDS = ["smtp", "console", "file", "memory", "dummy", "failover"] as const;
+/** The names missive ships with; `backends/index.ts` registers their classes, `delivery/index.ts` "failover", `outbox/backend.ts` "outbox". */
+export const BUILTIN_BACKENDS = ["smtp", "console", "file", "memory", "dummy", "failover", "outbox"] as const;
 export type BuiltinBackendName = (typeof BUILTIN_BACKENDS)[number];
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -37,6 +46,11 @@ export function registerBackendClass(name: string, backendClass: BackendClassLik
   registry.set(name, backendClass);
 }
 
+/** Registers a built-in backend of this copy of missive (`backends/index.ts`, `delivery/index.ts`). */
+export function registerBuiltinBackendClass(name: BuiltinBackendName, backendClass: BackendClassLike): void {
+  builtins.set(name, backendClass);
+}
+
 /** Removes a registered name (for tests); built-in names cannot be removed. */
 export function unregisterBackendClass(name: string): boolean {
   if ((BUILTIN_BACKENDS as readonly string[]).includes(name)) {
@@ -46,13 +60,13 @@ export function unregisterBackendClass(name: string): boolean {
 }
 
 export function lookupBackendClass(name: string): BackendClassLike | undefined {
-  return registry.get(name);
+  return registry.get(name) ?? builtins.get(name);
 }
 
 export function isBackendName(name: string): boolean {
-  return registry.has(name) || (BUILTIN_BACKENDS as readonly string[]).includes(name);
+  return registry.has(name) || builtins.has(name) || (BUILTIN_BACKENDS as readonly string[]).includes(name);
 }
 
 export function backendNames(): string[] {
-  return [...new Set<string>([...BUILTIN_BACKENDS, ...registry.keys()])];
+  return [...new Set<string>([...BUILTIN_BACKENDS, ...builtins.keys(), ...registry.keys()])];
 }

@@ -5,6 +5,7 @@
  *   missive check [EMAIL_URL]
  *   missive dkim keygen | record | sign ...   (src/cli/dkim.ts)
  *   missive dev | missive preview DIR   (the mail catcher, in src/preview/cli.ts)
+ *   missive outbox list | show | release | retry | purge, missive worker   (src/cli/outbox.ts)
  *
  * `main` runs it; bin/missive.ts is the launcher (importing this module does nothing).
  *
@@ -29,8 +30,10 @@ import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
 import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
 import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
+import { LOG_CLI_HELP, LOG_CLI_OPTIONS, loggerFromArgs } from "./cli/log-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
+import { outboxCommand, workerCommand } from "./cli/outbox.js";
 
 const USAGE = 2;
 const FAILED = 1;
@@ -45,7 +48,9 @@ Usage:
   missive dkim keygen --domain DOMAIN --selector SELECTOR [--type rsa|ed25519]
   missive dkim record | sign ...        (missive dkim --help)
   missive dev [options]          a local mail catcher: SMTP server + web UI
-  missive preview DIR [options]  the web UI over a directory of .eml files
+  missive preview DIR [options]  the web UI over a directory of .eml files (an outbox spool too)
+  missive outbox list | show ID | release ID | retry ID | purge --dead   the outbox (--store URL)
+  missive worker --store URL [--url EMAIL_URL] [--concurrency N]  deliver the outbox's mail
   missive --help | --version
   missive <command> --help
 
@@ -79,6 +84,7 @@ Options:
   -h, --help         this help
 ${LIST_CLI_HELP}
 ${DKIM_CLI_HELP}
+${LOG_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted, refused or deferred with
 the server's reply; over routes or retries, the status, the route that delivered and
@@ -97,7 +103,8 @@ Options:
   --timeout SECONDS  deadline for each step (default 30)
   --ca FILE          trust this CA certificate (PEM) in addition to the system's
   --transcript       show the SMTP dialogue (AUTH data redacted)
-  -h, --help         this help`;
+  -h, --help         this help
+${LOG_CLI_HELP}`;
 
 type Out = (line: string) => void;
 const out: Out = (line) => process.stdout.write(`${line}\n`);
@@ -129,6 +136,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await dev(rest);
       case "preview":
         return await preview(rest);
+      case "outbox":
+        return await outboxCommand(rest);
+      case "worker":
+        return await workerCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}" (try: missive --help)`);
     }
@@ -202,6 +213,7 @@ const SEND_OPTIONS = {
   help: { type: "boolean", short: "h" },
   ...LIST_CLI_OPTIONS,
   ...DKIM_CLI_OPTIONS,
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -217,6 +229,7 @@ async function send(args: readonly string[]): Promise<number> {
   if (v.subject === undefined) throw new UsageError("send needs --subject");
   if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
   if (v.backend !== undefined && (v.url?.length ?? 0) > 0) throw new UsageError("give --backend or --url, not both");
+  useLogger(v);
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
@@ -315,6 +328,12 @@ async function readable(path: string, option: string): Promise<void> {
   if (!isFile) throw new UsageError(`${option} ${path}: not a regular file`);
 }
 
+/** --log-level / --log-format: every backend made from here on logs to stderr. */
+function useLogger(values: Parameters<typeof loggerFromArgs>[0]): void {
+  const logger = loggerFromArgs(values, (message) => new UsageError(message));
+  if (logger !== undefined) configure({ logger });
+}
+
 // --- check -------------------------------------------------------------------------------
 
 const CHECK_OPTIONS = {
@@ -323,6 +342,7 @@ const CHECK_OPTIONS = {
   ca: { type: "string" },
   transcript: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function check(args: readonly string[]): Promise<number> {
@@ -333,6 +353,7 @@ async function check(args: readonly string[]): Promise<number> {
   }
   if (positionals.length > 1 || (positionals.length === 1 && v.url !== undefined)) throw new UsageError("check takes one EMAIL_URL");
   const url = positionals[0] ?? v.url;
+  useLogger(v);
   let timeout = 30_000;
   if (v.timeout !== undefined) {
     const n = Number(v.timeout);

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   ECATCHER_TIMEOUT: "The mail catcher's waitFor() saw no matching message before its timeout.",
   ERATE_LIMITED: "A backend's rate limit (`rateLimit`) had no token within `maxWait`; nothing was sent, another route may take it.",
   ECIRCUIT_OPEN: "Every route's circuit was open after repeated route failures; nothing was sent (it closes again after its cooldown).",
+  EOUTBOX: "The outbox could not do what was asked: the store is not usable (a spool that is not writable, Redis unreachable), a stored message is unreadable or from a newer format, or the message is not in a state that allows it; `reason` says which.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -396,6 +397,29 @@ export class CircuitOpenError extends MissiveError {
       retryAfter === undefined ? {} : { retryAfter },
     );
     this.routes = Object.freeze([...routes]);
+  }
+}
+
+/** Why an OutboxError was thrown. */
+export type OutboxProblem = "unusable" | "corrupt" | "version" | "not-found" | "state" | "too-large" | "lease-lost";
+
+/**
+ * The outbox (missive/outbox, missive/bullmq) could not do what was asked. `reason`:
+ * "unusable" (the spool or Redis cannot be used), "corrupt" (a stored message could not be
+ * read: it is quarantined), "version" (written by a newer missive: left alone),
+ * "not-found" (no such id), "state" (release/retry of a message not in a state that
+ * allows it), "too-large" (over the store's size limit), "lease-lost" (another worker
+ * took the message back; this one must not send it).
+ */
+export class OutboxError extends MissiveError {
+  static override kindName = "OutboxError";
+  readonly reason: OutboxProblem;
+  /** The message's outbox id, when the problem is about one. */
+  readonly id: string | undefined;
+  constructor(reason: OutboxProblem, message: string, options: MissiveErrorOptions & { id?: string | undefined } = {}) {
+    super("EOUTBOX", message, options);
+    this.reason = reason;
+    this.id = options.id;
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
+import { processWide } from "./process-state.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
@@ -11,6 +12,8 @@ import type { EmailMessage } from "./mime/message.js";
 import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
 import { resolveRateLimit } from "./delivery/rate-limit.js";
 import { resetDeliveryState } from "./delivery/state.js";
+import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "./observe/log.js";
+import { resolveOutboxSettings, type OutboxSettings, type ResolvedOutboxSettings } from "./outbox/config.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -96,6 +99,15 @@ export interface Settings {
   readonly failover: ResolvedFailoverSettings | undefined;
   /** Picks a named connection per message for the default connection; undefined: the default backend. */
   readonly route: RouteFunction | undefined;
+  /**
+   * Where every backend's events go (named connections included), unless a backend has its
+   * own `logger`: pino, or any object with its level methods. Undefined: nothing is logged.
+   */
+  readonly logger: Logger | undefined;
+  /** How recipients appear in log records and event payloads: "count" (default), "domain", "hash" or "full". */
+  readonly logRecipients: LogRecipients;
+  /** The outbox (`backend: "outbox"`): its store, and what `missive worker` delivers with. */
+  readonly outbox: ResolvedOutboxSettings | undefined;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -108,6 +120,8 @@ export type SettingsInput = {
         ? DkimSetting | undefined
       : K extends "failover"
         ? FailoverSettings | undefined
+      : K extends "outbox"
+        ? OutboxSettings | undefined
         : Settings[K] | undefined;
 };
 
@@ -137,22 +151,31 @@ export const DEFAULT_SETTINGS: Settings = finish({
   dkim: undefined,
   failover: undefined,
   route: undefined,
+  logger: undefined,
+  logRecipients: "count",
+  outbox: undefined,
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
 
-let configured: SettingsInput = Object.create(null);
-let fromEnvironment: SettingsInput | undefined;
-let current: Settings | undefined;
+/**
+ * What configure() was given, what the environment said, and their merge: one per process,
+ * shared by the ESM and CJS builds (see process-state.ts).
+ */
+const state = processWide("settings.v1", () => ({
+  configured: Object.create(null) as SettingsInput,
+  fromEnvironment: undefined as SettingsInput | undefined,
+  current: undefined as Settings | undefined,
+}));
 
 /** The current settings: a frozen copy whose secrets do not show in `util.inspect` or JSON. */
 export function getSettings(): Settings {
-  if (current === undefined) {
-    fromEnvironment ??= settingsFromEnvironment(process.env);
-    current = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), configured, "configure");
-    pushMessageDefaults(current);
+  if (state.current === undefined) {
+    state.fromEnvironment ??= settingsFromEnvironment(process.env);
+    state.current = merge(merge(DEFAULT_SETTINGS, state.fromEnvironment, "env"), state.configured, "configure");
+    pushMessageDefaults(state.current);
   }
-  return current;
+  return state.current;
 }
 
 /**
@@ -164,17 +187,17 @@ export function configure(changes: SettingsInput): Settings {
   if (typeof changes !== "object" || changes === null || Array.isArray(changes)) {
     throw new ConfigurationError("configure", "configure() takes an object of settings, e.g. configure({ host: \"smtp.example.com\" })");
   }
-  fromEnvironment ??= settingsFromEnvironment(process.env);
-  const nextConfigured: Record<string, unknown> = Object.assign(Object.create(null), configured);
+  state.fromEnvironment ??= settingsFromEnvironment(process.env);
+  const nextConfigured: Record<string, unknown> = Object.assign(Object.create(null), state.configured);
   for (const key of Object.keys(changes)) {
     refuseForbidden(key, key);
     const value = own(changes, key);
     if (value === undefined) delete nextConfigured[key];
     else nextConfigured[key] = value;
   }
-  const next = merge(merge(DEFAULT_SETTINGS, fromEnvironment, "env"), nextConfigured as SettingsInput, "configure");
-  configured = nextConfigured as SettingsInput;
-  current = next;
+  const next = merge(merge(DEFAULT_SETTINGS, state.fromEnvironment, "env"), nextConfigured as SettingsInput, "configure");
+  state.configured = nextConfigured as SettingsInput;
+  state.current = next;
   pushMessageDefaults(next);
   return next;
 }
@@ -182,21 +205,21 @@ export function configure(changes: SettingsInput): Settings {
 /** Whether a setting was given through `configure()` or the environment (rather than defaulted). */
 export function isSettingExplicit(key: keyof Settings): boolean {
   getSettings();
-  return configured[key] !== undefined || fromEnvironment?.[key] !== undefined;
+  return state.configured[key] !== undefined || state.fromEnvironment?.[key] !== undefined;
 }
 
 /** Forgets `configure()` calls and re-reads the environment (for tests). */
 export function resetSettings(): void {
   resetDeliveryState();
-  configured = Object.create(null);
-  fromEnvironment = undefined;
-  current = undefined;
+  state.configured = Object.create(null);
+  state.fromEnvironment = undefined;
+  state.current = undefined;
   try {
     getSettings();
   } catch {
     // An invalid environment is reported by the next getSettings() call, not here.
-    fromEnvironment = undefined;
-    current = undefined;
+    state.fromEnvironment = undefined;
+    state.current = undefined;
     pushMessageDefaults(DEFAULT_SETTINGS);
   }
 }
@@ -255,6 +278,25 @@ function checkRoutes(s: Record<string, unknown>, source: Source): void {
   }
   if (source === "configure" && s["backend"] === "failover" && failover === undefined && !Object.hasOwn(backends, "default")) {
     throw new ConfigurationError("failover", 'backend "failover" needs its routes: configure({ failover: { routes: ["primary", "secondary"] } })');
+  }
+  checkOutbox(s, backends, source);
+}
+
+/** `backend: "outbox"` needs the outbox's store; `outbox.deliver` names something that delivers (never an outbox). */
+function checkOutbox(s: Record<string, unknown>, backends: Readonly<Record<string, NamedBackendConfig>>, source: Source): void {
+  const outbox = s["outbox"] as ResolvedOutboxSettings | undefined;
+  if (source === "configure" && s["backend"] === "outbox" && outbox === undefined) {
+    throw new ConfigurationError("outbox", 'backend "outbox" needs its store: configure({ outbox: { store: "file:///var/spool/missive", deliver: "failover" } })');
+  }
+  const deliver = outbox?.deliver;
+  if (deliver === undefined) return;
+  const named = Object.hasOwn(backends, deliver) ? backends[deliver] : undefined;
+  if (named?.backend === "outbox") throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", an outbox connection: the worker would enqueue every message again`);
+  if (named === undefined && !isBackendName(deliver)) {
+    throw new ConfigurationError("outbox.deliver", `outbox.deliver names "${deliver}", which is neither a named connection (${Object.keys(backends).join(", ") || "none"}) nor a backend (${backendNames().join(", ")})`);
+  }
+  if (deliver === "failover" && named === undefined && s["failover"] === undefined) {
+    throw new ConfigurationError("outbox.deliver", 'outbox.deliver is "failover", which needs its routes: configure({ failover: { routes: [...] } })');
   }
 }
 
@@ -324,7 +366,25 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
     case "route":
       if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
       return value;
+    case "logger":
+      return logger(key, value);
+    case "logRecipients":
+      return logRecipients(key, value);
+    case "outbox":
+      return resolveOutboxSettings(value, { path: "outbox", settings: true });
   }
+}
+
+function logger(setting: string, value: unknown): Logger {
+  const problem = loggerProblem(value);
+  if (problem !== undefined) throw new ConfigurationError(setting, `${setting} ${problem}`);
+  return value as Logger;
+}
+
+function logRecipients(setting: string, value: unknown): LogRecipients {
+  const problem = logRecipientsProblem(value);
+  if (problem !== undefined) throw new ConfigurationError(setting, `${setting} ${problem}`);
+  return value as LogRecipients;
 }
 
 /** The longest delay Node's timers take; `timeout` (ms) must fit. */
@@ -400,11 +460,14 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     }
     // Any backend's `dkim`, made ready signers now (a bad key fails at configure()).
     if (own(config, "dkim") !== undefined) (config as Record<string, unknown>)["dkim"] = dkimSetting(own(config, "dkim"), `${setting}.dkim`);
+    // Any backend's `logger` and `logRecipients` (BaseEmailBackend takes them), checked now.
+    if (own(config, "logger") !== undefined) logger(`${setting}.logger`, own(config, "logger"));
+    if (own(config, "logRecipients") !== undefined) logRecipients(`${setting}.logRecipients`, own(config, "logRecipients"));
     // `rateLimit` is the delivery layer's, on any backend: checked here, never passed to the backend.
     if (own(config, "rateLimit") !== undefined) resolveRateLimit(own(config, "rateLimit"), { path: `${setting}.rateLimit`, settings: true });
     // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
     const options: Record<string, unknown> = Object.create(null);
-    for (const key of Object.keys(config)) if (key !== "backend" && key !== "rateLimit" && key !== "dkim") options[key] = own(config, key);
+    for (const key of Object.keys(config)) if (!["backend", "rateLimit", "dkim", "logger", "logRecipients"].includes(key)) options[key] = own(config, key);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
@@ -698,7 +761,8 @@ function redactedView(value: unknown, depth = 0): unknown {
 function secretKeysView(value: object, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : redactedView(v, depth + 1);
+    // A logger prints as what it is, not as its internals (a pino instance holds streams).
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : k === "logger" && v !== undefined && v !== null ? "[logger]" : redactedView(v, depth + 1);
   }
   return out;
 }

@@ -27,6 +27,7 @@
  * fault injection, its messages parsed by `missive/parse` (see src/preview/catcher.ts).
  */
 import type { EmailMessage } from "./mime/message.js";
+import { processWide } from "./process-state.js";
 
 export { startMailCatcher } from "./preview/catcher.js";
 export type { MailCatcher, MailCatcherOptions, WaitForOptions } from "./preview/catcher.js";
@@ -35,19 +36,24 @@ export type { FaultPhase, FaultSpec } from "./preview/faults.js";
 export type { Envelope, SessionInfo } from "./preview/smtp-session.js";
 export { MailCatcherTimeoutError } from "./errors.js";
 
+/**
+ * The outbox and the routing depth are one per process, shared by the ESM and CJS builds
+ * (see process-state.ts): `setupTestMail()` from an ESM test routes a `sendMail` made by
+ * CJS code to the same outbox.
+ */
+const state = processWide("testing.v1", () => ({ outbox: [] as EmailMessage[], routingDepth: 0 }));
+
 /** Every message sent through the memory backend, in order; the message objects themselves. */
-export const outbox: EmailMessage[] = [];
+export const outbox: EmailMessage[] = state.outbox;
 
 /** Empties `outbox` in place (references to the array stay valid). */
 export function clearOutbox(): void {
   outbox.length = 0;
 }
 
-let routingDepth = 0;
-
 /** True while `useMemoryBackend()`/`setupTestMail()` is in effect. */
 export function isMemoryRoutingActive(): boolean {
-  return routingDepth > 0;
+  return state.routingDepth > 0;
 }
 
 /**
@@ -55,18 +61,18 @@ export function isMemoryRoutingActive(): boolean {
  * function (or `restoreBackend()`) is called. Calls nest.
  */
 export function useMemoryBackend(): () => void {
-  routingDepth++;
+  state.routingDepth++;
   let restored = false;
   return () => {
     if (restored) return;
     restored = true;
-    routingDepth = Math.max(0, routingDepth - 1);
+    state.routingDepth = Math.max(0, state.routingDepth - 1);
   };
 }
 
 /** Undoes every `useMemoryBackend()` still in effect. */
 export function restoreBackend(): void {
-  routingDepth = 0;
+  state.routingDepth = 0;
 }
 
 /** `useMemoryBackend()` plus `clearOutbox()`: the usual `beforeEach`. Returns the restore function. */

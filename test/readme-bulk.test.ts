@@ -6,7 +6,7 @@
  * by the `dkim` setting inside the SMTP backend. Each replaced text must
  * occur exactly once, so an edit to the example that this test does not follow fails here.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,7 @@ import { startAiosmtpd, type AiosmtpdServer } from "./helpers/aiosmtpd.js";
 import { makeTestCerts, type TestCerts } from "./helpers/certs.js";
 import { verifyWithDkimpy } from "./helpers/dkim-oracle.js";
 import { parseOneWithPython } from "./helpers/python-oracle.js";
+import { readmeBlocks, replaceOnce } from "./helpers/readme-blocks.js";
 import { dkimFixtures, recordFor } from "./dkim/helpers.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
@@ -33,23 +34,10 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** The fenced blocks after the marker: the example, then the header block it documents. */
-async function readmeBlocks(): Promise<[string, string]> {
-  const text = await readFile(join(root, "README.md"), "utf8");
-  const at = text.indexOf(MARKER);
-  expect(at, "the README marks its bulk-mail example").toBeGreaterThan(-1);
-  const blocks = [...text.slice(at).matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
-  return [blocks[0]!, blocks[1]!];
-}
-
-function replaceOnce(code: string, from: string, to: string): string {
-  expect(code.split(from).length - 1, `the README example holds ${JSON.stringify(from)} once`).toBe(1);
-  return code.replace(from, () => to);
-}
-
 describe("README: Sending bulk mail", () => {
   it("the example sends a signed one-click message that dkimpy verifies, with the documented fields", async () => {
-    const [example, documented] = await readmeBlocks();
+    // The fenced blocks after the marker: the example, then the header block it documents.
+    const [example, documented] = (await readmeBlocks(join(root, "README.md"), MARKER, 2)) as [string, string];
     let code = example;
     code = replaceOnce(code, 'from "missive"', `from ${JSON.stringify(join(root, "src/index.js"))}`);
     code = replaceOnce(code, 'readFileSync("s2026._domainkey.example.com.pem")', `readFileSync(${JSON.stringify(`${dkimFixtures}keys/test-rsa-2048.pem`)})`);

@@ -3,6 +3,7 @@ import type { EmailMessage } from "../mime/message.js";
 import { systemClock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, reportEach, type BackendOptions } from "./base.js";
 import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
+import { finalDotHook } from "./final-dot.js";
 import { copyInto, prepareForOutput, serialize, writeAndWait } from "./output.js";
 import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
@@ -41,6 +42,8 @@ export class ConsoleBackend extends BaseEmailBackend {
       reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
         const at = systemClock.now();
         const prepared = await prepareForOutput(message, this.#signing);
+        // A stream has no commit point: its final dot is before the first byte.
+        await finalDotHook(options, message)?.();
         await this.writeMessage(prepared.stream(), stream);
         publishSent({ backend: "console", message, messageId: prepared.messageId, recipients: message.recipients() });
         return acceptedReport(message, prepared.messageId, recipients, at);

@@ -3,6 +3,7 @@ import { policies } from "../mime/policy.js";
 import { freeze, render } from "../mime/render.js";
 import { systemClock } from "../observe/clock.js";
 import { BaseEmailBackend, reportEach } from "./base.js";
+import { finalDotHook } from "./final-dot.js";
 import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
 /**
@@ -19,6 +20,7 @@ export class DummyBackend extends BaseEmailBackend {
     return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
       const at = systemClock.now();
       const rendered = await render(await freeze(message), message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
+      await finalDotHook(options, message)?.();
       return acceptedReport(message, rendered.messageId, recipients, at);
     });
   }

@@ -6,8 +6,9 @@ import { BackendError, ConfigurationError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { getSettings, type Settings } from "../settings.js";
 import { systemClock } from "../observe/clock.js";
-import { BaseEmailBackend, publishSent, reportEach, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { BaseEmailBackend, observationOf, publishSent, reportEach, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
+import { finalDotHook } from "./final-dot.js";
 import { isDeliveryError, prepareForOutput } from "./output.js";
 import { acceptedReport, attachReports, failedReport, type SendOptions, type SendReport } from "./report.js";
 
@@ -64,13 +65,18 @@ export class FileBackend extends BaseEmailBackend {
       // The directory is unusable: every message fails with that (each is still checked first).
       const at = systemClock.now();
       const reports = messages.map((m) => failedReport(m, undefined, err as BackendError, m.envelope({ smtputf8: m.needsSmtpUtf8() }).to, at));
-      if (!(this.failSilently || options.stopOnError === false)) throw attachReports(err, reports.slice(0, 1));
+      const carriesOn = this.failSilently || options.stopOnError === false;
+      // Each message given a report was a delivery that failed: observed as such.
+      for (const report of carriesOn ? reports : reports.slice(0, 1)) {
+        await observationOf(this).reported({ recipients: report.attempts[0]?.recipients ?? [], route: options.route, attempt: options.attempt, message: report.message }, report);
+      }
+      if (!carriesOn) throw attachReports(err, reports.slice(0, 1));
       return { sent: 0, reports };
     }
     return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
       const at = systemClock.now();
       const prepared = await prepareForOutput(message, this.#signing);
-      const path = await this.writeFile(prepared.stream());
+      const path = await this.writeFile(prepared.stream(), finalDotHook(options, message));
       this.written.push(path);
       publishSent({ backend: "file", message, messageId: prepared.messageId, recipients: message.recipients(), path });
       return acceptedReport(message, prepared.messageId, recipients, at);
@@ -98,7 +104,8 @@ export class FileBackend extends BaseEmailBackend {
     return new BackendError(`The file backend cannot use ${this.filePath}: ${why}`, { cause: err });
   }
 
-  private async writeFile(source: Readable): Promise<string> {
+  /** Writes the message to a temporary file, then (after `beforeRename`, the final-dot point) renames it into place. */
+  private async writeFile(source: Readable, beforeRename?: () => Promise<void>): Promise<string> {
     const name = `${timestamp(new Date())}-${randomBytes(8).toString("hex")}.eml`;
     const finalPath = join(this.filePath, name);
     const tempPath = join(this.filePath, `.${name}.tmp`);
@@ -130,6 +137,11 @@ export class FileBackend extends BaseEmailBackend {
         if (this.fsync) await handle.sync();
         await handle.close();
         handle = undefined;
+      } catch (err) {
+        throw this.writeError(finalPath, err);
+      }
+      await beforeRename?.();
+      try {
         await rename(tempPath, finalPath);
         complete = true;
         if (this.fsync) await syncDirectory(this.filePath);

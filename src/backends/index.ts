@@ -1,16 +1,16 @@
 /** `missive/backends`: the built-in backends, the base class and the registry. */
+import { registerBuiltinBackendClass } from "../backend-registry.js";
 import { ConsoleBackend } from "./console.js";
 import { DummyBackend } from "./dummy.js";
 import { FileBackend } from "./file.js";
 import { MemoryBackend } from "./memory.js";
-import { registerBackend } from "./registry.js";
 import { SmtpBackend } from "./smtp.js";
 
-registerBackend("smtp", SmtpBackend);
-registerBackend("console", ConsoleBackend);
-registerBackend("file", FileBackend);
-registerBackend("memory", MemoryBackend);
-registerBackend("dummy", DummyBackend);
+registerBuiltinBackendClass("smtp", SmtpBackend);
+registerBuiltinBackendClass("console", ConsoleBackend);
+registerBuiltinBackendClass("file", FileBackend);
+registerBuiltinBackendClass("memory", MemoryBackend);
+registerBuiltinBackendClass("dummy", DummyBackend);
 
 export { BaseEmailBackend, messageSentChannel, sendWithReport } from "./base.js";
 export { reportsOf } from "./report.js";

@@ -4,6 +4,7 @@ import { freeze, render } from "../mime/render.js";
 import { systemClock } from "../observe/clock.js";
 import { outbox } from "../testing.js";
 import { BaseEmailBackend, publishSent, reportEach } from "./base.js";
+import { finalDotHook } from "./final-dot.js";
 import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
 /**
@@ -23,6 +24,7 @@ export class MemoryBackend extends BaseEmailBackend {
     return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {
       const at = systemClock.now();
       const rendered = await render(await freeze(message), message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
+      await finalDotHook(options, message)?.();
       outbox.push(message);
       publishSent({ backend: "memory", message, messageId: rendered.messageId, recipients: message.recipients() });
       return acceptedReport(message, rendered.messageId, recipients, at);

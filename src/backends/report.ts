@@ -101,6 +101,23 @@ export interface SendOptions {
   readonly recipients?: ReadonlyMap<EmailMessage, readonly string[]> | undefined;
   /** Awaited before each message starts (a rate limit's token); its failure is that message's. */
   readonly beforeEach?: ((message: EmailMessage, signal: AbortSignal | undefined) => Promise<void>) | undefined;
+  /** The named connection the messages go through (routing, failover): their events and traces say it. */
+  readonly route?: string | undefined;
+  /**
+   * Set by the delivery engine: this send is that try (1, 2, ...) of a delivery it drives.
+   * The engine reports the message's outcome; the backend's own record of the try is the
+   * `message.attempt` event.
+   */
+  readonly attempt?: number | undefined;
+  /**
+   * Awaited at the last moment the message certainly has not been delivered: after its last
+   * body byte and before the terminator that commits it (SMTP's final dot or BDAT LAST, the
+   * file backend's rename, the console's first byte; see final-dot.ts). Once in every try
+   * that gets that far. If it fails, the message is not committed (the connection is
+   * dropped before the dot) and the try fails with its error. The outbox records here,
+   * durably, that the message entered the phase where its outcome can become unknown.
+   */
+  readonly beforeFinalDot?: ((message: EmailMessage) => Promise<void>) | undefined;
 }
 
 /** A sent message counts for `sendMessages` whether every recipient took it or only some (Django). */

@@ -12,9 +12,11 @@ import { ANNOUNCE, DATA_WRITTEN, type Announcement } from "../smtp/pipeline.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
-import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { noteConnection, type DeliveryContext, type DeliveryObservation, type DeliveryStart } from "../observe/delivery.js";
+import { BaseEmailBackend, observationOf, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import type { DkimSetting } from "../dkim/options.js";
+import { endingAfter, finalDotHook } from "./final-dot.js";
 import { BatchSignals, MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
@@ -163,6 +165,9 @@ export class SmtpBackend extends BaseEmailBackend {
     super(options);
     const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
     const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
+    // The connections' events go to this backend's logger (its option, else the setting).
+    if (this.logger !== undefined) input["logger"] = this.logger;
+    input["logRecipients"] = this.logRecipients;
     this.#config = resolveSmtpConfig(input, "backend");
     this.host = this.#config.host;
     this.port = this.#config.port;
@@ -252,10 +257,13 @@ export class SmtpBackend extends BaseEmailBackend {
         const at = this.#config.clock.now();
         const reports = messages.map((message, i) => (recipients[i]!.length === 0 ? skippedReport(message) : failedReport(message, undefined, err as MissiveError, recipients[i]!, at)));
         this.reports = reports;
-        if (!(this.#carriesOn(options) && (isDeliveryError(err) || err instanceof AbortError))) {
-          const first = reports.findIndex((r) => r.status !== "skipped");
-          throw attachReports(err, reports.slice(0, first + 1));
+        const carriesOn = this.#carriesOn(options) && (isDeliveryError(err) || err instanceof AbortError);
+        const first = reports.findIndex((r) => r.status !== "skipped");
+        // Each message given a report was a delivery that failed at the connection: observed as such.
+        for (const [i, report] of (carriesOn ? reports : reports.slice(0, first + 1)).entries()) {
+          if (report.status !== "skipped") await observationOf(this).reported({ recipients: recipients[i]!, route: options.route, attempt: options.attempt, message: report.message }, report);
         }
+        if (!carriesOn) throw attachReports(err, reports.slice(0, first + 1));
         return { sent: 0, reports };
       }
       try {
@@ -330,6 +338,8 @@ export class SmtpBackend extends BaseEmailBackend {
     const signals = new BatchSignals(stop.signal, [options.signal, this.#config.signal]);
     // Messages withdrawn from a connection that failed before they started: they go first, on another.
     const again: Slot[] = [];
+    // The observed deliveries' ends (src/observe/delivery.ts), each settled with its slot.
+    const observed: Promise<unknown>[] = [];
     let next = 0;
     const batch: Batch = {
       options,
@@ -343,7 +353,7 @@ export class SmtpBackend extends BaseEmailBackend {
         }
         while (next < messages.length) {
           const i = next++;
-          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, signals, options);
+          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, signals, options, observed);
           results[i] = skippedReport(messages[i]!);
         }
         return undefined;
@@ -355,6 +365,7 @@ export class SmtpBackend extends BaseEmailBackend {
         if (stop.signal.aborted) {
           // Never started, and nothing more starts: not reported.
           slot.cut.dispose();
+          slot.observed?.end(CANCELLED);
           return;
         }
         // Waiting for a connection again counts towards its deadline.
@@ -363,6 +374,7 @@ export class SmtpBackend extends BaseEmailBackend {
       },
       settle: (slot, outcome) => {
         slot.cut.dispose();
+        slot.observed?.end(outcome);
         if (outcome.report !== undefined) results[slot.index] = outcome.report;
         else if (!outcome.cancelled) failures.push({ index: slot.index, error: outcome.error });
       },
@@ -388,9 +400,14 @@ export class SmtpBackend extends BaseEmailBackend {
     try {
       await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
     } finally {
-      for (const slot of again.splice(0)) slot.cut.dispose();
+      for (const slot of again.splice(0)) {
+        slot.cut.dispose();
+        slot.observed?.end(CANCELLED);
+      }
       signals.dispose();
     }
+    // Each message's trace and outcome event are out before the batch answers.
+    await Promise.all(observed);
     // On a failure `reports` keeps, in input order, the messages whose outcome is known.
     for (const report of results) if (report !== undefined) reports.push(report);
     if (failures.length > 0) {
@@ -401,11 +418,42 @@ export class SmtpBackend extends BaseEmailBackend {
     }
   }
 
-  /** A message as the batch carries it; its deadline starts now. */
-  #slot(index: number, message: EmailMessage, recipients: readonly string[], signals: BatchSignals, options: SendOptions): Slot {
+  /** A message as the batch carries it; its deadline starts now, and so does its observed delivery. */
+  #slot(index: number, message: EmailMessage, recipients: readonly string[], signals: BatchSignals, options: SendOptions, observed: Promise<unknown>[]): Slot {
     const cut = new MessageCut(signals, this.deadline, this.#config.clock);
     const admitted = options.beforeEach === undefined && !cut.waits.aborted;
-    return { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
+    const slot: Slot = { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
+    const observation = observationOf(this);
+    const start = { recipients, route: options.route, attempt: options.attempt, message };
+    if (observation.wanted(start)) observed.push(this.#observe(slot, observation, start));
+    return slot;
+  }
+
+  /**
+   * One message's delivery as observed (its trace, its outcome event): it starts when the
+   * batch takes the message and ends when the slot settles. The message may move between
+   * lanes meanwhile; it stays one delivery. A message the batch never started (it stopped
+   * first) ends with its cut's error and no outcome, as a wait cancelled by another
+   * message's failure does.
+   */
+  #observe(slot: Slot, observation: DeliveryObservation, start: DeliveryStart): Promise<unknown> {
+    let end!: (outcome: Outcome) => void;
+    const settled = new Promise<Outcome>((resolve) => (end = resolve));
+    slot.observed = { context: undefined, end };
+    const work = async (context: DeliveryContext | undefined): Promise<DeliveryReport> => {
+      slot.observed!.context = context;
+      if (context !== undefined && slot.messageId !== undefined) context.messageId = slot.messageId;
+      const outcome = await settled;
+      if (outcome.report !== undefined) return outcome.report;
+      if (!outcome.cancelled) throw outcome.error;
+      slot.observed!.cancelled = true;
+      throw slot.cut.notStarted();
+    };
+    const thrown = (error: unknown): DeliveryReport | undefined => {
+      if (slot.observed!.cancelled || !(isDeliveryError(error) || error instanceof AbortError)) return undefined;
+      return failedReport(slot.message, slot.messageId, error as MissiveError, slot.recipients, slot.at);
+    };
+    return observation.run(start, work, thrown).catch(() => undefined);
   }
 
   /**
@@ -457,6 +505,7 @@ export class SmtpBackend extends BaseEmailBackend {
       resolve?.();
     };
     const hold = (slot: Slot) => {
+      noteConnection(slot.observed?.context, { host: this.host, port: this.port, connectionId: client.connectionId, tlsVersion: client.tlsInfo?.protocol });
       slot.lane = lane;
       window.push(slot);
       room -= 1;
@@ -523,7 +572,7 @@ export class SmtpBackend extends BaseEmailBackend {
         }
         if (head.sending === undefined && head.failure === undefined) {
           if (batch.stop.signal.aborted) break;
-          this.#start(head, client);
+          this.#start(head, client, batch.options);
         }
         refill();
         const outcome = await this.#sent(head, batch);
@@ -533,7 +582,7 @@ export class SmtpBackend extends BaseEmailBackend {
         if (batch.stop.signal.aborted || client.state !== "ready") break;
         const following = window[0];
         if (following?.ready === true && following.failure === undefined) {
-          this.#start(following, client);
+          this.#start(following, client, batch.options);
           // Render more once its end of data is out (with the commands pipelined behind it):
           // then the CPU work overlaps the server reading the message, not a short reply due.
           await client[DATA_WRITTEN]();
@@ -570,6 +619,7 @@ export class SmtpBackend extends BaseEmailBackend {
       // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
       const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
       slot.messageId = rendered.messageId;
+      if (slot.observed?.context !== undefined) slot.observed.context.messageId = slot.messageId;
       if (slot.cut.cut) throw slot.cut.notStarted();
       const only = new Set(slot.recipients);
       const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
@@ -581,16 +631,22 @@ export class SmtpBackend extends BaseEmailBackend {
     }
   }
 
-  /** The message's body as the client reads it: the bytes of the render made for this connection. */
-  #body(slot: Slot): MessageBody {
-    return renderedChunks(slot.prepared!.rendered);
+  /**
+   * The message's body as the client reads it: the bytes of the render made for this
+   * connection. With `beforeFinalDot` the body ends only once the hook resolved: the client
+   * writes the final dot (or BDAT LAST) after the body ends (src/backends/final-dot.ts).
+   */
+  #body(slot: Slot, options: SendOptions): MessageBody {
+    const chunks = renderedChunks(slot.prepared!.rendered);
+    const hook = finalDotHook(options, slot.message);
+    return hook === undefined ? chunks : endingAfter(chunks, hook);
   }
 
   /**
    * Starts a rendered message on the lane's connection (its commands may be out already,
    * pipelined). One cut while it waited its turn (the caller's signal) never starts.
    */
-  #start(slot: Slot, client: SmtpClient): void {
+  #start(slot: Slot, client: SmtpClient, options: SendOptions): void {
     const announcement = slot.announcement;
     slot.announcement = undefined;
     if (slot.cut.cut) {
@@ -601,7 +657,7 @@ export class SmtpBackend extends BaseEmailBackend {
     }
     slot.cut.resume();
     slot.cut.onWire(() => client.destroy());
-    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot));
+    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot, options));
     slot.sending.catch(() => undefined);
   }
 
@@ -711,7 +767,8 @@ const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", 
 function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
   const input: Record<string, unknown> = Object.create(null);
   // `dkim` is the backend's own option (signing happens here, not in SMTP).
-  for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
+  // `logger` and `logRecipients` are BaseEmailBackend's (the constructor passes the logger on).
+  for (const key of Object.keys(options)) if (key !== "dkim" && key !== "logger" && key !== "logRecipients") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
   const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
   if (!tlsGiven) {
@@ -744,6 +801,9 @@ interface Batch {
   settle(slot: Slot, outcome: Outcome): void;
 }
 
+/** How a message the batch never started ends its observed delivery. */
+const CANCELLED: Outcome = { cancelled: true };
+
 type Outcome =
   | { readonly report: DeliveryReport; readonly error?: undefined; readonly cancelled?: undefined }
   | { readonly report?: undefined; readonly error: unknown; readonly cancelled?: undefined }
@@ -772,4 +832,6 @@ interface Slot {
   ready?: boolean;
   announcement?: Announcement | undefined;
   sending?: Promise<SendResult> | undefined;
+  /** Its observed delivery, when something observes: the trace's context, and how it ends. */
+  observed?: { context: DeliveryContext | undefined; cancelled?: boolean; end(outcome: Outcome): void } | undefined;
 }

@@ -32,6 +32,7 @@ import {
   skippedReport,
   type DeliveryAttempt,
   type DeliveryReport,
+  type SendOptions,
   type StopReason,
 } from "../backends/report.js";
 import type { EmailMessage } from "../mime/message.js";
@@ -59,6 +60,8 @@ export interface EngineContext {
   readonly observers: ObserverSet;
   /** Called before a route's first try in a batch (opens its connection); its failure is that try's. */
   readonly prepare: (route: EngineRoute) => Promise<void>;
+  /** Handed to every try's backend (the caller's `SendOptions.beforeFinalDot`). */
+  readonly beforeFinalDot?: SendOptions["beforeFinalDot"];
 }
 
 /**
@@ -243,7 +246,7 @@ export async function deliverMessage(message: EmailMessage, context: EngineConte
         at = clock.now();
       }
       await context.prepare(route);
-      const sent = await sendWithReport(route.backend, [message], { signal: cut.signal, stopOnError: false, recipients: new Map([[message, recipients]]) });
+      const sent = await sendWithReport(route.backend, [message], { signal: cut.signal, stopOnError: false, recipients: new Map([[message, recipients]]), route: route.name, attempt: ctx.attempt, beforeFinalDot: context.beforeFinalDot });
       report = sent.reports[0] ?? failedReport(message, messageId, new AbortError("The backend returned no report"), recipients, at);
     } catch (error) {
       if (!(isDeliveryError(error) || error instanceof AbortError)) throw error;

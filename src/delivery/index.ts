@@ -2,10 +2,10 @@
  * The delivery engine: policies around attempts, not protocol. Registers the "failover"
  * backend; `api.ts` imports this module.
  */
-import { registerBackendClass } from "../backend-registry.js";
+import { registerBuiltinBackendClass } from "../backend-registry.js";
 import { FailoverBackend } from "./failover.js";
 
-registerBackendClass("failover", FailoverBackend);
+registerBuiltinBackendClass("failover", FailoverBackend);
 
 export { FailoverBackend } from "./failover.js";
 export type { FailoverBackendOptions, FailoverRoute } from "./failover.js";

@@ -7,6 +7,7 @@ import type { KeyObject } from "node:crypto";
 import { domainToASCII } from "node:url";
 import { inspect } from "node:util";
 import { ConfigurationError } from "../errors.js";
+import { processWide } from "../process-state.js";
 import type { CanonicalizationAlgorithm } from "./canonicalize.js";
 import { loadSigningKey, type DkimAlgorithm, type PrivateKeyInput } from "./keys.js";
 
@@ -62,8 +63,13 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** RFC 5322 §3.6.8 field-name: printable ASCII except the colon. */
 const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 
-/** Each signer's key, out of sight of its properties, toJSON and inspect. */
-const KEYS = new WeakMap<DkimSigner, KeyObject>();
+/**
+ * Each signer's key, out of sight of its properties, toJSON and inspect. One table per
+ * process (see process-state.ts), so that a signer made by the ESM build (at `configure()`,
+ * whose settings both builds share) signs in the CJS build too; it is also what
+ * `instanceof DkimSigner` checks, for the same reason.
+ */
+const KEYS = processWide("dkim.signer-keys.v1", () => new WeakMap<object, KeyObject>());
 
 /** The signer's private key (for the signing code; not part of the public entry). */
 export function signerKey(signer: DkimSigner): KeyObject {
@@ -86,6 +92,11 @@ export class DkimSigner {
   readonly identity: string | undefined;
   /** RSA modulus length, or 256 for Ed25519. */
   readonly keyBits: number;
+
+  /** A signer from either build of missive in this process (its key is in the shared table). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && KEYS.has(value);
+  }
 
   constructor(options: DkimOptions) {
     if (typeof options !== "object" || options === null) throw new ConfigurationError("dkim", "A DKIM signer needs an options object: { domain, selector, privateKey }");

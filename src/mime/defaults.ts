@@ -1,4 +1,5 @@
 import { randomBytes, randomFillSync } from "node:crypto";
+import { processWide } from "../process-state.js";
 
 /**
  * Process-wide defaults for messages. `settings.ts` writes them; `mime` only reads them,
@@ -53,21 +54,36 @@ const initial: MessageDefaults = Object.freeze({
   connectionFactory: undefined,
 });
 
-let current: MessageDefaults = initial;
+/**
+ * The defaults are one per process, shared by the ESM and CJS builds (see process-state.ts),
+ * so that `configure({ defaultFrom })` in one is what a message made by the other uses. The
+ * exception is `connectionFactory`: each copy builds its own backends, so each keeps its
+ * own factory (set by its api.ts), and a message sends through the copy it came from.
+ */
+const shared = processWide("message-defaults.v1", () => ({ changes: Object.freeze({}) as Partial<MessageDefaults> }));
+let factory: MessageDefaults["connectionFactory"] = undefined;
+let cached: { changes: Partial<MessageDefaults>; factory: MessageDefaults["connectionFactory"]; merged: MessageDefaults } | undefined;
 
 export function getMessageDefaults(): MessageDefaults {
-  return current;
+  if (cached === undefined || cached.changes !== shared.changes || cached.factory !== factory) {
+    const merged = Object.freeze({ ...initial, ...shared.changes, connectionFactory: factory });
+    cached = { changes: shared.changes, factory, merged };
+  }
+  return cached.merged;
 }
 
 /** Merges `changes` into the defaults; a key given as `undefined` goes back to its initial value. */
 export function setMessageDefaults(changes: Partial<MessageDefaults>): void {
-  const next: Record<string, unknown> = { ...current };
+  const next: Record<string, unknown> = { ...shared.changes };
   for (const [key, value] of Object.entries(changes)) {
-    next[key] = value === undefined ? initial[key as keyof MessageDefaults] : value;
+    if (key === "connectionFactory") factory = value as MessageDefaults["connectionFactory"];
+    else if (value === undefined) delete next[key];
+    else next[key] = value;
   }
-  current = Object.freeze(next as unknown as MessageDefaults);
+  shared.changes = Object.freeze(next as Partial<MessageDefaults>);
 }
 
 export function resetMessageDefaults(): void {
-  current = initial;
+  shared.changes = Object.freeze({});
+  factory = undefined;
 }

@@ -1,7 +1,7 @@
 /**
  * The MIME part tree and its streaming serializer.
  *
- * Serialising happens in two passes (STYLE.md "prepare, then stream"): `preparePart`
+ * Serialising happens in two passes, prepare then stream: `preparePart`
  * decides every header — transfer encoding, boundary, charset (body.ts plans each leaf) —
  * and may read files to learn what they hold; `emit` then only writes, pulling file and
  * stream sources chunk by chunk as the consumer reads, so memory is bounded by the chunk size.

@@ -21,7 +21,7 @@
  * body() fails with InvalidArgumentError rather than going out without it.
  */
 import { isAscii } from "node:buffer";
-import { BadHeaderError, InvalidArgumentError } from "../errors.js";
+import { BadHeaderError, InvalidArgumentError, SmtpCapabilityError } from "../errors.js";
 import type { Group, Mailbox } from "./address.js";
 import { renderHeader, type HeaderKind } from "./headers.js";
 import { prepareRoot, type MimePart } from "./part.js";
@@ -90,9 +90,30 @@ export interface Frozen {
 
 const FROZEN: unique symbol = Symbol("missive.mime.frozen");
 
-interface FrozenState {
-  readonly input: FreezeInput;
-  readonly tape: RandomTape;
+type FrozenState =
+  | { readonly input: FreezeInput; readonly tape: RandomTape; readonly stored?: undefined }
+  | { readonly stored: StoredContent; readonly input?: undefined; readonly tape?: undefined };
+
+/**
+ * A message already rendered once and kept as bytes (an outbox spool, a Redis queue): the
+ * header block in memory, the body read again from where it is kept on each `body()`.
+ */
+export interface StoredContent {
+  readonly messageId: string;
+  /** The Date header as written. */
+  readonly date: string;
+  /** The header block: every field as `name:value\r\n`, without the blank line after it. */
+  readonly header: Buffer;
+  /** The bytes after the blank line; each call reads them afresh. */
+  body(): AsyncIterable<Uint8Array>;
+  /** Octets of the body, when known. */
+  readonly bodySize: number | undefined;
+  /** The bytes hold 8-bit data: only a policy that allows 8bit may send them. */
+  readonly eightBit: boolean;
+  /** The bytes need SMTPUTF8 (UTF-8 headers, or an address with a non-ASCII local part). */
+  readonly smtputf8: boolean;
+  /** MAIL FROM and RCPT TO for a render with (or without) SMTPUTF8. */
+  envelope(smtputf8: boolean): { from: string; to: string[] };
 }
 
 /**
@@ -112,6 +133,19 @@ export function createFrozen(input: FreezeInput): Frozen {
   const messageId = input.messageId ?? `<${input.random(18).toString("base64url")}@${input.messageIdDomain}>`;
   const date = input.date ?? formatDate(input.clock());
   return Object.freeze({ messageId, date, [FROZEN]: Object.freeze({ input, tape: new RandomTape(input.random) }) });
+}
+
+/**
+ * A Frozen whose every render is `content`'s bytes, unchanged: what an outbox hands to a
+ * backend, so that stored mail goes through the same send path (signing, SIZE, the
+ * envelope) as a message built in memory. Bytes rendered once cannot be rendered again for
+ * another policy: a policy that may not carry them (8-bit data without `allow8bit`, UTF-8
+ * headers without `utf8`) is refused with SmtpCapabilityError, which the delivery engine
+ * reads as "try the next route". Store 7-bit bytes (the SMTPUTF8 form only when the message
+ * needs it) and every server that can take the message at all takes them.
+ */
+export function frozenFromStored(content: StoredContent): Frozen {
+  return Object.freeze({ messageId: content.messageId, date: content.date, [FROZEN]: Object.freeze({ stored: content }) });
 }
 
 /** Renders a frozen message for `policy`. The same frozen message and policy give the same bytes. */
@@ -136,6 +170,7 @@ const renderedState = new WeakMap<Rendered, RenderedState>();
 export async function renderWithin(frozen: Frozen, policy: Policy, within: ReadonlySet<object>): Promise<Rendered> {
   const state = frozen[FROZEN];
   if (state === undefined) throw new InvalidArgumentError("render() takes what freeze() returned");
+  if (state.stored !== undefined) return renderStored(state.stored, policy);
   const { input, tape } = state;
   const options = { utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength };
   const field = (spec: FieldSpec): string =>
@@ -179,6 +214,36 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
     },
   };
   renderedState.set(rendered, { encoding, utf8Headers, headerBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
+  return Object.freeze(rendered);
+}
+
+/** The Rendered of stored bytes: the same bytes for every policy that may carry them. */
+function renderStored(content: StoredContent, policy: Policy): Rendered {
+  if (content.smtputf8 && !policy.utf8) {
+    throw new SmtpCapabilityError("SMTPUTF8", "The stored message needs SMTPUTF8 (UTF-8 headers or an address with a non-ASCII local part), which the server does not offer");
+  }
+  if (content.eightBit && !policy.allow8bit) throw new SmtpCapabilityError("8BITMIME", "The stored message holds 8-bit data, which needs 8BITMIME, which the server does not offer");
+  const headerBytes = content.header;
+  const utf8Headers = headerBytes.some((b) => b >= 0x80);
+  const encoding = utf8Headers ? "utf-8" : "latin1";
+  let headers: readonly HeaderField[] | undefined;
+  let envelope: { from: string; to: string[] } | undefined;
+  const rendered: Rendered = {
+    messageId: content.messageId,
+    get headers() {
+      headers ??= Object.freeze(splitFields(headerBytes.toString(encoding)));
+      return headers;
+    },
+    body: () => content.body(),
+    size: content.bodySize === undefined ? undefined : headerBytes.length + 2 + content.bodySize,
+    eightBit: content.eightBit,
+    smtputf8: content.smtputf8,
+    get envelope() {
+      envelope ??= content.envelope(content.smtputf8);
+      return envelope;
+    },
+  };
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") });
   return Object.freeze(rendered);
 }
 

@@ -57,6 +57,8 @@ import * as cmd from "./commands.js";
 import { greetingTimeoutHint, resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
+import { ConnectionEvents } from "../observe/connection-events.js";
+import { channelSink, EventSink } from "../observe/events.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
 import { ANNOUNCE, Announcements, DATA_WRITTEN, pipelinedCommands, type Announcement } from "./pipeline.js";
 import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
@@ -92,6 +94,10 @@ export class SmtpClient {
   readonly #config: ResolvedSmtpConfig;
   readonly #credentials: Credentials | undefined;
   readonly #transcript: Transcript;
+  /** Where each connection's events go (the logger of the config, and the event channels). */
+  readonly #sink: EventSink;
+  /** The current connection's events (smtp.connect, smtp.tls, smtp.auth, the dialogue, smtp.close). */
+  #events: ConnectionEvents | undefined;
   #state: SmtpState = "idle";
   #conn: SmtpConnection | undefined;
   #capabilities: Capabilities | undefined;
@@ -131,6 +137,7 @@ export class SmtpClient {
     this.timeouts = config.timeouts;
     this.#credentials = config.credentials;
     this.#transcript = new Transcript(config.transcript, this.host, this.port);
+    this.#sink = config.logger === undefined && config.logRecipients === "count" ? channelSink : new EventSink(config.logger, config.logRecipients);
   }
 
   /** The resolved options this client connects with. */
@@ -161,6 +168,11 @@ export class SmtpClient {
 
   get authenticatedAs(): string | undefined {
     return this.#authenticatedAs;
+  }
+
+  /** The id every event of the current (or last) connection carries; undefined before the first connect. */
+  get connectionId(): string | undefined {
+    return this.#events?.connectionId;
   }
 
   /** Messages started on this client (MAIL FROM sent or about to be), over all its connections. */
@@ -291,9 +303,13 @@ export class SmtpClient {
     const checkpoint = () => {
       if (attempt.signal.aborted) throw attemptError(attempt.signal);
     };
+    const events = new ConnectionEvents(this.#sink, this.host, this.port, config.clock);
+    this.#events = events;
+    const transactionsBefore = this.#transactions;
     try {
       const tlsOptions = await this.#at("tls", () => buildTlsOptions(config));
       checkpoint();
+      const connectStarted = events.startOf("smtp.connect");
       const conn = await this.#at("connect", () =>
         SmtpConnection.open({
           host: this.host,
@@ -302,17 +318,23 @@ export class SmtpClient {
           signal: attempt.signal,
           lookup: config.lookup,
           clock: config.clock,
-          transcript: this.#transcript,
+          transcript: this.#transcript.forConnection(events),
         }),
       );
       this.#conn = conn;
+      events.connected(connectStarted, conn.localAddress);
       userSignal?.addEventListener("abort", this.#onAbort, { once: true });
-      conn.onClose(() => {
+      conn.onClose((reason) => {
         userSignal?.removeEventListener("abort", this.#onAbort);
+        events.closed(reason, this.#state === "closing", this.#transactions - transactionsBefore);
         if (this.#conn === conn) this.#state = "closed";
       });
       checkpoint();
-      if (this.tlsMode === "implicit") await this.#at("tls", () => conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal));
+      if (this.tlsMode === "implicit") {
+        const tlsStarted = events.startOf("smtp.tls");
+        await this.#at("tls", () => conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal));
+        events.tls(conn.tlsInfo, tlsStarted, false);
+      }
       checkpoint();
       this.#state = "greeting";
       await this.#at("greeting", () => this.#readGreeting(conn));
@@ -384,6 +406,7 @@ export class SmtpClient {
 
   async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions, signal: AbortSignal): Promise<void> {
     const required = this.tlsMode === "starttls";
+    const started = this.#events?.startOf("smtp.tls");
     if (!this.#capabilities?.starttls) {
       if (!required) return;
       const mode = this.#config.source === "client" ? "tls" : "tlsMode";
@@ -401,6 +424,7 @@ export class SmtpClient {
       throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply });
     }
     await conn.startTls(tlsOptions, this.timeouts.connect, signal);
+    this.#events?.tls(conn.tlsInfo, started, true);
     // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
     this.#capabilities = undefined;
     conn.enhancedStatusCodes = false;
@@ -413,6 +437,7 @@ export class SmtpClient {
         `Refusing to send credentials in plaintext to ${this.host}: use tls "implicit" or "starttls", or set allowInsecureAuth: true if the network path is trusted`,
       );
     }
+    const started = this.#events?.startOf("smtp.auth");
     const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#config.authMethod);
     const mechanism = createMechanism(name, credentials);
     const initial = await mechanism.start();
@@ -440,6 +465,7 @@ export class SmtpClient {
       reply = await step(cmd.authResponse(response), REDACTED);
     }
     this.#authenticatedAs = credentials.user;
+    this.#events?.auth(name, started);
   }
 
   // --- the mail transaction -----------------------------------------------------------

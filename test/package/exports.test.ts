@@ -1,7 +1,7 @@
 /**
  * The published shape: build with tsup, then load every entry of the exports map from ESM
  * and from CJS (through the package's self-reference, as a user would), and run the built
- * `missive` command. Both module formats must share one outbox per format.
+ * `missive` command. The build is shared with the other package tests (helpers/package-build.ts).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -9,16 +9,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { builtPackage } from "../helpers/package-build.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
 let dir: string;
 
 beforeAll(async () => {
-  await run("npm", ["run", "build"], { cwd: root, timeout: 240_000 });
+  await builtPackage();
   // Probe scripts live inside the package so that `missive` resolves to it by self-reference.
   dir = await mkdtemp(join(root, ".tmp-exports-"));
-}, 300_000);
+}, 500_000);
 
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -95,6 +96,145 @@ describe("package exports", () => {
       const { stdout } = await run(process.execPath, [file], { cwd: root });
       expect(JSON.parse(stdout), file).toEqual({ subject: "Grüße", text: "body\n", ok: true });
     }
+  });
+
+  it("loads every entry but missive/otel without @opentelemetry/api (an optional peer), as ESM and as CJS", async () => {
+    // Resolution of @opentelemetry/* fails as if the package were not installed.
+    const esmHook = join(dir, "no-otel.mjs");
+    await writeFile(esmHook, `
+      import { register } from "node:module";
+      register("data:text/javascript," + encodeURIComponent(\`
+        export async function resolve(specifier, context, next) {
+          if (specifier.startsWith("@opentelemetry/")) throw Object.assign(new Error("not installed: " + specifier), { code: "ERR_MODULE_NOT_FOUND" });
+          return next(specifier, context);
+        }\`));`);
+    const cjsHook = join(dir, "no-otel.cjs");
+    await writeFile(cjsHook, `
+      const Module = require("node:module");
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request.startsWith("@opentelemetry/")) throw Object.assign(new Error("not installed: " + request), { code: "MODULE_NOT_FOUND" });
+        return resolve.call(this, request, ...rest);
+      };`);
+    const entries = ["missive", "missive/backends", "missive/testing", "missive/mime", "missive/parse", "missive/smtp", "missive/dkim"];
+    const esm = join(dir, "no-otel-probe.mjs");
+    await writeFile(esm, `
+      for (const entry of ${JSON.stringify(entries)}) await import(entry);
+      const { configure, sendMail } = await import("missive");
+      configure({ backend: "memory" });
+      const sent = await sendMail({ subject: "s", message: "b", from: "a@example.org", to: ["b@example.org"] });
+      const otel = await import("missive/otel").then(() => "loaded", (e) => e.message);
+      console.log(JSON.stringify({ sent, otel }));`);
+    const cjs = join(dir, "no-otel-probe.cjs");
+    await writeFile(cjs, `
+      (async () => {
+        for (const entry of ${JSON.stringify(entries)}) require(entry);
+        const { configure, sendMail } = require("missive");
+        configure({ backend: "memory" });
+        const sent = await sendMail({ subject: "s", message: "b", from: "a@example.org", to: ["b@example.org"] });
+        let otel = "loaded";
+        try { require("missive/otel"); } catch (e) { otel = e.message; }
+        console.log(JSON.stringify({ sent, otel }));
+      })();`);
+    for (const [hook, file, flag] of [[esmHook, esm, "--import"], [cjsHook, cjs, "--require"]] as const) {
+      const { stdout } = await run(process.execPath, [flag, hook, file], { cwd: root });
+      expect(JSON.parse(stdout), file).toEqual({ sent: 1, otel: "not installed: @opentelemetry/api" });
+    }
+    // With the peer installed, missive/otel loads in both formats.
+    const withPeer = join(dir, "otel.mjs");
+    await writeFile(withPeer, `
+      import { instrument, uninstrument } from "missive/otel";
+      import { createRequire } from "node:module";
+      const cjs = createRequire(import.meta.url)("missive/otel");
+      console.log(JSON.stringify([typeof instrument, typeof uninstrument, typeof cjs.instrument]));`);
+    const { stdout } = await run(process.execPath, [withPeer], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual(["function", "function", "function"]);
+  });
+
+  it("loads missive/outbox and missive/bullmq, as ESM and as CJS; the built command knows the outbox", async () => {
+    const probeOutbox = `
+      const spool = mkdtempSync(join(tmpdir(), "missive-exports-outbox-"));
+      const outbox = new Outbox({ store: "file://" + spool });
+      const { id } = await outbox.enqueue(new EmailMessage({ subject: "queued", body: "x", from: "a@example.org", to: ["b@example.org"] }));
+      const status = await outbox.status(id);
+      rmSync(spool, { recursive: true, force: true });
+      console.log(JSON.stringify({ state: status.state, store: typeof BullMQStore, brand: new OutboxError("state", "x") instanceof MissiveError }));
+    `;
+    const esm = join(dir, "outbox.mjs");
+    await writeFile(esm, `import { Outbox, OutboxError } from "missive/outbox";
+import { BullMQStore } from "missive/bullmq";
+import { EmailMessage, MissiveError } from "missive";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+${probeOutbox}`);
+    const cjs = join(dir, "outbox.cjs");
+    await writeFile(cjs, `const { Outbox, OutboxError } = require("missive/outbox");
+const { BullMQStore } = require("missive/bullmq");
+const { EmailMessage, MissiveError } = require("missive");
+const { mkdtempSync, rmSync } = require("node:fs");
+const { tmpdir } = require("node:os");
+const { join } = require("node:path");
+(async () => { ${probeOutbox} })();`);
+    for (const file of [esm, cjs]) {
+      const { stdout } = await run(process.execPath, [file], { cwd: root });
+      expect(JSON.parse(stdout), file).toEqual({ state: "queued", store: "function", brand: true });
+    }
+    const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "outbox", "--help"], { cwd: root });
+    expect(stdout).toMatch(/release ID/);
+  });
+
+  it("shares process-wide state between the ESM and the CJS build loaded in one process", async () => {
+    const file = join(dir, "shared.mjs");
+    await writeFile(file, `
+      import { createRequire } from "node:module";
+      import { generateKeyPairSync } from "node:crypto";
+      import { configure, getSettings, getConnection } from "missive";
+      import { registerBackend, BaseEmailBackend } from "missive/backends";
+      import { outbox, setupTestMail } from "missive/testing";
+      import { DkimSigner } from "missive/dkim";
+      const require = createRequire(import.meta.url);
+      const cjs = require("missive");
+      const cjsTesting = require("missive/testing");
+      const cjsBackends = require("missive/backends");
+      const esmBackends = await import("missive/backends");
+      const seen = {};
+      configure({ defaultFrom: "app@example.com", host: "smtp.example.net" });
+      seen.cjsSettings = [cjs.getSettings().defaultFrom, cjs.getSettings().host];
+      seen.cjsMessageFrom = new cjs.EmailMessage({ subject: "s", body: "b", to: ["x@example.org"] }).from;
+      cjs.configure({ subjectPrefix: "[cjs] " });
+      seen.esmPrefix = getSettings().subjectPrefix;
+      // Test routing on in ESM: a CJS sendMail goes to the one outbox instead of smtp.example.net.
+      const restore = setupTestMail();
+      seen.cjsSent = await cjs.sendMail({ subject: "from cjs", message: "b", to: ["x@example.org"] });
+      seen.outbox = [outbox === cjsTesting.outbox, outbox.length, outbox[0]?.subject, outbox[0]?.from];
+      restore();
+      seen.routingAfterRestore = cjsTesting.isMemoryRoutingActive();
+      // A backend registered in one build is a name in the other; built-ins stay each build's own.
+      class Recording extends BaseEmailBackend { async sendMessages(m) { return m.length; } }
+      registerBackend("recording", Recording);
+      seen.cjsRegistered = [cjsBackends.lookupBackend("recording") === Recording, cjs.getConnection("recording") instanceof Recording];
+      seen.builtins = [cjs.getConnection("smtp") instanceof cjsBackends.SmtpBackend, getConnection("smtp") instanceof esmBackends.SmtpBackend];
+      // A DKIM signer made by the ESM build (as configure() makes them) signs in the CJS build.
+      configure({ dkim: { domain: "example.com", selector: "s1", privateKey: generateKeyPairSync("ed25519").privateKey } });
+      const [signer] = cjs.getSettings().dkim;
+      seen.signer = [signer instanceof require("missive/dkim").DkimSigner, signer instanceof DkimSigner];
+      const signed = await require("missive/dkim").signMessage("From: a@example.com\\r\\n\\r\\nbody\\r\\n", signer);
+      seen.signed = signed.toString("latin1").startsWith("DKIM-Signature: v=1; a=ed25519-sha256;");
+      console.log(JSON.stringify(seen));`);
+    const { stdout } = await run(process.execPath, [file], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual({
+      cjsSettings: ["app@example.com", "smtp.example.net"],
+      cjsMessageFrom: "app@example.com",
+      esmPrefix: "[cjs] ",
+      cjsSent: 1,
+      outbox: [true, 1, "from cjs", "app@example.com"],
+      routingAfterRestore: false,
+      cjsRegistered: [true, true],
+      builtins: [true, true],
+      signer: [true, true],
+      signed: true,
+    });
   });
 
   it("runs the built missive command", async () => {
