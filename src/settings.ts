@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
+import { describeValue } from "./errors/options.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
-import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
+import { parseMailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 import { DkimSigner, dkimSetting, signerNamed, toSigners, type DkimSetting } from "./dkim/options.js";
 import type { EmailMessage } from "./mime/message.js";
@@ -103,7 +104,7 @@ export type SettingsInput = {
   -readonly [K in keyof Settings]?: K extends "backends"
     ? Record<string, NamedBackendConfig | string>
     : K extends "admins" | "managers"
-      ? readonly string[] | string
+      ? readonly string[]
       : K extends "dkim"
         ? DkimSetting | undefined
       : K extends "failover"
@@ -355,21 +356,14 @@ function address(key: string, value: unknown): string {
 }
 
 function addressList(key: string, value: unknown): readonly string[] {
-  let items: unknown = value;
+  // Django's ADMINS and MANAGERS are lists and it says so: one string is too easily meant as
+  // a list of one, or is a comma-separated list that a typo turns into something else.
   if (typeof value === "string") {
-    try {
-      items = parseAddressList(value, key).flatMap((entry) => ("group" in entry ? entry.members : [entry])).map((m) => formatMailbox(m));
-    } catch (err) {
-      throw new ConfigurationError(key, `${key} is not a valid address list: ${(err as Error).message}`);
-    }
+    const example = describeValue(value).startsWith('"') ? `[${describeValue(value)}]` : '["ann@example.com"]';
+    throw new ConfigurationError(key, `${key} must be a list of addresses, not one string: write ${example} ("Name <addr>" allowed in each)`);
   }
-  if (!Array.isArray(items)) throw new ConfigurationError(key, `${key} must be a list of addresses ("Name <addr>" allowed)`);
-  return Object.freeze(items.map((item, i) => address(`${key}[${i}]`, item)));
-}
-
-/** "Name <addr>" as a string that parseMailbox reads back. */
-function formatMailbox(m: Mailbox): string {
-  return m.name ? `"${m.name.replace(/(["\\])/g, "\\$1")}" <${m.address}>` : m.address;
+  if (!Array.isArray(value)) throw new ConfigurationError(key, `${key} must be a list of addresses ("Name <addr>" allowed)`);
+  return Object.freeze(value.map((item, i) => address(`${key}[${i}]`, item)));
 }
 
 function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConfig>> {

@@ -156,10 +156,17 @@ describe("configure", () => {
     expect(err.code).toBe("ECONFIG");
   });
 
-  it("accepts admins and managers as lists or one address-list string", () => {
-    configure({ admins: ["Ann <ann@example.com>", "bob@example.com"], managers: "Carl <carl@example.com>, dora@example.com" });
+  it("accepts admins and managers as lists", () => {
+    configure({ admins: ["Ann <ann@example.com>", "bob@example.com"], managers: ["Carl <carl@example.com>", "dora@example.com"] });
     expect(getSettings().admins).toEqual(["Ann <ann@example.com>", "bob@example.com"]);
-    expect(getSettings().managers).toEqual(['"Carl" <carl@example.com>', "dora@example.com"]);
+    expect(getSettings().managers).toEqual(["Carl <carl@example.com>", "dora@example.com"]);
+  });
+
+  it.each(["admins", "managers"] as const)("refuses %s as a bare string (Django requires a list; one string is easily a typo for a list of one)", (setting) => {
+    const err = configError(() => configure({ [setting]: "a@example.com" } as never));
+    expect(err.setting).toBe(setting);
+    expect(err.message).toBe(`${setting} must be a list of addresses, not one string: write ["a@example.com"] ("Name <addr>" allowed in each)`);
+    expect(getSettings()[setting]).toEqual([]);
   });
 
   it("keeps named connections, parsing URLs", () => {
