@@ -4,7 +4,7 @@
  * a header value, and attachAlternative says what it needs.
  */
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError } from "../../src/errors.js";
+import { InvalidAddressError, InvalidArgumentError } from "../../src/errors.js";
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
 import { parseOneWithPython } from "../helpers/python-oracle.js";
 import { errorOf } from "../helpers/errors.js";
@@ -116,5 +116,24 @@ describe("attachAlternative needs both arguments", () => {
     expect(e).toBeInstanceOf(InvalidArgumentError);
     expect(e.message).toMatch(message);
     expect(alt.alternatives).toHaveLength(0);
+  });
+});
+
+describe("a local part alone (Django #15042) is refused with what to write instead", () => {
+  it.each([
+    ["From", { from: "tester", to: ["bob@example.org"] }],
+    ["To", { from: "ann@example.com", to: ["localpartonly"] }],
+    ["To, in a list string", { from: "ann@example.com", to: "bob@example.org, tester" }],
+  ])("%s", async (_field, fields) => {
+    const e = await (async () => {
+      try {
+        await new EmailMessage({ ...base(), ...fields }).asBytes();
+      } catch (error) {
+        return error as Error;
+      }
+      throw new Error("expected a refusal");
+    })();
+    expect(e).toBeInstanceOf(InvalidAddressError);
+    expect(e.message).toMatch(/missing "@" in "(tester|localpartonly)" at offset \d+: an address needs a domain \(RFC 5322 addr-spec is local-part@domain\); write "\1@example\.com", or "\1@localhost" for a mailbox on this machine$/);
   });
 });
