@@ -35,7 +35,10 @@ export type { FaultPhase, FaultSpec } from "./preview/faults.js";
 export type { Envelope, SessionInfo } from "./preview/smtp-session.js";
 export { MailCatcherTimeoutError } from "./errors.js";
 
-/** Every message sent through the memory backend, in order; the message objects themselves. */
+/**
+ * Every message sent through the memory backend, in order: copies made when sent
+ * (`message.snapshot()`), so changing a message afterwards does not change what a test reads.
+ */
 export const outbox: EmailMessage[] = [];
 
 /** Empties `outbox` in place (references to the array stay valid). */

@@ -20,7 +20,7 @@ import { describeValue, refuseUnknownKeys } from "../errors/options.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 import { assertBodySource } from "./body.js";
-import { createFrozen, formatDate, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
+import { createFrozen, formatDate, FREEZE, frozenLike, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
 
 export { formatDate } from "./render.js";
 
@@ -445,6 +445,40 @@ export class EmailMessage {
     return frozen;
   }
 
+  /**
+   * A copy as it is now, for the memory backend's outbox (Django deep-copies what it keeps):
+   * the same class, every field and list copied (addresses, headers, attachments,
+   * alternatives, bytes), so that changing the message after sending does not change the copy.
+   * Streams, files and ready MimeParts are shared, since they cannot be copied without being
+   * read; an attached EmailMessage is copied the same way. The copy keeps the Message-ID and
+   * Date of the message's current render (the ones it was sent with), until it is itself changed.
+   */
+  snapshot(): this {
+    const copy: EmailMessage = this instanceof EmailMultiAlternatives ? new EmailMultiAlternatives() : new EmailMessage();
+    Object.setPrototypeOf(copy, Object.getPrototypeOf(this));
+    // Public own fields (contentSubtype, mixedSubtype, connection, clock, random, a subclass's own).
+    Object.assign(copy, this);
+    copy.#subject = this.#subject;
+    copy.#body = this.#body;
+    copy.#from = copyAddress(this.#from);
+    copy.#to = this.#to.map(copyAddress) as (string | Mailbox)[];
+    copy.#cc = this.#cc.map(copyAddress) as (string | Mailbox)[];
+    copy.#bcc = this.#bcc.map(copyAddress) as (string | Mailbox)[];
+    copy.#replyTo = this.#replyTo.map(copyAddress) as (string | Mailbox)[];
+    copy.#headers = { ...this.#headers };
+    copy.#attachments = this.#attachments.map(copyAttachment);
+    copy.#encoding = this.#encoding;
+    // Option values are frozen when set; DKIM signers are ready, immutable objects.
+    copy.#list = { ...this.#list };
+    copy.#dkim = this.#dkim;
+    if (copy instanceof EmailMultiAlternatives) {
+      copy.alternatives = (this as unknown as EmailMultiAlternatives).alternatives.map((a) => ({ content: copyContent(a.content), mimetype: a.mimetype }));
+    }
+    // The render already made stays the copy's: same Message-ID and Date as what was sent.
+    if (this.#frozen !== undefined) copy.#frozen = { key: copy.contentKey(), frozen: frozenLike(this.#frozen.frozen, copy.#freezeInput()) };
+    return copy as this;
+  }
+
   /** Everything rendering reads, fixed now: header values and addresses, the MIME tree, the envelope. */
   #freezeInput(): FreezeInput {
     const defaults = getMessageDefaults();
@@ -650,6 +684,21 @@ export class EmailMultiAlternatives extends EmailMessage {
     for (const a of this.alternatives) key.push(a, a.content, a.mimetype);
     return key;
   }
+}
+
+function copyAddress<T extends string | Mailbox | undefined>(address: T): T {
+  return (typeof address === "object" && address !== null ? { ...address } : address) as T;
+}
+
+function copyContent<T>(content: T): T {
+  if (content instanceof Uint8Array) return Buffer.from(content) as T;
+  if (content instanceof EmailMessage) return content.snapshot() as T;
+  return content;
+}
+
+function copyAttachment(attachment: Attachment | MimePart): Attachment | MimePart {
+  if (attachment instanceof MimePart) return attachment;
+  return { ...attachment, content: copyContent(attachment.content) };
 }
 
 function requireString(value: unknown, field: string): string {

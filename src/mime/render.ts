@@ -113,6 +113,15 @@ export function createFrozen(input: FreezeInput): Frozen {
   return Object.freeze({ messageId, date, [FROZEN]: Object.freeze({ input, tape: new RandomTape(input.random) }) });
 }
 
+/**
+ * A Frozen for `input` (a copy of the message `frozen` was made from) with the same
+ * Message-ID, Date and random draws: the copy renders to the same bytes as the original did.
+ */
+export function frozenLike(frozen: Frozen, input: FreezeInput): Frozen {
+  const state = frozen[FROZEN];
+  return Object.freeze({ messageId: frozen.messageId, date: frozen.date, [FROZEN]: Object.freeze({ input, tape: state.tape }) });
+}
+
 /** Renders a frozen message for `policy`. The same frozen message and policy give the same bytes. */
 export function render(frozen: Frozen, policy: Policy): Promise<Rendered> {
   return renderWithin(frozen, policy, new Set());
