@@ -342,7 +342,7 @@ async function check(args: readonly string[]): Promise<number> {
   const extra: Record<string, unknown> = { timeout };
   if (v.ca !== undefined) {
     const ca = await readText(v.ca, "--ca");
-    extra["tls"] = { ca };
+    extra["tlsOptions"] = { ca };
   }
   let backend: EmailBackend;
   if (url !== undefined) {

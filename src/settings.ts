@@ -66,14 +66,14 @@ export interface Settings {
   readonly useTls: boolean;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   readonly useSsl: boolean;
-  /** Explicit TLS mode; `useTls`/`useSsl` are shorthands for "starttls"/"implicit". */
-  readonly tlsMode: TlsMode | undefined;
+  /** The TLS mode (as EMAIL_URL's `?tls=`); `useTls`/`useSsl` are Django's shorthands for "starttls"/"implicit". */
+  readonly tls: TlsMode | undefined;
   /** Milliseconds; undefined leaves the SMTP client's per-phase defaults. */
   readonly timeout: number | undefined;
   readonly sslKeyfile: string | undefined;
   readonly sslCertfile: string | undefined;
   /** Node TLS options for the SMTP connection (ca, servername, rejectUnauthorized, ...). */
-  readonly tls: Readonly<SmtpTlsOptions> | undefined;
+  readonly tlsOptions: Readonly<SmtpTlsOptions> | undefined;
   /** The name the SMTP client gives in EHLO. */
   readonly localName: string | undefined;
   readonly defaultFrom: string;
@@ -120,11 +120,11 @@ export const DEFAULT_SETTINGS: Settings = finish({
   password: undefined,
   useTls: false,
   useSsl: false,
-  tlsMode: undefined,
+  tls: undefined,
   timeout: undefined,
   sslKeyfile: undefined,
   sslCertfile: undefined,
-  tls: undefined,
+  tlsOptions: undefined,
   localName: undefined,
   defaultFrom: "webmaster@localhost",
   serverEmail: "root@localhost",
@@ -212,12 +212,13 @@ function pushMessageDefaults(s: Settings): void {
 type Source = "env" | "configure";
 
 /** The settings that are SMTP options: resolveSmtpConfig checks them, alone and together. */
-const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "sslKeyfile", "sslCertfile", "tls", "localName"] as const;
+const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tls", "timeout", "sslKeyfile", "sslCertfile", "tlsOptions", "localName"] as const;
 
 function merge(base: Settings, changes: SettingsInput, source: Source): Settings {
   const out: Record<string, unknown> = Object.assign(Object.create(null), base);
   for (const key of Object.keys(changes)) {
     refuseForbidden(key, key);
+    if (key === "tlsMode") throw new ConfigurationError(key, 'tlsMode is now tls (the TLS mode: tls: "starttls"); Node\'s TLS options are tlsOptions. Every SMTP layer, EMAIL_URL and the CLI use the same names');
     if (!(KEYS as string[]).includes(key)) {
       throw new ConfigurationError(key, `Unknown setting "${key}"; known settings: ${KEYS.join(", ")}`);
     }
@@ -283,16 +284,16 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
     case "password":
     case "useTls":
     case "useSsl":
-    case "tlsMode":
+    case "tls":
     case "timeout":
     case "sslKeyfile":
     case "sslCertfile":
     case "localName":
       // SMTP options: checked together, by the rules every SMTP layer shares, in merge().
       return value;
-    case "tls":
+    case "tlsOptions":
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        throw new ConfigurationError(key, "tls must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
+        throw new ConfigurationError(key, "tlsOptions must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
       }
       // A null-prototype copy of its own properties; its keys and values are checked in merge().
       return Object.freeze(ownCopy(value));
@@ -491,7 +492,7 @@ function emailUrlSettings(url: string, setting: string): SettingsInput {
       }
       if (mode === "implicit") out.useSsl = true;
       else if (mode === "starttls") out.useTls = true;
-      else if (mode !== undefined) out.tlsMode = mode;
+      else if (mode !== undefined) out.tls = mode;
       if (u.port === "0") throw new ConfigurationError(setting, `${setting} port must be from 1 to 65535`);
       // Without a port in the URL, `port` stays unset so that the backend derives it from
       // the TLS mode in effect (465 with implicit TLS, else 25), even when EMAIL_USE_SSL or
@@ -595,7 +596,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
     out.useTls = bool(useTls, "EMAIL_USE_TLS");
     if (out.useTls) {
       out.useSsl = false;
-      delete out.tlsMode;
+      delete out.tls;
     }
   }
   if (useSsl !== undefined) {
@@ -605,7 +606,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
         throw new ConfigurationError("EMAIL_USE_SSL", "EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive; set only one to true");
       }
       out.useTls = false;
-      delete out.tlsMode;
+      delete out.tls;
     }
   }
   const timeout = get("EMAIL_TIMEOUT");

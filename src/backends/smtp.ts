@@ -40,8 +40,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   useTls?: boolean | undefined;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   useSsl?: boolean | undefined;
-  /** Explicit TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
-  tlsMode?: TlsMode | undefined;
+  /** The TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
+  tls?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
   /** Per-phase timeouts in ms (they win over `timeout`), or "rfc5321" for RFC 5321's longer values. */
@@ -54,8 +54,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   deadline?: number | undefined;
   sslKeyfile?: string | undefined;
   sslCertfile?: string | undefined;
-  /** TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
-  tls?: SmtpTlsOptions | undefined;
+  /** Node's TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
+  tlsOptions?: SmtpTlsOptions | undefined;
   /** EHLO name. */
   localName?: string | undefined;
   /** Credentials other than a password (an OAuth 2 token, a token provider); wins over username/password. */
@@ -131,7 +131,8 @@ export class SmtpBackend extends BaseEmailBackend {
   readonly username: string | undefined;
   readonly useTls: boolean;
   readonly useSsl: boolean;
-  readonly tlsMode: TlsMode | undefined;
+  /** The TLS mode given (the `tls` option or setting); undefined: decided from host and port. */
+  readonly tls: TlsMode | undefined;
   readonly timeout: number | undefined;
   readonly sslKeyfile: string | undefined;
   readonly sslCertfile: string | undefined;
@@ -169,7 +170,7 @@ export class SmtpBackend extends BaseEmailBackend {
     this.#password = input["password"] as string | undefined;
     this.useTls = (input["useTls"] as boolean | undefined) ?? false;
     this.useSsl = (input["useSsl"] as boolean | undefined) ?? false;
-    this.tlsMode = input["tlsMode"] as TlsMode | undefined;
+    this.tls = input["tls"] as TlsMode | undefined;
     this.timeout = input["timeout"] as number | undefined;
     this.sslKeyfile = input["sslKeyfile"] as string | undefined;
     this.sslCertfile = input["sslCertfile"] as string | undefined;
@@ -448,7 +449,7 @@ export class SmtpBackend extends BaseEmailBackend {
       password: this.#password === undefined ? undefined : "<redacted>",
       useTls: this.useTls,
       useSsl: this.useSsl,
-      tlsMode: this.tlsMode,
+      tls: this.tls,
       timeout: this.timeout,
       failSilently: this.failSilently,
       pool: this.pool,
@@ -474,7 +475,7 @@ function poolSettings(option: unknown): SmtpPoolSettings | undefined {
 }
 
 /** The keys that take a fallback from the settings when the options leave them undefined. */
-const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tls"] as const;
+const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tlsOptions"] as const;
 
 /**
  * The options as the resolver sees them: every own key of `options` (so that a typo is
@@ -487,11 +488,11 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   // `dkim` is the backend's own option (signing happens here, not in SMTP).
   for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
-  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
+  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tls"] !== undefined;
   if (!tlsGiven) {
     input["useTls"] = s.useTls;
     input["useSsl"] = s.useSsl;
-    if (s.tlsMode !== undefined) input["tlsMode"] = s.tlsMode;
+    if (s.tls !== undefined) input["tls"] = s.tls;
   }
   if (input["port"] === undefined && portFromSettings && isSettingExplicit("port")) input["port"] = s.port;
   return input;

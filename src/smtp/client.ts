@@ -353,9 +353,8 @@ export class SmtpClient {
     const required = this.tlsMode === "starttls";
     if (!this.#capabilities?.starttls) {
       if (!required) return;
-      const mode = this.#config.source === "client" ? "tls" : "tlsMode";
       throw new SmtpTlsError(
-        `${this.host}:${this.port} does not offer STARTTLS, and ${mode} is "starttls"; use ${mode}: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
+        `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls" (or useTls: true); use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
       );
     }
     try {
