@@ -411,7 +411,7 @@ export class SmtpBackend extends BaseEmailBackend {
         attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
         error: undefined,
         reply: replyOf(result.reply),
-        queueId: result.messageId,
+        queueId: result.queueId,
       };
     } catch (caught) {
       let err = caught;

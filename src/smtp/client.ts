@@ -76,8 +76,11 @@ export interface SendResult {
   rejected: RejectedRecipient[];
   /** The reply after the final dot (or BDAT LAST). */
   reply: SmtpReply;
-  /** The server's queue id when its reply names one ("queued as X", "id=X"). */
-  messageId?: string;
+  /**
+   * The server's queue id when its reply names one ("queued as X", "id=X"). Not the
+   * Message-ID header: that is `messageId` in every report.
+   */
+  queueId?: string;
 }
 
 /** A command's reply, or the SmtpError of a reply it did not expect (the connection still usable). */
@@ -571,8 +574,8 @@ export class SmtpClient {
       throw recordStage(new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: shown, reply }), "final-dot", true);
     }
     this.#state = "ready";
-    const messageId = queueId(reply.text);
-    return messageId === undefined ? { accepted, rejected, reply } : { accepted, rejected, reply, messageId };
+    const id = queueId(reply.text);
+    return id === undefined ? { accepted, rejected, reply } : { accepted, rejected, reply, queueId: id };
   }
 
   /** After DATA got 354 although the transaction failed: send an empty body's "." to end it. */

@@ -109,7 +109,7 @@ describe("missive's SMTP client against the catcher", () => {
     const partial = await send();
     expect(partial.accepted).toEqual(["c@example.org"]);
     expect(partial.rejected.map((r) => [r.address, r.reply.code])).toEqual([["b@example.org", 550]]);
-    expect(partial.messageId).toBe(catcher.messages.at(-1)!.id);
+    expect(partial.queueId).toBe(catcher.messages.at(-1)!.id);
 
     catcher.failNext({ phase: "mail", reply: "451 4.3.0 Try again later" });
     const temporary = (await send().catch((e: unknown) => e)) as SmtpError;
