@@ -14,6 +14,7 @@ import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
 import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
+import { withDefaultFromAdvice } from "./default-from.js";
 import type { DkimSetting } from "../dkim/options.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
@@ -366,6 +367,7 @@ export class SmtpBackend extends BaseEmailBackend {
     const clock = this.#config.clock;
     const at = clock.now();
     let messageId: string | undefined;
+    let sender: string | undefined;
     let lease: Lease | undefined;
     // `cut` ends this message (the caller's signal, the deadline); `stop` only cancels waits.
     const cut = new AbortController();
@@ -392,6 +394,7 @@ export class SmtpBackend extends BaseEmailBackend {
       // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
       const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
       messageId = rendered.messageId;
+      sender = rendered.envelope.from;
       const only = new Set(recipients);
       const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
@@ -414,7 +417,7 @@ export class SmtpBackend extends BaseEmailBackend {
         queueId: result.queueId,
       };
     } catch (caught) {
-      let err = caught;
+      let err = withDefaultFromAdvice(caught, sender);
       // The caller's signal or the deadline cut it: say that, unless the message may already be delivered.
       if (cut.signal.aborted && classify(caught) !== "unknown") err = timedOut ? messageTimeout(deadline!, caught) : new AbortError("The send was aborted", { cause: user?.reason ?? caught });
       if (stop.signal.aborted && err instanceof AbortError && !cut.signal.aborted) throw err;
