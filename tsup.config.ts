@@ -9,6 +9,8 @@ export default defineConfig({
     "smtp/index": "src/smtp/index.ts",
     "dkim/index": "src/dkim/index.ts",
     "parse/index": "src/parse/index.ts",
+    // OpenTelemetry: its own entry, so that only it imports @opentelemetry/api (an optional peer).
+    "otel/index": "src/otel/index.ts",
     // The launcher; src/cli.ts (main) is bundled into it.
     cli: "bin/missive.ts",
   },

@@ -10,15 +10,16 @@
 import { createHash, createPrivateKey, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { DkimSigner } from "../src/dkim/options.js";
 import { hashBody, signRendered, type HeaderField, type RenderedLike } from "../src/dkim/sign.js";
 import { SmtpBackend } from "../src/backends/smtp.js";
 import { EmailMultiAlternatives } from "../src/mime/message.js";
 import { CaptureServer } from "../src/preview/smtp-server.js";
+import { ROOT } from "./env.js";
 
 const MiB = 1024 * 1024;
-const keys = fileURLToPath(new URL("../fixtures/dkim/keys/", import.meta.url));
+const keys = join(ROOT, "fixtures", "dkim", "keys") + "/";
 const rsa = new DkimSigner({ domain: "example.com", selector: "rsa", privateKey: createPrivateKey(readFileSync(`${keys}test-rsa-2048.pem`)) });
 const ed = new DkimSigner({ domain: "example.com", selector: "ed", privateKey: createPrivateKey(readFileSync(`${keys}test-ed25519.pem`)) });
 

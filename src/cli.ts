@@ -33,6 +33,7 @@ import { dkimCommand } from "./cli/dkim.js";
 import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
 import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
 import { CONNECTION_CLI_HELP, CONNECTION_CLI_OPTIONS, connectionFlagHint, connectionOptionsFromArgs, fileProblem } from "./cli/connection-options.js";
+import { LOG_CLI_HELP, LOG_CLI_OPTIONS, loggerFromArgs } from "./cli/log-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
 
@@ -84,6 +85,7 @@ Options:
 ${CONNECTION_CLI_HELP}
 ${LIST_CLI_HELP}
 ${DKIM_CLI_HELP}
+${LOG_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted, refused or deferred with
 the server's reply; over routes or retries, the status, the route that delivered and
@@ -104,7 +106,8 @@ Options:
   --url EMAIL_URL    the server to check (same as the positional argument)
   --transcript       show the SMTP dialogue (AUTH data redacted)
   -h, --help         this help
-${CONNECTION_CLI_HELP.replace("deadline for each step", "deadline for each step (default 30)")}`;
+${CONNECTION_CLI_HELP.replace("deadline for each step", "deadline for each step (default 30)")}
+${LOG_CLI_HELP}`;
 
 type Out = (line: string) => void;
 /** Set when the reader of stdout went away (EPIPE): nothing more is written there. */
@@ -238,6 +241,7 @@ const SEND_OPTIONS = {
   ...CONNECTION_CLI_OPTIONS,
   ...LIST_CLI_OPTIONS,
   ...DKIM_CLI_OPTIONS,
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function send(args: readonly string[]): Promise<number> {
@@ -253,6 +257,7 @@ async function send(args: readonly string[]): Promise<number> {
   if (v.subject === undefined) throw new UsageError("send needs --subject");
   if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
   if (v.backend !== undefined && (v.url?.length ?? 0) > 0) throw new UsageError("give --backend or --url, not both");
+  const logger = useLogger(v);
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
@@ -290,7 +295,10 @@ async function send(args: readonly string[]): Promise<number> {
   for (const path of v.attach ?? []) message.attachFile(path);
 
   if (v.from === undefined && isUnconfiguredDefaultFrom(getSettings().defaultFrom)) {
-    err(`missive: warning: no sender configured, so this goes From ${getSettings().defaultFrom} (Django's default), which servers usually refuse; pass --from or set DEFAULT_FROM_EMAIL`);
+    const warning = `no sender configured, so this goes From ${getSettings().defaultFrom} (Django's default), which servers usually refuse; pass --from or set DEFAULT_FROM_EMAIL`;
+    // With --log-format, stderr is the log: the warning is one of its records.
+    if (logger !== undefined) logger.warn({ event: "cli.default-from", from: getSettings().defaultFrom }, warning);
+    else err(`missive: warning: ${warning}`);
   }
 
   // The report goes to stderr when the message itself is printed on stdout.
@@ -386,6 +394,13 @@ async function readable(path: string, option: string): Promise<void> {
   if (!isFile) throw new UsageError(`${option} ${path}: not a regular file${resolve(path) === path ? "" : ` (looked at ${resolve(path)})`}`);
 }
 
+/** --log-level / --log-format: every backend made from here on logs to stderr. */
+function useLogger(values: Parameters<typeof loggerFromArgs>[0]): ReturnType<typeof loggerFromArgs> {
+  const logger = loggerFromArgs(values, (message) => new UsageError(message));
+  if (logger !== undefined) configure({ logger });
+  return logger;
+}
+
 // --- check -------------------------------------------------------------------------------
 
 const CHECK_OPTIONS = {
@@ -393,6 +408,7 @@ const CHECK_OPTIONS = {
   transcript: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   ...CONNECTION_CLI_OPTIONS,
+  ...LOG_CLI_OPTIONS,
 } as const;
 
 async function check(args: readonly string[]): Promise<number> {
@@ -403,6 +419,7 @@ async function check(args: readonly string[]): Promise<number> {
   }
   if (positionals.length > 1 || (positionals.length === 1 && v.url !== undefined)) throw new UsageError("check takes one EMAIL_URL");
   const url = positionals[0] ?? v.url;
+  useLogger(v);
   const extra: Record<string, unknown> = { timeout: 30_000, ...(await connectionOptionsFromArgs(v)) };
   let backend: EmailBackend;
   if (url !== undefined) {

@@ -73,8 +73,35 @@ export {
 } from "./errors.js";
 export type { ErrorCode, RejectedRecipient, TimeoutPhase } from "./errors.js";
 export { MailCatcherTimeoutError } from "./errors.js";
-export { CHANNEL_NAMES } from "./observe/channels.js";
-export type { ChannelName, ChannelReply, SmtpCommandMessage, SmtpReplyMessage, MessageSentMessage } from "./observe/channels.js";
+export { CHANNEL_NAMES, EVENT_CHANNEL_NAMES } from "./observe/channels.js";
+export type { ChannelName, EventChannelName, ChannelReply, SmtpCommandMessage, SmtpReplyMessage, MessageSentMessage } from "./observe/channels.js";
+export { EVENTS } from "./observe/events.js";
+export type {
+  EventName,
+  MissiveEvent,
+  MissiveEvents,
+  OutcomeStatus,
+  ErrorFields,
+  ConnectionFields,
+  DeliveryFields,
+  RefusedField,
+  SmtpConnectEvent,
+  SmtpTlsEvent,
+  SmtpAuthEvent,
+  SmtpCommandEvent,
+  SmtpReplyEvent,
+  SmtpCloseEvent,
+  MessageOutcomeEvent,
+  MessageAttemptEvent,
+  MessageRetryEvent,
+  MessageFailoverEvent,
+  RouteSkipEvent,
+  RouteCircuitEvent,
+  RateLimitWaitEvent,
+} from "./observe/events.js";
+export type { DeliveryContext } from "./observe/delivery.js";
+export { LOG_LEVELS } from "./observe/log.js";
+export type { Logger, LogLevel, LogRecipients, RecipientsField } from "./observe/log.js";
 export { systemClock } from "./observe/clock.js";
 export type { Clock, TimerHandle } from "./observe/clock.js";
 export { classify, classification, CLASSIFICATION_RULES } from "./errors/classify.js";

@@ -12,6 +12,7 @@ import type { EmailMessage } from "./mime/message.js";
 import { resolveFailoverSettings, type FailoverSettings, type ResolvedFailoverSettings } from "./delivery/config.js";
 import { resolveRateLimit } from "./delivery/rate-limit.js";
 import { resetDeliveryState } from "./delivery/state.js";
+import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "./observe/log.js";
 
 /**
  * Process-wide settings, after Django's EMAIL_* settings.
@@ -97,6 +98,13 @@ export interface Settings {
   readonly failover: ResolvedFailoverSettings | undefined;
   /** Picks a named connection per message for the default connection; undefined: the default backend. */
   readonly route: RouteFunction | undefined;
+  /**
+   * Where every backend's events go (named connections included), unless a backend has its
+   * own `logger`: pino, or any object with its level methods. Undefined: nothing is logged.
+   */
+  readonly logger: Logger | undefined;
+  /** How recipients appear in log records and event payloads: "count" (default), "domain", "hash" or "full". */
+  readonly logRecipients: LogRecipients;
 }
 
 /** What `configure()` takes: any subset of the settings; named connections may be URLs. */
@@ -138,6 +146,8 @@ export const DEFAULT_SETTINGS: Settings = finish({
   dkim: undefined,
   failover: undefined,
   route: undefined,
+  logger: undefined,
+  logRecipients: "count",
 });
 
 const KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -326,7 +336,23 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
     case "route":
       if (typeof value !== "function") throw new ConfigurationError(key, "route must be a function (message) => name of a connection, or undefined for the default");
       return value;
+    case "logger":
+      return logger(key, value);
+    case "logRecipients":
+      return logRecipients(key, value);
   }
+}
+
+function logger(setting: string, value: unknown): Logger {
+  const problem = loggerProblem(value);
+  if (problem !== undefined) throw new ConfigurationError(setting, `${setting} ${problem}`);
+  return value as Logger;
+}
+
+function logRecipients(setting: string, value: unknown): LogRecipients {
+  const problem = logRecipientsProblem(value);
+  if (problem !== undefined) throw new ConfigurationError(setting, `${setting} ${problem}`);
+  return value as LogRecipients;
 }
 
 /** The longest delay Node's timers take; `timeout` (ms) must fit. */
@@ -395,11 +421,14 @@ function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConf
     }
     // Any backend's `dkim`, made ready signers now (a bad key fails at configure()).
     if (own(config, "dkim") !== undefined) (config as Record<string, unknown>)["dkim"] = dkimSetting(own(config, "dkim"), `${setting}.dkim`);
+    // Any backend's `logger` and `logRecipients` (BaseEmailBackend takes them), checked now.
+    if (own(config, "logger") !== undefined) logger(`${setting}.logger`, own(config, "logger"));
+    if (own(config, "logRecipients") !== undefined) logRecipients(`${setting}.logRecipients`, own(config, "logRecipients"));
     // `rateLimit` is the delivery layer's, on any backend: checked here, never passed to the backend.
     if (own(config, "rateLimit") !== undefined) resolveRateLimit(own(config, "rateLimit"), { path: `${setting}.rateLimit`, settings: true });
     // `dkim` is the backend's, not an SMTP option: the backend keeps it from the resolver too.
     const options: Record<string, unknown> = Object.create(null);
-    for (const key of Object.keys(config)) if (key !== "backend" && key !== "rateLimit" && key !== "dkim") options[key] = own(config, key);
+    for (const key of Object.keys(config)) if (!["backend", "rateLimit", "dkim", "logger", "logRecipients"].includes(key)) options[key] = own(config, key);
     if (config.backend === "smtp") {
       // The options an SmtpBackend will get: checked now, by the resolver the backend uses,
       // so that `hots: "x"` fails at configure() rather than at getConnection("bulk").
@@ -693,7 +722,8 @@ function redactedView(value: unknown, depth = 0): unknown {
 function secretKeysView(value: object, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : redactedView(v, depth + 1);
+    // A logger prints as what it is, not as its internals (a pino instance holds streams).
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null ? REDACTED : k === "logger" && v !== undefined && v !== null ? "[logger]" : redactedView(v, depth + 1);
   }
   return out;
 }

@@ -1,6 +1,10 @@
-import { AbortError, BackendError, type MissiveError } from "../errors.js";
+import { AbortError, BackendError, InvalidArgumentError, type MissiveError } from "../errors.js";
 import { messageSentChannel, type MessageSentMessage } from "../observe/channels.js";
-import { systemClock } from "../observe/clock.js";
+import { isClock, systemClock, type Clock } from "../observe/clock.js";
+import { DeliveryObservation } from "../observe/delivery.js";
+import { channelSink, EventSink } from "../observe/events.js";
+import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "../observe/log.js";
+import { getSettings } from "../settings.js";
 import type { EmailMessage } from "../mime/message.js";
 import { freeze } from "../mime/render.js";
 import { isDeliveryError } from "./output.js";
@@ -30,6 +34,50 @@ export function publishSent(event: MessageSentEvent): void {
 export interface BackendOptions {
   /** Turn delivery failures (SMTP errors, BackendError) into a lower count instead of throwing. */
   failSilently?: boolean | undefined;
+  /**
+   * Where this backend's events go: pino, or any object with its level methods
+   * (`info(obj, msg)`, ...). Default: the `logger` setting; with neither, nothing is logged.
+   */
+  logger?: Logger | undefined;
+  /** How recipients appear in this backend's records: "count" (default), "domain", "hash" or "full". Default: the setting. */
+  logRecipients?: LogRecipients | undefined;
+}
+
+const observations = new WeakMap<object, DeliveryObservation>();
+
+/** The backend's name in events: "smtp", "console", ... for the built-in ones, else its class name. */
+function backendName(backend: object): string {
+  const name = backend.constructor?.name ?? "";
+  const builtin = /^(Smtp|Console|File|Memory|Dummy|Failover|Routing)Backend$/.exec(name);
+  return builtin ? builtin[1]!.toLowerCase() : name || "backend";
+}
+
+/**
+ * How `backend` observes its deliveries: its `logger` and `logRecipients` (the options
+ * BaseEmailBackend took, else the settings'), and the event channels. A backend not built
+ * on BaseEmailBackend publishes on the channels only.
+ */
+export function observationOf(backend: object): DeliveryObservation {
+  let observation = observations.get(backend);
+  if (observation === undefined) {
+    observation = new DeliveryObservation(backendName(backend), channelSink, systemClock);
+    observations.set(backend, observation);
+  }
+  return observation;
+}
+
+/**
+ * The `logger` and `logRecipients` of a backend's options (own properties, checked), each
+ * falling back to its setting.
+ */
+export function backendLogging(options: object): { readonly logger: Logger | undefined; readonly logRecipients: LogRecipients } {
+  const logger = Object.hasOwn(options, "logger") ? (options as { logger?: unknown }).logger : undefined;
+  const recipients = Object.hasOwn(options, "logRecipients") ? (options as { logRecipients?: unknown }).logRecipients : undefined;
+  if (logger !== undefined && loggerProblem(logger) !== undefined) throw new InvalidArgumentError(`logger ${loggerProblem(logger)!}`);
+  if (recipients !== undefined && logRecipientsProblem(recipients) !== undefined) throw new InvalidArgumentError(`logRecipients ${logRecipientsProblem(recipients)!}`);
+  if (logger !== undefined && recipients !== undefined) return { logger: logger as Logger, logRecipients: recipients as LogRecipients };
+  const settings = getSettings();
+  return { logger: (logger as Logger | undefined) ?? settings.logger, logRecipients: (recipients as LogRecipients | undefined) ?? settings.logRecipients };
 }
 
 /** What the rest of missive needs from a backend (Django's `BaseEmailBackend` contract). */
@@ -58,10 +106,29 @@ export interface EmailBackend {
  */
 export abstract class BaseEmailBackend implements EmailBackend {
   failSilently: boolean;
+  readonly #logger: Logger | undefined;
+  readonly #logRecipients: LogRecipients;
 
   constructor(options: BackendOptions = {}) {
     // An own property only: an inherited `failSilently` (a polluted prototype) must not hide failures.
     this.failSilently = Object.hasOwn(options, "failSilently") ? (options.failSilently ?? false) : false;
+    const { logger, logRecipients } = backendLogging(options);
+    this.#logger = logger;
+    this.#logRecipients = logRecipients;
+    const clock = Object.hasOwn(options, "clock") ? (options as { clock?: unknown }).clock : undefined;
+    const sink = logger === undefined && logRecipients === "count" ? channelSink : new EventSink(logger, logRecipients);
+    const name = (options as { [CONNECTION_NAME]?: unknown })[CONNECTION_NAME];
+    observations.set(this, new DeliveryObservation(backendName(this), sink, isClock(clock) ? (clock as Clock) : systemClock, typeof name === "string" ? name : undefined));
+  }
+
+  /** The logger this backend's events go to (its option, else the setting), if any. */
+  get logger(): Logger | undefined {
+    return this.#logger;
+  }
+
+  /** How recipients appear in this backend's records (its option, else the setting). */
+  get logRecipients(): LogRecipients {
+    return this.#logRecipients;
   }
 
   async open(): Promise<boolean> {
@@ -123,6 +190,7 @@ export async function reportEach(
   send: (message: EmailMessage, recipients: readonly string[]) => Promise<DeliveryReport>,
 ): Promise<SendReport> {
   const carryOn = backend.failSilently || options.stopOnError === false;
+  const observation = observationOf(backend);
   const reports: DeliveryReport[] = [];
   for (const message of messages) {
     const recipients = envelopeRecipients(message, options.recipients?.get(message));
@@ -132,17 +200,26 @@ export async function reportEach(
     }
     const at = systemClock.now();
     try {
-      if (options.signal?.aborted) throw new AbortError("The send was aborted before this message", { cause: options.signal.reason });
-      await options.beforeEach?.(message, options.signal);
-      reports.push(await send(message, recipients));
+      const deliver = async (): Promise<DeliveryReport> => {
+        if (options.signal?.aborted) throw new AbortError("The send was aborted before this message", { cause: options.signal.reason });
+        await options.beforeEach?.(message, options.signal);
+        return send(message, recipients);
+      };
+      const failure = (error: unknown) => (reportable(error) ? failedReport(message, undefined, error as MissiveError, recipients, at) : undefined);
+      reports.push(await observation.run({ recipients, route: options.route, attempt: options.attempt, message }, deliver, failure));
     } catch (error) {
-      if (!isDeliveryError(error) && !(error instanceof AbortError)) throw attachReports(error, reports);
+      if (!reportable(error)) throw attachReports(error, reports);
       const report = failedReport(message, undefined, error as MissiveError, recipients, at);
       if (!carryOn) throw attachReports(error, [...reports, report]);
       reports.push(report);
     }
   }
   return { sent: reports.filter(countsAsSent).length, reports };
+}
+
+/** A failure a report can hold (a delivery error or an abort), rather than a programming error that is thrown. */
+function reportable(error: unknown): boolean {
+  return isDeliveryError(error) || error instanceof AbortError;
 }
 
 /** A backend class as `getConnection` and `registerBackend` take it. */
@@ -155,3 +232,9 @@ export type BackendClass = new (options?: any) => EmailBackend;
  * server never inherits the top-level connection's credentials or host.
  */
 export const SETTINGS_FALLBACK: unique symbol = Symbol.for("missive.backend.settingsFallback");
+
+/**
+ * Internal option: the name of the named connection a backend was made for
+ * (`getConnection("bulk")`, a failover route). Its events and traces carry it as `route`.
+ */
+export const CONNECTION_NAME: unique symbol = Symbol.for("missive.backend.connectionName");

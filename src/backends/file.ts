@@ -6,7 +6,7 @@ import { BackendError, ConfigurationError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { getSettings, type Settings } from "../settings.js";
 import { systemClock } from "../observe/clock.js";
-import { BaseEmailBackend, publishSent, reportEach, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { BaseEmailBackend, observationOf, publishSent, reportEach, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendSigning, type Signing, type SigningOptions } from "./dkim.js";
 import { isDeliveryError, prepareForOutput } from "./output.js";
 import { acceptedReport, attachReports, failedReport, type SendOptions, type SendReport } from "./report.js";
@@ -64,7 +64,12 @@ export class FileBackend extends BaseEmailBackend {
       // The directory is unusable: every message fails with that (each is still checked first).
       const at = systemClock.now();
       const reports = messages.map((m) => failedReport(m, undefined, err as BackendError, m.envelope({ smtputf8: m.needsSmtpUtf8() }).to, at));
-      if (!(this.failSilently || options.stopOnError === false)) throw attachReports(err, reports.slice(0, 1));
+      const carriesOn = this.failSilently || options.stopOnError === false;
+      // Each message given a report was a delivery that failed: observed as such.
+      for (const report of carriesOn ? reports : reports.slice(0, 1)) {
+        await observationOf(this).reported({ recipients: report.attempts[0]?.recipients ?? [], route: options.route, attempt: options.attempt, message: report.message }, report);
+      }
+      if (!carriesOn) throw attachReports(err, reports.slice(0, 1));
       return { sent: 0, reports };
     }
     return reportEach(this, messages, options, { skipWithoutRecipients: false }, async (message, recipients) => {

@@ -101,6 +101,14 @@ export interface SendOptions {
   readonly recipients?: ReadonlyMap<EmailMessage, readonly string[]> | undefined;
   /** Awaited before each message starts (a rate limit's token); its failure is that message's. */
   readonly beforeEach?: ((message: EmailMessage, signal: AbortSignal | undefined) => Promise<void>) | undefined;
+  /** The named connection the messages go through (routing, failover): their events and traces say it. */
+  readonly route?: string | undefined;
+  /**
+   * Set by the delivery engine: this send is that try (1, 2, ...) of a delivery it drives.
+   * The engine reports the message's outcome; the backend's own record of the try is the
+   * `message.attempt` event.
+   */
+  readonly attempt?: number | undefined;
 }
 
 /** A sent message counts for `sendMessages` whether every recipient took it or only some (Django). */

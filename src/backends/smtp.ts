@@ -1,21 +1,23 @@
 import { inspect } from "node:util";
-import { AbortError, MissiveError, SmtpCapabilityError, SmtpError, SmtpTimeoutError, recordStage } from "../errors.js";
-import { classify } from "../errors/classify.js";
+import { AbortError, MissiveError, SmtpCapabilityError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
-import { freeze, render, renderedChunks } from "../mime/render.js";
+import { freeze, render, renderedChunks, type Rendered } from "../mime/render.js";
 import { getSettings, isSettingExplicit, type Settings, type TlsMode } from "../settings.js";
 import type { AuthMethod, AuthOptions } from "../smtp/auth.js";
 import type { Capabilities } from "../smtp/capabilities.js";
-import { SmtpClient, type DsnOptions, type Envelope, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
+import { SmtpClient, type DsnOptions, type Envelope, type MessageBody, type SendResult, type SmtpTimeouts, type SmtpTlsOptions } from "../smtp/client.js";
 import { BACKEND_POOL_KEYS, deriveSmtpConfig, own, resolveSmtpConfig, type ResolvedSmtpConfig } from "../smtp/config.js";
+import { ANNOUNCE, DATA_WRITTEN, type Announcement } from "../smtp/pipeline.js";
 import { SmtpPool, type Lease } from "../smtp/pool.js";
 import type { TranscriptHook } from "../smtp/transcript.js";
 import type { Clock } from "../observe/clock.js";
-import { BaseEmailBackend, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
+import { noteConnection, type DeliveryContext, type DeliveryObservation, type DeliveryStart } from "../observe/delivery.js";
+import { BaseEmailBackend, observationOf, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import { withDefaultFromAdvice } from "./default-from.js";
 import type { DkimSetting } from "../dkim/options.js";
+import { MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
   attachReports,
@@ -164,6 +166,9 @@ export class SmtpBackend extends BaseEmailBackend {
     super(options);
     const fallback = (options as { [SETTINGS_FALLBACK]?: Settings })[SETTINGS_FALLBACK];
     const input = withSettings(options, fallback ?? getSettings(), fallback === undefined);
+    // The connections' events go to this backend's logger (its option, else the setting).
+    if (this.logger !== undefined) input["logger"] = this.logger;
+    input["logRecipients"] = this.logRecipients;
     this.#config = resolveSmtpConfig(input, "backend");
     this.host = this.#config.host;
     this.port = this.#config.port;
@@ -253,10 +258,13 @@ export class SmtpBackend extends BaseEmailBackend {
         const at = this.#config.clock.now();
         const reports = messages.map((message, i) => (recipients[i]!.length === 0 ? skippedReport(message) : failedReport(message, undefined, err as MissiveError, recipients[i]!, at)));
         this.reports = reports;
-        if (!(this.#carriesOn(options) && isDeliveryError(err))) {
-          const first = reports.findIndex((r) => r.status !== "skipped");
-          throw attachReports(err, reports.slice(0, first + 1));
+        const carriesOn = this.#carriesOn(options) && (isDeliveryError(err) || err instanceof AbortError);
+        const first = reports.findIndex((r) => r.status !== "skipped");
+        // Each message given a report was a delivery that failed at the connection: observed as such.
+        for (const [i, report] of (carriesOn ? reports : reports.slice(0, first + 1)).entries()) {
+          if (report.status !== "skipped") await observationOf(this).reported({ recipients: recipients[i]!, route: options.route, attempt: options.attempt, message: report.message }, report);
         }
+        if (!carriesOn) throw attachReports(err, reports.slice(0, first + 1));
         return { sent: 0, reports };
       }
       try {
@@ -317,35 +325,85 @@ export class SmtpBackend extends BaseEmailBackend {
 
   /**
    * The batch: as many workers as the pool has connections take the messages in input
-   * order, each leasing a connection, rendering the message for it, sending, and giving the
-   * lease back. After a failure that is thrown (not reported) no further message starts
-   * (waiting leases are cancelled before the failed one is given back); the ones in flight
-   * settle, then the earliest failure in input order is thrown, carrying the reports of the
-   * messages whose outcome is known.
+   * order. Each passes a message's gate (`beforeEach`), leases a connection and keeps it
+   * for a run of messages (`#lane`). After a failure that is thrown (not reported) no
+   * further message starts (waiting gates and leases are cancelled before the failed
+   * message's connection is given back); the ones in flight settle, then the earliest
+   * failure in input order is thrown, carrying the reports of the messages whose outcome is
+   * known.
    */
   async #sendBatch(pool: SmtpPool, messages: readonly EmailMessage[], recipients: readonly string[][], options: SendOptions, reports: DeliveryReport[]): Promise<void> {
     const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
+    // Messages withdrawn from a connection that failed before they started: they go first, on another.
+    const again: Slot[] = [];
+    // The observed deliveries' ends (src/observe/delivery.ts), each settled with its slot.
+    const observed: Promise<unknown>[] = [];
     let next = 0;
+    const batch: Batch = {
+      options,
+      stop,
+      take: () => {
+        if (stop.signal.aborted) return undefined;
+        const withdrawn = again.shift();
+        if (withdrawn !== undefined) {
+          withdrawn.cut.resume();
+          return withdrawn;
+        }
+        while (next < messages.length) {
+          const i = next++;
+          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, stop.signal, options, observed);
+          results[i] = skippedReport(messages[i]!);
+        }
+        return undefined;
+      },
+      giveBack: (slot) => {
+        slot.lane = undefined;
+        slot.ready = false;
+        slot.prepared = undefined;
+        if (stop.signal.aborted) {
+          // Never started, and nothing more starts: not reported.
+          slot.cut.dispose();
+          slot.observed?.end(CANCELLED);
+          return;
+        }
+        // Waiting for a connection again counts towards its deadline.
+        slot.cut.resume();
+        again.push(slot);
+      },
+      settle: (slot, outcome) => {
+        slot.cut.dispose();
+        slot.observed?.end(outcome);
+        if (outcome.report !== undefined) results[slot.index] = outcome.report;
+        else if (!outcome.cancelled) failures.push({ index: slot.index, error: outcome.error });
+      },
+    };
     const worker = async (): Promise<void> => {
-      while (failures.length === 0 && next < messages.length) {
-        const i = next++;
-        const message = messages[i]!;
-        if (recipients[i]!.length === 0) {
-          results[i] = skippedReport(message);
+      for (let slot = batch.take(); slot !== undefined; slot = batch.take()) {
+        let lease: Lease;
+        try {
+          // The gate first: a connection is not held while a message waits for its token.
+          await this.#admit(slot, options);
+          lease = await pool.acquire(slot.cut.waits);
+        } catch (error) {
+          batch.settle(slot, this.#outcome(slot, { error }, batch));
           continue;
         }
         try {
-          results[i] = await this.#deliver(message, recipients[i]!, pool, stop, options);
-        } catch (error) {
-          // A wait cancelled because another message failed: this one never started.
-          if (stop.signal.aborted && error instanceof AbortError && !(options.signal?.aborted ?? false)) return;
-          failures.push({ index: i, error });
+          await this.#lane(lease, slot, batch);
+        } finally {
+          lease.release();
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
+    for (const slot of again.splice(0)) {
+      slot.cut.dispose();
+      slot.observed?.end(CANCELLED);
+    }
+    // Each message's trace and outcome event are out before the batch answers.
+    await Promise.all(observed);
     // On a failure `reports` keeps, in input order, the messages whose outcome is known.
     for (const report of results) if (report !== undefined) reports.push(report);
     if (failures.length > 0) {
@@ -356,85 +414,295 @@ export class SmtpBackend extends BaseEmailBackend {
     }
   }
 
+  /** A message as the batch carries it; its deadline starts now, and so does its observed delivery. */
+  #slot(index: number, message: EmailMessage, recipients: readonly string[], stop: AbortSignal, options: SendOptions, observed: Promise<unknown>[]): Slot {
+    const cut = new MessageCut(stop, [options.signal, this.#config.signal], this.deadline, this.#config.clock);
+    const admitted = options.beforeEach === undefined && !cut.waits.aborted;
+    const slot: Slot = { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
+    const observation = observationOf(this);
+    const start = { recipients, route: options.route, attempt: options.attempt, message };
+    if (observation.wanted(start)) observed.push(this.#observe(slot, observation, start));
+    return slot;
+  }
+
   /**
-   * One message: wait for the caller's gate (a rate limit), lease a connection, render the
-   * message for its extensions (the SMTPUTF8 check, the 7bit/8bit policy, the envelope),
-   * send it to `recipients`, and turn the outcome into its report. The caller's signal and
-   * the backend's `deadline` cut the wait or the transaction (the connection is dropped).
-   * Throws what the batch does not carry on after.
+   * One message's delivery as observed (its trace, its outcome event): it starts when the
+   * batch takes the message and ends when the slot settles. The message may move between
+   * lanes meanwhile; it stays one delivery. A message the batch never started (it stopped
+   * first) ends with its cut's error and no outcome, as a wait cancelled by another
+   * message's failure does.
    */
-  async #deliver(message: EmailMessage, recipients: readonly string[], pool: SmtpPool, stop: AbortController, options: SendOptions): Promise<DeliveryReport> {
-    const clock = this.#config.clock;
-    const at = clock.now();
-    let messageId: string | undefined;
-    let sender: string | undefined;
-    let lease: Lease | undefined;
-    // `cut` ends this message (the caller's signal, the deadline); `stop` only cancels waits.
-    const cut = new AbortController();
-    let timedOut = false;
-    const user = options.signal;
-    const onUserAbort = () => cut.abort(user?.reason);
-    if (user?.aborted) onUserAbort();
-    else user?.addEventListener("abort", onUserAbort, { once: true });
-    const deadline = this.deadline;
-    const timer = deadline === undefined ? undefined : clock.setTimeout(() => ((timedOut = true), cut.abort()), deadline);
-    const waits = linkedSignal(stop.signal, cut.signal);
-    const onCut = () => lease?.client.destroy();
-    cut.signal.addEventListener("abort", onCut, { once: true });
+  #observe(slot: Slot, observation: DeliveryObservation, start: DeliveryStart): Promise<unknown> {
+    let end!: (outcome: Outcome) => void;
+    const settled = new Promise<Outcome>((resolve) => (end = resolve));
+    slot.observed = { context: undefined, end };
+    const work = async (context: DeliveryContext | undefined): Promise<DeliveryReport> => {
+      slot.observed!.context = context;
+      if (context !== undefined && slot.messageId !== undefined) context.messageId = slot.messageId;
+      const outcome = await settled;
+      if (outcome.report !== undefined) return outcome.report;
+      if (!outcome.cancelled) throw outcome.error;
+      slot.observed!.cancelled = true;
+      throw slot.cut.notStarted();
+    };
+    const thrown = (error: unknown): DeliveryReport | undefined => {
+      if (slot.observed!.cancelled || !(isDeliveryError(error) || error instanceof AbortError)) return undefined;
+      return failedReport(slot.message, slot.messageId, error as MissiveError, slot.recipients, slot.at);
+    };
+    return observation.run(start, work, thrown).catch(() => undefined);
+  }
+
+  /**
+   * The caller's gate (`beforeEach`: a rate limit's token), awaited before any byte of the
+   * message leaves: its MAIL FROM is neither sent nor pipelined before. Once per message: a
+   * message withdrawn from a failed connection keeps the token it took.
+   */
+  #admit(slot: Slot, options: SendOptions): Promise<void> {
+    slot.gate ??= (async () => {
+      if (slot.cut.waits.aborted) throw slot.cut.notStarted();
+      await options.beforeEach?.(slot.message, slot.cut.waits);
+      slot.admitted = true;
+    })();
+    // Several lanes may wait on it in turn; a rejection is each one's to handle.
+    slot.gate.catch(() => undefined);
+    return slot.gate;
+  }
+
+  /**
+   * Messages over one leased connection, starting with `first` (its gate passed): up to
+   * LANE_DEPTH held at once, so that while one is on the wire the next ones pass their
+   * gates, are rendered, and are announced to the client so that their MAIL, RCPT and DATA
+   * can follow the previous final dot (src/smtp/pipeline.ts). The messages behind the
+   * first are taken by `feed`, which runs beside the loop below; more are rendered once the
+   * current message's end of data is written, so that rendering overlaps the server reading
+   * the message. Each message starts as the one before settles.
+   *
+   * The run ends when no message is left, a failure stops the batch, the connection can
+   * carry no more (maxMessagesPerConnection) or is no longer usable, or the next message is
+   * still waiting at its gate (the connection is not held idle through a rate limit's wait).
+   * Messages held but not started are then withdrawn (commands already pipelined drop the
+   * connection) and given back to the batch, which sends them over another lease — or, when
+   * the batch stopped, never.
+   */
+  async #lane(lease: Lease, first: Slot, batch: Batch): Promise<void> {
+    const client = lease.client;
+    const caps = lease.capabilities;
+    const lane: object = {};
+    // A connection the pool made counts its messages from zero.
+    let room = this.#config.pool.maxMessagesPerConnection - client.transactions;
+    const window: Slot[] = [];
+    let open = true;
+    let feeding: Promise<void> | undefined;
+    let rendering = false;
+    let woken: (() => void) | undefined;
+    const wake = () => {
+      const resolve = woken;
+      woken = undefined;
+      resolve?.();
+    };
+    const hold = (slot: Slot) => {
+      noteConnection(slot.observed?.context, { host: this.host, port: this.port, connectionId: client.connectionId, tlsVersion: client.tlsInfo?.protocol });
+      slot.lane = lane;
+      window.push(slot);
+      room -= 1;
+    };
+    const feed = async (): Promise<void> => {
+      while (open && room > 0 && window.length < LANE_DEPTH) {
+        const slot = batch.take();
+        if (slot === undefined) break;
+        hold(slot);
+        if (!slot.admitted) {
+          let refused: { readonly error: unknown } | undefined;
+          try {
+            await this.#admit(slot, batch.options);
+          } catch (error) {
+            refused = { error };
+          }
+          // Given back while it waited (the run ended): whoever holds it now handles its gate.
+          if (slot.lane !== lane) break;
+          slot.failure ??= refused;
+        }
+        rendering = true;
+        await this.#render(slot, caps);
+        rendering = false;
+        if (!open) break;
+        if (slot.prepared !== undefined && window[0] !== slot) {
+          // Its turn comes after the messages before it: meanwhile its deadline waits too.
+          slot.cut.pause();
+          slot.announcement = client[ANNOUNCE](slot.prepared.envelope);
+        }
+        slot.ready = true;
+        wake();
+      }
+    };
+    const refill = () => {
+      feeding ??= feed().then(
+        () => {
+          feeding = undefined;
+          wake();
+        },
+        (error: unknown) => {
+          // A bug, not a delivery outcome: the message being fed fails with it.
+          rendering = false;
+          feeding = undefined;
+          const slot = window.at(-1);
+          if (slot !== undefined && slot.ready !== true) {
+            slot.failure ??= { error };
+            slot.ready = true;
+          }
+          wake();
+        },
+      );
+    };
+    hold(first);
+    await this.#render(first, caps);
+    first.ready = true;
     try {
-      if (waits.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
-      await options.beforeEach?.(message, waits.signal);
-      lease = await pool.acquire(waits.signal);
-      if (cut.signal.aborted) throw new AbortError("The send was aborted before this message", { cause: user?.reason });
-      const caps = lease.capabilities;
+      while (window.length > 0) {
+        const head = window[0]!;
+        if (head.ready !== true) {
+          // Still at its gate (a rate limit's wait): the run ends, the lease goes back meanwhile.
+          if (!head.admitted || feeding === undefined) break;
+          await new Promise<void>((resolve) => (woken = resolve));
+          continue;
+        }
+        if (head.sending === undefined && head.failure === undefined) {
+          if (batch.stop.signal.aborted) break;
+          this.#start(head, client);
+        }
+        refill();
+        const outcome = await this.#sent(head, batch);
+        window.shift();
+        batch.settle(head, outcome);
+        // Nothing more starts here: the batch stops, or the connection failed (then the rest go on another).
+        if (batch.stop.signal.aborted || client.state !== "ready") break;
+        const following = window[0];
+        if (following?.ready === true && following.failure === undefined) {
+          this.#start(following, client);
+          // Render more once its end of data is out (with the commands pipelined behind it):
+          // then the CPU work overlaps the server reading the message, not a short reply due.
+          await client[DATA_WRITTEN]();
+        }
+      }
+    } finally {
+      open = false;
+      // A render in progress is for this connection: let it finish before its message moves on.
+      if (rendering) await feeding;
+      for (const slot of window.splice(0)) {
+        slot.announcement?.withdraw();
+        slot.announcement = undefined;
+        // A message that failed before it could start has its outcome; the others go on another lease.
+        if (slot.ready === true && slot.failure !== undefined && !batch.stop.signal.aborted) batch.settle(slot, await this.#sent(slot, batch));
+        else batch.giveBack(slot);
+      }
+    }
+  }
+
+  /**
+   * Renders one message for the lease's extensions (the SMTPUTF8 check, the 7bit/8bit
+   * policy), signs that render when DKIM applies, and makes its envelope for the recipients
+   * it is sent to. A failure is kept for its outcome.
+   */
+  async #render(slot: Slot, caps: Capabilities): Promise<void> {
+    if (slot.failure !== undefined) return;
+    const message = slot.message;
+    try {
+      if (slot.cut.cut) throw slot.cut.notStarted();
       const smtputf8 = message.needsSmtpUtf8();
       if (smtputf8 && !caps.smtputf8) {
         throw new SmtpCapabilityError("SMTPUTF8", `The message has an address with a non-ASCII local part, which needs SMTPUTF8, but ${this.host} does not offer it`);
       }
       // Signed here, on this connection's render: SIZE counts the signature, and a signing error comes before MAIL FROM.
       const rendered = await signForDestination(await render(await freeze(message), this.#policy(caps, smtputf8)), message, this.#dkim, this.#config.clock);
-      messageId = rendered.messageId;
-      sender = rendered.envelope.from;
-      const only = new Set(recipients);
+      slot.messageId = rendered.messageId;
+      if (slot.observed?.context !== undefined) slot.observed.context.messageId = slot.messageId;
+      if (slot.cut.cut) throw slot.cut.notStarted();
+      const only = new Set(slot.recipients);
       const envelope: Envelope = { from: rendered.envelope.from, to: rendered.envelope.to.filter((a) => only.has(a)), eightBit: rendered.eightBit, smtputf8: rendered.smtputf8 };
       if (rendered.size !== undefined) envelope.size = rendered.size;
       if (this.dsn !== undefined) envelope.dsn = this.dsn;
-      const result = await lease.client.sendMail(envelope, renderedChunks(rendered));
-      publishSent({ backend: "smtp", message, messageId, recipients: result.accepted });
+      slot.prepared = { rendered, envelope };
+    } catch (error) {
+      slot.failure = { error };
+    }
+  }
+
+  /** The message's body as the client reads it: the bytes of the render made for this connection. */
+  #body(slot: Slot): MessageBody {
+    return renderedChunks(slot.prepared!.rendered);
+  }
+
+  /**
+   * Starts a rendered message on the lane's connection (its commands may be out already,
+   * pipelined). One cut while it waited its turn (the caller's signal) never starts.
+   */
+  #start(slot: Slot, client: SmtpClient): void {
+    const announcement = slot.announcement;
+    slot.announcement = undefined;
+    if (slot.cut.cut) {
+      // Its commands, if already out, leave the server after 354: withdrawing drops the connection.
+      announcement?.withdraw();
+      slot.failure = { error: slot.cut.notStarted() };
+      return;
+    }
+    slot.cut.resume();
+    slot.cut.onWire(() => client.destroy());
+    slot.sending = client.sendMail(slot.prepared!.envelope, this.#body(slot));
+    slot.sending.catch(() => undefined);
+  }
+
+  async #sent(slot: Slot, batch: Batch): Promise<Outcome> {
+    if (slot.sending === undefined) return this.#outcome(slot, { error: slot.failure!.error }, batch);
+    let result: SendResult;
+    try {
+      result = await slot.sending;
+    } catch (error) {
+      return this.#outcome(slot, { error }, batch);
+    }
+    return this.#outcome(slot, { result }, batch);
+  }
+
+  /**
+   * What became of one message, the one place its report is made: the server's verdict
+   * (sent or partial, refused recipients sorted into rejected and deferred), or its failure
+   * — a cut says so (a timeout at the step reached, or an abort; "unknown" after the final
+   * dot) — as a "failed"/"unknown" report when the batch carries on, else the error that
+   * stops the batch. A wait cancelled because another message stopped the batch is neither.
+   */
+  #outcome(slot: Slot, settled: { readonly result: SendResult } | { readonly error: unknown }, batch: Batch): Outcome {
+    const { message, messageId, recipients, at } = slot;
+    if ("result" in settled) {
+      const result = settled.result;
+      const envelope = slot.prepared!.envelope;
+      publishSent({ backend: "smtp", message, messageId: messageId!, recipients: result.accepted });
       const { rejected, deferred } = sortRefusals(result.rejected);
       const status = deliveredStatus(result.accepted.length, rejected.length + deferred.length);
       return {
-        message,
-        messageId,
-        status,
-        accepted: result.accepted,
-        rejected,
-        deferred,
-        route: undefined,
-        attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
-        error: undefined,
-        reply: replyOf(result.reply),
-        queueId: result.queueId,
+        report: {
+          message,
+          messageId,
+          status,
+          accepted: result.accepted,
+          rejected,
+          deferred,
+          route: undefined,
+          attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
+          error: undefined,
+          reply: replyOf(result.reply),
+          queueId: result.queueId,
+        },
       };
-    } catch (caught) {
-      let err = withDefaultFromAdvice(caught, sender);
-      // The caller's signal or the deadline cut it: say that, unless the message may already be delivered.
-      if (cut.signal.aborted && classify(caught) !== "unknown") err = timedOut ? messageTimeout(deadline!, caught) : new AbortError("The send was aborted", { cause: user?.reason ?? caught });
-      if (stop.signal.aborted && err instanceof AbortError && !cut.signal.aborted) throw err;
-      const reportable = isDeliveryError(err) || err instanceof AbortError;
-      if (!(this.#carriesOn(options) && reportable)) {
-        // Cancel the other workers' waits before this connection goes back to the pool.
-        stop.abort();
-        throw err;
-      }
-      return failedReport(message, messageId, err as MissiveError, recipients, at);
-    } finally {
-      if (timer !== undefined) clock.clearTimeout(timer);
-      user?.removeEventListener("abort", onUserAbort);
-      cut.signal.removeEventListener("abort", onCut);
-      waits.dispose();
-      lease?.release();
     }
+    const err = withDefaultFromAdvice(slot.cut.explain(settled.error), slot.prepared?.envelope.from);
+    const stop = batch.stop;
+    if (stop.signal.aborted && err instanceof AbortError && !slot.cut.cut) return { cancelled: true };
+    const reportable = isDeliveryError(err) || err instanceof AbortError;
+    if (!(this.#carriesOn(batch.options) && reportable)) {
+      // Cancel the other messages' waits before this connection goes back to the pool.
+      stop.abort();
+      return { error: err };
+    }
+    return { report: failedReport(message, messageId, err as MissiveError, recipients, at) };
   }
 
   #policy(caps: Capabilities, smtputf8: boolean): Policy {
@@ -489,7 +757,8 @@ const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", 
 function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings: boolean): Record<string, unknown> {
   const input: Record<string, unknown> = Object.create(null);
   // `dkim` is the backend's own option (signing happens here, not in SMTP).
-  for (const key of Object.keys(options)) if (key !== "dkim") input[key] = own(options, key);
+  // `logger` and `logRecipients` are BaseEmailBackend's (the constructor passes the logger on).
+  for (const key of Object.keys(options)) if (key !== "dkim" && key !== "logger" && key !== "logRecipients") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
   const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tls"] !== undefined;
   if (!tlsGiven) {
@@ -501,24 +770,58 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   return input;
 }
 
-/** The deadline passed while the message was on its way: a timeout at the step it had reached. */
-function messageTimeout(deadline: number, cause: unknown): SmtpTimeoutError {
-  const e = cause as Partial<SmtpError>;
-  const error = new SmtpTimeoutError("message", deadline, { command: e.command, cause, hint: "the message took longer than the backend's deadline, and the connection was dropped" });
-  return recordStage(error, e.stage ?? "connect", e.bodySent ?? false);
-}
-
-/** A signal that aborts when any of `signals` does, and `dispose()` to stop listening. */
-function linkedSignal(...signals: AbortSignal[]): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onAbort = () => controller.abort();
-  for (const s of signals) {
-    if (s.aborted) controller.abort();
-    else s.addEventListener("abort", onAbort, { once: true });
-  }
-  return { signal: controller.signal, dispose: () => signals.forEach((s) => s.removeEventListener("abort", onAbort)) };
-}
-
 function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): DeliveryReport["reply"] {
   return { code: reply.code, enhancedCode: reply.enhancedCode, text: reply.text };
+}
+
+/** Messages one lane holds at once: the one on the wire and the next two. */
+const LANE_DEPTH = 3;
+
+/** The gate of a message sent without `beforeEach`. */
+const PASSED: Promise<void> = Promise.resolve();
+
+/** One batch, as its workers and lanes see it. */
+interface Batch {
+  readonly options: SendOptions;
+  readonly stop: AbortController;
+  /** The next message to send (withdrawn ones first, then input order), or undefined when none is left or the batch stops. */
+  take(): Slot | undefined;
+  /** A message held but not started goes back to be sent over another lease (dropped once the batch stops). */
+  giveBack(slot: Slot): void;
+  settle(slot: Slot, outcome: Outcome): void;
+}
+
+/** How a message the batch never started ends its observed delivery. */
+const CANCELLED: Outcome = { cancelled: true };
+
+type Outcome =
+  | { readonly report: DeliveryReport; readonly error?: undefined; readonly cancelled?: undefined }
+  | { readonly report?: undefined; readonly error: unknown; readonly cancelled?: undefined }
+  | { readonly report?: undefined; readonly error?: undefined; readonly cancelled: true };
+
+/** A message on its way: gated, rendered for its lane's connection, announced to the client, then sent. */
+interface Slot {
+  readonly index: number;
+  readonly message: EmailMessage;
+  /** The envelope recipients it is sent to (`options.recipients` may narrow them). */
+  readonly recipients: readonly string[];
+  /** When it started (its attempt's `at`). */
+  readonly at: number;
+  readonly cut: MessageCut;
+  /** Its gate passed. */
+  admitted: boolean;
+  gate: Promise<void> | undefined;
+  /** The lane that holds it. */
+  lane: object | undefined;
+  /** The Message-ID of its render (the same in every render). */
+  messageId: string | undefined;
+  prepared?: { readonly rendered: Rendered; readonly envelope: Envelope } | undefined;
+  /** Why it failed before it was sent (its gate, its render, a cut). */
+  failure?: { readonly error: unknown } | undefined;
+  /** Rendered (or failed to be) on its lane: it may start. */
+  ready?: boolean;
+  announcement?: Announcement | undefined;
+  sending?: Promise<SendResult> | undefined;
+  /** Its observed delivery, when something observes: the trace's context, and how it ends. */
+  observed?: { context: DeliveryContext | undefined; cancelled?: boolean; end(outcome: Outcome): void } | undefined;
 }

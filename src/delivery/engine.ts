@@ -243,7 +243,7 @@ export async function deliverMessage(message: EmailMessage, context: EngineConte
         at = clock.now();
       }
       await context.prepare(route);
-      const sent = await sendWithReport(route.backend, [message], { signal: cut.signal, stopOnError: false, recipients: new Map([[message, recipients]]) });
+      const sent = await sendWithReport(route.backend, [message], { signal: cut.signal, stopOnError: false, recipients: new Map([[message, recipients]]), route: route.name, attempt: ctx.attempt });
       report = sent.reports[0] ?? failedReport(message, messageId, new AbortError("The backend returned no report"), recipients, at);
     } catch (error) {
       if (!(isDeliveryError(error) || error instanceof AbortError)) throw error;

@@ -17,7 +17,7 @@
 import { inspect } from "node:util";
 import { BackendError, ConfigurationError, InvalidArgumentError, type MissiveError } from "../errors.js";
 import { isClock, systemClock, type Clock } from "../observe/clock.js";
-import { BaseEmailBackend, type BackendOptions, type EmailBackend } from "../backends/base.js";
+import { BaseEmailBackend, observationOf, type BackendOptions, type EmailBackend } from "../backends/base.js";
 import { isDeliveryError } from "../backends/output.js";
 import { attachReports, countsAsSent, envelopeRecipients, failedReport, type DeliveryReport, type SendOptions, type SendReport } from "../backends/report.js";
 import type { EmailMessage } from "../mime/message.js";
@@ -25,6 +25,7 @@ import { getSettings } from "../settings.js";
 import { Circuit, type CircuitSettings } from "./circuit.js";
 import { FAILOVER_KEYS, resolveFailoverPolicies, type ResolvedFailoverSettings } from "./config.js";
 import { deliverMessage, type EngineContext, type EngineRoute } from "./engine.js";
+import { eventObserver } from "./event-observer.js";
 import { RateLimitedBackend } from "./limited-backend.js";
 import { namedRoute } from "./named.js";
 import { ObserverSet, type DeliveryObserver } from "./observer.js";
@@ -60,7 +61,7 @@ export interface FailoverBackendOptions extends BackendOptions {
   random?: (() => number) | undefined;
 }
 
-const OWN_KEYS = [...FAILOVER_KEYS, "failSilently", "clock", "random"];
+const OWN_KEYS = [...FAILOVER_KEYS, "failSilently", "clock", "random", "logger", "logRecipients"];
 const POLICY_KEYS = ["retry", "circuit", "observer", "concurrency"] as const;
 
 export class FailoverBackend extends BaseEmailBackend {
@@ -107,8 +108,9 @@ export class FailoverBackend extends BaseEmailBackend {
       if (seen.has(route.name)) throw new InvalidArgumentError(`FailoverBackend routes name "${route.name}" twice`);
       seen.add(route.name);
     }
-    // The setting's observer and the one given here both see every decision (each once).
-    const observers = [fromSettings ? setting!.observer : undefined, given["observer"] as DeliveryObserver | undefined];
+    // The setting's observer and the one given here both see every decision (each once),
+    // after the events (the logger and the event channels).
+    const observers = [eventObserver(observationOf(this).sink, clock as Clock, (name) => this.#routes.find((r) => r.name === name)?.backend), fromSettings ? setting!.observer : undefined, given["observer"] as DeliveryObserver | undefined];
     this.#observers = new ObserverSet(observers.filter((o, i) => observers.indexOf(o) === i));
   }
 

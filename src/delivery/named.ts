@@ -6,7 +6,7 @@
  */
 import { ConfigurationError } from "../errors.js";
 import { isClock, systemClock, type Clock } from "../observe/clock.js";
-import { SETTINGS_FALLBACK, type BackendClass, type EmailBackend } from "../backends/base.js";
+import { CONNECTION_NAME, SETTINGS_FALLBACK, type BackendClass, type EmailBackend } from "../backends/base.js";
 import { lookupBackend } from "../backends/registry.js";
 import { DEFAULT_SETTINGS, getSettings } from "../settings.js";
 import { RateLimitedBackend } from "./limited-backend.js";
@@ -38,7 +38,7 @@ export function namedRoute(name: string, options: Record<string, unknown> = {}):
   // Settings keep a class given to configure() as it came (they do not import backends).
   const cls = typeof backend === "function" ? (backend as BackendClass) : lookupBackend(backend);
   if (cls === undefined) throw new ConfigurationError(`backends.${name}.backend`, `Unknown backend "${String(backend)}" for the connection "${name}"`);
-  const instance = new cls({ [SETTINGS_FALLBACK]: DEFAULT_SETTINGS, ...rest, ...options });
+  const instance = new cls({ [SETTINGS_FALLBACK]: DEFAULT_SETTINGS, [CONNECTION_NAME]: name, ...rest, ...options });
   const clock = [options["clock"], rest["clock"]].find(isClock) ?? systemClock;
   const limiter = rateLimit === undefined ? undefined : sharedBucket(name, resolveRateLimit(rateLimit, { path: `backends.${name}.rateLimit`, settings: true }), clock as Clock);
   return { backend: instance, limiter, kind: backend as string | BackendClass };

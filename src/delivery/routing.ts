@@ -80,7 +80,8 @@ export class RoutingBackend extends BaseEmailBackend {
         reports.forEach((report, k) => (results[indexes[k]!] = name === undefined || report.route !== undefined ? report : { ...report, route: name }));
       };
       try {
-        place((await sendWithReport(connection, indexes.map((i) => messages[i]!), { ...options, stopOnError: this.failSilently ? false : options.stopOnError })).reports);
+        const sendOptions = { ...options, ...(name !== undefined ? { route: name } : {}), stopOnError: this.failSilently ? false : options.stopOnError };
+        place((await sendWithReport(connection, indexes.map((i) => messages[i]!), sendOptions)).reports);
       } catch (error) {
         place(reportsOf(error) ?? []);
         throw attachReports(error, known());

@@ -127,6 +127,36 @@ function findLineBreakOrNul(text: string): number {
 }
 
 // ---------------------------------------------------------------------------------------
+// Recent results
+
+/*
+ * Parsing is pure, and the same addresses come again and again: one message reads each of
+ * its addresses several times (checked when set, then for the envelope, the de-duplication
+ * of recipients, the SMTPUTF8 check and the header), and a batch sends from one From to
+ * overlapping recipients. So the last few hundred results are kept, keyed by the input
+ * (errors are not: a bad address is refused afresh each time). Address lists are handed
+ * out as copies, since callers own the objects they get.
+ */
+const MEMO_ENTRIES = 256;
+/** Longer inputs (a To: with thousands of addresses) are parsed each time rather than kept. */
+const MEMO_INPUT_LENGTH = 2048;
+const LISTS = new Map<string, readonly (Mailbox | Group)[]>();
+const SPECS = new Map<string, AddrSpec>();
+const STRICT_SPECS = new Map<string, AddrSpec>();
+
+function remember<T>(memo: Map<string, T>, input: string, value: T): void {
+  if (input.length > MEMO_INPUT_LENGTH) return;
+  if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value as string);
+  memo.set(input, value);
+}
+
+function copyEntries(entries: readonly (Mailbox | Group)[]): (Mailbox | Group)[] {
+  return entries.map((e) =>
+    "group" in e ? { group: e.group, members: e.members.map((m) => ({ name: m.name, address: m.address })) } : { name: e.name, address: e.address },
+  );
+}
+
+// ---------------------------------------------------------------------------------------
 // Tokenizer
 
 type TokenKind = "atom" | "quoted" | "literal" | "special" | "end";
@@ -509,21 +539,25 @@ function checkChars(input: string, field: string): void {
  */
 export function parseAddressList(input: string, field = "address"): (Mailbox | Group)[] {
   checkString(input, field);
+  const known = LISTS.get(input);
+  if (known !== undefined) return copyEntries(known);
   checkChars(input, field);
   const p = new Parser(input, tokenize(input));
   const out: (Mailbox | Group)[] = [];
   for (;;) {
     const t = p.peek();
-    if (t.kind === "end") return out;
+    if (t.kind === "end") break;
     if (p.isSpecial(t, ",")) {
       p.next();
       continue;
     }
     out.push(p.address(true));
     const u = p.peek();
-    if (u.kind === "end") return out;
+    if (u.kind === "end") break;
     if (!p.isSpecial(u, ",")) p.fail(`expected "," between addresses but found ${p.describe(u)}`);
   }
+  remember(LISTS, input, copyEntries(out));
+  return out;
 }
 
 /** Parses exactly one mailbox (`Name <a@x.org>`, `a@x.org`, `a@x.org (Name)`). */
@@ -541,6 +575,15 @@ export function parseMailbox(input: string, field = "address"): Mailbox {
  * quotes (what an SMTP path and `Mailbox.address` may hold); lenient trims outer white space.
  */
 function parseAddrSpec(input: string, strict: boolean): AddrSpec {
+  const memo = strict ? STRICT_SPECS : SPECS;
+  const known = memo.get(input);
+  if (known !== undefined) return known;
+  const spec = Object.freeze(readAddrSpec(input, strict));
+  remember(memo, input, spec);
+  return spec;
+}
+
+function readAddrSpec(input: string, strict: boolean): AddrSpec {
   const tokens = tokenize(input);
   const p = new Parser(input, tokens);
   const first = p.peek();
@@ -637,12 +680,12 @@ function smtpUtf8Error(address: string, where: string): InvalidAddressError {
 /** RFC 2047 words for `text`; characters the charset cannot hold fall back to UTF-8. */
 export function encodeWordsWithFallback(text: string, charset: string, context: "text" | "phrase" | "comment", maxLength?: number, firstMaxLength?: number): string[] {
   const cs = normalizeCharset(charset);
-  const opts = { charset: cs, context, ...(maxLength === undefined ? {} : { maxLength }), ...(firstMaxLength === undefined ? {} : { firstMaxLength }) };
+  if (cs === "utf-8") return encodeWords(text, { charset: cs, context, maxLength, firstMaxLength });
   try {
-    return encodeWords(text, opts);
+    return encodeWords(text, { charset: cs, context, maxLength, firstMaxLength });
   } catch (err) {
-    if (!(err instanceof EncodingError) || cs === "utf-8") throw err;
-    return encodeWords(text, { ...opts, charset: "utf-8" });
+    if (!(err instanceof EncodingError)) throw err;
+    return encodeWords(text, { charset: "utf-8", context, maxLength, firstMaxLength });
   }
 }
 

@@ -115,8 +115,8 @@ function planString(leaf: LeafSpec, text: string, context: BodyContext): BodyPla
   // Text is canonical CRLF and ends with a line break (as Python's set_content does).
   const bytes = encodeText(isText ? ensureFinalLineBreak(canonicalLineBreaks(text)) : text, charset);
   const scan = scanBytes(bytes);
-  const encoding = leaf.transferEncoding ?? (isText ? chooseTextEncoding(scan, context.policy.allow8bit) : "base64");
-  const labelled = isText || charset !== "utf-8" || scan.highBytes > 0 ? charset : undefined;
+  const encoding = leaf.transferEncoding ?? (isText ? chooseTextEncoding(scan, context.policy.allow8bit, bytes) : "base64");
+  const labelled = isText || charset !== "utf-8" || scan.hasHighBytes ? charset : undefined;
   return inMemory(leaf.contentType, labelled, bytes, scan, encoding, context.policy);
 }
 
@@ -127,8 +127,8 @@ function planBytes(leaf: LeafSpec, bytes: Buffer, context: BodyContext): BodyPla
     // text/* bytes that are not UTF-8 cannot be labelled honestly: send them unchanged.
     return inMemory("application/octet-stream", undefined, bytes, scan, "base64", context.policy);
   }
-  const charset = leaf.charset ?? (scan.highBytes > 0 ? "utf-8" : "us-ascii");
-  return inMemory(leaf.contentType, charset, bytes, scan, leaf.transferEncoding ?? chooseTextEncoding(scan, context.policy.allow8bit), context.policy);
+  const charset = leaf.charset ?? (scan.hasHighBytes ? "utf-8" : "us-ascii");
+  return inMemory(leaf.contentType, charset, bytes, scan, leaf.transferEncoding ?? chooseTextEncoding(scan, context.policy.allow8bit, bytes), context.policy);
 }
 
 async function planFile(leaf: LeafSpec, path: string, context: BodyContext): Promise<BodyPlan> {
@@ -148,9 +148,9 @@ async function planFile(leaf: LeafSpec, path: string, context: BodyContext): Pro
       contentType = "application/octet-stream";
       charset = undefined;
     } else {
-      charset ??= scan.highBytes > 0 ? "utf-8" : "us-ascii";
+      charset ??= scan.hasHighBytes ? "utf-8" : "us-ascii";
       // Files go as they are or as base64, so that the size is known before sending (SIZE).
-      if (sendableAsLines(scan) && (scan.highBytes === 0 || context.policy.allow8bit)) encoding = scan.highBytes === 0 ? "7bit" : "8bit";
+      if (sendableAsLines(scan) && (!scan.hasHighBytes || context.policy.allow8bit)) encoding = scan.hasHighBytes ? "8bit" : "7bit";
     }
   }
   const encodedSize = encoding === "base64" ? base64EncodedLength(size) : encoding === "quoted-printable" ? undefined : size;
@@ -230,7 +230,7 @@ function assertFits(scan: TextScan, encoding: TransferEncoding, policy: Policy, 
   if (encoding !== "7bit" && encoding !== "8bit") return;
   const problem = !sendableAsLines(scan)
     ? `it has ${scan.nul ? "a NUL byte" : scan.bareLineBreak ? "a bare CR or LF" : `a line over ${MAX_LINE_OCTETS} octets`}`
-    : encoding === "7bit" && scan.highBytes > 0
+    : encoding === "7bit" && scan.hasHighBytes
       ? "it has 8-bit bytes"
       : encoding === "8bit" && !policy.allow8bit
         ? "this policy does not allow 8bit (the default output is 7-bit)"

@@ -10,7 +10,6 @@
  */
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed } from "./encoding/charset.js";
-import { needsEncoding } from "./encoding/encoded-word.js";
 import { MAX_LINE_OCTETS } from "./transfer-encoding.js";
 import {
   encodeWordsWithFallback,
@@ -65,6 +64,18 @@ const RAW_HEADERS = new Set([
  * everything else (Subject, Comments, X-*) is unstructured text, RFC 2047-encoded where needed.
  */
 export function headerKind(name: string): HeaderKind {
+  const known = KINDS.get(name);
+  if (known !== undefined) return known;
+  const kind = kindOf(name);
+  // Header names are few; the memo is bounded anyway.
+  if (KINDS.size >= 256) KINDS.clear();
+  KINDS.set(name, kind);
+  return kind;
+}
+
+const KINDS = new Map<string, HeaderKind>();
+
+function kindOf(name: string): HeaderKind {
   const lower = name.toLowerCase();
   if (ADDRESS_HEADERS.has(lower)) return "address";
   if (RAW_HEADERS.has(lower) || lower.startsWith("list-") || lower.startsWith("arc-")) return "raw";
@@ -112,22 +123,15 @@ export function assertDistinctHeaderNames(names: Iterable<string>, where: string
 /** The injection guard: CR, LF or NUL throw BadHeaderError naming the field; a lone surrogate throws EncodingError. */
 export function assertHeaderValue(field: string, value: string): void {
   if (typeof value !== "string") throw new BadHeaderError(field, `The value of ${field} must be a string, got ${value === null ? "null" : typeof value}`);
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0x0d || c === 0x0a || c === 0x00) {
-      throw new BadHeaderError(field, `${field} contains ${describeChar(c)} at offset ${i}; header values must be a single line (header injection)`);
-    }
+  // Three native searches rather than a loop over the characters; the first offender is named.
+  const cr = value.indexOf("\r");
+  const lf = value.indexOf("\n");
+  const nul = value.indexOf("\0");
+  if (cr !== -1 || lf !== -1 || nul !== -1) {
+    const at = Math.min(...[cr, lf, nul].filter((i) => i !== -1));
+    throw new BadHeaderError(field, `${field} contains ${describeChar(value.charCodeAt(at))} at offset ${at}; header values must be a single line (header injection)`);
   }
   assertWellFormed(value, field);
-}
-
-/** C0 controls except tab, DEL, C1 controls and the Unicode line/paragraph separators. */
-function hasControl(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
-  }
-  return false;
 }
 
 function octets(text: string): number {
@@ -138,6 +142,10 @@ function octets(text: string): number {
 interface Chunk {
   sep: string;
   text: string;
+  /** Octets of `sep + text`, when the producer knows them (else counted when folding). */
+  octets?: number;
+  /** Whether `text` holds an encoded-word, when the producer knows (else `holdsEncodedWord`). */
+  encoded?: boolean;
 }
 
 /** Whether a chunk holds (or may hold) an encoded-word: any text with "=?" counts (plain words with it are encoded). */
@@ -158,17 +166,16 @@ function fold(name: string, chunks: readonly Chunk[], width: number): string {
   let lineEncoded = false;
   let hasContent = false;
   for (const chunk of chunks) {
-    const piece = chunk.sep + chunk.text;
-    const size = octets(piece);
-    const encoded = holdsEncodedWord(chunk.text);
+    const size = chunk.octets ?? octets(chunk.sep) + octets(chunk.text);
+    const encoded = chunk.encoded ?? holdsEncodedWord(chunk.text);
     const limit = lineEncoded || encoded ? Math.min(width, MAX_ENCODED_LINE) : width;
     if (((hasContent || encoded) && lineOctets + size > limit) || lineOctets + size > MAX_LINE_OCTETS) {
       out += `${line}\r\n`;
-      line = piece;
+      line = chunk.sep + chunk.text;
       lineOctets = size;
       lineEncoded = encoded;
     } else {
-      line += piece;
+      line += chunk.sep + chunk.text;
       lineOctets += size;
       lineEncoded ||= encoded;
     }
@@ -176,11 +183,6 @@ function fold(name: string, chunks: readonly Chunk[], width: number): string {
   }
   if (chunks.length === 0) line += " ";
   return `${out}${line}\r\n`;
-}
-
-function mustEncode(word: string, utf8: boolean): boolean {
-  if (word.includes("=?") || hasControl(word)) return true;
-  return !utf8 && (!isAscii(word) || needsEncoding(word));
 }
 
 function isWsp(code: number): boolean {
@@ -204,26 +206,66 @@ function splitWords(value: string): { words: string[]; seps: string[]; trailing:
   }
 }
 
+/**
+ * Unstructured text as chunks: words that need it (non-ASCII in a 7-bit header, controls,
+ * `=?`) encoded in runs, the rest left as they are. The words are found as offsets into
+ * `value` (each run to encode is then one slice of it) rather than as an array of slices.
+ */
 function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
-  const { words, seps, trailing } = splitWords(value);
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
   const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
-  const encode = (text: string, first: boolean): string[] => encodeWordsWithFallback(text, opts.charset, "text", ewMax, first ? Math.min(ewMax, firstLineRoom) : undefined);
-
-  if (words.length === 0) {
-    return value === "" ? [] : encode(value, true).map((text) => ({ sep: " ", text }));
+  const firstMax = Math.min(ewMax, firstLineRoom);
+  // Word k is value[starts[k], ends[k]); the white space before it, value[ends[k - 1] (or 0), starts[k]).
+  // Whether a word must be encoded is learnt in the same pass: a control character (or a
+  // Unicode line separator), or, in a 7-bit header, anything not ASCII; `=?` below.
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const enc: boolean[] = [];
+  const length = value.length;
+  const utf8 = opts.utf8;
+  for (let i = 0; ; ) {
+    while (i < length && isWsp(value.charCodeAt(i))) i++;
+    if (i >= length) break;
+    const start = i;
+    let must = false;
+    for (; i < length; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 0x20 || c === 0x09) break;
+      if (c < 0x20 || (c >= 0x7f && (!utf8 || c <= 0x9f || c === 0x2028 || c === 0x2029))) must = true;
+    }
+    const sepStart = ends.length === 0 ? 0 : ends[ends.length - 1]!;
+    // A word too long for a line of its own is encoded (encoded-words fold); a UTF-16 unit is at most 3 octets.
+    if (!must && (Math.max(1, start - sepStart) + i - start) * 3 > MAX_LINE_OCTETS - 1) {
+      must = octets(value.slice(sepStart, start) || " ") + octets(value.slice(start, i)) > MAX_LINE_OCTETS - 1;
+    }
+    starts.push(start);
+    ends.push(i);
+    enc.push(must);
   }
-  const n = words.length;
-  const enc = words.map((w, i) => mustEncode(w, opts.utf8) || octets(seps[i] || " ") + octets(w) > MAX_LINE_OCTETS - 1);
+  const n = starts.length;
+  if (n === 0) {
+    return value === "" ? [] : encodeWordsWithFallback(value, opts.charset, "text", ewMax, firstMax).map((text) => ({ sep: " ", text, octets: 1 + text.length, encoded: true }));
+  }
+  // A word holding "=?" could read as an encoded-word: it is encoded.
+  for (let at = value.indexOf("=?"), k = 0; at !== -1; at = value.indexOf("=?", at + 1)) {
+    while (ends[k]! < at + 2) k++;
+    if (starts[k]! <= at) enc[k] = true;
+  }
   // Parsers strip white space after the colon and at the end: it must travel encoded.
-  if (seps[0] !== "") enc[0] = true;
-  if (trailing !== "") enc[n - 1] = true;
+  if (starts[0]! > 0) enc[0] = true;
+  if (ends[n - 1]! < length) enc[n - 1] = true;
 
   const chunks: Chunk[] = [];
+  let afterRun = false;
   let i = 0;
   while (i < n) {
     if (!enc[i]) {
-      chunks.push({ sep: i === 0 ? " " : (seps[i] as string), text: words[i] as string });
+      // The white space before the word; after an encoded run only its last character is left outside.
+      const sep = i === 0 ? " " : afterRun ? value[starts[i]! - 1]! : value.slice(ends[i - 1], starts[i]);
+      const text = value.slice(starts[i], ends[i]);
+      // A word left plain has no "=?" (it would have been encoded), and in a 7-bit header it is ASCII.
+      chunks.push(utf8 ? { sep, text, encoded: false } : { sep, text, octets: sep.length + text.length, encoded: false });
+      afterRun = false;
       i++;
       continue;
     }
@@ -232,26 +274,18 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
     // A run of words to encode becomes one text, the white space between them included, so
     // that it survives decoding (white space between adjacent encoded-words is dropped).
     // Next to plain text one white space character stays outside as the delimiter; any more
-    // goes inside, so a long run of white space never needs a line of its own.
-    let sep = " ";
-    let text: string;
-    if (i === 0) {
-      text = seps[0] as string;
-    } else {
-      const s = seps[i] as string;
-      sep = s.slice(0, 1);
-      text = s.slice(1);
+    // goes inside, so a long run of white space never needs a line of its own. At the start
+    // and the end of the value all white space goes inside.
+    const sep = i === 0 ? " " : value[ends[i - 1]!]!;
+    const text = value.slice(i === 0 ? 0 : ends[i - 1]! + 1, j === n - 1 ? length : starts[j + 1]! - 1);
+    const encoded = encodeWordsWithFallback(text, opts.charset, "text", ewMax, chunks.length === 0 ? firstMax : undefined);
+    for (let k = 0; k < encoded.length; k++) {
+      const s = k === 0 ? sep : " ";
+      const w = encoded[k]!;
+      // An encoded-word is ASCII, and white space is.
+      chunks.push({ sep: s, text: w, octets: s.length + w.length, encoded: true });
     }
-    for (let k = i; k <= j; k++) text += (k > i ? (seps[k] ?? "") : "") + (words[k] ?? "");
-    if (j === n - 1) {
-      text += trailing;
-    } else {
-      const s = seps[j + 1] as string;
-      text += s.slice(0, -1);
-      seps[j + 1] = s.slice(-1);
-    }
-    const encoded = encode(text, chunks.length === 0);
-    encoded.forEach((w, k) => chunks.push({ sep: k === 0 ? sep : " ", text: w }));
+    afterRun = true;
     i = j + 1;
   }
   return chunks;
@@ -339,26 +373,34 @@ export function renderHeader(name: string, value: string | readonly (Mailbox | G
  */
 function assertRenderedHeader(name: string, out: string, utf8: boolean): void {
   if (!out.endsWith("\r\n")) throw new BadHeaderError(name, `The rendered ${name} header does not end its line`);
-  let lineStart = 0;
-  for (let i = 0; i < out.length; i++) {
-    const c = out.charCodeAt(i);
-    if (c === 0x0d) {
-      const last = i === out.length - 2;
-      const fold = out.charCodeAt(i + 1) === 0x0a && (last || isWsp(out.charCodeAt(i + 2)));
-      if (!fold) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
-      const line = out.slice(lineStart, i);
-      if (octets(line) > MAX_LINE_OCTETS) {
-        throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${octets(line)} octets with no white space to fold at`);
-      }
-      i++;
-      lineStart = i + 1;
-    } else if (c === 0x0a || c === 0) {
-      throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
-    } else if (c > 0x7e && !utf8) {
-      throw new BadHeaderError(name, `The rendered ${name} header holds non-ASCII text although 7-bit headers were asked for`);
+  // From line to line with indexOf (a header is one to a few lines), rather than char by char.
+  const bad = (utf8 ? NUL : NUL_OR_NOT_7BIT).exec(out);
+  if (bad !== null) {
+    if (bad[0] === "\0") throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
+    throw new BadHeaderError(name, `The rendered ${name} header holds non-ASCII text although 7-bit headers were asked for`);
+  }
+  let start = 0;
+  for (;;) {
+    const cr = out.indexOf("\r", start);
+    const lf = out.indexOf("\n", start);
+    if (lf !== cr + 1) {
+      if (lf !== -1 && (cr === -1 || lf < cr)) throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
+      throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
     }
+    const last = cr === out.length - 2;
+    if (!last && !isWsp(out.charCodeAt(cr + 2))) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
+    const lineOctets = utf8 ? octets(out.slice(start, cr)) : cr - start;
+    if (lineOctets > MAX_LINE_OCTETS) {
+      throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${lineOctets} octets with no white space to fold at`);
+    }
+    if (last) return;
+    start = cr + 2;
   }
 }
+
+const NUL = /\0/;
+/** What a 7-bit header may not hold either: DEL and anything above it. */
+const NUL_OR_NOT_7BIT = /[\0\x7f-\uffff]/;
 
 /** RFC 5322 §2.2.3 unfolding: removes every CRLF that is followed by white space. */
 export function unfold(value: string): string {

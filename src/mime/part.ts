@@ -6,6 +6,7 @@
  * and may read files to learn what they hold; `emit` then only writes, pulling file and
  * stream sources chunk by chunk as the consumer reads, so memory is bounded by the chunk size.
  */
+import { isAscii } from "node:buffer";
 import { Readable } from "node:stream";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { formatParameter } from "./encoding/rfc2231.js";
@@ -238,8 +239,7 @@ async function prepareLeaf(part: MimePart, context: PrepareContext, topHeaders: 
 }
 
 function hasHighBytes(bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return true;
-  return false;
+  return !isAscii(bytes);
 }
 
 function contentHeaders(

@@ -20,6 +20,7 @@
  * factories. A Readable or async iterable given directly can be read once: a second
  * body() fails with InvalidArgumentError rather than going out without it.
  */
+import { isAscii } from "node:buffer";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import type { Group, Mailbox } from "./address.js";
 import { renderHeader, type HeaderKind } from "./headers.js";
@@ -164,7 +165,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
     boundary: () => `=_${tape.at(draw++, 16).toString("hex")}`,
   });
   const topBytes = Buffer.from(top, encoding);
-  const utf8Headers = root.utf8Headers || topBytes.some((b) => b >= 0x80);
+  const utf8Headers = root.utf8Headers || !isAscii(topBytes);
   const headerBytes = Buffer.concat([topBytes, root.header]);
   const smtputf8 = policy.utf8 && (utf8Headers || input.needsSmtpUtf8);
   let envelope: { from: string; to: string[] } | undefined;

@@ -239,3 +239,12 @@ export function chooseMechanism(offered: ReadonlySet<string>, credentials: Crede
 
 /** At most this many 334 challenges per AUTH exchange. */
 export const MAX_CHALLENGES = 5;
+
+/** The base64 text of a 334 challenge (RFC 4954 §4), decoded; anything else is an SmtpAuthError. */
+export function decodeChallenge(text: string): Buffer {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {
+    throw new SmtpAuthError("The server sent an AUTH challenge that is not base64");
+  }
+  return Buffer.from(trimmed, "base64");
+}

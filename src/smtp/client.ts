@@ -51,15 +51,18 @@ import {
   type RejectedRecipient,
   type SmtpStage,
 } from "../errors.js";
-import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism } from "./auth.js";
+import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, decodeChallenge } from "./auth.js";
 import { Capabilities, parseEhlo } from "./capabilities.js";
 import * as cmd from "./commands.js";
 import { greetingTimeoutHint, resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
+import { ConnectionEvents } from "../observe/connection-events.js";
+import { channelSink, EventSink } from "../observe/events.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
+import { ANNOUNCE, Announcements, DATA_WRITTEN, pipelinedCommands, type Announcement } from "./pipeline.js";
 import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
-import type { SmtpReply } from "./reply.js";
+import { queueId, type SmtpReply } from "./reply.js";
 import { REDACTED, Transcript } from "./transcript.js";
 
 export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
@@ -94,6 +97,10 @@ export class SmtpClient {
   readonly #config: ResolvedSmtpConfig;
   readonly #credentials: Credentials | undefined;
   readonly #transcript: Transcript;
+  /** Where each connection's events go (the logger of the config, and the event channels). */
+  readonly #sink: EventSink;
+  /** The current connection's events (smtp.connect, smtp.tls, smtp.auth, the dialogue, smtp.close). */
+  #events: ConnectionEvents | undefined;
   #state: SmtpState = "idle";
   #conn: SmtpConnection | undefined;
   #capabilities: Capabilities | undefined;
@@ -108,6 +115,14 @@ export class SmtpClient {
   /** Whether any byte of the current message's body has left. */
   #bodySent = false;
   #transactions = 0;
+  /** Envelopes of the messages to follow, whose commands may go out behind a final dot (pipeline.ts). */
+  readonly #announced = new Announcements();
+  /** The current message's final dot is written and its reply not yet in. */
+  #finalPending = false;
+  /** Operations queued or running (#serialize). */
+  #operations = 0;
+  /** Callers of [DATA_WRITTEN] waiting for the next end of data (or for the client to be idle). */
+  #dataWaiters: (() => void)[] = [];
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
 
@@ -125,6 +140,7 @@ export class SmtpClient {
     this.timeouts = config.timeouts;
     this.#credentials = config.credentials;
     this.#transcript = new Transcript(config.transcript, this.host, this.port);
+    this.#sink = config.logger === undefined && config.logRecipients === "count" ? channelSink : new EventSink(config.logger, config.logRecipients);
   }
 
   /** The resolved options this client connects with. */
@@ -155,6 +171,11 @@ export class SmtpClient {
 
   get authenticatedAs(): string | undefined {
     return this.#authenticatedAs;
+  }
+
+  /** The id every event of the current (or last) connection carries; undefined before the first connect. */
+  get connectionId(): string | undefined {
+    return this.#events?.connectionId;
   }
 
   /** Messages started on this client (MAIL FROM sent or about to be), over all its connections. */
@@ -204,6 +225,7 @@ export class SmtpClient {
   noop(): Promise<SmtpReply> {
     return this.#serialize(async () => {
       this.#requireReady("noop");
+      this.#requireNothingAhead();
       return this.#exchange(cmd.noop(), "noop", [250]);
     });
   }
@@ -212,6 +234,7 @@ export class SmtpClient {
   reset(): Promise<SmtpReply> {
     return this.#serialize(async () => {
       this.#requireReady("rset");
+      this.#requireNothingAhead();
       return this.#exchange(cmd.rset(), "rset", [250]);
     });
   }
@@ -240,11 +263,33 @@ export class SmtpClient {
     await this.close();
   }
 
+  /** Internal (pipeline.ts): resolves at the next end of data written, or once nothing is left to do. */
+  [DATA_WRITTEN](): Promise<void> {
+    if (this.#operations === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#dataWaiters.push(resolve));
+  }
+
+  #dataWritten(): void {
+    for (const resolve of this.#dataWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Internal (pipeline.ts): the envelope of the sendMail that will follow the current one,
+   * so that its MAIL, RCPT and DATA can go out behind the current message's final dot.
+   */
+  [ANNOUNCE](envelope: Envelope): Announcement {
+    const announcement = this.#announced.add(envelope, () => this.#teardown());
+    // The current message's final dot is out already: the commands go now, right behind it.
+    if (this.#finalPending && this.#conn && !this.#conn.closed) this.#submitWithNext(this.#conn, undefined);
+    return announcement;
+  }
+
   // --- connect ------------------------------------------------------------------------
 
   async #doConnect(): Promise<void> {
     this.#checkAborted();
     this.#teardown();
+    this.#announced.connectionLost();
     this.#state = "connecting";
     this.#capabilities = undefined;
     this.#greeting = undefined;
@@ -261,9 +306,13 @@ export class SmtpClient {
     const checkpoint = () => {
       if (attempt.signal.aborted) throw attemptError(attempt.signal);
     };
+    const events = new ConnectionEvents(this.#sink, this.host, this.port, config.clock);
+    this.#events = events;
+    const transactionsBefore = this.#transactions;
     try {
       const tlsOptions = await this.#at("tls", () => buildTlsOptions(config));
       checkpoint();
+      const connectStarted = events.startOf("smtp.connect");
       const conn = await this.#at("connect", () =>
         SmtpConnection.open({
           host: this.host,
@@ -272,17 +321,23 @@ export class SmtpClient {
           signal: attempt.signal,
           lookup: config.lookup,
           clock: config.clock,
-          transcript: this.#transcript,
+          transcript: this.#transcript.forConnection(events),
         }),
       );
       this.#conn = conn;
+      events.connected(connectStarted, conn.localAddress);
       userSignal?.addEventListener("abort", this.#onAbort, { once: true });
-      conn.onClose(() => {
+      conn.onClose((reason) => {
         userSignal?.removeEventListener("abort", this.#onAbort);
+        events.closed(reason, this.#state === "closing", this.#transactions - transactionsBefore);
         if (this.#conn === conn) this.#state = "closed";
       });
       checkpoint();
-      if (this.tlsMode === "implicit") await this.#at("tls", () => conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal));
+      if (this.tlsMode === "implicit") {
+        const tlsStarted = events.startOf("smtp.tls");
+        await this.#at("tls", () => conn.startTls(tlsOptions, this.timeouts.connect, attempt.signal));
+        events.tls(conn.tlsInfo, tlsStarted, false);
+      }
       checkpoint();
       this.#state = "greeting";
       await this.#at("greeting", () => this.#readGreeting(conn));
@@ -354,6 +409,7 @@ export class SmtpClient {
 
   async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions, signal: AbortSignal): Promise<void> {
     const required = this.tlsMode === "starttls";
+    const started = this.#events?.startOf("smtp.tls");
     if (!this.#capabilities?.starttls) {
       if (!required) return;
       throw new SmtpTlsError(
@@ -370,6 +426,7 @@ export class SmtpClient {
       throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply });
     }
     await conn.startTls(tlsOptions, this.timeouts.connect, signal);
+    this.#events?.tls(conn.tlsInfo, started, true);
     // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
     this.#capabilities = undefined;
     conn.enhancedStatusCodes = false;
@@ -382,6 +439,7 @@ export class SmtpClient {
         `Refusing to send credentials in plaintext to ${this.host}: use tls "implicit" or "starttls", or set allowInsecureAuth: true if the network path is trusted`,
       );
     }
+    const started = this.#events?.startOf("smtp.auth");
     const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#config.authMethod);
     const mechanism = createMechanism(name, credentials);
     const initial = await mechanism.start();
@@ -409,6 +467,7 @@ export class SmtpClient {
       reply = await step(cmd.authResponse(response), REDACTED);
     }
     this.#authenticatedAs = credentials.user;
+    this.#events?.auth(name, started);
   }
 
   // --- the mail transaction -----------------------------------------------------------
@@ -416,16 +475,24 @@ export class SmtpClient {
   async #transaction(envelope: Envelope, body: MessageBody): Promise<SendResult> {
     const conn = this.#requireConnection();
     this.#bodySent = false;
-    this.#transactions += 1;
     const caps = this.#capabilities ?? Capabilities.none();
-    const rendered = this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
-    const { mail, rcpts } = await rendered;
     const useBdat = this.#config.chunking && caps.chunking;
     const pipelined = this.#config.pipelining && caps.pipelining;
-    const mailCommand = this.#command(mail, [250]);
-    // RCPT replies are data: accepted (250, 251) or refused, recipient by recipient.
-    const rcptCommands = rcpts.map((line) => this.#command(line, "any"));
-    const dataCommand: Submission | undefined = useBdat ? undefined : { line: cmd.data(), display: "DATA", expect: [354], phase: "command", deadline: this.timeouts.dataStart };
+    // Its MAIL, RCPT and DATA may be out already, behind the previous message's final dot.
+    const ahead = this.#announced.take(envelope);
+    let mailCommand: Submission;
+    let rcptCommands: readonly Submission[];
+    let dataCommand: Submission | undefined;
+    if (ahead !== undefined) {
+      ({ mail: mailCommand, rcpts: rcptCommands, data: dataCommand } = ahead);
+    } else {
+      this.#transactions += 1;
+      const { mail, rcpts } = await this.#at("mail", async () => renderEnvelope(envelope, caps, this.host));
+      mailCommand = this.#command(mail, [250]);
+      // RCPT replies are data: accepted (250, 251) or refused, recipient by recipient.
+      rcptCommands = rcpts.map((line) => this.#command(line, "any"));
+      dataCommand = useBdat ? undefined : this.#dataCommand();
+    }
 
     this.#state = "mail";
     let mailOutcome: Outcome;
@@ -433,10 +500,10 @@ export class SmtpClient {
     let dataOutcome: Outcome | undefined;
     if (pipelined) {
       // RFC 2920: MAIL, every RCPT and DATA in one write; replies in order.
-      const [mailReply, ...rest] = conn.submitAll([mailCommand, ...rcptCommands, ...(dataCommand ? [dataCommand] : [])]);
+      const [mailReply, ...rest] = ahead?.replies ?? conn.submitAll([mailCommand, ...rcptCommands, ...(dataCommand ? [dataCommand] : [])]);
       mailOutcome = await this.#outcome(mailReply!, "mail");
-      for (const reply of rest.slice(0, rcpts.length)) rcptReplies.push((await this.#outcome(reply, "rcpt")).reply!);
-      if (dataCommand) dataOutcome = await this.#outcome(rest[rcpts.length]!, "data");
+      for (const reply of rest.slice(0, rcptCommands.length)) rcptReplies.push((await this.#outcome(reply, "rcpt")).reply!);
+      if (dataCommand) dataOutcome = await this.#outcome(rest[rcptCommands.length]!, "data");
     } else {
       mailOutcome = await this.#outcome(conn.submit(mailCommand), "mail");
       if (mailOutcome.reply) {
@@ -485,6 +552,8 @@ export class SmtpClient {
     this.#state = "data";
     this.#stage = "body";
     const encoder = new DataEncoder({ dotStuff: true });
+    // The body and the final dot in one write where they fit (flushed in #finalReply).
+    conn.holdWrites();
     try {
       for await (const chunk of bodyChunks(body)) {
         const out = encoder.encode(chunk);
@@ -499,7 +568,7 @@ export class SmtpClient {
     }
     const terminator = encoder.flush();
     if (conn.closed) throw recordStage(conn.failure!, "body", this.#bodySent);
-    return this.#finalReply(conn, { line: terminator, display: "." }, "<end of data>", accepted, rejected);
+    return this.#finalReply(conn, { line: terminator, display: "." }, "<end of data>", accepted, rejected, true);
   }
 
   async #sendBdat(body: MessageBody, accepted: string[], rejected: RejectedRecipient[]): Promise<SendResult> {
@@ -540,7 +609,8 @@ export class SmtpClient {
    * server's verdict. From the moment it is written the server may have the whole message:
    * no reply (timeout, drop, abort, a protocol error that puts the reply in doubt) is
    * "unknown", never "failed". A reply is the outcome: 250 delivered, 421 the server closing,
-   * anything else the message refused.
+   * anything else the message refused. After a final dot (`withNext`), the next announced
+   * message's commands go in the same write (pipeline.ts).
    */
   async #finalReply(
     conn: SmtpConnection,
@@ -548,12 +618,22 @@ export class SmtpClient {
     shown: string,
     accepted: string[],
     rejected: RejectedRecipient[],
+    withNext = false,
   ): Promise<SendResult> {
     this.#stage = "final-dot";
     this.#bodySent = true;
     let reply: SmtpReply;
     try {
-      reply = await conn.submit({ ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot });
+      const submission: Submission = { ...end, expect: "any", phase: "final-dot", deadline: this.timeouts.finalDot };
+      const verdict = withNext ? this.#submitWithNext(conn, submission)! : conn.submit(submission);
+      conn.flushWrites();
+      this.#dataWritten();
+      this.#finalPending = withNext;
+      try {
+        reply = await verdict;
+      } finally {
+        this.#finalPending = false;
+      }
     } catch (error) {
       // A 421 is a reply: the server is closing and did not take the message.
       if (error instanceof SmtpError && error.replyCode === 421 && !(error instanceof SmtpProtocolError)) throw recordStage(error, "final-dot", true);
@@ -568,9 +648,15 @@ export class SmtpClient {
       );
     }
     if (reply.code !== 250) {
-      // 552/554 after DATA: the message was refused; RSET keeps the connection usable.
-      this.#state = "rcpt";
-      await this.#resetAfterFailure();
+      // 552/554 after DATA: the message was refused; RSET keeps the connection usable. When
+      // the next message's commands follow the dot, the reply has ended this transaction
+      // (RFC 5321 §4.1.1.4) and the next one has begun: no RSET, which would land after DATA.
+      if (this.#announced.ahead) {
+        this.#state = "ready";
+      } else {
+        this.#state = "rcpt";
+        await this.#resetAfterFailure();
+      }
       throw recordStage(new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: shown, reply }), "final-dot", true);
     }
     this.#state = "ready";
@@ -594,6 +680,40 @@ export class SmtpClient {
     } catch {
       this.#teardown();
     }
+  }
+
+  // --- pipelining across messages (pipeline.ts) -----------------------------------------
+
+  #dataCommand(): Submission {
+    return { line: cmd.data(), display: "DATA", expect: [354], phase: "command", deadline: this.timeouts.dataStart };
+  }
+
+  /**
+   * Writes `end` (a final dot) and behind it, in the same write, the MAIL, RCPT and DATA of
+   * the next announced envelope when they may follow: the server pipelines, the message
+   * goes with DATA (not BDAT), and the envelope suits the server (else its sendMail runs
+   * as usual and reports why). Without `end`, only those commands. Returns `end`'s reply.
+   */
+  #submitWithNext(conn: SmtpConnection, end: Submission | undefined): Promise<SmtpReply> | undefined {
+    const envelope = this.#announced.next();
+    const caps = this.#capabilities;
+    const next =
+      envelope !== undefined && caps !== undefined && this.#config.pipelining && caps.pipelining && !(this.#config.chunking && caps.chunking)
+        ? pipelinedCommands(envelope, caps, this.host, (line, expect) => this.#command(line, expect), this.#dataCommand())
+        : undefined;
+    const submissions = [...(end ? [end] : []), ...(next ? [next.mail, ...next.rcpts, next.data] : [])];
+    if (submissions.length === 0) return undefined;
+    const replies = conn.submitAll(submissions);
+    if (next !== undefined) {
+      this.#transactions += 1;
+      this.#announced.written({ ...next, replies: end ? replies.slice(1) : replies });
+    }
+    return end ? replies[0] : undefined;
+  }
+
+  /** NOOP, RSET or QUIT now would land inside the transaction already begun ahead. */
+  #requireNothingAhead(): void {
+    if (this.#announced.ahead) throw new Error("Internal error: a command other than the announced message's while its MAIL, RCPT and DATA are out");
   }
 
   // --- the funnel -----------------------------------------------------------------------
@@ -638,7 +758,8 @@ export class SmtpClient {
 
   async #quit(timeout: number): Promise<void> {
     const conn = this.#conn;
-    if (conn && !conn.closed) {
+    // QUIT after a DATA written ahead would be message text: the connection is dropped instead.
+    if (conn && !conn.closed && !this.#announced.ahead) {
       this.#state = "closing";
       try {
         await conn.submit({ line: cmd.quit(), display: "QUIT", expect: "any", phase: "command", deadline: timeout });
@@ -689,8 +810,12 @@ export class SmtpClient {
   }
 
   #serialize<T>(operation: () => Promise<T>): Promise<T> {
+    this.#operations += 1;
     const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => undefined);
+    const settled = () => {
+      if (--this.#operations === 0) this.#dataWritten();
+    };
+    this.#queue = run.then(settled, settled);
     return run;
   }
 
@@ -722,26 +847,8 @@ function refused(what: string, refusal: SmtpError): SmtpError {
   return recordStage(error, refusal.stage ?? "mail", refusal.bodySent);
 }
 
-/** The base64 text of a 334 challenge (RFC 4954 §4), decoded; anything else is an SmtpAuthError. */
-function decodeChallenge(text: string): Buffer {
-  const trimmed = text.trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed)) {
-    throw new SmtpAuthError("The server sent an AUTH challenge that is not base64");
-  }
-  return Buffer.from(trimmed, "base64");
-}
-
 /** Why a connect attempt was aborted: the SmtpClosedError of destroy(), else an AbortError. */
 function attemptError(signal: AbortSignal): MissiveError {
   const reason: unknown = signal.reason;
   return reason instanceof SmtpClosedError ? reason : abortError(signal);
-}
-
-/** The queue id a server names in its final reply: Postfix "queued as X", Exim "id=X", Sendmail "X Message accepted". */
-function queueId(text: string): string | undefined {
-  const bounded = text.slice(0, 512);
-  const queued = /queued as ([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
-  if (queued) return queued[1];
-  const id = /\bid=([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
-  return id?.[1];
 }

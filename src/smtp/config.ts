@@ -27,6 +27,7 @@ import { FORBIDDEN_KEYS } from "../backend-registry.js";
 import { ConfigurationError, InvalidArgumentError } from "../errors.js";
 import { describeValue } from "../errors/options.js";
 import { isClock, MAX_TIMER_MS, systemClock, type Clock } from "../observe/clock.js";
+import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "../observe/log.js";
 import { AUTH_METHODS, Credentials, type AuthMethod } from "./auth.js";
 import { assertHeloName } from "./commands.js";
 import { DEFAULT_TIMEOUTS, RFC5321_TIMEOUTS, isLoopback, type DsnOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
@@ -85,6 +86,10 @@ export interface ResolvedSmtpConfig {
   readonly lookup: net.LookupFunction | undefined;
   readonly transcript: TranscriptHook | undefined;
   readonly clock: Clock;
+  /** Where the connections' events go (smtp.connect, smtp.tls, smtp.auth, the dialogue at debug, smtp.close). */
+  readonly logger: Logger | undefined;
+  /** How addresses appear in those events (the dialogue's MAIL FROM and RCPT TO, reply texts). */
+  readonly logRecipients: LogRecipients;
   readonly pool: ResolvedPoolOptions;
   /** Backend: send text as 8bit where the server offers 8BITMIME. */
   readonly allow8bit: boolean;
@@ -119,6 +124,7 @@ const BACKEND_KEYS = [
   ...COMMON_KEYS,
   "tls", "tlsOptions", "username", "password", "auth", "authMethod", "allowInsecureAuth", "requireTls", "timeouts",
   "dsn", "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool", "failSilently", "clock", "deadline",
+  "logger", "logRecipients",
 ];
 const POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", "probeAfterIdle", "idleTimeout"];
 /** The backend's `pool` object takes these (probeAfterIdle stays at its default there). */
@@ -126,7 +132,7 @@ export const BACKEND_POOL_KEYS = ["maxConnections", "maxMessagesPerConnection", 
 const CLIENT_KEYS = [
   ...COMMON_KEYS,
   "tls", "tlsOptions", "auth", "authMethod", "allowInsecureAuth", "timeouts", "pipelining", "chunking", "chunkSize",
-  "signal", "lookup", "transcript", "clock", ...POOL_KEYS,
+  "signal", "lookup", "transcript", "clock", "logger", "logRecipients", ...POOL_KEYS,
 ];
 
 /**
@@ -290,6 +296,10 @@ class Resolver {
     if (transcript !== undefined && typeof transcript !== "function") this.#fail("transcript", `${this.#label("transcript")} must be a function`);
     const clock = own(o, "clock");
     if (clock !== undefined && !isClock(clock)) this.#fail("clock", `${this.#label("clock")} must be { now(), setTimeout(), clearTimeout() }`);
+    const logger = own(o, "logger");
+    if (logger !== undefined) this.#check("logger", logger, loggerProblem(logger));
+    const logRecipients = own(o, "logRecipients");
+    if (logRecipients !== undefined) this.#check("logRecipients", logRecipients, logRecipientsProblem(logRecipients));
     this.#boolean(o, "failSilently");
     const deadline = client ? undefined : own(o, "deadline");
     if (deadline !== undefined) this.#check("deadline", deadline, timeoutProblem(deadline));
@@ -312,6 +322,8 @@ class Resolver {
       lookup: lookup as net.LookupFunction | undefined,
       transcript: transcript as TranscriptHook | undefined,
       clock: (clock as Clock | undefined) ?? systemClock,
+      logger: logger as Logger | undefined,
+      logRecipients: (logRecipients as LogRecipients | undefined) ?? "count",
       pool: client ? this.#clientPool(o) : this.#backendPool(o),
       allow8bit: client ? true : (this.#boolean(o, "allow8bit") ?? true),
       dsn: client ? undefined : this.#dsn(o),

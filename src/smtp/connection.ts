@@ -78,6 +78,8 @@ export class SmtpConnection {
   /** The greeting has not been asked for yet: one reply may wait for it in the parser. */
   #greetingDue = true;
   #drains: DrainWaiter[] = [];
+  /** Writes are held in the socket (corked) until `flushWrites()`. */
+  #holding = false;
   #failure: Error | undefined;
   #closeListeners: ((error: Error) => void)[] = [];
   readonly #onData = (chunk: Buffer) => this.#receive(chunk);
@@ -230,6 +232,8 @@ export class SmtpConnection {
     if (this.#failure) return Promise.reject(this.#failure);
     const socket = this.#tls ?? this.#socket;
     if (socket.write(bytes)) return Promise.resolve();
+    // Past the socket's high-water mark: what is held must go now, or 'drain' never comes.
+    this.flushWrites();
     return new Promise((resolve, reject) => {
       const waiter: DrainWaiter = {
         resolve,
@@ -238,6 +242,25 @@ export class SmtpConnection {
       };
       this.#drains.push(waiter);
     });
+  }
+
+  /**
+   * Holds what is written from now on (the socket is corked) until `flushWrites()`, which
+   * hands it to the kernel in one writev: a message's header block, body and final dot, and
+   * the commands pipelined behind them, leave in one write instead of one each. The hold
+   * ends by itself when the socket's buffer passes its high-water mark (a large body then
+   * streams with backpressure as before).
+   */
+  holdWrites(): void {
+    if (this.#holding || this.#failure) return;
+    this.#holding = true;
+    (this.#tls ?? this.#socket).cork();
+  }
+
+  flushWrites(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    (this.#tls ?? this.#socket).uncork();
   }
 
   /**

@@ -8,6 +8,7 @@ import net from "node:net";
 import type tls from "node:tls";
 import { SmtpTlsError } from "../errors.js";
 import type { Clock } from "../observe/clock.js";
+import type { Logger, LogRecipients } from "../observe/log.js";
 import type { AuthMethod, AuthOptions } from "./auth.js";
 import type { ResolvedSmtpConfig } from "./config.js";
 import type { TranscriptHook } from "./transcript.js";
@@ -118,6 +119,10 @@ export interface SmtpClientOptions {
   transcript?: TranscriptHook;
   /** Time and timers for reply deadlines (tests inject one to step time). Default: the system clock. */
   clock?: Clock;
+  /** Where each connection's events go (smtp.connect, smtp.tls, smtp.auth, the dialogue at debug, smtp.close); pino, or any object with its level methods. */
+  logger?: Logger;
+  /** How addresses appear in those events: "count" (default: masked), "domain", "hash" or "full". */
+  logRecipients?: LogRecipients;
 }
 
 export interface DsnOptions {

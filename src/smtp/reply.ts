@@ -231,3 +231,12 @@ export function formatReplyLines(reply: SmtpReply): string[] {
   const prefix = reply.enhancedCode ? `${reply.enhancedCode} ` : "";
   return lines.map((text, i) => `${reply.code}${i === lines.length - 1 ? " " : "-"}${prefix}${text}`);
 }
+
+/** The queue id a server names in its final reply: Postfix "queued as X", Exim "id=X", Sendmail "X Message accepted". */
+export function queueId(text: string): string | undefined {
+  const bounded = text.slice(0, 512);
+  const queued = /queued as ([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
+  if (queued) return queued[1];
+  const id = /\bid=([A-Za-z0-9._@<>-]{1,128})/i.exec(bounded);
+  return id?.[1];
+}

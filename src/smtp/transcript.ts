@@ -5,9 +5,11 @@
  *
  * Also published on `diagnostics_channel` as `missive:smtp:command` and
  * `missive:smtp:reply` (names and payloads in src/observe/channels.ts), only when someone
- * subscribes, so the cost is a boolean check when nobody listens.
+ * subscribes, so the cost is a boolean check when nobody listens; and, per connection, to
+ * its events (`smtp.command` / `smtp.reply`, for a logger at debug level).
  */
 import { smtpCommandChannel, smtpReplyChannel, type SmtpCommandMessage, type SmtpReplyMessage } from "../observe/channels.js";
+import type { ConnectionEvents } from "../observe/connection-events.js";
 import { formatReplyLines, type SmtpReply } from "./reply.js";
 
 export interface TranscriptEntry {
@@ -34,19 +36,27 @@ export class Transcript {
   readonly #hook: TranscriptHook | undefined;
   readonly #host: string;
   readonly #port: number;
+  readonly #events: ConnectionEvents | undefined;
 
-  constructor(hook: TranscriptHook | undefined, host: string, port: number) {
+  constructor(hook: TranscriptHook | undefined, host: string, port: number, events?: ConnectionEvents) {
     this.#hook = hook;
     this.#host = host;
     this.#port = port;
+    this.#events = events;
+  }
+
+  /** The same transcript for one connection: its lines also go to that connection's events. */
+  forConnection(events: ConnectionEvents): Transcript {
+    return new Transcript(this.#hook, this.#host, this.#port, events);
   }
 
   /** Records a command as displayed (no CRLF, secrets already redacted). */
   command(display: string): void {
     if (this.#hook) this.#emit({ direction: "client", line: display });
     if (commandChannel.hasSubscribers) {
-      commandChannel.publish({ host: this.#host, port: this.#port, command: display } satisfies CommandMessage);
+      commandChannel.publish({ host: this.#host, port: this.#port, connectionId: this.#events?.connectionId, command: display } satisfies CommandMessage);
     }
+    this.#events?.command(display);
   }
 
   /** Records a reply (server replies hold no client secret; AUTH challenges are not secret). */
@@ -55,8 +65,9 @@ export class Transcript {
       for (const line of formatReplyLines(reply)) this.#emit({ direction: "server", line });
     }
     if (replyChannel.hasSubscribers) {
-      replyChannel.publish({ host: this.#host, port: this.#port, reply } satisfies ReplyMessage);
+      replyChannel.publish({ host: this.#host, port: this.#port, connectionId: this.#events?.connectionId, reply } satisfies ReplyMessage);
     }
+    this.#events?.reply(reply);
   }
 
   #emit(entry: TranscriptEntry): void {

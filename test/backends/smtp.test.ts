@@ -286,7 +286,7 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(fake.connections).toBe(2);
   });
 
-  it("after a refused message, RSET and the next message goes on the same connection", async () => {
+  it("after a refused message the next message goes on the same connection, its MAIL right behind the refused message's end of data", async () => {
     let n = 0;
     fake = await startFakeServer({ script: [{ onMessage: () => (++n === 1 ? "554 5.7.1 Rejected as spam" : undefined) }] });
     const b = new SmtpBackend({ host: fake.host, port: fake.port, failSilently: true, timeout: 5_000 });
@@ -294,8 +294,23 @@ describe("SmtpBackend faults (fake server)", () => {
     expect(sent).toBe(1);
     expect(b.reports[0]!.status).toBe("failed");
     expect(b.reports[0]!.reply).toEqual({ code: 554, enhancedCode: "5.7.1", text: "Rejected as spam" });
+    expect(b.reports[1]!.status).toBe("sent");
     expect(fake.connections).toBe(1);
-    expect(fake.commands()).toContain("RSET");
+    // With PIPELINING the second message's MAIL, RCPT and DATA follow the first one's final dot
+    // in the same write (RFC 2920 §3.1). The reply to the dot ended that transaction (RFC 5321
+    // §4.1.1.4), so no RSET comes between them (it would land after DATA).
+    const transaction = ["MAIL FROM:<ann@example.com> SIZE=", "RCPT TO:<bob@example.com>", "DATA"];
+    expect(fake.commands().slice(1, -1).map((c) => (c.startsWith("MAIL") ? c.replace(/SIZE=\d+/, "SIZE=") : c))).toEqual([...transaction, ...transaction]);
+    expect(fake.received.map((m) => m.data.toString().match(/Subject: (\w+)/)![1])).toEqual(["spam", "ham"]);
+  });
+
+  it("after a refused message, RSET when the next message did not follow it pipelined (no PIPELINING)", async () => {
+    let n = 0;
+    fake = await startFakeServer({ ehlo: ["SIZE 1000000", "8BITMIME"], script: [{ onMessage: () => (++n === 1 ? "554 5.7.1 Rejected as spam" : undefined) }] });
+    const b = new SmtpBackend({ host: fake.host, port: fake.port, failSilently: true, timeout: 5_000 });
+    expect(await b.sendMessages([fixedMessage({ subject: "spam" }), fixedMessage({ subject: "ham" })])).toBe(1);
+    expect(fake.connections).toBe(1);
+    expect(fake.commands().map((c) => c.split(" ")[0])).toEqual(["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]);
   });
 
   it("without failSilently the first failure stops the batch and the connection is closed", async () => {

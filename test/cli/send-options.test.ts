@@ -162,6 +162,13 @@ describe("missive send: the unconfigured default sender", () => {
     expect(r.stderr).toMatch(/^missive: SmtpError: MAIL FROM was refused: 553 .*Sender address rejected.*; the sender webmaster@localhost is the default From .*set defaultFrom .* or DEFAULT_FROM_EMAIL/m);
   });
 
+  it("with --log-format json the warning is a log record, so stderr stays one JSON object per line", async () => {
+    const r = await run([...noFrom, "--url", `smtp://127.0.0.1:${plain.port}`, "--log-format", "json"]);
+    expect(r.code).toBe(0);
+    const records = r.stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records[0]).toMatchObject({ level: "warn", event: "cli.default-from", from: "webmaster@localhost", msg: expect.stringMatching(/^no sender configured/) });
+  });
+
   it("no warning with --from or DEFAULT_FROM_EMAIL", async () => {
     const withFrom = await run([...noFrom, "--from", "app@example.com", "--url", `smtp://127.0.0.1:${refusing.port}`]);
     expect(withFrom.code).toBe(0);

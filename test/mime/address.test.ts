@@ -11,6 +11,7 @@ import {
   parseAddressEntries,
   parseAddressList,
   parseMailbox,
+  type Group,
   type Mailbox,
 } from "../../src/mime/address.js";
 import { EmailMessage } from "../../src/mime/message.js";
@@ -86,6 +87,27 @@ describe("parseAddressList", () => {
     expect(parseMailbox("=?utf-8?q?Jos=C3=A9?= =?utf-8?q?_Mar=C3=ADa?= <j@x.org>").name).toBe("José María");
     expect(parseMailbox("=?utf-8?b?5pel5pys?= Team <j@x.org>").name).toBe("日本 Team");
     expect(parseMailbox('"=?utf-8?q?x?=" <j@x.org>').name).toBe("=?utf-8?q?x?=");
+  });
+});
+
+describe("parsing the same text again", () => {
+  it("gives the caller objects of its own: changing one parse does not change the next", () => {
+    const text = "Team: Ann <ann@example.com>, bob@example.org;, Zoë <zoe@example.org>";
+    const first = parseAddressList(text);
+    (first[0] as Group).members[0]!.name = "changed";
+    (first[0] as Group).members.push({ name: "", address: "x@example.com" });
+    (first[1] as Mailbox).address = "changed@example.com";
+    first.pop();
+    const again = parseAddressList(text);
+    expect(again).toEqual([
+      { group: "Team", members: [{ name: "Ann", address: "ann@example.com" }, { name: "", address: "bob@example.org" }] },
+      { name: "Zoë", address: "zoe@example.org" },
+    ]);
+    expect(again).not.toBe(first);
+  });
+
+  it("refuses a bad address every time", () => {
+    for (let i = 0; i < 3; i++) expect(() => parseAddressList("a@b@c")).toThrow(InvalidAddressError);
   });
 });
 

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BadHeaderError, EncodingError, InvalidAddressError } from "../../src/errors.js";
-import { parseAddressList } from "../../src/mime/address.js";
+import { encodeWordsWithFallback, parseAddressList } from "../../src/mime/address.js";
 import { decodeWords } from "../../src/mime/encoding/encoded-word.js";
 import {
   assertHeaderName,
@@ -420,3 +420,98 @@ const JAPANESE = "Subject: =?utf-8?B?5pel5pys6Kqe44Gu5Lu25ZCN44Gn44GZ?=\r\n";
 const MIXED = "Subject: Re: =?utf-8?B?Y2Fmw6kgY3LDqG1l?= at 5 o'clock\r\n";
 const LOOKALIKE = "Subject: literal =?utf-8?B?PT91dGYtOD9xP3g/PQ==?= here\r\n";
 const FROM_JOSE = "From: =?utf-8?B?Sm9zw6k=?= <jose@xn--bcher-kva.example>\r\n";
+
+describe("unstructured headers, byte for byte as words split and joined plainly", () => {
+  // The algorithm as written before it worked on offsets: split into word and white-space
+  // strings, encode runs of words that need it (white space inside, one character left
+  // outside next to plain text), fold greedily at 78 (76 on a line holding an encoded-word).
+  function plainRender(name: string, value: string, utf8: boolean): string {
+    const words: string[] = [];
+    const seps: string[] = [];
+    let trailing = "";
+    for (let i = 0; ; ) {
+      const ws = i;
+      while (i < value.length && (value[i] === " " || value[i] === "\t")) i++;
+      if (i >= value.length) {
+        trailing = value.slice(ws, i);
+        break;
+      }
+      const w = i;
+      while (i < value.length && value[i] !== " " && value[i] !== "\t") i++;
+      seps.push(value.slice(ws, w));
+      words.push(value.slice(w, i));
+    }
+    const needs = (w: string) =>
+      w.includes("=?") || [...w].some((ch) => {
+        const c = ch.charCodeAt(0);
+        return (c < 0x20 && c !== 9) || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 || (!utf8 && c >= 0x7f);
+      });
+    const bytes = (t: string) => Buffer.byteLength(t);
+    const encode = (t: string, first: boolean) => encodeWordsWithFallback(t, "utf-8", "text", 75, first ? Math.min(75, 76 - name.length - 2) : undefined);
+    const chunks: { sep: string; text: string }[] = [];
+    if (words.length === 0) {
+      if (value !== "") for (const t of encode(value, true)) chunks.push({ sep: " ", text: t });
+    } else {
+      const n = words.length;
+      const enc = words.map((w, i) => needs(w) || bytes(seps[i] || " ") + bytes(w) > 997);
+      if (seps[0] !== "") enc[0] = true;
+      if (trailing !== "") enc[n - 1] = true;
+      for (let i = 0; i < n; ) {
+        if (!enc[i]) {
+          chunks.push({ sep: i === 0 ? " " : seps[i]!, text: words[i]! });
+          i++;
+          continue;
+        }
+        let j = i;
+        while (j + 1 < n && enc[j + 1]) j++;
+        let sep = " ";
+        let text = i === 0 ? seps[0]! : seps[i]!.slice(1);
+        if (i > 0) sep = seps[i]!.slice(0, 1);
+        for (let k = i; k <= j; k++) text += (k > i ? seps[k]! : "") + words[k]!;
+        if (j === n - 1) text += trailing;
+        else {
+          text += seps[j + 1]!.slice(0, -1);
+          seps[j + 1] = seps[j + 1]!.slice(-1);
+        }
+        encode(text, chunks.length === 0).forEach((t, k) => chunks.push({ sep: k === 0 ? sep : " ", text: t }));
+        i = j + 1;
+      }
+    }
+    let out = "";
+    let line = `${name}:`;
+    let encodedLine = false;
+    let content = false;
+    for (const { sep, text } of chunks) {
+      const piece = sep + text;
+      const encoded = text.includes("=?");
+      const limit = encodedLine || encoded ? 76 : 78;
+      if (((content || encoded) && bytes(line) + bytes(piece) > limit) || bytes(line) + bytes(piece) > 998) {
+        out += `${line}\r\n`;
+        line = piece;
+        encodedLine = encoded;
+      } else {
+        line += piece;
+        encodedLine ||= encoded;
+      }
+      content = true;
+    }
+    if (chunks.length === 0) line += " ";
+    return `${out}${line}\r\n`;
+  }
+
+  const piece = fc.oneof(
+    fc.constantFrom(" ", "  ", "\t", " \t ", "=?", "?=", "café", "☕", "Réunion", "😀", "\u0085", "résultats,", "x".repeat(40)),
+    fc.string({ unit: "grapheme-ascii", maxLength: 12 }),
+    fc.string({ unit: "grapheme", maxLength: 6 }),
+  );
+  const value = fc.array(piece, { maxLength: 14 }).map((p) => p.join(""));
+
+  it.each([false, true])("utf8 %s", (utf8) => {
+    fc.assert(
+      fc.property(value, fc.constantFrom("Subject", "X-Long-Header-Name-For-Folding", "Comments"), (v, name) => {
+        expect(renderHeader(name, v, { utf8, charset: "utf-8", kind: "unstructured" })).toBe(plainRender(name, v, utf8));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

@@ -97,6 +97,59 @@ describe("package exports", () => {
     }
   });
 
+  it("loads every entry but missive/otel without @opentelemetry/api (an optional peer), as ESM and as CJS", async () => {
+    // Resolution of @opentelemetry/* fails as if the package were not installed.
+    const esmHook = join(dir, "no-otel.mjs");
+    await writeFile(esmHook, `
+      import { register } from "node:module";
+      register("data:text/javascript," + encodeURIComponent(\`
+        export async function resolve(specifier, context, next) {
+          if (specifier.startsWith("@opentelemetry/")) throw Object.assign(new Error("not installed: " + specifier), { code: "ERR_MODULE_NOT_FOUND" });
+          return next(specifier, context);
+        }\`));`);
+    const cjsHook = join(dir, "no-otel.cjs");
+    await writeFile(cjsHook, `
+      const Module = require("node:module");
+      const resolve = Module._resolveFilename;
+      Module._resolveFilename = function (request, ...rest) {
+        if (request.startsWith("@opentelemetry/")) throw Object.assign(new Error("not installed: " + request), { code: "MODULE_NOT_FOUND" });
+        return resolve.call(this, request, ...rest);
+      };`);
+    const entries = ["missive", "missive/backends", "missive/testing", "missive/mime", "missive/parse", "missive/smtp", "missive/dkim"];
+    const esm = join(dir, "no-otel-probe.mjs");
+    await writeFile(esm, `
+      for (const entry of ${JSON.stringify(entries)}) await import(entry);
+      const { configure, sendMail } = await import("missive");
+      configure({ backend: "memory" });
+      const sent = await sendMail({ subject: "s", message: "b", from: "a@example.org", to: ["b@example.org"] });
+      const otel = await import("missive/otel").then(() => "loaded", (e) => e.message);
+      console.log(JSON.stringify({ sent, otel }));`);
+    const cjs = join(dir, "no-otel-probe.cjs");
+    await writeFile(cjs, `
+      (async () => {
+        for (const entry of ${JSON.stringify(entries)}) require(entry);
+        const { configure, sendMail } = require("missive");
+        configure({ backend: "memory" });
+        const sent = await sendMail({ subject: "s", message: "b", from: "a@example.org", to: ["b@example.org"] });
+        let otel = "loaded";
+        try { require("missive/otel"); } catch (e) { otel = e.message; }
+        console.log(JSON.stringify({ sent, otel }));
+      })();`);
+    for (const [hook, file, flag] of [[esmHook, esm, "--import"], [cjsHook, cjs, "--require"]] as const) {
+      const { stdout } = await run(process.execPath, [flag, hook, file], { cwd: root });
+      expect(JSON.parse(stdout), file).toEqual({ sent: 1, otel: "not installed: @opentelemetry/api" });
+    }
+    // With the peer installed, missive/otel loads in both formats.
+    const withPeer = join(dir, "otel.mjs");
+    await writeFile(withPeer, `
+      import { instrument, uninstrument } from "missive/otel";
+      import { createRequire } from "node:module";
+      const cjs = createRequire(import.meta.url)("missive/otel");
+      console.log(JSON.stringify([typeof instrument, typeof uninstrument, typeof cjs.instrument]));`);
+    const { stdout } = await run(process.execPath, [withPeer], { cwd: root });
+    expect(JSON.parse(stdout)).toEqual(["function", "function", "function"]);
+  });
+
   it("runs the built missive command", async () => {
     const { stdout } = await run(process.execPath, [join(root, "dist/cli.js"), "--version"], { cwd: root });
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);

@@ -63,6 +63,8 @@ describe("defaults (pinned: a changed default must fail here)", () => {
     expect(s.filePath).toBeUndefined();
     expect(s.backends).toEqual({});
     expect(s.dkim).toBeUndefined();
+    expect(s.logger).toBeUndefined();
+    expect(s.logRecipients).toBe("count");
     expect(DEFAULT_SETTINGS.port).toBe(25);
   });
 

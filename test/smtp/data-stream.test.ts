@@ -85,6 +85,61 @@ describe("DataEncoder", () => {
     );
   });
 
+  it("property: byte for byte what a plain byte-at-a-time encoder writes, however the body is cut", () => {
+    // The plain reading: every CR and every LF not after a CR becomes CRLF; a dot at a line start is doubled.
+    const plain = (chunks: Buffer[], dotStuff: boolean): Buffer => {
+      const out: number[] = [];
+      let lineStart = true;
+      let lastWasCR = false;
+      for (const chunk of chunks) {
+        for (const c of chunk) {
+          if (c === 0x0d) {
+            out.push(0x0d, 0x0a);
+            lineStart = true;
+            lastWasCR = true;
+            continue;
+          }
+          if (c === 0x0a) {
+            if (!lastWasCR) out.push(0x0d, 0x0a);
+            lineStart = true;
+            lastWasCR = false;
+            continue;
+          }
+          if (lineStart && dotStuff && c === 0x2e) out.push(0x2e);
+          out.push(c);
+          lineStart = false;
+          lastWasCR = false;
+        }
+      }
+      if (!lineStart) out.push(0x0d, 0x0a);
+      if (dotStuff) out.push(0x2e, 0x0d, 0x0a);
+      return Buffer.from(out);
+    };
+    fc.assert(
+      fc.property(anyBodyArb, fc.array(fc.nat(), { maxLength: 10 }), fc.boolean(), (body, rawCuts, dotStuff) => {
+        const cuts = [...new Set(rawCuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let start = 0;
+        for (const cut of [...cuts, body.length]) {
+          chunks.push(body.subarray(start, cut));
+          start = cut;
+        }
+        const enc = new DataEncoder({ dotStuff });
+        const wire = Buffer.concat([...chunks.map((c) => enc.encode(c)), enc.flush()]);
+        expect(wire.toString("latin1")).toBe(plain(chunks, dotStuff).toString("latin1"));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("never hands back the caller's buffer", () => {
+    const body = Buffer.from("clean\r\nlines\r\n");
+    const out = new DataEncoder().encode(body);
+    expect(out.equals(body)).toBe(true);
+    body.fill(0x41);
+    expect(out.toString()).toBe("clean\r\nlines\r\n");
+  });
+
   it("the Transform and the async generator agree with the core", async () => {
     const body = Buffer.from("line1\n.line2\r\rline3");
     const chunks: Buffer[] = [];

@@ -57,9 +57,10 @@ function isCharsetNameChar(c: number): boolean {
  * a header.
  */
 export function normalizeCharset(name: string): string {
+  // A name that is canonical already (nearly always "utf-8") needs no trimming or lower-casing.
+  if (Object.hasOwn(PREFERRED, name)) return PREFERRED[name]!;
   const lower = name.trim().toLowerCase();
-  const preferred = PREFERRED[lower];
-  if (preferred !== undefined) return preferred;
+  if (Object.hasOwn(PREFERRED, lower)) return PREFERRED[lower]!;
   let ok = lower.length > 0 && lower.length <= 40;
   for (let i = 0; ok && i < lower.length; i++) ok = isCharsetNameChar(lower.charCodeAt(i));
   if (!ok || !iconv.encodingExists(lower)) {

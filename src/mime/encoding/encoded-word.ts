@@ -3,7 +3,7 @@
  */
 import { EncodingError } from "../../errors.js";
 import { BYTE_CLASS, HEX_DIGITS, Q_COMMENT, Q_PHRASE, Q_TEXT, hexValue } from "./byte-classes.js";
-import { decodeText, encodeInPieces, encodeText, normalizeCharset } from "./charset.js";
+import { assertWellFormed, decodeText, encodeInPieces, encodeText, normalizeCharset } from "./charset.js";
 
 /**
  * Where the encoded-words will stand, which limits the characters Q may leave as they are:
@@ -30,34 +30,37 @@ const SAFE: Record<EncodedWordContext, number> = { text: Q_TEXT, phrase: Q_PHRAS
 const UNDERSCORE = 0x5f;
 const SPACE = 0x20;
 
-function qWidth(bytes: Uint8Array, safe: number): number {
+/** Q width of `bytes[from, to)`: 1 for a byte Q leaves as it is (or a space, written `_`), 3 for `=XX`. */
+function qWidth(bytes: Uint8Array, safe: number, from = 0, to = bytes.length): number {
+  const classes = BYTE_CLASS;
   let width = 0;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = from; i < to; i++) {
     const b = bytes[i]!;
-    width += (BYTE_CLASS[b]! & safe) !== 0 || b === SPACE ? 1 : 3;
+    width += (classes[b]! & safe) !== 0 || b === SPACE ? 1 : 3;
   }
   return width;
 }
 
 function qEncode(bytes: Uint8Array, safe: number): string {
+  const classes = BYTE_CLASS;
+  const hex = HEX_DIGITS;
   const out = Buffer.allocUnsafe(qWidth(bytes, safe));
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;
-    if ((BYTE_CLASS[b]! & safe) !== 0) {
+    if ((classes[b]! & safe) !== 0) {
       out[n++] = b;
     } else if (b === SPACE) {
       out[n++] = UNDERSCORE;
     } else {
       out[n++] = 0x3d;
-      out[n++] = HEX_DIGITS[b >> 4]!;
-      out[n++] = HEX_DIGITS[b & 15]!;
+      out[n++] = hex[b >> 4]!;
+      out[n++] = hex[b & 15]!;
     }
   }
   return out.toString("latin1", 0, n);
 }
 
-const bytesOf = (bytes: Uint8Array): number => bytes.length;
 const base64Width = (byteCount: number): number => Math.ceil(byteCount / 3) * 4;
 
 /**
@@ -79,14 +82,23 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   if (budget < 4) {
     throw new EncodingError(`An encoded-word of at most ${maxLength} characters cannot hold any text in ${charset}`);
   }
+  if (charset === "utf-8") {
+    assertWellFormed(text, "Text");
+    return encodeUtf8Words(text, safe, Math.min(options.firstMaxLength ?? maxLength, maxLength) - 12, budget);
+  }
   const whole = encodeText(text, charset);
   // RFC 1468 recommends B for ISO-2022-JP, whose JIS bytes would pass through Q unreadably.
   const useQ = !charset.startsWith("iso-2022-") && qWidth(whole, safe) <= base64Width(whole.length);
-  const split = (firstBudget: number) =>
-    useQ
-      ? encodeInPieces(text, charset, (bytes) => qWidth(bytes, safe), (width, i) => width <= (i === 0 ? firstBudget : budget))
-      : encodeInPieces(text, charset, bytesOf, (count, i) => base64Width(count) <= (i === 0 ? firstBudget : budget));
   const firstBudget = Math.min(options.firstMaxLength ?? maxLength, maxLength) - charset.length - 7;
+  // UTF-8, US-ASCII and ISO-8859-1 are cut in the bytes already encoded (their characters'
+  // bytes are told apart by the bytes themselves); other charsets character by character.
+  const inBytes = charset === "utf-8" || charset === "us-ascii" || charset === "iso-8859-1";
+  const split = (first: number): Buffer[] =>
+    inBytes
+      ? splitEncoded(whole, charset, useQ, safe, first, budget)
+      : useQ
+        ? encodeInPieces(text, charset, (bytes) => qWidth(bytes, safe), (width, i) => width <= (i === 0 ? first : budget))
+        : encodeInPieces(text, charset, (bytes) => bytes.length, (count, i) => base64Width(count) <= (i === 0 ? first : budget));
   let pieces: Buffer[] | undefined;
   if (firstBudget < budget && firstBudget >= 4) {
     try {
@@ -98,7 +110,223 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   }
   pieces ??= split(budget);
   const prefix = `=?${charset}?${useQ ? "Q" : "B"}?`;
-  return pieces.map((piece) => prefix + (useQ ? qEncode(piece, safe) : piece.toString("base64")) + "?=");
+  const words: string[] = new Array(pieces.length);
+  for (let i = 0; i < pieces.length; i++) words[i] = prefix + (useQ ? qEncode(pieces[i]!, safe) : pieces[i]!.toString("base64")) + "?=";
+  return words;
+}
+
+/** `=XX` for every byte (Q's escape). */
+const Q_ESCAPES = Array.from({ length: 256 }, (_, b) => `=${b.toString(16).toUpperCase().padStart(2, "0")}`);
+/** Base64 of 12 bits: two characters, for every value (a group of 3 bytes is two lookups). */
+const BASE64_PAIRS = (() => {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  return Array.from({ length: 4096 }, (_, v) => alphabet[v >> 6]! + alphabet[v & 63]!);
+})();
+const BASE64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/** UTF-8 bytes of one word's text, reused (an RFC 2047 word holds at most 75 characters, so far fewer bytes). */
+const scratch = new Uint8Array(256);
+
+/** The UTF-8 length of the code point at `text[i]` (a surrogate pair is one code point of 4). */
+function utf8Length(c: number): number {
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 4 : 3;
+}
+
+/** The UTF-8 bytes of the code point starting at `text[i]` (well-formed text), into `out` from `at`; returns the count. */
+function utf8Bytes(text: string, i: number, out: Uint8Array, at: number): number {
+  let c = text.charCodeAt(i);
+  if (c < 0x80) {
+    out[at] = c;
+    return 1;
+  }
+  if (c < 0x800) {
+    out[at] = 0xc0 | (c >> 6);
+    out[at + 1] = 0x80 | (c & 63);
+    return 2;
+  }
+  if (c >= 0xd800 && c <= 0xdbff) {
+    c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(i + 1) - 0xdc00);
+    out[at] = 0xf0 | (c >> 18);
+    out[at + 1] = 0x80 | ((c >> 12) & 63);
+    out[at + 2] = 0x80 | ((c >> 6) & 63);
+    out[at + 3] = 0x80 | (c & 63);
+    return 4;
+  }
+  out[at] = 0xe0 | (c >> 12);
+  out[at + 1] = 0x80 | ((c >> 6) & 63);
+  out[at + 2] = 0x80 | (c & 63);
+  return 3;
+}
+
+/** Q text of `text[from, to)`: runs of characters Q leaves as they are copied whole, `_` for a space, `=XX` for each other byte. */
+function qText(text: string, from: number, to: number, safe: number): string {
+  const classes = BYTE_CLASS;
+  let out = "";
+  let run = from;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80 && (classes[c]! & safe) !== 0) continue;
+    if (i > run) out += text.slice(run, i);
+    if (c === SPACE) {
+      out += "_";
+    } else {
+      const n = utf8Bytes(text, i, scratch, 0);
+      for (let k = 0; k < n; k++) out += Q_ESCAPES[scratch[k]!]!;
+      if (n === 4) i++;
+    }
+    run = i + 1;
+  }
+  return run === from ? text.slice(from, to) : run < to ? out + text.slice(run, to) : out;
+}
+
+/** Base64 of the UTF-8 bytes of `text[from, to)`. */
+function bText(text: string, from: number, to: number): string {
+  // At most 3 bytes per UTF-16 unit; a caller asking for words longer than RFC 2047's gets its own buffer.
+  const bytes = (to - from) * 3 <= scratch.length ? scratch : new Uint8Array((to - from) * 3);
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const length = utf8Bytes(text, i, bytes, n);
+    n += length;
+    if (length === 4) i++;
+  }
+  let out = "";
+  const whole = n - (n % 3);
+  for (let k = 0; k < whole; k += 3) {
+    const group = (bytes[k]! << 16) | (bytes[k + 1]! << 8) | bytes[k + 2]!;
+    out += BASE64_PAIRS[group >> 12]! + BASE64_PAIRS[group & 4095]!;
+  }
+  if (n - whole === 1) {
+    const b0 = bytes[whole]!;
+    out += `${BASE64_CHARS[b0 >> 2]}${BASE64_CHARS[(b0 & 3) << 4]}==`;
+  } else if (n - whole === 2) {
+    const b0 = bytes[whole]!;
+    const b1 = bytes[whole + 1]!;
+    out += `${BASE64_CHARS[b0 >> 2]}${BASE64_CHARS[((b0 & 3) << 4) | (b1 >> 4)]}${BASE64_CHARS[(b1 & 15) << 2]}=`;
+  }
+  return out;
+}
+
+/**
+ * `encodeWords` for UTF-8, worked out on the string: the bytes of each character follow
+ * from its code point, so the widths, the cut and the B or Q text are computed in a few
+ * passes over the characters, with no Buffer to encode into and read back (for the short
+ * texts of headers those round trips were most of the time). The same words as the byte
+ * route (`splitEncoded`) gives, and the same error when a character does not fit.
+ */
+function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget: number): string[] {
+  const classes = BYTE_CLASS;
+  // One pass: the byte count and the Q width of the whole text.
+  let byteCount = 0;
+  let qTotal = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) {
+      byteCount += 1;
+      qTotal += (classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3;
+    } else {
+      const length = utf8Length(c);
+      byteCount += length;
+      qTotal += 3 * length;
+      if (length === 4) i++;
+    }
+  }
+  const useQ = qTotal <= base64Width(byteCount);
+  // Most header texts fit one word: then no character can be too wide either.
+  const total = useQ ? qTotal : base64Width(byteCount);
+  if (total <= Math.min(firstBudget, budget) || (total <= budget && !(firstBudget < budget && firstBudget >= 4))) {
+    if (useQ) return [`=?utf-8?Q?${qText(text, 0, text.length, safe)}?=`];
+    return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8").toString("base64") : bText(text, 0, text.length)}?=`];
+  }
+  let ends: number[] | undefined;
+  if (firstBudget < budget && firstBudget >= 4) ends = cutUtf8(text, useQ, safe, firstBudget, budget, false);
+  ends ??= cutUtf8(text, useQ, safe, budget, budget, true)!;
+  // ends: string index and (for B) byte offset of each word's end, in pairs.
+  const words: string[] = new Array(ends.length / 2);
+  const bytes = !useQ && byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8") : undefined;
+  let start = 0;
+  let byteStart = 0;
+  for (let w = 0; w < words.length; w++) {
+    const end = ends[2 * w]!;
+    const byteEnd = ends[2 * w + 1]!;
+    words[w] = useQ
+      ? `=?utf-8?Q?${qText(text, start, end, safe)}?=`
+      : `=?utf-8?B?${bytes !== undefined ? bytes.toString("base64", byteStart, byteEnd) : bText(text, start, end)}?=`;
+    start = end;
+    byteStart = byteEnd;
+  }
+  return words;
+}
+
+/** From this many bytes, B text comes from Node's base64 (one native round trip costs about as much as a JavaScript loop over this many). */
+const NATIVE_BASE64 = 24;
+
+/**
+ * Where each word ends (its string index and byte offset, in pairs) when `text` is cut into
+ * the longest runs of whole characters whose encoded text fits `firstBudget` for the first
+ * word and `budget` for the others. A character that does not fit the word it comes to: undefined, or (`strict`) the
+ * EncodingError `encodeInPieces` throws.
+ */
+function cutUtf8(text: string, useQ: boolean, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
+  const classes = BYTE_CLASS;
+  const ends: number[] = [];
+  let used = 0;
+  let byte = 0;
+  for (let i = 0; i < text.length; ) {
+    const c = text.charCodeAt(i);
+    const length = c < 0x80 ? 1 : utf8Length(c);
+    const units = useQ ? (c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length) : length;
+    const room = ends.length === 0 ? firstBudget : budget;
+    if ((useQ ? units : base64Width(units)) > room) {
+      if (!strict) return undefined;
+      throw new EncodingError(`The character ${describeCodePoint(text.codePointAt(i)!)} does not fit in one piece once encoded in utf-8`);
+    }
+    if ((useQ ? used + units : base64Width(used + units)) > room) {
+      ends.push(i, byte);
+      used = 0;
+    }
+    used += units;
+    byte += length;
+    i += length === 4 ? 2 : 1;
+  }
+  ends.push(text.length, byte);
+  return ends;
+}
+
+/**
+ * The longest runs of whole characters of `bytes` (UTF-8, or one byte a character) that fit
+ * an encoded-word: the first in `firstBudget` characters of encoded text, the others in
+ * `budget`. The same cut as `encodeInPieces` makes (and the same error when a character
+ * does not fit the word it comes to), found in one pass over the bytes already encoded.
+ */
+function splitEncoded(bytes: Buffer, charset: string, useQ: boolean, safe: number, firstBudget: number, budget: number): Buffer[] {
+  const utf8 = charset === "utf-8";
+  const n = bytes.length;
+  const pieces: Buffer[] = [];
+  let start = 0;
+  let used = 0;
+  let i = 0;
+  while (i < n) {
+    let end = i + 1;
+    if (utf8) while (end < n && (bytes[end]! & 0xc0) === 0x80) end++;
+    const units = useQ ? qWidth(bytes, safe, i, end) : end - i;
+    const room = pieces.length === 0 ? firstBudget : budget;
+    if ((useQ ? units : base64Width(units)) > room) {
+      const char = utf8 ? bytes.toString("utf8", i, end) : String.fromCharCode(bytes[i]!);
+      throw new EncodingError(`The character ${describeCodePoint(char.codePointAt(0)!)} does not fit in one piece once encoded in ${charset}`);
+    }
+    if ((useQ ? used + units : base64Width(used + units)) > room) {
+      pieces.push(bytes.subarray(start, i));
+      start = i;
+      used = 0;
+    }
+    used += units;
+    i = end;
+  }
+  pieces.push(bytes.subarray(start, n));
+  return pieces;
+}
+
+function describeCodePoint(codePoint: number): string {
+  return `U+${codePoint.toString(16).toUpperCase().padStart(4, "0")} ${JSON.stringify(String.fromCodePoint(codePoint))}`;
 }
 
 /**

@@ -44,12 +44,30 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
   encode(chunk: Uint8Array): Buffer {
     const out = this.reserve(chunk.length);
     const n = chunk.length;
+    // Module-level tables read through locals: the bundler may turn them into imported
+    // bindings (a shared chunk), which the hot loop would then read on every byte.
+    const classes = BYTE_CLASS;
+    const hex = HEX_DIGITS;
     let pos = 0;
     let column = this.column;
     let held = this.heldSpace;
     let afterCr = this.afterCr;
     let from = this.heldFrom;
     for (let i = 0; i < n; i++) {
+      // The common case first: inside a line, nothing held, a run of bytes that stay as they
+      // are, and spaces or tabs between them (white space is only escaped before a line break).
+      if (column > 0 && held === NO_WSP && from === 0 && !afterCr) {
+        let b = chunk[i]!;
+        while (column < MAX_CONTENT) {
+          const cls = classes[b]!;
+          if ((cls & QP_LITERAL) === 0 && ((cls & WSP) === 0 || i + 1 === n || (classes[chunk[i + 1]!]! & QP_LITERAL) === 0)) break;
+          out[pos++] = b;
+          column++;
+          if (++i === n) break;
+          b = chunk[i]!;
+        }
+        if (i === n) break;
+      }
       const b = chunk[i]!;
       if (afterCr) {
         afterCr = false;
@@ -86,8 +104,8 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
             out[pos++] = LF;
           }
           out[pos++] = EQUALS;
-          out[pos++] = HEX_DIGITS[held >> 4]!;
-          out[pos++] = HEX_DIGITS[held & 15]!;
+          out[pos++] = hex[held >> 4]!;
+          out[pos++] = hex[held & 15]!;
           held = NO_WSP;
         }
         out[pos++] = CR;
@@ -107,7 +125,7 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
         column++;
         held = NO_WSP;
       }
-      const cls = BYTE_CLASS[b]!;
+      const cls = classes[b]!;
       if ((cls & WSP) !== 0) {
         held = b;
         continue;
@@ -143,8 +161,8 @@ export class QuotedPrintableEncoder implements ChunkEncoder {
           column = 0;
         }
         out[pos++] = EQUALS;
-        out[pos++] = HEX_DIGITS[b >> 4]!;
-        out[pos++] = HEX_DIGITS[b & 15]!;
+        out[pos++] = hex[b >> 4]!;
+        out[pos++] = hex[b & 15]!;
         column += 3;
       }
     }

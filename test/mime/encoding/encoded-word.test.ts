@@ -1,10 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { encodeInPieces, encodeText } from "../../../src/mime/encoding/charset.js";
+import { BYTE_CLASS, Q_COMMENT, Q_PHRASE, Q_TEXT } from "../../../src/mime/encoding/byte-classes.js";
 import { decodeWords, encodeWords, needsEncoding } from "../../../src/mime/encoding/encoded-word.js";
 import type { EncodedWordContext } from "../../../src/mime/encoding/encoded-word.js";
 import { EncodingError } from "../../../src/errors.js";
 import { POOLS } from "./charset-pools.js";
-import { unicodeStringArb } from "./helpers.js";
+import { unicodeCharArb, unicodeStringArb } from "./helpers.js";
 
 const contextArb = fc.constantFrom<EncodedWordContext>("text", "phrase", "comment");
 const WORD = /^=\?([^?\s]+)\?([BQ])\?([^?\s]*)\?=$/;
@@ -134,6 +136,72 @@ describe("needsEncoding", () => {
     expect(needsEncoding("caf\u00e9")).toBe(true);
     expect(needsEncoding("bell\u0007")).toBe(true);
     expect(needsEncoding("=?utf-8?Q?x?=")).toBe(true);
+  });
+});
+
+describe("encodeWords cuts UTF-8, US-ASCII and Latin-1 in the bytes as character by character", () => {
+  // The character-by-character cut (encodeInPieces), as encodeWords made it for every charset.
+  const SAFE = { text: Q_TEXT, phrase: Q_PHRASE, comment: Q_COMMENT };
+  const qWidth = (bytes: Uint8Array, safe: number) => bytes.reduce((w, b) => w + ((BYTE_CLASS[b]! & safe) !== 0 || b === 0x20 ? 1 : 3), 0);
+  const b64 = (n: number) => Math.ceil(n / 3) * 4;
+  function byCharacter(text: string, charset: string, context: EncodedWordContext, maxLength: number, firstMaxLength: number | undefined): string[] | string {
+    try {
+      if (text === "") return [];
+      const safe = SAFE[context];
+      const budget = maxLength - charset.length - 7;
+      const whole = encodeText(text, charset);
+      const useQ = qWidth(whole, safe) <= b64(whole.length);
+      const split = (first: number) =>
+        useQ
+          ? encodeInPieces(text, charset, (b) => qWidth(b, safe), (w, i) => w <= (i === 0 ? first : budget))
+          : encodeInPieces(text, charset, (b) => b.length, (c, i) => b64(c) <= (i === 0 ? first : budget));
+      const firstBudget = Math.min(firstMaxLength ?? maxLength, maxLength) - charset.length - 7;
+      let pieces: Buffer[] | undefined;
+      if (firstBudget < budget && firstBudget >= 4) {
+        try {
+          pieces = split(firstBudget);
+        } catch (error) {
+          if (!(error instanceof EncodingError)) throw error;
+        }
+      }
+      pieces ??= split(budget);
+      return pieces.map((p) => {
+        if (!useQ) return `=?${charset}?B?${p.toString("base64")}?=`;
+        let q = "";
+        for (const b of p) q += (BYTE_CLASS[b]! & safe) !== 0 ? String.fromCharCode(b) : b === 0x20 ? "_" : `=${b.toString(16).toUpperCase().padStart(2, "0")}`;
+        return `=?${charset}?Q?${q}?=`;
+      });
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  const run = (text: string, charset: string, context: EncodedWordContext, maxLength: number, firstMaxLength: number | undefined): string[] | string => {
+    try {
+      return encodeWords(text, { charset, context, maxLength, firstMaxLength });
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  // From the shortest word that holds any text in these charsets.
+  it("a long word (a caller's maxLength past RFC 2047's) is encoded whole", () => {
+    const text = "Квартальный отчёт ".repeat(12);
+    expect(run(text, "utf-8", "text", 800, undefined)).toEqual(byCharacter(text, "utf-8", "text", 800, undefined));
+    expect(decodeWords((run(text, "utf-8", "text", 800, undefined) as string[]).join(" "))).toBe(text);
+  });
+
+  const lengths = fc.tuple(fc.oneof(fc.integer({ min: 21, max: 80 }), fc.integer({ min: 21, max: 800 })), fc.option(fc.integer({ min: 0, max: 800 }), { nil: undefined }));
+
+  it.each([
+    ["utf-8", fc.oneof(unicodeStringArb(80), fc.string({ unit: unicodeCharArb, minLength: 60, maxLength: 200 }))],
+    ["us-ascii", fc.string({ unit: "binary-ascii", maxLength: 120 })],
+    ["iso-8859-1", fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 120 })],
+  ] as const)("%s", (charset, texts) => {
+    fc.assert(
+      fc.property(texts, contextArb, lengths, (text, context, [maxLength, first]) => {
+        expect(run(text, charset, context, maxLength, first)).toEqual(byCharacter(text, charset, context, maxLength, first));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
