@@ -23,7 +23,7 @@ if (workload === "rfc2047") {
   try {
     // Six runs: the first ones warm the JIT up, as in bench/smtp.ts.
     for (let round = 0; round < 6; round++) {
-      const backend = new SmtpBackend({ host: sink.host, port: sink.port, tlsMode: "none", ...(workload === "pool" ? { pool: { maxConnections: 4 } } : {}) });
+      const backend = new SmtpBackend({ host: sink.host, port: sink.port, tls: "none", ...(workload === "pool" ? { pool: { maxConnections: 4 } } : {}) });
       await backend.open();
       const started = performance.now();
       const cpu = process.cpuUsage();

@@ -46,7 +46,7 @@ async function raw(sink: Sink, message: Buffer, count: number, mode: RoundTrips,
 }
 
 async function missive(sink: Sink, count: number, pool?: { maxConnections: number }): Promise<Run> {
-  const backend = new SmtpBackend({ host: sink.host, port: sink.port, tlsMode: "none", ...(pool ? { pool } : {}) });
+  const backend = new SmtpBackend({ host: sink.host, port: sink.port, tls: "none", ...(pool ? { pool } : {}) });
   await backend.open();
   try {
     const t = await timed(async () => {

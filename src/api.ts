@@ -27,7 +27,8 @@ import { setMessageDefaults } from "./mime/defaults.js";
 import { EmailMessage, EmailMultiAlternatives, type AddressField, type Alternative, type Attachment } from "./mime/message.js";
 import type { MimePart } from "./mime/part.js";
 import { getSettings } from "./settings.js";
-import { pickListOptions, type ListOptions } from "./mime/list-headers.js";
+import { LIST_OPTION_NAMES, pickListOptions, type ListOptions } from "./mime/list-headers.js";
+import { describeValue, refuseUnknownKeys } from "./errors/options.js";
 import { isMemoryRoutingActive } from "./testing.js";
 
 export interface ConnectionOptions {
@@ -103,8 +104,10 @@ function defaultBackend(options: ConnectionOptions): EmailBackend {
  * the bulk-mail options (listId, listUnsubscribe, listHelp, listArchive, autoSubmitted, priority) go to the message as they are.
  */
 export interface MessageFields extends ListOptions {
-  subject: string;
-  message: string;
+  /** null: empty (Django's None). */
+  subject: string | null;
+  /** The text body; null: empty (Django's None). */
+  message: string | null;
   /** Defaults to the `defaultFrom` setting (DEFAULT_FROM_EMAIL). */
   from?: string | undefined | null;
   to?: AddressField | undefined;
@@ -128,6 +131,20 @@ export interface SendMailOptions extends MessageFields {
   authPassword?: string | undefined;
   /** A backend to send with; else a new default connection. */
   connection?: EmailBackend | undefined;
+}
+
+/** The keys of MessageFields (`deliver`'s fields); `sendMail` takes these and SEND_MAIL_KEYS. */
+const MESSAGE_FIELD_KEYS = ["subject", "message", "from", "to", "cc", "bcc", "replyTo", "headers", "attachments", "alternatives", "html", ...LIST_OPTION_NAMES];
+const SEND_MAIL_KEYS = [...MESSAGE_FIELD_KEYS, "failSilently", "authUser", "authPassword", "connection"];
+const SEND_MASS_MAIL_KEYS = ["failSilently", "authUser", "authPassword", "connection"];
+const MAIL_ADMINS_KEYS = ["html", "failSilently", "connection"];
+
+/** Refuses what is not an options object, and any key not in `known`. */
+function checkOptions(options: unknown, known: readonly string[], call: string): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${call} options must be an object, got ${describeValue(options)}`);
+  }
+  refuseUnknownKeys(options, known, `${call} option`);
 }
 
 /** The message `sendMail` and `deliver` build from their fields. */
@@ -157,6 +174,7 @@ function buildMessage(fields: MessageFields, connection: EmailBackend | undefine
  */
 export async function sendMail(options: SendMailOptions): Promise<number> {
   if (typeof options !== "object" || options === null) throw new InvalidArgumentError("sendMail takes an options object: { subject, message, from, to }");
+  checkOptions(options, SEND_MAIL_KEYS, "sendMail");
   const { failSilently = false, authUser, authPassword } = options;
   const connection = options.connection ?? getConnection(undefined, credentials(failSilently, authUser, authPassword));
   const mail = buildMessage(options, connection);
@@ -181,6 +199,7 @@ export async function sendMassMail(datatuples: Iterable<MassMailTuple>, options:
   if (datatuples == null || typeof (datatuples as Iterable<unknown>)[Symbol.iterator] !== "function") {
     throw new InvalidArgumentError("sendMassMail takes a list of [subject, message, from, to] tuples");
   }
+  checkOptions(options, SEND_MASS_MAIL_KEYS, "sendMassMail");
   const { failSilently = false, authUser, authPassword } = options;
   const connection = options.connection ?? getConnection(undefined, credentials(failSilently, authUser, authPassword));
   const messages: EmailMessage[] = [];
@@ -200,12 +219,14 @@ export interface MailAdminsOptions {
 }
 
 /** Mails the `admins` setting, From `serverEmail`, subject prefixed with `subjectPrefix`. 0 when there are no admins. */
-export function mailAdmins(subject: string, message: string, options: MailAdminsOptions = {}): Promise<number> {
+export async function mailAdmins(subject: string, message: string, options: MailAdminsOptions = {}): Promise<number> {
+  checkOptions(options, MAIL_ADMINS_KEYS, "mailAdmins");
   return mailList(getSettings().admins, subject, message, options);
 }
 
 /** As `mailAdmins`, to the `managers` setting. */
-export function mailManagers(subject: string, message: string, options: MailAdminsOptions = {}): Promise<number> {
+export async function mailManagers(subject: string, message: string, options: MailAdminsOptions = {}): Promise<number> {
+  checkOptions(options, MAIL_ADMINS_KEYS, "mailManagers");
   return mailList(getSettings().managers, subject, message, options);
 }
 
@@ -278,9 +299,7 @@ export async function deliver(messageOrFields: EmailMessage | MessageFields, opt
 export async function deliverMany(messages: readonly EmailMessage[], options: DeliverOptions = {}): Promise<DeliveryReport[]> {
   if (!Array.isArray(messages)) throw new InvalidArgumentError("deliverMany takes a list of EmailMessage");
   if (typeof options !== "object" || options === null) throw new InvalidArgumentError("deliver options must be an object: { connection, signal, retry, observer }");
-  for (const key of Object.keys(options)) {
-    if (!["connection", "signal", "retry", "observer"].includes(key)) throw new InvalidArgumentError(`Unknown deliver option "${key}"; known: connection, signal, retry, observer`);
-  }
+  refuseUnknownKeys(options, ["connection", "signal", "retry", "observer"], "deliver option");
   const { connection, signal, retry, observer } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError("deliver options.signal must be an AbortSignal");
   if (observer !== undefined && observerProblem(observer) !== undefined) throw new InvalidArgumentError(`deliver options.observer ${observerProblem(observer)}`);
@@ -326,6 +345,7 @@ export async function deliverMany(messages: readonly EmailMessage[], options: De
 
 function fieldsMessage(fields: MessageFields): EmailMessage {
   if (typeof fields !== "object" || fields === null) throw new InvalidArgumentError("deliver takes an EmailMessage or { subject, message, from, to, ... }");
+  refuseUnknownKeys(fields, MESSAGE_FIELD_KEYS, "deliver field");
   return buildMessage(fields, undefined);
 }
 

@@ -14,11 +14,14 @@
  * unreadable file, invalid EMAIL_URL).
  */
 import { readFile, stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import pkg from "../package.json" with { type: "json" };
 import { getConnection } from "./api.js";
 import type { EmailBackend } from "./backends/base.js";
 import { ConsoleBackend } from "./backends/console.js";
+import { isUnconfiguredDefaultFrom } from "./backends/default-from.js";
+import { FileBackend } from "./backends/file.js";
 import { SmtpBackend } from "./backends/smtp.js";
 import { printReport } from "./cli/send-report.js";
 import { FailoverBackend } from "./delivery/failover.js";
@@ -30,6 +33,7 @@ import { backendFromUrl, configure, getSettings } from "./settings.js";
 import { dkimCommand } from "./cli/dkim.js";
 import { LIST_CLI_HELP, LIST_CLI_OPTIONS, listOptionsFromArgs } from "./cli/list-options.js";
 import { DKIM_CLI_HELP, DKIM_CLI_OPTIONS, dkimFromArgs } from "./cli/dkim-options.js";
+import { CONNECTION_CLI_HELP, CONNECTION_CLI_OPTIONS, connectionFlagHint, connectionOptionsFromArgs, fileProblem } from "./cli/connection-options.js";
 import { LOG_CLI_HELP, LOG_CLI_OPTIONS, loggerFromArgs } from "./cli/log-options.js";
 import type { TranscriptEntry } from "./smtp/transcript.js";
 import { dev, preview } from "./preview/cli.js";
@@ -82,14 +86,18 @@ Options:
   --attempts N       tries in all, over every route, with backoff between them
                      (default 3 with several --url, else 1)
   -h, --help         this help
+${CONNECTION_CLI_HELP}
 ${LIST_CLI_HELP}
 ${DKIM_CLI_HELP}
 ${LOG_CLI_HELP}
 
 Prints the Message-ID, and for SMTP each recipient as accepted, refused or deferred with
 the server's reply; over routes or retries, the status, the route that delivered and
-every attempt. With the console backend the message itself goes to stdout and the report
-to stderr. Exit code 1 when the message or any recipient was not delivered.`;
+every attempt; with the file backend, the path written. With the console backend the
+message itself goes to stdout and the report to stderr. Without --from and with no sender
+configured (DEFAULT_FROM_EMAIL), it warns that mail goes From webmaster@localhost. Exit code
+1 when the message or any recipient was not delivered. When the reader of stdout goes away
+(missive send ... | head -1), the rest of the output is dropped quietly.`;
 
 const CHECK_HELP = `Usage: missive check [EMAIL_URL] [options]
 
@@ -100,18 +108,39 @@ Nothing is sent. Credentials never appear in the output.
 
 Options:
   --url EMAIL_URL    the server to check (same as the positional argument)
-  --timeout SECONDS  deadline for each step (default 30)
-  --ca FILE          trust this CA certificate (PEM) in addition to the system's
   --transcript       show the SMTP dialogue (AUTH data redacted)
   -h, --help         this help
+${CONNECTION_CLI_HELP.replace("deadline for each step", "deadline for each step (default 30)")}
 ${LOG_CLI_HELP}`;
 
 type Out = (line: string) => void;
-const out: Out = (line) => process.stdout.write(`${line}\n`);
+/** Set when the reader of stdout went away (EPIPE): nothing more is written there. */
+let stdoutClosed = false;
+const out: Out = (line) => {
+  if (!stdoutClosed) process.stdout.write(`${line}\n`);
+};
 const err: Out = (line) => process.stderr.write(`${line}\n`);
+
+/**
+ * `missive send ... | head -1`: the reader closing the pipe is not an error of missive's.
+ * EPIPE arrives as an 'error' event on stdout, possibly after main() returned, so the
+ * listener stays for the life of the process (it is added once, when a command runs).
+ */
+function watchStdout(): void {
+  if (process.stdout.listeners("error").includes(onStdoutError)) return;
+  process.stdout.on("error", onStdoutError);
+}
+function onStdoutError(error: NodeJS.ErrnoException): void {
+  if (error.code === "EPIPE") {
+    stdoutClosed = true;
+    return;
+  }
+  throw error;
+}
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  watchStdout();
   try {
     switch (command) {
       case undefined:
@@ -155,7 +184,7 @@ function report(e: unknown): number {
   }
   if (e instanceof SmtpError || e instanceof BackendError) {
     err(`missive: ${e.name}: ${e.message}`);
-    err(`missive: ${advice(e)}`);
+    for (const line of adviceLines(e)) err(`missive: ${line}`);
     return FAILED;
   }
   if (e instanceof MissiveError) {
@@ -165,6 +194,12 @@ function report(e: unknown): number {
   }
   err(`missive: ${(e as Error)?.message ?? String(e)}`);
   return FAILED;
+}
+
+/** The advice, then the flag that fixes it when there is one (--ca, --tls). */
+function adviceLines(e: MissiveError): string[] {
+  const flag = connectionFlagHint(e);
+  return flag === undefined ? [advice(e)] : [advice(e), flag];
 }
 
 /** What to do about a delivery failure, in one line: classify()'s verdict, where it happened, and why. */
@@ -211,6 +246,7 @@ const SEND_OPTIONS = {
   url: { type: "string", multiple: true },
   attempts: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...CONNECTION_CLI_OPTIONS,
   ...LIST_CLI_OPTIONS,
   ...DKIM_CLI_OPTIONS,
   ...LOG_CLI_OPTIONS,
@@ -229,7 +265,7 @@ async function send(args: readonly string[]): Promise<number> {
   if (v.subject === undefined) throw new UsageError("send needs --subject");
   if ((v.body === undefined) === (v["body-file"] === undefined)) throw new UsageError("send needs exactly one of --body and --body-file");
   if (v.backend !== undefined && (v.url?.length ?? 0) > 0) throw new UsageError("give --backend or --url, not both");
-  useLogger(v);
+  const logger = useLogger(v);
 
   const body = v.body ?? (await readText(v["body-file"]!, "--body-file"));
   const html = v["html-file"] === undefined ? undefined : await readText(v["html-file"], "--html-file");
@@ -248,7 +284,8 @@ async function send(args: readonly string[]): Promise<number> {
     attempts = Number(v.attempts);
     if (!/^\d+$/.test(v.attempts) || attempts < 1 || attempts > 100) throw new UsageError("--attempts must be a whole number from 1 to 100");
   }
-  const connection = chooseBackend(v.backend, v.url ?? [], attempts);
+  const smtpOptions = await connectionOptionsFromArgs(v);
+  const connection = chooseBackend(v.backend, v.url ?? [], attempts, smtpOptions);
   const message = new EmailMultiAlternatives({
     subject: v.subject,
     body,
@@ -265,40 +302,76 @@ async function send(args: readonly string[]): Promise<number> {
   if (calendar !== undefined) message.attachAlternative(calendar);
   for (const path of v.attach ?? []) message.attachFile(path);
 
+  if (v.from === undefined && isUnconfiguredDefaultFrom(getSettings().defaultFrom)) {
+    const warning = `no sender configured, so this goes From ${getSettings().defaultFrom} (Django's default), which servers usually refuse; pass --from or set DEFAULT_FROM_EMAIL`;
+    // With --log-format, stderr is the log: the warning is one of its records.
+    if (logger !== undefined) logger.warn({ event: "cli.default-from", from: getSettings().defaultFrom }, warning);
+    else err(`missive: warning: ${warning}`);
+  }
+
   // The report goes to stderr when the message itself is printed on stdout.
-  const say = connection instanceof ConsoleBackend && connection.stream === process.stdout ? err : out;
+  const toStdout = connection instanceof ConsoleBackend && connection.stream === process.stdout;
+  const say = toStdout ? err : out;
   if (connection instanceof SmtpBackend || connection instanceof FailoverBackend) {
     const { reports } = await connection.sendMessagesWithReport([message], { stopOnError: false });
     const r = reports[0]!;
-    printReport(r, say, err, advice);
+    printReport(r, say, err, adviceLines);
     return r.status === "sent" ? 0 : FAILED;
   }
   // Fix the Message-ID first, so that what is printed is what was sent.
   const messageId = (await message.prepare()).messageId;
   message.headers = { ...message.headers, "Message-ID": messageId };
-  const sent = await connection.sendMessages([message]);
+  let sent: number;
+  try {
+    sent = await connection.sendMessages([message]);
+  } catch (e) {
+    // The message was going to stdout and its reader closed the pipe: what it read is what it wanted.
+    if (toStdout && stdoutClosed) return 0;
+    throw e;
+  }
   say(`Message-ID: ${messageId}`);
-  say(sent === 1 ? `${backendName(connection)}: done` : `${backendName(connection)}: not sent`);
+  if (connection instanceof FileBackend && sent === 1) say(`file: wrote ${connection.written.at(-1)}`);
+  else say(sent === 1 ? `${backendName(connection)}: done` : `${backendName(connection)}: not sent`);
   return sent === 1 ? 0 : FAILED;
 }
 
-/** --url (several: failover in that order), --backend, the environment, else the console. */
-function chooseBackend(backend: string | undefined, urls: readonly string[], attempts: number | undefined): EmailBackend {
+/**
+ * --url (several: failover in that order), --backend, the environment, else the console.
+ * `smtp` (the connection flags) goes to every SMTP backend; given for another kind of
+ * backend, it is a usage error rather than ignored.
+ */
+function chooseBackend(backend: string | undefined, urls: readonly string[], attempts: number | undefined, smtp: Record<string, unknown>): EmailBackend {
   if (backend !== undefined && urls.length > 0) throw new UsageError("give --backend or --url, not both");
+  const flags = Object.keys(smtp).length > 0;
+  const checked = (connection: EmailBackend): EmailBackend => {
+    if (flags && !(connection instanceof SmtpBackend)) {
+      throw new UsageError(`--timeout, --ca, --tls, --username and --password-file are for SMTP; this sends with the ${backendName(connection)} backend`);
+    }
+    if (smtp["password"] !== undefined && connection instanceof SmtpBackend && !connection.hasCredentials) {
+      throw new UsageError("--password-file needs a user name: --username, or user@ in the URL");
+    }
+    return connection;
+  };
   if (urls.length > 0) {
     const names = urls.map((_, i) => (urls.length === 1 ? "cli" : `route${i + 1}`));
     const backends: Record<string, ReturnType<typeof backendFromUrl>> = {};
-    urls.forEach((url, i) => (backends[names[i]!] = backendFromUrl(url, "--url")));
+    urls.forEach((url, i) => {
+      const config = backendFromUrl(url, "--url");
+      if (flags && config.backend !== "smtp") throw new UsageError(`--timeout, --ca, --tls, --username and --password-file are for SMTP; --url ${config.backend}: is not`);
+      backends[names[i]!] = { ...config, ...smtp } as ReturnType<typeof backendFromUrl>;
+    });
     configure({ backends });
-    if (urls.length === 1 && attempts === undefined) return getConnection("cli");
+    if (urls.length === 1 && attempts === undefined) return checked(getConnection("cli"));
     return new FailoverBackend({ routes: names, retry: { attempts: attempts ?? (urls.length > 1 ? 3 : 1) } });
   }
   if (attempts !== undefined) throw new UsageError("--attempts needs --url (the routes to try)");
-  if (backend !== undefined) return getConnection(backend);
+  if (backend !== undefined) return checked(getConnection(backend, smtp));
   const env = process.env;
   const configured = ["EMAIL_URL", "EMAIL_BACKEND", "EMAIL_HOST"].some((name) => (env[name] ?? "").trim() !== "");
   getSettings(); // reports an invalid environment (exit 2) before anything else
-  return configured ? getConnection() : getConnection("console");
+  // The connection flags alone mean SMTP (to EMAIL_HOST, else localhost), not the console.
+  if (!configured && flags) return checked(getConnection("smtp", smtp));
+  return checked(configured ? getConnection(undefined, smtp) : getConnection("console"));
 }
 
 function backendName(b: EmailBackend): string {
@@ -314,34 +387,35 @@ async function readText(path: string, option: string): Promise<string> {
     }
     return await readFile(path, "utf8");
   } catch (e) {
-    throw new UsageError(`${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`${option} ${path}: ${fileProblem(path, e)}`);
   }
 }
 
+/** A file to attach: it must exist and be a regular file now, so that a typo fails before anything is sent. */
 async function readable(path: string, option: string): Promise<void> {
   let isFile = false;
   try {
     isFile = (await stat(path)).isFile();
   } catch (e) {
-    throw new UsageError(`${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`${option} ${path}: ${fileProblem(path, e)}`);
   }
-  if (!isFile) throw new UsageError(`${option} ${path}: not a regular file`);
+  if (!isFile) throw new UsageError(`${option} ${path}: not a regular file${resolve(path) === path ? "" : ` (looked at ${resolve(path)})`}`);
 }
 
 /** --log-level / --log-format: every backend made from here on logs to stderr. */
-function useLogger(values: Parameters<typeof loggerFromArgs>[0]): void {
+function useLogger(values: Parameters<typeof loggerFromArgs>[0]): ReturnType<typeof loggerFromArgs> {
   const logger = loggerFromArgs(values, (message) => new UsageError(message));
   if (logger !== undefined) configure({ logger });
+  return logger;
 }
 
 // --- check -------------------------------------------------------------------------------
 
 const CHECK_OPTIONS = {
   url: { type: "string" },
-  timeout: { type: "string" },
-  ca: { type: "string" },
   transcript: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...CONNECTION_CLI_OPTIONS,
   ...LOG_CLI_OPTIONS,
 } as const;
 
@@ -354,17 +428,7 @@ async function check(args: readonly string[]): Promise<number> {
   if (positionals.length > 1 || (positionals.length === 1 && v.url !== undefined)) throw new UsageError("check takes one EMAIL_URL");
   const url = positionals[0] ?? v.url;
   useLogger(v);
-  let timeout = 30_000;
-  if (v.timeout !== undefined) {
-    const n = Number(v.timeout);
-    if (!/^\d+(\.\d+)?$/.test(v.timeout) || !(n > 0)) throw new UsageError("--timeout must be a positive number of seconds");
-    timeout = Math.round(n * 1000);
-  }
-  const extra: Record<string, unknown> = { timeout };
-  if (v.ca !== undefined) {
-    const ca = await readText(v.ca, "--ca");
-    extra["tls"] = { ca };
-  }
+  const extra: Record<string, unknown> = { timeout: 30_000, ...(await connectionOptionsFromArgs(v)) };
   let backend: EmailBackend;
   if (url !== undefined) {
     configure({ backends: { cli: backendFromUrl(url, "EMAIL_URL") } });
@@ -374,6 +438,7 @@ async function check(args: readonly string[]): Promise<number> {
     backend = getConnection("smtp", extra);
   }
   if (!(backend instanceof SmtpBackend)) throw new UsageError(`check needs an SMTP server (smtp://, smtps:// or submission:// URL), not the ${backendName(backend)} backend`);
+  if (extra["password"] !== undefined && !backend.hasCredentials) throw new UsageError("--password-file needs a user name: --username, or user@ in the URL");
 
   const transcript = v.transcript ? (e: TranscriptEntry) => out(`${e.direction === "client" ? "C:" : "S:"} ${e.line}`) : undefined;
   const mode = backend.createClient({ auth: false }).tlsMode;

@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigurationError } from "./errors.js";
+import { describeValue } from "./errors/options.js";
 import { processWide } from "./process-state.js";
 import { BUILTIN_BACKENDS, FORBIDDEN_KEYS, backendNames, isBackendName, type BackendClassLike } from "./backend-registry.js";
 import type { SmtpTlsOptions } from "./smtp/client.js";
 import { hostProblem, localNameProblem, own, resolveSmtpConfig, TLS_MODES as SMTP_TLS_MODES } from "./smtp/config.js";
-import { parseAddressList, parseMailbox, type Mailbox } from "./mime/address.js";
+import { parseMailbox } from "./mime/address.js";
 import { setMessageDefaults } from "./mime/defaults.js";
 import { DkimSigner, dkimSetting, signerNamed, toSigners, type DkimSetting } from "./dkim/options.js";
 import type { EmailMessage } from "./mime/message.js";
@@ -68,14 +69,14 @@ export interface Settings {
   readonly useTls: boolean;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   readonly useSsl: boolean;
-  /** Explicit TLS mode; `useTls`/`useSsl` are shorthands for "starttls"/"implicit". */
-  readonly tlsMode: TlsMode | undefined;
+  /** The TLS mode (as EMAIL_URL's `?tls=`); `useTls`/`useSsl` are Django's shorthands for "starttls"/"implicit". */
+  readonly tls: TlsMode | undefined;
   /** Milliseconds; undefined leaves the SMTP client's per-phase defaults. */
   readonly timeout: number | undefined;
   readonly sslKeyfile: string | undefined;
   readonly sslCertfile: string | undefined;
   /** Node TLS options for the SMTP connection (ca, servername, rejectUnauthorized, ...). */
-  readonly tls: Readonly<SmtpTlsOptions> | undefined;
+  readonly tlsOptions: Readonly<SmtpTlsOptions> | undefined;
   /** The name the SMTP client gives in EHLO. */
   readonly localName: string | undefined;
   readonly defaultFrom: string;
@@ -115,7 +116,7 @@ export type SettingsInput = {
   -readonly [K in keyof Settings]?: K extends "backends"
     ? Record<string, NamedBackendConfig | string>
     : K extends "admins" | "managers"
-      ? readonly string[] | string
+      ? readonly string[]
       : K extends "dkim"
         ? DkimSetting | undefined
       : K extends "failover"
@@ -133,11 +134,11 @@ export const DEFAULT_SETTINGS: Settings = finish({
   password: undefined,
   useTls: false,
   useSsl: false,
-  tlsMode: undefined,
+  tls: undefined,
   timeout: undefined,
   sslKeyfile: undefined,
   sslCertfile: undefined,
-  tls: undefined,
+  tlsOptions: undefined,
   localName: undefined,
   defaultFrom: "webmaster@localhost",
   serverEmail: "root@localhost",
@@ -234,12 +235,13 @@ function pushMessageDefaults(s: Settings): void {
 type Source = "env" | "configure";
 
 /** The settings that are SMTP options: resolveSmtpConfig checks them, alone and together. */
-const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tlsMode", "timeout", "sslKeyfile", "sslCertfile", "tls", "localName"] as const;
+const SMTP_SETTINGS = ["host", "port", "username", "password", "useTls", "useSsl", "tls", "timeout", "sslKeyfile", "sslCertfile", "tlsOptions", "localName"] as const;
 
 function merge(base: Settings, changes: SettingsInput, source: Source): Settings {
   const out: Record<string, unknown> = Object.assign(Object.create(null), base);
   for (const key of Object.keys(changes)) {
     refuseForbidden(key, key);
+    if (key === "tlsMode") throw new ConfigurationError(key, 'tlsMode is now tls (the TLS mode: tls: "starttls"); Node\'s TLS options are tlsOptions. Every SMTP layer, EMAIL_URL and the CLI use the same names');
     if (!(KEYS as string[]).includes(key)) {
       throw new ConfigurationError(key, `Unknown setting "${key}"; known settings: ${KEYS.join(", ")}`);
     }
@@ -324,16 +326,16 @@ function validateSetting(key: keyof Settings, value: unknown, source: Source): u
     case "password":
     case "useTls":
     case "useSsl":
-    case "tlsMode":
+    case "tls":
     case "timeout":
     case "sslKeyfile":
     case "sslCertfile":
     case "localName":
       // SMTP options: checked together, by the rules every SMTP layer shares, in merge().
       return value;
-    case "tls":
+    case "tlsOptions":
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        throw new ConfigurationError(key, "tls must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
+        throw new ConfigurationError(key, "tlsOptions must be an object of TLS options (ca, servername, rejectUnauthorized, cert, key, minVersion)");
       }
       // A null-prototype copy of its own properties; its keys and values are checked in merge().
       return Object.freeze(ownCopy(value));
@@ -415,21 +417,14 @@ function address(key: string, value: unknown): string {
 }
 
 function addressList(key: string, value: unknown): readonly string[] {
-  let items: unknown = value;
+  // Django's ADMINS and MANAGERS are lists and it says so: one string is too easily meant as
+  // a list of one, or is a comma-separated list that a typo turns into something else.
   if (typeof value === "string") {
-    try {
-      items = parseAddressList(value, key).flatMap((entry) => ("group" in entry ? entry.members : [entry])).map((m) => formatMailbox(m));
-    } catch (err) {
-      throw new ConfigurationError(key, `${key} is not a valid address list: ${(err as Error).message}`);
-    }
+    const example = describeValue(value).startsWith('"') ? `[${describeValue(value)}]` : '["ann@example.com"]';
+    throw new ConfigurationError(key, `${key} must be a list of addresses, not one string: write ${example} ("Name <addr>" allowed in each)`);
   }
-  if (!Array.isArray(items)) throw new ConfigurationError(key, `${key} must be a list of addresses ("Name <addr>" allowed)`);
-  return Object.freeze(items.map((item, i) => address(`${key}[${i}]`, item)));
-}
-
-/** "Name <addr>" as a string that parseMailbox reads back. */
-function formatMailbox(m: Mailbox): string {
-  return m.name ? `"${m.name.replace(/(["\\])/g, "\\$1")}" <${m.address}>` : m.address;
+  if (!Array.isArray(value)) throw new ConfigurationError(key, `${key} must be a list of addresses ("Name <addr>" allowed)`);
+  return Object.freeze(value.map((item, i) => address(`${key}[${i}]`, item)));
 }
 
 function namedBackends(value: unknown): Readonly<Record<string, NamedBackendConfig>> {
@@ -560,7 +555,7 @@ function emailUrlSettings(url: string, setting: string): SettingsInput {
       }
       if (mode === "implicit") out.useSsl = true;
       else if (mode === "starttls") out.useTls = true;
-      else if (mode !== undefined) out.tlsMode = mode;
+      else if (mode !== undefined) out.tls = mode;
       if (u.port === "0") throw new ConfigurationError(setting, `${setting} port must be from 1 to 65535`);
       // Without a port in the URL, `port` stays unset so that the backend derives it from
       // the TLS mode in effect (465 with implicit TLS, else 25), even when EMAIL_USE_SSL or
@@ -664,7 +659,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
     out.useTls = bool(useTls, "EMAIL_USE_TLS");
     if (out.useTls) {
       out.useSsl = false;
-      delete out.tlsMode;
+      delete out.tls;
     }
   }
   if (useSsl !== undefined) {
@@ -674,7 +669,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
         throw new ConfigurationError("EMAIL_USE_SSL", "EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive; set only one to true");
       }
       out.useTls = false;
-      delete out.tlsMode;
+      delete out.tls;
     }
   }
   const timeout = get("EMAIL_TIMEOUT");

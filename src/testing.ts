@@ -43,7 +43,10 @@ export { MailCatcherTimeoutError } from "./errors.js";
  */
 const state = processWide("testing.v1", () => ({ outbox: [] as EmailMessage[], routingDepth: 0 }));
 
-/** Every message sent through the memory backend, in order; the message objects themselves. */
+/**
+ * Every message sent through the memory backend, in order: copies made when sent
+ * (`message.snapshot()`), so changing a message afterwards does not change what a test reads.
+ */
 export const outbox: EmailMessage[] = state.outbox;
 
 /** Empties `outbox` in place (references to the array stay valid). */

@@ -41,7 +41,7 @@ describe("README: Sending bulk mail", () => {
     let code = example;
     code = replaceOnce(code, 'from "missive"', `from ${JSON.stringify(join(root, "src/index.js"))}`);
     code = replaceOnce(code, 'readFileSync("s2026._domainkey.example.com.pem")', `readFileSync(${JSON.stringify(`${dkimFixtures}keys/test-rsa-2048.pem`)})`);
-    code = replaceOnce(code, 'host: "smtp.example.com", port: 587,', `host: ${JSON.stringify(server.host)}, port: ${server.port}, tls: { ca: ${JSON.stringify(certs.ca)} },`);
+    code = replaceOnce(code, 'host: "smtp.example.com", port: 587,', `host: ${JSON.stringify(server.host)}, port: ${server.port}, tlsOptions: { ca: ${JSON.stringify(certs.ca)} },`);
     const file = join(dir, "example.ts");
     await writeFile(file, code);
     const before = (await server.messages()).length;

@@ -7,7 +7,10 @@
  *    exactOptionalPropertyTypes, verbatimModuleSyntax) in a `"type": "module"` package,
  *    and as CommonJS (module commonjs, moduleResolution node10, so `missive/testing` and the
  *    other subpaths are found through typesVersions), the block's statements inside an
- *    async function there since CommonJS has no top-level await;
+ *    async function there since CommonJS has no top-level await (opened after the block's
+ *    last top-level import, its `export` modifiers blanked: see asCommonJs); the project has
+ *    the packages the blocks import (pino, the OpenTelemetry SDK) and missive's optional
+ *    peers linked from this repository's node_modules, as a user would have installed them;
  * 2. the ESM output is parsed by this Node (`node --check`): syntax this Node cannot run
  *    (`await using` on Node 20) fails here;
  * 3. the blocks marked `<!-- sample: run NAME -->` are run with the packed package, against
@@ -31,9 +34,10 @@ import { execFile } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAiosmtpd, type AiosmtpdServer, type StoredMessage } from "./helpers/aiosmtpd.js";
 import { makeTestCerts, type TestCerts } from "./helpers/certs.js";
@@ -170,6 +174,15 @@ const RUNS: Record<string, Run> = {
     env: () => ({ SMTP_PASSWORD: PASSWORD }),
     check: (received) => expect(received.map((m) => [m.tls, m.authUser, (m.data.toString("latin1").match(/^DKIM-Signature:/gm) ?? []).length])).toEqual([[true, "app", 2]]),
   },
+  pino: {
+    env: (ctx) => ({ EMAIL_URL: `smtp://127.0.0.1:${ctx.server.port}` }),
+    check: (received, stdout) => {
+      expect(received.map((m) => [m.rcptTos, subjectOf(m)])).toEqual([[["zoe@example.org"], "Your code"]]);
+      const records = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(records.map((r) => r["event"])).toEqual(["smtp.connect", "message.sent", "smtp.close"]);
+    },
+  },
+  otel: {},
   calendar: {},
   catcher: {},
   parse: {},
@@ -182,6 +195,33 @@ let project: string;
 let certs: TestCerts;
 let aiosmtpd: AiosmtpdServer;
 
+/** The package a bare specifier names: `pino`, `@opentelemetry/sdk-metrics` (of `@opentelemetry/sdk-metrics/x`). */
+const packageOf = (specifier: string) => specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
+
+/**
+ * What a user of the samples installed beside missive: every package a README block imports
+ * (pino, the OpenTelemetry SDK…) and missive's peer dependencies (what `missive/otel` and
+ * `missive/bullmq` need), when the repository has it as a dev or peer dependency.
+ */
+async function userInstalls(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
+  const known = new Set([...Object.keys(manifest["devDependencies"] ?? {}), ...Object.keys(manifest["peerDependencies"] ?? {})]);
+  const imported = samples.flatMap((block) => importsOf(block).map((i) => packageOf(i.specifier)));
+  return [...new Set([...imported, ...Object.keys(manifest["peerDependencies"] ?? {})])].filter((name) => known.has(name));
+}
+
+/** The block's top-level import declarations (and their module names), parsed by TypeScript. */
+function importsOf(block: Block): { node: ts.Statement; specifier: string }[] {
+  const source = ts.createSourceFile(fileName(block), block.code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  return source.statements.flatMap((node): { node: ts.Statement; specifier: string }[] => {
+    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) return [{ node, specifier: node.moduleSpecifier.text }];
+    if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+      return [{ node, specifier: node.moduleReference.expression.text }];
+    }
+    return [];
+  });
+}
+
 /** A project that installed the packed package: node_modules/missive from the tarball, the rest linked. */
 async function makeProject(): Promise<string> {
   const pack = await builtPackage();
@@ -189,8 +229,10 @@ async function makeProject(): Promise<string> {
   await mkdir(join(dir, "node_modules/@types"), { recursive: true });
   await run("tar", ["-xzf", pack.tarball, "-C", join(dir, "node_modules")]);
   await run("mv", [join(dir, "node_modules/package"), join(dir, "node_modules/missive")]);
-  for (const dep of ["iconv-lite", "mime-types", "safer-buffer", "mime-db", "vitest", "@types/node", "undici-types"]) {
-    if (existsSync(join(ROOT, "node_modules", dep))) await symlink(join(ROOT, "node_modules", dep), join(dir, "node_modules", dep));
+  for (const dep of new Set(["iconv-lite", "mime-types", "safer-buffer", "mime-db", "vitest", "@types/node", "undici-types", ...(await userInstalls())])) {
+    if (!existsSync(join(ROOT, "node_modules", dep))) continue;
+    await mkdir(dirname(join(dir, "node_modules", dep)), { recursive: true });
+    await symlink(join(ROOT, "node_modules", dep), join(dir, "node_modules", dep));
   }
   const common = { strict: true, skipLibCheck: true, types: ["node"], noEmitOnError: false };
   await mkdir(join(dir, "esm"));
@@ -224,14 +266,28 @@ function tail(block: Block): string {
   return `\n${kind.kind === "fragment" ? kind.declarations : ""}\nexport {};\n`;
 }
 
-/** CommonJS has no top-level await: the statements after the imports go inside an async function, on the same lines. */
+/**
+ * CommonJS has no top-level await: the statements go inside an async function, on the same
+ * lines. The function opens right after the block's last top-level import (wherever it is:
+ * after a `// app.ts` comment too), and `export` on a top-level declaration (`export const
+ * server = …`) becomes spaces, since a function's locals cannot be exported; columns stay.
+ */
 function asCommonJs(block: Block): string {
-  const lines = block.code.split("\n");
-  let last = -1;
-  while (last + 1 < lines.length && /^import\s/.test(lines[last + 1]!)) last++;
-  if (last === -1) lines[0] = `async function sample() { ${lines[0]}`;
-  else lines[last] = `${lines[last]} async function sample() {`;
-  return `${lines.join("\n")}\n}\nvoid sample;${tail(block)}`;
+  const source = ts.createSourceFile(fileName(block), block.code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const edits: { at: number; end: number; text: string }[] = [];
+  for (const statement of source.statements) {
+    for (const modifier of ts.canHaveModifiers(statement) ? (ts.getModifiers(statement) ?? []) : []) {
+      if (modifier.kind === ts.SyntaxKind.ExportKeyword || modifier.kind === ts.SyntaxKind.DefaultKeyword) {
+        edits.push({ at: modifier.getStart(source), end: modifier.end, text: " ".repeat(modifier.end - modifier.getStart(source)) });
+      }
+    }
+  }
+  const imports = importsOf(block);
+  const open = imports.length === 0 ? 0 : Math.max(...imports.map((i) => i.node.end));
+  edits.push({ at: open, end: open, text: imports.length === 0 ? "async function sample() { " : " async function sample() {" });
+  let code = block.code;
+  for (const edit of edits.sort((a, b) => b.at - a.at)) code = code.slice(0, edit.at) + edit.text + code.slice(edit.end);
+  return `${code}\n}\nvoid sample;${tail(block)}`;
 }
 
 /** tsc's `esm/readme-42.ts(3,5): error TS…` as `README.md:44:5 (ESM): error TS…`. */

@@ -8,8 +8,9 @@ import { finalDotHook } from "./final-dot.js";
 import { acceptedReport, type SendOptions, type SendReport } from "./report.js";
 
 /**
- * Appends each message object to the shared `outbox` from `missive/testing` (Django's
- * locmem backend). Each message is rendered once first (without I/O), so that a bad
+ * Appends a copy of each message (`message.snapshot()`: same class and fields, same
+ * Message-ID and Date) to the shared `outbox` from `missive/testing` (Django's locmem
+ * backend, which deep-copies). Each message is rendered once first (without I/O), so that a bad
  * header fails here exactly as it would with a real backend. Its reports have the SMTP
  * backend's shape for the same message (Message-ID, envelope recipients accepted), so the
  * code that reads reports is tested as it runs; a message without recipients is kept and
@@ -25,7 +26,8 @@ export class MemoryBackend extends BaseEmailBackend {
       const at = systemClock.now();
       const rendered = await render(await freeze(message), message.needsSmtpUtf8() ? policies.smtputf8 : policies.default);
       await finalDotHook(options, message)?.();
-      outbox.push(message);
+      // A copy, as Django's locmem backend keeps one: what the test reads is what was sent.
+      outbox.push(message.snapshot());
       publishSent({ backend: "memory", message, messageId: rendered.messageId, recipients: message.recipients() });
       return acceptedReport(message, rendered.messageId, recipients, at);
     });

@@ -15,6 +15,7 @@ import type { Clock } from "../observe/clock.js";
 import { noteConnection, type DeliveryContext, type DeliveryObservation, type DeliveryStart } from "../observe/delivery.js";
 import { BaseEmailBackend, observationOf, publishSent, SETTINGS_FALLBACK, type BackendOptions } from "./base.js";
 import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
+import { withDefaultFromAdvice } from "./default-from.js";
 import type { DkimSetting } from "../dkim/options.js";
 import { endingAfter, finalDotHook } from "./final-dot.js";
 import { BatchSignals, MessageCut } from "./message-cut.js";
@@ -43,8 +44,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   useTls?: boolean | undefined;
   /** Implicit TLS (Django's EMAIL_USE_SSL). */
   useSsl?: boolean | undefined;
-  /** Explicit TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
-  tlsMode?: TlsMode | undefined;
+  /** The TLS mode; with none (nor useTls/useSsl), a loopback host gets "none" and any other host implicit TLS on 465, required STARTTLS otherwise. */
+  tls?: TlsMode | undefined;
   /** Milliseconds, for every phase (Django's EMAIL_TIMEOUT is seconds; `timeout` here is ms). */
   timeout?: number | undefined;
   /** Per-phase timeouts in ms (they win over `timeout`), or "rfc5321" for RFC 5321's longer values. */
@@ -57,8 +58,8 @@ export interface SmtpBackendOptions extends BackendOptions {
   deadline?: number | undefined;
   sslKeyfile?: string | undefined;
   sslCertfile?: string | undefined;
-  /** TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
-  tls?: SmtpTlsOptions | undefined;
+  /** Node's TLS options: ca, servername, rejectUnauthorized (true unless set to false), cert, key, minVersion. */
+  tlsOptions?: SmtpTlsOptions | undefined;
   /** EHLO name. */
   localName?: string | undefined;
   /** Credentials other than a password (an OAuth 2 token, a token provider); wins over username/password. */
@@ -134,7 +135,8 @@ export class SmtpBackend extends BaseEmailBackend {
   readonly username: string | undefined;
   readonly useTls: boolean;
   readonly useSsl: boolean;
-  readonly tlsMode: TlsMode | undefined;
+  /** The TLS mode given (the `tls` option or setting); undefined: decided from host and port. */
+  readonly tls: TlsMode | undefined;
   readonly timeout: number | undefined;
   readonly sslKeyfile: string | undefined;
   readonly sslCertfile: string | undefined;
@@ -175,7 +177,7 @@ export class SmtpBackend extends BaseEmailBackend {
     this.#password = input["password"] as string | undefined;
     this.useTls = (input["useTls"] as boolean | undefined) ?? false;
     this.useSsl = (input["useSsl"] as boolean | undefined) ?? false;
-    this.tlsMode = input["tlsMode"] as TlsMode | undefined;
+    this.tls = input["tls"] as TlsMode | undefined;
     this.timeout = input["timeout"] as number | undefined;
     this.sslKeyfile = input["sslKeyfile"] as string | undefined;
     this.sslCertfile = input["sslCertfile"] as string | undefined;
@@ -699,11 +701,11 @@ export class SmtpBackend extends BaseEmailBackend {
           attempts: [{ route: undefined, at, delayMs: 0, status, recipients: envelope.to, accepted: result.accepted }],
           error: undefined,
           reply: replyOf(result.reply),
-          queueId: result.messageId,
+          queueId: result.queueId,
         },
       };
     }
-    const err = slot.cut.explain(settled.error);
+    const err = withDefaultFromAdvice(slot.cut.explain(settled.error), slot.prepared?.envelope.from);
     const stop = batch.stop;
     if (stop.signal.aborted && err instanceof AbortError && !slot.cut.cut) return { cancelled: true };
     const reportable = isDeliveryError(err) || err instanceof AbortError;
@@ -730,7 +732,7 @@ export class SmtpBackend extends BaseEmailBackend {
       password: this.#password === undefined ? undefined : "<redacted>",
       useTls: this.useTls,
       useSsl: this.useSsl,
-      tlsMode: this.tlsMode,
+      tls: this.tls,
       timeout: this.timeout,
       failSilently: this.failSilently,
       pool: this.pool,
@@ -756,7 +758,7 @@ function poolSettings(option: unknown): SmtpPoolSettings | undefined {
 }
 
 /** The keys that take a fallback from the settings when the options leave them undefined. */
-const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tls"] as const;
+const SETTINGS_KEYS = ["host", "username", "password", "timeout", "sslKeyfile", "sslCertfile", "localName", "tlsOptions"] as const;
 
 /**
  * The options as the resolver sees them: every own key of `options` (so that a typo is
@@ -770,11 +772,11 @@ function withSettings(options: SmtpBackendOptions, s: Settings, portFromSettings
   // `logger` and `logRecipients` are BaseEmailBackend's (the constructor passes the logger on).
   for (const key of Object.keys(options)) if (key !== "dkim" && key !== "logger" && key !== "logRecipients") input[key] = own(options, key);
   for (const key of SETTINGS_KEYS) if (input[key] === undefined && s[key] !== undefined) input[key] = s[key];
-  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tlsMode"] !== undefined;
+  const tlsGiven = input["useTls"] !== undefined || input["useSsl"] !== undefined || input["tls"] !== undefined;
   if (!tlsGiven) {
     input["useTls"] = s.useTls;
     input["useSsl"] = s.useSsl;
-    if (s.tlsMode !== undefined) input["tlsMode"] = s.tlsMode;
+    if (s.tls !== undefined) input["tls"] = s.tls;
   }
   if (input["port"] === undefined && portFromSettings && isSettingExplicit("port")) input["port"] = s.port;
   return input;

@@ -8,14 +8,15 @@ import type { MissiveError } from "../errors.js";
 
 export type Say = (line: string) => void;
 
-/** Prints the report; `advise` says what to do about a failure (classify's verdict). */
-export function printReport(r: DeliveryReport, say: Say, warn: Say, advise: (e: MissiveError) => string): void {
+/** Prints the report; `advise` says what to do about a failure (classify's verdict), in one line or a few. */
+export function printReport(r: DeliveryReport, say: Say, warn: Say, advise: (e: MissiveError) => string | readonly string[]): void {
   if (r.messageId !== undefined) say(`Message-ID: ${r.messageId}`);
   for (const address of r.accepted) say(`accepted ${address}`);
   for (const x of r.rejected) say(`refused  ${x.address}: ${describe(x)}`);
   for (const x of r.deferred) say(`deferred ${x.address}: ${describe(x)}`);
   if (r.reply) say(`server: ${r.reply.code}${r.reply.enhancedCode ? ` ${r.reply.enhancedCode}` : ""} ${r.reply.text}`);
-  if (r.queueId) say(`queued as ${r.queueId}`);
+  // Once: most servers' final reply already says "queued as <id>".
+  if (r.queueId && !(r.reply?.text ?? "").includes(r.queueId)) say(`queue id: ${r.queueId}`);
   if (r.route !== undefined || r.attempts.length > 1) {
     const why = r.stopped !== undefined && r.stopped !== "delivered" ? `, stopped: ${r.stopped}` : "";
     say(`status: ${r.status}${r.route !== undefined ? ` via ${r.route}` : ""} (${r.attempts.length} attempt${r.attempts.length === 1 ? "" : "s"}${why})`);
@@ -27,7 +28,7 @@ export function printReport(r: DeliveryReport, say: Say, warn: Say, advise: (e: 
   }
   if (r.status !== "sent" && r.error) {
     warn(`missive: ${r.error.name}: ${r.error.message}`);
-    warn(`missive: ${advise(r.error)}`);
+    for (const line of [advise(r.error)].flat()) warn(`missive: ${line}`);
   }
 }
 

@@ -90,6 +90,17 @@ export function isAscii(text: string): boolean {
 }
 
 /** A short, escaped rendering of untrusted input for an error message. */
+/**
+ * What to write instead of a local part alone ("tester", Django #15042): refused on every
+ * backend, because RFC 5322 §3.4.1 addr-spec is local-part "@" domain, and an address
+ * without a domain is read differently by each server (some append their own domain, most
+ * refuse it) — the same message would go somewhere else, or nowhere, depending on the relay.
+ */
+function localOnlyAdvice(text: string): string {
+  if (!/^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$/.test(text)) return "";
+  return `: an address needs a domain (RFC 5322 addr-spec is local-part@domain); write "${text}@example.com", or "${text}@localhost" for a mailbox on this machine`;
+}
+
 function show(text: string): string {
   const cut = text.length > 80 ? `${text.slice(0, 77)}...` : text;
   return JSON.stringify(cut);
@@ -374,7 +385,7 @@ class Parser {
     if (words.length === 0) this.fail(`expected an address but found ${this.describe(t)}`);
     const first = words[0] as Token;
     const text = this.input.slice(first.pos, t.kind === "end" ? this.input.length : t.pos).trim();
-    this.fail(`missing "@" in ${show(text)} at offset ${first.pos}`);
+    this.fail(`missing "@" in ${show(text)} at offset ${first.pos}${localOnlyAdvice(text)}`);
   }
 
   /** After "<": [obs-route] addr-spec ">". */
@@ -586,7 +597,7 @@ function readAddrSpec(input: string, strict: boolean): AddrSpec {
   const words = p.words();
   const at = p.peek();
   if (!p.isSpecial(at, "@")) {
-    if (at.kind === "end") fail(input, `missing "@" in ${show(input.trim())}`);
+    if (at.kind === "end") fail(input, `missing "@" in ${show(input.trim())}${localOnlyAdvice(input.trim())}`);
     fail(input, `a bare address (local@domain) was expected but found ${p.describe(at)}`);
   }
   const local = localPart(p, words, at);

@@ -14,12 +14,13 @@ import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
 import { mimeTypeOptions } from "./content-type.js";
 import { assertMsgIdHeader } from "./msg-id.js";
-import { assertListHeadersFree, checkListOption, listHeaderFields, type AutoSubmitted, type ListOptionName, type ListOptions, type ListUnsubscribe, type ListUrls, type Priority } from "./list-headers.js";
+import { assertListHeadersFree, checkListOption, LIST_OPTION_NAMES, listHeaderFields, type AutoSubmitted, type ListOptionName, type ListOptions, type ListUnsubscribe, type ListUrls, type Priority } from "./list-headers.js";
 import { fileContent, isFileContent, type FileContent } from "./file-content.js";
+import { describeValue, refuseUnknownKeys } from "../errors/options.js";
 import { policies, type Policy } from "./policy.js";
 import { MimePart, toReadable, type BodySource, type PreparedOutput } from "./part.js";
 import { assertBodySource } from "./body.js";
-import { createFrozen, FREEZE, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
+import { createFrozen, formatDate, FREEZE, frozenLike, hasUtf8Headers, renderedChunks, renderedOccurs, renderWithin, type FieldSpec, type FreezeInput, type Frozen } from "./render.js";
 
 export { formatDate } from "./render.js";
 
@@ -49,8 +50,10 @@ export interface Alternative {
  * `autoSubmitted`, `priority`) are in `ListOptions` (list-headers.ts).
  */
 export interface EmailMessageOptions extends ListOptions {
-  subject?: string;
-  body?: string;
+  /** null or undefined: empty (Django's None). */
+  subject?: string | null | undefined;
+  /** null or undefined: empty (Django's None). */
+  body?: string | null | undefined;
   from?: string | Mailbox;
   to?: AddressField;
   cc?: AddressField;
@@ -59,8 +62,10 @@ export interface EmailMessageOptions extends ListOptions {
   /**
    * Extra headers; they override the defaults (Message-ID, Date, To, From, Cc, Reply-To). A
    * header an option in use writes (List-Id with `listId`, ...) cannot be given here too.
+   * A `Date` value is written as an RFC 5322 date in UTC (`Tue, 1 Dec 2026 18:24:00 +0000`),
+   * like the Date header missive adds.
    */
-  headers?: Record<string, string>;
+  headers?: Record<string, string | Date>;
   attachments?: readonly (Attachment | MimePart)[];
   connection?: MessageSender;
   /** Charset of the body and headers (an iconv-lite name); default utf-8. */
@@ -92,6 +97,14 @@ export interface PreparedMessage extends PreparedOutput {
 
 /** Headers users may set through `headers` that replace what the message would generate. */
 const OVERRIDABLE = ["from", "to", "cc", "reply-to", "subject", "date", "message-id"] as const;
+/** The keys an EmailMessage's options take; any other is refused (a typo must not pass silently). */
+export const MESSAGE_OPTION_KEYS: readonly string[] = Object.freeze([
+  "subject", "body", "from", "to", "cc", "bcc", "replyTo", "headers", "attachments", "connection", "encoding",
+  "alternatives", "clock", "random", "dkim", ...LIST_OPTION_NAMES,
+]);
+const ATTACHMENT_KEYS = ["filename", "content", "mimetype", "disposition", "contentId"];
+const ALTERNATIVE_KEYS = ["content", "mimetype"];
+
 /** Headers the serializer owns: setting them through `headers` would produce a broken message. */
 const RESERVED = new Set(["mime-version", "content-type", "content-transfer-encoding", "bcc"]);
 
@@ -119,6 +132,13 @@ export class EmailMessage {
   #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new InvalidArgumentError(`EmailMessage takes an options object ({ subject, body, from, to, ... }), got ${describeValue(options)}`);
+    }
+    refuseUnknownKeys(options, MESSAGE_OPTION_KEYS, "EmailMessage option");
+    if (options.alternatives !== undefined && !(this instanceof EmailMultiAlternatives)) {
+      throw new InvalidArgumentError("alternatives needs an EmailMultiAlternatives (an EmailMessage has one body)");
+    }
     if (options.subject !== undefined) this.subject = options.subject;
     if (options.body !== undefined) this.body = options.body;
     if (options.from !== undefined) this.from = options.from;
@@ -144,16 +164,19 @@ export class EmailMessage {
   get subject(): string {
     return this.#subject;
   }
-  set subject(value: string) {
-    assertHeaderValue("subject", requireString(value, "subject"));
-    this.#subject = value;
+  /** null or undefined set it empty, as Django's None. */
+  set subject(value: string | null | undefined) {
+    const subject = value ?? "";
+    assertHeaderValue("subject", requireString(subject, "subject"));
+    this.#subject = subject;
   }
 
   get body(): string {
     return this.#body;
   }
-  set body(value: string) {
-    this.#body = requireString(value, "body");
+  /** null or undefined set it empty, as Django's None. */
+  set body(value: string | null | undefined) {
+    this.#body = requireString(value ?? "", "body");
   }
 
   /** The From address; `undefined` means the configured default (Django's DEFAULT_FROM_EMAIL). */
@@ -196,10 +219,12 @@ export class EmailMessage {
   get headers(): Record<string, string> {
     return this.#headers;
   }
-  set headers(value: Record<string, string>) {
-    validateExtraHeaders(value);
-    assertListHeadersFree(this.#list, Object.keys(value));
-    this.#headers = { ...value };
+  /** A `Date` value is stored as its RFC 5322 form (UTC), the string the header will hold. */
+  set headers(value: Record<string, string | Date>) {
+    const headers = withDates(value);
+    validateExtraHeaders(headers);
+    assertListHeadersFree(this.#list, Object.keys(headers));
+    this.#headers = headers;
   }
 
   /**
@@ -316,6 +341,8 @@ export class EmailMessage {
 
   /** Attaches a file by path; its type is guessed from the name and it is read only when sent. */
   attachFile(path: string, mimetype?: string, options: { disposition?: "inline" | "attachment"; contentId?: string; filename?: string } = {}): this {
+    if (typeof options !== "object" || options === null) throw new InvalidArgumentError("attachFile options must be an object: { disposition, contentId, filename }");
+    refuseUnknownKeys(options, ["disposition", "contentId", "filename"], "attachFile option");
     return this.attach({ filename: options.filename ?? basename(path), content: fileContent(path), mimetype, disposition: options.disposition, contentId: options.contentId });
   }
 
@@ -416,6 +443,40 @@ export class EmailMessage {
     const frozen = createFrozen(this.#freezeInput());
     this.#frozen = { key, frozen };
     return frozen;
+  }
+
+  /**
+   * A copy as it is now, for the memory backend's outbox (Django deep-copies what it keeps):
+   * the same class, every field and list copied (addresses, headers, attachments,
+   * alternatives, bytes), so that changing the message after sending does not change the copy.
+   * Streams, files and ready MimeParts are shared, since they cannot be copied without being
+   * read; an attached EmailMessage is copied the same way. The copy keeps the Message-ID and
+   * Date of the message's current render (the ones it was sent with), until it is itself changed.
+   */
+  snapshot(): this {
+    const copy: EmailMessage = this instanceof EmailMultiAlternatives ? new EmailMultiAlternatives() : new EmailMessage();
+    Object.setPrototypeOf(copy, Object.getPrototypeOf(this));
+    // Public own fields (contentSubtype, mixedSubtype, connection, clock, random, a subclass's own).
+    Object.assign(copy, this);
+    copy.#subject = this.#subject;
+    copy.#body = this.#body;
+    copy.#from = copyAddress(this.#from);
+    copy.#to = this.#to.map(copyAddress) as (string | Mailbox)[];
+    copy.#cc = this.#cc.map(copyAddress) as (string | Mailbox)[];
+    copy.#bcc = this.#bcc.map(copyAddress) as (string | Mailbox)[];
+    copy.#replyTo = this.#replyTo.map(copyAddress) as (string | Mailbox)[];
+    copy.#headers = { ...this.#headers };
+    copy.#attachments = this.#attachments.map(copyAttachment);
+    copy.#encoding = this.#encoding;
+    // Option values are frozen when set; DKIM signers are ready, immutable objects.
+    copy.#list = { ...this.#list };
+    copy.#dkim = this.#dkim;
+    if (copy instanceof EmailMultiAlternatives) {
+      copy.alternatives = (this as unknown as EmailMultiAlternatives).alternatives.map((a) => ({ content: copyContent(a.content), mimetype: a.mimetype }));
+    }
+    // The render already made stays the copy's: same Message-ID and Date as what was sent.
+    if (this.#frozen !== undefined) copy.#frozen = { key: copy.contentKey(), frozen: frozenLike(this.#frozen.frozen, copy.#freezeInput()) };
+    return copy as this;
   }
 
   /** Everything rendering reads, fixed now: header values and addresses, the MIME tree, the envelope. */
@@ -523,6 +584,8 @@ export class EmailMessage {
 
   /** Sends through `connection`, or the default backend. Resolves to 1 if sent, 0 otherwise. */
   async send(options: { failSilently?: boolean } = {}): Promise<number> {
+    if (typeof options !== "object" || options === null) throw new InvalidArgumentError("send options must be an object: { failSilently }");
+    refuseUnknownKeys(options, ["failSilently"], "send option");
     if (this.recipients().length === 0) return 0;
     const failSilently = options.failSilently ?? false;
     const connection = this.connection ?? getMessageDefaults().connectionFactory?.({ failSilently });
@@ -579,7 +642,7 @@ export class EmailMultiAlternatives extends EmailMessage {
   constructor(options: EmailMessageOptions = {}) {
     super(options);
     this.alternatives = [];
-    for (const alternative of options.alternatives ?? []) this.attachAlternative(alternative.content, alternative.mimetype);
+    for (const alternative of options.alternatives ?? []) this.attachAlternative(alternative);
   }
 
   /**
@@ -590,8 +653,16 @@ export class EmailMultiAlternatives extends EmailMessage {
   attachAlternative(content: string | Uint8Array, mimetype: string): this;
   attachAlternative(alternative: Alternative): this;
   attachAlternative(first: string | Uint8Array | Alternative, second?: string): this {
-    const { content, mimetype } = typeof first === "object" && first !== null && !(first instanceof Uint8Array) ? first : { content: first, mimetype: second as string };
-    if (typeof content !== "string" && !(content instanceof Uint8Array)) throw new InvalidArgumentError("An alternative's content must be a string or bytes");
+    const object = typeof first === "object" && first !== null && !(first instanceof Uint8Array);
+    if (object) refuseUnknownKeys(first, ALTERNATIVE_KEYS, "alternative key");
+    const { content, mimetype } = object ? first : { content: first, mimetype: second as string };
+    const call = object ? "attachAlternative({ content, mimetype })" : "attachAlternative(content, mimetype)";
+    if (typeof content !== "string" && !(content instanceof Uint8Array)) {
+      throw new InvalidArgumentError(`${call} needs the content as a string or bytes, got ${describeValue(content)}`);
+    }
+    if (typeof mimetype !== "string" || mimetype === "") {
+      throw new InvalidArgumentError(`${call} needs a MIME type such as "text/html", got ${describeValue(mimetype)}`);
+    }
     const typed = mimeTypeOptions(mimetype, undefined);
     new MimePart({ ...typed, body: content });
     assertCalendarMethodMatches(typed.contentType, typed.params, content);
@@ -615,6 +686,21 @@ export class EmailMultiAlternatives extends EmailMessage {
   }
 }
 
+function copyAddress<T extends string | Mailbox | undefined>(address: T): T {
+  return (typeof address === "object" && address !== null ? { ...address } : address) as T;
+}
+
+function copyContent<T>(content: T): T {
+  if (content instanceof Uint8Array) return Buffer.from(content) as T;
+  if (content instanceof EmailMessage) return content.snapshot() as T;
+  return content;
+}
+
+function copyAttachment(attachment: Attachment | MimePart): Attachment | MimePart {
+  if (attachment instanceof MimePart) return attachment;
+  return { ...attachment, content: copyContent(attachment.content) };
+}
+
 function requireString(value: unknown, field: string): string {
   if (typeof value !== "string") throw new InvalidArgumentError(`${field} must be a string`);
   return value;
@@ -625,6 +711,21 @@ function addressList(value: AddressField, field: string): (string | Mailbox)[] {
   if (typeof value === "string") return value.trim() === "" ? [] : [value];
   if (Array.isArray(value)) return [...(value as readonly (string | Mailbox)[])];
   return [value as Mailbox];
+}
+
+/** `headers` with each Date value written as an RFC 5322 date (UTC, as the generated Date header). */
+function withDates(headers: Record<string, string | Date>): Record<string, string> {
+  if (typeof headers !== "object" || headers === null) throw new InvalidArgumentError("headers must be an object of name: value");
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw new InvalidArgumentError(`The value of header ${name} is an invalid Date`);
+      out[name] = formatDate(value);
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
 }
 
 function validateExtraHeaders(headers: Record<string, string>): void {
@@ -646,6 +747,7 @@ function attachmentPart(attachment: Attachment | MimePart, charset?: string): Mi
   if (typeof attachment !== "object" || attachment === null || attachment.content === undefined) {
     throw new InvalidArgumentError("An attachment needs content: attach(filename, content, mimetype)");
   }
+  refuseUnknownKeys(attachment, ATTACHMENT_KEYS, "attachment key");
   const { filename, content, contentId } = attachment;
   if (filename !== undefined) assertHeaderValue("attachment filename", requireString(filename, "attachment filename"));
   const typed = mimeTypeOptions(attachment.mimetype ?? (filename ? mimeTypes.lookup(filename) || undefined : undefined) ?? "application/octet-stream", typeof content === "string" ? charset : undefined);

@@ -148,6 +148,17 @@ export function frozenFromStored(content: StoredContent): Frozen {
   return Object.freeze({ messageId: content.messageId, date: content.date, [FROZEN]: Object.freeze({ stored: content }) });
 }
 
+/**
+ * A Frozen for `input` (a copy of the message `frozen` was made from) with the same
+ * Message-ID, Date and random draws: the copy renders to the same bytes as the original did.
+ */
+export function frozenLike(frozen: Frozen, input: FreezeInput): Frozen {
+  const state = frozen[FROZEN];
+  // Stored bytes render as themselves whatever the message object says: nothing to copy.
+  if (state.stored !== undefined) return frozen;
+  return Object.freeze({ messageId: frozen.messageId, date: frozen.date, [FROZEN]: Object.freeze({ input, tape: state.tape }) });
+}
+
 /** Renders a frozen message for `policy`. The same frozen message and policy give the same bytes. */
 export function render(frozen: Frozen, policy: Policy): Promise<Rendered> {
   return renderWithin(frozen, policy, new Set());

@@ -47,7 +47,7 @@ export interface MailCatcher {
   readonly host: string;
   /** The web UI, e.g. http://127.0.0.1:8025; undefined with `webPort: false`. */
   readonly url: string | undefined;
-  /** The certificate STARTTLS presents (PEM): pass it as `tls: { ca }` to trust the catcher. */
+  /** The certificate STARTTLS presents (PEM): pass it as `tlsOptions: { ca }` to trust the catcher. */
   readonly certificate: string | undefined;
   /** Every message caught, oldest first, parsed (see `missive/parse`) with its envelope. */
   readonly messages: readonly CaughtMessage[];

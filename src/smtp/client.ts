@@ -79,8 +79,11 @@ export interface SendResult {
   rejected: RejectedRecipient[];
   /** The reply after the final dot (or BDAT LAST). */
   reply: SmtpReply;
-  /** The server's queue id when its reply names one ("queued as X", "id=X"). */
-  messageId?: string;
+  /**
+   * The server's queue id when its reply names one ("queued as X", "id=X"). Not the
+   * Message-ID header: that is `messageId` in every report.
+   */
+  queueId?: string;
 }
 
 /** A command's reply, or the SmtpError of a reply it did not expect (the connection still usable). */
@@ -409,9 +412,8 @@ export class SmtpClient {
     const started = this.#events?.startOf("smtp.tls");
     if (!this.#capabilities?.starttls) {
       if (!required) return;
-      const mode = this.#config.source === "client" ? "tls" : "tlsMode";
       throw new SmtpTlsError(
-        `${this.host}:${this.port} does not offer STARTTLS, and ${mode} is "starttls"; use ${mode}: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
+        `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls" (or useTls: true); use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
       );
     }
     try {
@@ -658,8 +660,8 @@ export class SmtpClient {
       throw recordStage(new SmtpError(`${this.host} refused the message: ${quoteReply(reply)}`, { command: shown, reply }), "final-dot", true);
     }
     this.#state = "ready";
-    const messageId = queueId(reply.text);
-    return messageId === undefined ? { accepted, rejected, reply } : { accepted, rejected, reply, messageId };
+    const id = queueId(reply.text);
+    return id === undefined ? { accepted, rejected, reply } : { accepted, rejected, reply, queueId: id };
   }
 
   /** After DATA got 354 although the transaction failed: send an empty body's "." to end it. */

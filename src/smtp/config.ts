@@ -4,13 +4,16 @@
  * `configure()` (source "settings"), `SmtpBackend` ("backend") and `SmtpClient`/`SmtpPool`
  * ("client") all hand their options here, so a host with a port in it, a typo'd TLS option,
  * a fractional timeout or a user name with a line break is refused the same way whichever
- * layer was called; only the names in the messages differ, because each layer names its
- * options its own way (the client's `tls` is the backend's `tlsMode`, the client's
- * `tlsOptions` the backend's `tls`). Errors are `ConfigurationError` naming the setting for
- * "settings" and `InvalidArgumentError` otherwise, raised before anything connects.
+ * layer was called. Every layer spells its options the same way: `tls` is the TLS mode
+ * ("implicit" | "starttls" | "opportunistic" | "none", as in EMAIL_URL's `?tls=` and the
+ * CLI's `--tls`), `tlsOptions` Node's TLS options (ca, servername, ...), `useSsl`/`useTls`
+ * Django's aliases for the first two modes. Errors are `ConfigurationError` naming the
+ * setting for "settings" and `InvalidArgumentError` otherwise, raised before anything
+ * connects; a wrong value is described by its kind and size, never echoed whole (it may be
+ * a certificate or a secret given in the wrong place).
  *
  * Options are read as own properties only, so a polluted `Object.prototype` cannot supply
- * one (a `rejectUnauthorized = false` or `tlsMode = "none"` planted there changes nothing),
+ * one (a `rejectUnauthorized = false` or `tls = "none"` planted there changes nothing),
  * and `__proto__`, `constructor` and `prototype` are refused as keys. Every security option
  * gets an explicit default.
  *
@@ -22,6 +25,7 @@ import net from "node:net";
 import type tls from "node:tls";
 import { FORBIDDEN_KEYS } from "../backend-registry.js";
 import { ConfigurationError, InvalidArgumentError } from "../errors.js";
+import { describeValue } from "../errors/options.js";
 import { isClock, MAX_TIMER_MS, systemClock, type Clock } from "../observe/clock.js";
 import { loggerProblem, logRecipientsProblem, type Logger, type LogRecipients } from "../observe/log.js";
 import { AUTH_METHODS, Credentials, type AuthMethod } from "./auth.js";
@@ -118,7 +122,7 @@ export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 const COMMON_KEYS = ["host", "port", "useTls", "useSsl", "sslKeyfile", "sslCertfile", "localName", "timeout"];
 const BACKEND_KEYS = [
   ...COMMON_KEYS,
-  "tlsMode", "tls", "username", "password", "auth", "authMethod", "allowInsecureAuth", "requireTls", "timeouts",
+  "tls", "tlsOptions", "username", "password", "auth", "authMethod", "allowInsecureAuth", "requireTls", "timeouts",
   "dsn", "allow8bit", "pipelining", "chunking", "signal", "transcript", "pool", "failSilently", "clock", "deadline",
   "logger", "logRecipients",
 ];
@@ -131,12 +135,11 @@ const CLIENT_KEYS = [
   "signal", "lookup", "transcript", "clock", "logger", "logRecipients", ...POOL_KEYS,
 ];
 
-/** Option names as each layer spells them. */
-const NAMES = {
-  settings: { tlsMode: "tlsMode", tlsOptions: "tls" },
-  backend: { tlsMode: "tlsMode", tlsOptions: "tls" },
-  client: { tlsMode: "tls", tlsOptions: "tlsOptions" },
-} as const satisfies Record<ConfigSource, { tlsMode: string; tlsOptions: string }>;
+/**
+ * Spellings that were used before every layer shared one set of names (the backend's and the
+ * settings' `tlsMode` for the mode): refused with the name to use, never read silently.
+ */
+const RENAMED: Readonly<Record<string, string>> = { tlsMode: 'tls (the TLS mode: tls: "starttls")' };
 
 export interface ResolveContext {
   /** For "settings": where these options sit, e.g. "backends.bulk" (messages and `setting` start with it). */
@@ -185,9 +188,9 @@ export function own(object: object, key: string): unknown {
  */
 export function hostProblem(value: unknown): string | undefined {
   if (typeof value !== "string" || value === "") return "must be a non-empty host name";
-  if (/[\s\0-\x1f\x7f<>@,;"\\/]/.test(value)) return `${JSON.stringify(value)} is not a valid host name`;
+  if (/[\s\0-\x1f\x7f<>@,;"\\/]/.test(value)) return `${describeValue(value)} is not a valid host name`;
   if (value.includes(":") && !isIpv6Literal(value)) {
-    return `${JSON.stringify(value)} is not a host name: give the port separately`;
+    return `${describeValue(value)} is not a host name: give the port separately`;
   }
   return undefined;
 }
@@ -216,7 +219,7 @@ export function localNameProblem(value: unknown): string | undefined {
   } catch (error) {
     // assertHeloName says `Invalid EHLO name "x": why`; keep the why.
     const why = error instanceof Error ? error.message.slice(error.message.indexOf(": ") + 2) : "";
-    return `${typeof value === "string" ? JSON.stringify(value) : String(value)} is not a valid EHLO name: ${why}`;
+    return `${describeValue(value)} is not a valid EHLO name: ${why}`;
   }
 }
 
@@ -236,7 +239,7 @@ export function credentialProblem(value: unknown): string | undefined {
  */
 export function greetingTimeoutHint(config: Pick<ResolvedSmtpConfig, "port" | "tlsMode" | "source">): string | undefined {
   if (config.tlsMode === "implicit") return undefined;
-  const option = config.source === "client" ? `tls: "implicit" (or useSsl: true)` : `useSsl: true (tlsMode: "implicit"; smtps:// in EMAIL_URL)`;
+  const option = config.source === "client" ? `tls: "implicit" (or useSsl: true)` : `tls: "implicit" (or useSsl: true; smtps:// in EMAIL_URL)`;
   const asked = config.tlsMode === "none" ? "plaintext" : config.tlsMode === "starttls" ? "STARTTLS" : "STARTTLS if offered";
   if (config.port === 465) {
     return `port 465 speaks implicit TLS (RFC 8314): the server is waiting for a TLS handshake, not sending a greeting; set ${option}`;
@@ -247,12 +250,10 @@ export function greetingTimeoutHint(config: Pick<ResolvedSmtpConfig, "port" | "t
 class Resolver {
   readonly #source: ConfigSource;
   readonly #path: string | undefined;
-  readonly #names: { readonly tlsMode: string; readonly tlsOptions: string };
 
   constructor(source: ConfigSource, path: string | undefined) {
     this.#source = source;
     this.#path = path;
-    this.#names = NAMES[source];
   }
 
   resolve(input: unknown): Readonly<ResolvedSmtpConfig> {
@@ -264,7 +265,7 @@ class Resolver {
     const host = this.#check<string>("host", hostValue, hostProblem(hostValue));
     const portValue = own(o, "port");
     if (portValue !== undefined && (typeof portValue !== "number" || !Number.isInteger(portValue) || portValue < 1 || portValue > 65535)) {
-      this.#fail("port", `${this.#label("port")} must be an integer from 1 to 65535, got ${String(portValue)}`);
+      this.#fail("port", `${this.#label("port")} must be an integer from 1 to 65535, got ${describeValue(portValue)}`);
     }
     const requireTls = this.#boolean(o, "requireTls") ?? false;
     const { port, tlsMode } = this.#transport(o, host, portValue as number | undefined, requireTls);
@@ -276,7 +277,7 @@ class Resolver {
     const authMethod = own(o, "authMethod");
     if (authMethod !== undefined) {
       if (!(AUTH_METHODS as readonly unknown[]).includes(authMethod)) {
-        this.#fail("authMethod", `${this.#label("authMethod")} must be one of ${AUTH_METHODS.join(", ")}, got ${JSON.stringify(authMethod)}`);
+        this.#fail("authMethod", `${this.#label("authMethod")} must be one of ${AUTH_METHODS.join(", ")}, got ${describeValue(authMethod)}`);
       }
       if (credentials && (authMethod === "XOAUTH2") !== (credentials.kind === "token")) {
         this.#fail("authMethod", `${this.#label("authMethod")} ${String(authMethod)} does not fit the credentials given (${credentials.kind === "token" ? "a token" : "a password"})`);
@@ -332,7 +333,7 @@ class Resolver {
   }
 
   /**
-   * Port and TLS mode, decided together. The mode: the one named (`tls`/`tlsMode`, or its
+   * Port and TLS mode, decided together. The mode: the one named (`tls`, or its
    * Django aliases useSsl → implicit and useTls → starttls); else none for a loopback host,
    * and for any other host implicit TLS on 465 and required STARTTLS on every other port
    * (plaintext to a remote host takes an explicit "none" or "opportunistic"). `requireTls`
@@ -342,17 +343,21 @@ class Resolver {
   #transport(o: object, host: string, explicitPort: number | undefined, requireTls: boolean): { port: number; tlsMode: TlsMode } {
     const useSsl = this.#boolean(o, "useSsl") ?? false;
     const useTls = this.#boolean(o, "useTls") ?? false;
-    const modeName = this.#names.tlsMode;
+    const modeName = "tls";
     if (useSsl && useTls) {
       this.#fail("useSsl", `${this.#label("useTls")} (STARTTLS, port 587) and ${this.#label("useSsl")} (implicit TLS, port 465) are mutually exclusive; set only one`);
     }
     const named = own(o, modeName);
+    if (typeof named === "object" && named !== null) {
+      // Node's TLS options where the mode goes (the backend's `tls` held them before).
+      this.#fail(modeName, `${this.#label(modeName)} is the TLS mode ("implicit", "starttls", "opportunistic" or "none"); Node's TLS options (${TLS_OPTION_KEYS.join(", ")}) go in ${this.#label("tlsOptions")}`);
+    }
     if (named !== undefined && !(TLS_MODES as readonly unknown[]).includes(named)) {
-      this.#fail(modeName, `${this.#label(modeName)} must be "implicit", "starttls", "opportunistic" or "none", got ${JSON.stringify(named)}`);
+      this.#fail(modeName, `${this.#label(modeName)} must be "implicit", "starttls", "opportunistic" or "none", got ${describeValue(named)}`);
     }
     const alias: TlsMode | undefined = useSsl ? "implicit" : useTls ? "starttls" : undefined;
     if (named !== undefined && alias !== undefined && named !== alias) {
-      this.#fail(modeName, `${this.#label(modeName)} ${JSON.stringify(named)} contradicts ${this.#label(useSsl ? "useSsl" : "useTls")}: true`);
+      this.#fail(modeName, `${this.#label(modeName)} ${describeValue(named)} contradicts ${this.#label(useSsl ? "useSsl" : "useTls")}: true`);
     }
     const requested = (named as TlsMode | undefined) ?? alias;
     let tlsMode: TlsMode;
@@ -391,7 +396,7 @@ class Resolver {
   }
 
   #tlsOptions(o: object): ResolvedTlsOptions {
-    const name = this.#names.tlsOptions;
+    const name = "tlsOptions";
     const given = own(o, name);
     const t = given === undefined ? Object.create(null) : this.#object(given, name);
     this.#checkKeys(t, TLS_OPTION_KEYS, name, `${name} option`);
@@ -403,7 +408,7 @@ class Resolver {
     if (servername !== undefined && typeof servername !== "string") this.#fail(name, `${this.#label(`${name}.servername`)} must be a string`);
     const minVersion = own(t, "minVersion");
     if (minVersion !== undefined && !["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"].includes(minVersion as string)) {
-      this.#fail(name, `${this.#label(`${name}.minVersion`)} must be "TLSv1.2" or "TLSv1.3"`);
+      this.#fail(name, `${this.#label(`${name}.minVersion`)} must be "TLSv1.2" or "TLSv1.3", got ${describeValue(minVersion)}`);
     }
     const pem = (key: "cert" | "key"): string | Buffer | undefined => {
       const v = own(t, key);
@@ -441,7 +446,7 @@ class Resolver {
     const given = own(o, "timeouts");
     const single = own(o, "timeout");
     if (typeof given === "string") {
-      if (given !== "rfc5321") this.#fail("timeouts", `${this.#label("timeouts")} must be an object of per-phase milliseconds or "rfc5321", got ${JSON.stringify(given)}`);
+      if (given !== "rfc5321") this.#fail("timeouts", `${this.#label("timeouts")} must be an object of per-phase milliseconds or "rfc5321", got ${describeValue(given)}`);
       if (single !== undefined) this.#fail("timeouts", `${this.#label("timeout")} and ${this.#label("timeouts")}: "rfc5321" contradict each other; give one`);
       return RFC5321_TIMEOUTS;
     }
@@ -583,6 +588,7 @@ class Resolver {
         this.#fail(parent ?? key, `${label} is refused: "${key}" is never an option (it would reach Object.prototype)`);
       }
       if (known.includes(key)) continue;
+      if (parent === undefined && Object.hasOwn(RENAMED, key)) this.#fail(key, `${label} is now ${RENAMED[key]}; every SMTP layer, EMAIL_URL and the CLI use the same names`);
       if (parent !== undefined) {
         this.#fail(parent, `Unknown ${kind ?? `${parent} option`} "${key}"${this.#path !== undefined ? ` in ${this.#label(parent)}` : ""}; known: ${known.join(", ")}`);
       }

@@ -2,19 +2,42 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DummyBackend } from "../../src/backends/dummy.js";
 import { MemoryBackend } from "../../src/backends/memory.js";
 import { BadHeaderError } from "../../src/errors.js";
+import { EmailMultiAlternatives } from "../../src/mime/message.js";
 import { clearOutbox, outbox } from "../../src/testing.js";
 import { fixedMessage } from "./helpers.js";
 
 afterEach(() => clearOutbox());
 
 describe("MemoryBackend", () => {
-  it("appends the message objects to the shared outbox", async () => {
+  it("appends a copy of each message to the shared outbox: same class, fields and bytes", async () => {
     const a = fixedMessage({ subject: "a" });
     const b = fixedMessage({ subject: "b", to: [] });
     expect(await new MemoryBackend().sendMessages([a, b])).toBe(2);
     expect(outbox).toHaveLength(2);
-    expect(outbox[0]).toBe(a);
+    expect(outbox[0]).not.toBe(a);
+    expect(outbox[0]).toBeInstanceOf(a.constructor);
+    expect((await outbox[0]!.asBytes()).toString()).toBe((await a.asBytes()).toString());
     expect(outbox[1]!.subject).toBe("b");
+  });
+
+  it("a message changed after sending does not change what the outbox holds (Django deep-copies)", async () => {
+    const msg = new EmailMultiAlternatives({ subject: "before", body: "body", from: "a@example.com", to: ["b@example.com"], headers: { "X-A": "1" }, attachments: [{ filename: "a.bin", content: Buffer.from("abc") }] });
+    msg.attachAlternative("<p>before</p>", "text/html");
+    const [report] = (await new MemoryBackend().sendMessagesWithReport([msg])).reports;
+    const sentBytes = (await outbox[0]!.asBytes()).toString();
+    msg.subject = "after";
+    msg.to.push("c@example.com");
+    msg.headers["X-A"] = "2";
+    (msg.attachments[0] as { content: Buffer }).content.write("xyz");
+    msg.alternatives[0]!.content = "<p>after</p>";
+    msg.attach("b.txt", "more");
+    const kept = outbox[0] as EmailMultiAlternatives;
+    expect(kept).toBeInstanceOf(EmailMultiAlternatives);
+    expect([kept.subject, kept.to, kept.headers, kept.alternatives[0]!.content, kept.attachments.length]).toEqual(["before", ["b@example.com"], { "X-A": "1" }, "<p>before</p>", 1]);
+    expect(((kept.attachments[0] as { content: Buffer }).content).toString()).toBe("abc");
+    // Byte for byte what was sent, with the Message-ID the report gave.
+    expect((await kept.asBytes()).toString()).toBe(sentBytes);
+    expect(sentBytes).toContain(`Message-ID: ${report!.messageId}\r\n`);
   });
 
   it("clearOutbox empties the array in place", async () => {

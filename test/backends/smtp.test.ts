@@ -152,7 +152,7 @@ describe("SmtpBackend: TLS, AUTH, SMTPUTF8 with aiosmtpd", () => {
   it("STARTTLS + AUTH with username/password, trusting the test CA", async () => {
     const server = await startAiosmtpd({ tls: "starttls", auth: { users: { alice: "s3cret" } } });
     try {
-      const b = new SmtpBackend({ host: "localhost", port: server.port, useTls: true, username: "alice", password: "s3cret", tls: { ca: certs.ca }, timeout: 10_000 });
+      const b = new SmtpBackend({ host: "localhost", port: server.port, useTls: true, username: "alice", password: "s3cret", tlsOptions: { ca: certs.ca }, timeout: 10_000 });
       expect(await b.sendMessages([fixedMessage()])).toBe(1);
       const [m] = await server.waitForMessages(1);
       expect(m!.tls).toBe(true);
@@ -165,7 +165,7 @@ describe("SmtpBackend: TLS, AUTH, SMTPUTF8 with aiosmtpd", () => {
   it("implicit TLS (useSsl) and requireTls", async () => {
     const server = await startAiosmtpd({ tls: "implicit" });
     try {
-      const b = new SmtpBackend({ host: "localhost", port: server.port, useSsl: true, requireTls: true, tls: { ca: certs.ca }, timeout: 10_000 });
+      const b = new SmtpBackend({ host: "localhost", port: server.port, useSsl: true, requireTls: true, tlsOptions: { ca: certs.ca }, timeout: 10_000 });
       expect(await b.sendMessages([fixedMessage()])).toBe(1);
       const [m] = await server.waitForMessages(1);
       expect(m!.tls).toBe(true);
@@ -354,7 +354,7 @@ describe("SmtpBackend faults (fake server)", () => {
 
   it("AUTH over plaintext to a non-loopback host is refused by default (credentials never leave)", () => {
     // Construction validates; the refusal itself is the client's (tested there). Here: the options reach it.
-    const b = new SmtpBackend({ host: "mail.example.com", port: 25, tlsMode: "none", username: "u", password: "p" });
+    const b = new SmtpBackend({ host: "mail.example.com", port: 25, tls: "none", username: "u", password: "p" });
     expect(b.port).toBe(25);
   });
 });
@@ -385,7 +385,7 @@ describe("SmtpBackend options and settings", () => {
     expect(() => new SmtpBackend({ requireTLS: true } as never)).toThrow(/Unknown SMTP backend option "requireTLS"/);
     expect(() => new SmtpBackend({ useTls: true, useSsl: true })).toThrow(InvalidArgumentError);
     expect(() => new SmtpBackend({ port: 0 })).toThrow(InvalidArgumentError);
-    expect(() => new SmtpBackend({ tlsMode: "none", requireTls: true })).toThrow(InvalidArgumentError);
+    expect(() => new SmtpBackend({ tls: "none", requireTls: true })).toThrow(InvalidArgumentError);
   });
 
   it("never shows the password", () => {

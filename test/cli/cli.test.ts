@@ -95,7 +95,7 @@ describe("missive: help, version, usage errors", () => {
     ["two bodies", ["send", "--to", "a@example.com", "--subject", "s", "--body", "b", "--body-file", "x"], /exactly one/],
     ["bad address", ["send", "--to", "not an address", "--subject", "s", "--body", "b"], /InvalidAddressError/],
     ["header injection", ["send", "--to", "a@example.com", "--subject", "s\r\nBcc: x@example.com", "--body", "b"], /BadHeaderError/],
-    ["missing attachment", ["send", "--to", "a@example.com", "--subject", "s", "--body", "b", "--attach", "/nonexistent/file.pdf"], /--attach .*ENOENT/],
+    ["missing attachment", ["send", "--to", "a@example.com", "--subject", "s", "--body", "b", "--attach", "/nonexistent/file.pdf"], /--attach \/nonexistent\/file\.pdf: no such file; check the path/],
     ["bad url", ["send", "--to", "a@example.com", "--subject", "s", "--body", "b", "--url", "gopher://x"], /--url/],
     ["unknown backend", ["send", "--to", "a@example.com", "--subject", "s", "--body", "b", "--backend", "pigeon"], /pigeon/],
     ["check: not smtp", ["check", "console:"], /needs an SMTP server/],
@@ -303,7 +303,7 @@ describe("missive send over routes: the report shows every attempt", () => {
     await dead.close();
     const good = await startFakeServer();
     try {
-      const r = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", `smtp://127.0.0.1:${deadPort}`, "--url", `smtp://127.0.0.1:${good.port}`]);
+      const r = await run(["send", "--to", "b@example.com", "--from", "a@example.com", "--subject", "s", "--body", "b", "--url", `smtp://127.0.0.1:${deadPort}`, "--url", `smtp://127.0.0.1:${good.port}`]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("accepted b@example.com");

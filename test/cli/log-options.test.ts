@@ -48,7 +48,7 @@ afterAll(async () => {
 describe("missive send/check --log-level --log-format", () => {
   it("send --log-format json: one JSON object per line on stderr, the report on stdout", async () => {
     const url = `smtp://127.0.0.1:${server.port}`;
-    const r = await run(["send", "--to", "b@example.com", "--to", "gone@example.com", "--subject", "s", "--body", "secret body 7731", "--url", url, "--log-format", "json"]);
+    const r = await run(["send", "--to", "b@example.com", "--to", "gone@example.com", "--from", "a@example.org", "--subject", "s", "--body", "secret body 7731", "--url", url, "--log-format", "json"]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^accepted b@example\.com/m);
     const records = lines(r.stderr);
@@ -81,11 +81,11 @@ describe("missive send/check --log-level --log-format", () => {
 
   it("text is the default format; --log-level warn leaves the info lines out; bad values are exit 2", async () => {
     const url = `smtp://127.0.0.1:${server.port}`;
-    const text = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", url, "--log-level", "info"]);
+    const text = await run(["send", "--to", "b@example.com", "--from", "a@example.org", "--subject", "s", "--body", "b", "--url", url, "--log-level", "info"]);
     expect(text.code).toBe(0);
     expect(text.stderr.split("\n").filter(Boolean).map((l) => /^\S+ (INFO  \S+)/.exec(l)?.[1])).toEqual(["INFO  smtp.connect", "INFO  message.sent", "INFO  smtp.close"]);
     expect(text.stderr).toMatch(/ message\.sent messageId=<\S+> backend=smtp route=cli host=127\.0\.0\.1 port=\d+ connectionId=c\d+ recipients=1 accepted=1 rejected=0 deferred=0 queueId=\S+ durationMs=\d+ replyCode=250 - message sent\n/);
-    const quiet = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--url", url, "--log-level", "warn"]);
+    const quiet = await run(["send", "--to", "b@example.com", "--from", "a@example.org", "--subject", "s", "--body", "b", "--url", url, "--log-level", "warn"]);
     expect(quiet.code).toBe(0);
     expect(quiet.stderr).toBe("");
     const bad = await run(["send", "--to", "b@example.com", "--subject", "s", "--body", "b", "--log-level", "verbose"]);

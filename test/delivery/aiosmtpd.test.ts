@@ -58,7 +58,7 @@ describe("failover over aiosmtpd", () => {
   it("AUTH refused on the STARTTLS route: the plain route delivers; the password never shows", async () => {
     configure({
       backends: {
-        primary: { backend: "smtp", host: "localhost", port: secure.port, useTls: true, tls: { ca: certs.ca }, username: "app", password: "wrong-pw", localName: "app.test" },
+        primary: { backend: "smtp", host: "localhost", port: secure.port, useTls: true, tlsOptions: { ca: certs.ca }, username: "app", password: "wrong-pw", localName: "app.test" },
         secondary: { backend: "smtp", host: "127.0.0.1", port: plain.port, localName: "app.test" },
       },
       backend: "failover",
@@ -74,7 +74,7 @@ describe("failover over aiosmtpd", () => {
     // The same settings with the right password: the primary delivers, over TLS.
     configure({
       backends: {
-        primary: { backend: "smtp", host: "localhost", port: secure.port, useTls: true, tls: { ca: certs.ca }, username: "app", password: "s3cret", localName: "app.test" },
+        primary: { backend: "smtp", host: "localhost", port: secure.port, useTls: true, tlsOptions: { ca: certs.ca }, username: "app", password: "s3cret", localName: "app.test" },
         secondary: { backend: "smtp", host: "127.0.0.1", port: plain.port, localName: "app.test" },
       },
     });

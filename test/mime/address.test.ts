@@ -113,7 +113,7 @@ describe("parsing the same text again", () => {
 
 describe("parse errors say what and where", () => {
   const cases: [string, string][] = [
-    ["Bob", 'Invalid address "Bob": missing "@" in "Bob" at offset 0'],
+    ["Bob", 'Invalid address "Bob": missing "@" in "Bob" at offset 0: an address needs a domain (RFC 5322 addr-spec is local-part@domain); write "Bob@example.com", or "Bob@localhost" for a mailbox on this machine'],
     ["a@x.org, Bob Smith", 'Invalid address "a@x.org, Bob Smith": missing "@" in "Bob Smith" at offset 9'],
     ['"Bob <b@x.org>', 'Invalid address "\\"Bob <b@x.org>": unclosed quoted string starting at offset 0'],
     ["Bob <b@x.org", 'Invalid address "Bob <b@x.org": unclosed "<" at offset 4'],

@@ -62,7 +62,7 @@ describe("missive/otel", () => {
     const send = (s: FakeSmtpServer, m: EmailMessage, extra: object = {}) =>
       new SmtpBackend({ host: "localhost", port: s.port, timeout: 3000, localName: "client.test", ...extra }).sendMessagesWithReport([m], { stopOnError: false });
     const reports = [
-      (await send(tlsServer, message(["bob@example.org"], "sent"), { useTls: true, tls: { ca: certs.ca } })).reports[0]!,
+      (await send(tlsServer, message(["bob@example.org"], "sent"), { useTls: true, tlsOptions: { ca: certs.ca } })).reports[0]!,
       (await send(partialServer, message(["bob@example.org", "gone@example.org"], "partial"))).reports[0]!,
       (await send(failedServer, message(["bob@example.org"], "failed"))).reports[0]!,
       (await send(unknownServer, message(["bob@example.org"], "unknown"))).reports[0]!,

@@ -31,7 +31,7 @@ async function session(level: "info" | "debug" | "trace") {
     host: "localhost",
     port: server.port,
     useTls: true,
-    tls: { ca: certs.ca },
+    tlsOptions: { ca: certs.ca },
     username: "app",
     password: PASSWORD,
     localName: "app.test",

@@ -84,7 +84,7 @@ describe("missive's SMTP client against the catcher", () => {
 
   it("the SMTP backend delivers to it like to any server", async () => {
     catcher = await startMailCatcher({ port: 0, webPort: false, tls: true, auth: true });
-    const backend = new SmtpBackend({ host: "127.0.0.1", port: catcher.smtpPort, useTls: true, tls: { ca: catcher.certificate! }, username: "u", password: "p" });
+    const backend = new SmtpBackend({ host: "127.0.0.1", port: catcher.smtpPort, useTls: true, tlsOptions: { ca: catcher.certificate! }, username: "u", password: "p" });
     expect(await backend.sendMessages([rich(), new EmailMessage({ subject: "second", body: "x", from: "a@example.org", to: ["b@example.org"] })])).toBe(2);
     await backend.close();
     expect(catcher.messages.map((m) => m.subject)).toEqual(["Grüße aus Köln", "second"]);
@@ -109,7 +109,7 @@ describe("missive's SMTP client against the catcher", () => {
     const partial = await send();
     expect(partial.accepted).toEqual(["c@example.org"]);
     expect(partial.rejected.map((r) => [r.address, r.reply.code])).toEqual([["b@example.org", 550]]);
-    expect(partial.messageId).toBe(catcher.messages.at(-1)!.id);
+    expect(partial.queueId).toBe(catcher.messages.at(-1)!.id);
 
     catcher.failNext({ phase: "mail", reply: "451 4.3.0 Try again later" });
     const temporary = (await send().catch((e: unknown) => e)) as SmtpError;

@@ -71,10 +71,10 @@ describe("configure() with __proto__, constructor or prototype keys", () => {
   });
 
   it("stores settings in null-prototype objects", () => {
-    configure({ tls: { rejectUnauthorized: true }, backends: { bulk: { backend: "smtp", host: "bulk.example.com" } } });
+    configure({ tlsOptions: { rejectUnauthorized: true }, backends: { bulk: { backend: "smtp", host: "bulk.example.com" } } });
     const s = getSettings();
     expect(Object.getPrototypeOf(s)).toBeNull();
-    expect(Object.getPrototypeOf(s.tls)).toBeNull();
+    expect(Object.getPrototypeOf(s.tlsOptions)).toBeNull();
     expect(Object.getPrototypeOf(s.backends)).toBeNull();
     expect(Object.getPrototypeOf(s.backends["bulk"])).toBeNull();
   });
@@ -83,7 +83,7 @@ describe("configure() with __proto__, constructor or prototype keys", () => {
 describe("backend and client options with __proto__ keys", () => {
   it("are refused", () => {
     expect(() => new SmtpBackend(JSON.parse('{"host": "mail.example.com", "__proto__": {"tlsMode": "none"}}'))).toThrow(InvalidArgumentError);
-    expect(() => new SmtpBackend(JSON.parse('{"host": "mail.example.com", "tls": {"__proto__": {"rejectUnauthorized": false}}}'))).toThrow(InvalidArgumentError);
+    expect(() => new SmtpBackend(JSON.parse('{"host": "mail.example.com", "tlsOptions": {"__proto__": {"rejectUnauthorized": false}}}'))).toThrow(/tlsOptions\.__proto__ is refused/);
     expect(() => new SmtpClient(JSON.parse('{"host": "mail.example.com", "__proto__": {"tls": "none"}}'))).toThrow(InvalidArgumentError);
     expect(() => new SmtpPool(JSON.parse('{"host": "mail.example.com", "constructor": 1}'))).toThrow(InvalidArgumentError);
   });

@@ -118,8 +118,9 @@ describe("configure", () => {
     ["host", { host: "mail\r\nhost" }],
     ["useTls", { useTls: "yes" as unknown as boolean }],
     ["useSsl", { useTls: true, useSsl: true }],
-    ["tlsMode", { tlsMode: "always" as never }],
-    ["tlsMode", { useSsl: true, tlsMode: "none" }],
+    ["tls", { tls: "always" as never }],
+    ["tls", { useSsl: true, tls: "none" }],
+    ["tlsMode", { tlsMode: "none" } as never],
     ["timeout", { timeout: 0 }],
     ["timeout", { timeout: -1 }],
     ["timeout", { timeout: Number.NaN }],
@@ -141,8 +142,9 @@ describe("configure", () => {
     ["backend", { backend: "carrier-pigeon" }],
     ["backend", { backend: "" }],
     ["tls", { tls: "yes" as never }],
-    ["tls", { tls: { rejectUnauthorized: "false" as never } }],
-    ["tls", { tls: { passphrase: "x" } as never }],
+    ["tlsOptions", { tlsOptions: { rejectUnauthorized: "false" as never } }],
+    ["tlsOptions", { tlsOptions: { passphrase: "x" } as never }],
+    ["tls", { tls: { ca: "x" } as never }],
     ["filePath", { filePath: "" }],
     ["localName", { localName: "my host" }],
     ["backends", { backends: [] as never }],
@@ -158,10 +160,17 @@ describe("configure", () => {
     expect(err.code).toBe("ECONFIG");
   });
 
-  it("accepts admins and managers as lists or one address-list string", () => {
-    configure({ admins: ["Ann <ann@example.com>", "bob@example.com"], managers: "Carl <carl@example.com>, dora@example.com" });
+  it("accepts admins and managers as lists", () => {
+    configure({ admins: ["Ann <ann@example.com>", "bob@example.com"], managers: ["Carl <carl@example.com>", "dora@example.com"] });
     expect(getSettings().admins).toEqual(["Ann <ann@example.com>", "bob@example.com"]);
-    expect(getSettings().managers).toEqual(['"Carl" <carl@example.com>', "dora@example.com"]);
+    expect(getSettings().managers).toEqual(["Carl <carl@example.com>", "dora@example.com"]);
+  });
+
+  it.each(["admins", "managers"] as const)("refuses %s as a bare string (Django requires a list; one string is easily a typo for a list of one)", (setting) => {
+    const err = configError(() => configure({ [setting]: "a@example.com" } as never));
+    expect(err.setting).toBe(setting);
+    expect(err.message).toBe(`${setting} must be a list of addresses, not one string: write ["a@example.com"] ("Name <addr>" allowed in each)`);
+    expect(getSettings()[setting]).toEqual([]);
   });
 
   it("keeps named connections, parsing URLs", () => {
@@ -195,7 +204,7 @@ describe("secrets", () => {
     configure({
       username: "alice",
       password: "hunter2-secret",
-      tls: { key: "-----BEGIN PRIVATE KEY----- tls-secret", rejectUnauthorized: true },
+      tlsOptions: { key: "-----BEGIN PRIVATE KEY----- tls-secret", rejectUnauthorized: true },
       backends: { bulk: "smtp://bob:url-secret@bulk.example.com" },
     });
     const s = getSettings();
@@ -268,8 +277,8 @@ describe("EMAIL_URL", () => {
     ["smtps://mail.example.com", { backend: "smtp", host: "mail.example.com", useSsl: true }],
     ["smtps://mail.example.com:2465", { backend: "smtp", host: "mail.example.com", port: 2465, useSsl: true }],
     ["smtp://mail.example.com?tls=implicit", { backend: "smtp", host: "mail.example.com", useSsl: true }],
-    ["smtp://mail.example.com:2525?tls=none", { backend: "smtp", host: "mail.example.com", port: 2525, tlsMode: "none" }],
-    ["smtp://mail.example.com?tls=opportunistic", { backend: "smtp", host: "mail.example.com", tlsMode: "opportunistic" }],
+    ["smtp://mail.example.com:2525?tls=none", { backend: "smtp", host: "mail.example.com", port: 2525, tls: "none" }],
+    ["smtp://mail.example.com?tls=opportunistic", { backend: "smtp", host: "mail.example.com", tls: "opportunistic" }],
     ["submission://mail.example.com", { backend: "smtp", host: "mail.example.com", port: 587, useTls: true }],
     ["smtp://us%40er:p%3Ass%2Fw%25rd@h.example?timeout=2.5", { backend: "smtp", host: "h.example", username: "us@er", password: "p:ss/w%rd", timeout: 2500 }],
     ["smtp://[::1]:2525", { backend: "smtp", host: "::1", port: 2525 }],

@@ -50,7 +50,7 @@ describe("against aiosmtpd", () => {
     for (let i = 1; i <= 3; i++) {
       const result = await client.sendMail({ from: "a@example.org", to: ["b@example.org"], size: 30 }, `Subject: ${i}\n\nbody ${i}\n`);
       expect(result.accepted).toEqual(["b@example.org"]);
-      expect(result.messageId).toBe(String(i).padStart(6, "0"));
+      expect(result.queueId).toBe(String(i).padStart(6, "0"));
     }
     await client.quit();
     const stored = await server.waitForMessages(3);

@@ -128,7 +128,7 @@ describe("SmtpClient against the fake server: the happy paths", () => {
     expect(result.rejected).toEqual([]);
     expect(result.reply.code).toBe(250);
     expect(result.reply.enhancedCode).toBe("2.0.0");
-    expect(result.messageId).toBe("FAKE1");
+    expect(result.queueId).toBe("FAKE1");
     await client.quit();
     expect(client.state).toBe("closed");
 
@@ -514,7 +514,7 @@ describe("SmtpClient faults", () => {
     const result = await client.sendMail({ from: "a@example.org", to: ["p@example.org", "q@example.org"] }, "bodyline");
     expect(result.accepted).toEqual(["p@example.org"]);
     expect(result.rejected.map((r) => [r.address, r.reply.code, r.reply.text])).toEqual([["q@example.org", 550, "rcpt2 no"]]);
-    expect(result.messageId).toBe("RAW1");
+    expect(result.queueId).toBe("RAW1");
     expect(client.state).toBe("ready");
   });
 
@@ -584,7 +584,7 @@ describe("SmtpClient faults", () => {
     const client = clientFor(server);
     const result = await client.sendMail({ from: "a@example.org", to }, "bodyline");
     expect(result.accepted).toEqual(to);
-    expect(result.messageId).toBe("BIG");
+    expect(result.queueId).toBe("BIG");
     expect(client.state).toBe("ready");
   });
 

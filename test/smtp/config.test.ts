@@ -32,8 +32,8 @@ const refusedEverywhere: Case[] = [
   { name: "an EHLO name with an underscore", client: { localName: "my_host" }, backend: { localName: "my_host" } },
   { name: "an EHLO name with a port", client: { localName: "client.example:25" }, backend: { localName: "client.example:25" } },
   { name: "useTls with useSsl", client: { useTls: true, useSsl: true }, backend: { useTls: true, useSsl: true } },
-  { name: "a TLS mode contradicting useSsl", client: { useSsl: true, tls: "starttls" }, backend: { useSsl: true, tlsMode: "starttls" } },
-  { name: "an unknown TLS mode", client: { tls: "always" }, backend: { tlsMode: "always" } },
+  { name: "a TLS mode contradicting useSsl", client: { useSsl: true, tls: "starttls" }, backend: { useSsl: true, tls: "starttls" } },
+  { name: "an unknown TLS mode", client: { tls: "always" }, backend: { tls: "always" } },
   { name: "port 0", client: { port: 0 }, backend: { port: 0 } },
   { name: "an unknown option", client: { hots: "x" }, backend: { hots: "x" } },
   { name: "a pool of 0 connections", client: { maxConnections: 0 }, backend: { pool: { maxConnections: 0 } } },
@@ -51,16 +51,16 @@ describe("resolveSmtpConfig refuses the same input in every layer", () => {
   });
 
   it("configure() checks the top-level SMTP settings by the same rules", () => {
-    for (const input of [{ timeout: 0.5 }, { localName: "my_host" }, { host: "smtp.example.com:587" }, { tls: { rejectUnauthorised: false } }, { username: "a\nb" }]) {
+    for (const input of [{ timeout: 0.5 }, { localName: "my_host" }, { host: "smtp.example.com:587" }, { tlsOptions: { rejectUnauthorised: false } }, { username: "a\nb" }]) {
       expect(() => configure(input as never), JSON.stringify(input)).toThrow(ConfigurationError);
     }
   });
 
-  it("names each layer's options in its messages", () => {
+  it("every layer names its options the same way in its messages", () => {
     expect(errorOf(() => new SmtpClient({ tlsOptions: { rejectUnauthorised: false } } as never)).message).toMatch(/Unknown tlsOptions option "rejectUnauthorised"/);
-    expect(errorOf(() => new SmtpBackend({ tls: { rejectUnauthorised: false } } as never)).message).toMatch(/Unknown tls option "rejectUnauthorised"/);
+    expect(errorOf(() => new SmtpBackend({ tlsOptions: { rejectUnauthorised: false } } as never)).message).toMatch(/Unknown tlsOptions option "rejectUnauthorised"/);
     expect(errorOf(() => new SmtpClient({ tls: "always" } as never)).message).toMatch(/^tls must be/);
-    expect(errorOf(() => new SmtpBackend({ tlsMode: "always" } as never)).message).toMatch(/^tlsMode must be/);
+    expect(errorOf(() => new SmtpBackend({ tls: "always" } as never)).message).toMatch(/^tls must be/);
     expect(errorOf(() => new SmtpBackend({ hots: "x" } as never)).message).toMatch(/^Unknown SMTP backend option "hots"/);
     expect(errorOf(() => new SmtpClient({ hots: "x" } as never)).message).toMatch(/^Unknown SMTP client option "hots"/);
     const named = errorOf(() => configure({ backends: { bulk: { backend: "smtp", hots: "x" } } } as never)) as ConfigurationError;
@@ -83,6 +83,60 @@ describe("resolveSmtpConfig refuses the same input in every layer", () => {
   });
 });
 
+describe("one vocabulary for TLS, and no option value echoed", () => {
+  const pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUb3Blbi1zZWNyZXQtY2VydGlmaWNhdGUtYm9keQ==\n-----END CERTIFICATE-----\n";
+
+  it("Node's TLS options where the mode goes: the message says to use tlsOptions and never prints the PEM", () => {
+    for (const make of [() => new SmtpClient({ tls: { ca: pem } } as never), () => new SmtpBackend({ tls: { ca: pem } } as never), () => configure({ tls: { ca: pem } } as never)]) {
+      const e = errorOf(make);
+      expect(e.message).toMatch(/^tls is the TLS mode \("implicit", "starttls", "opportunistic" or "none"\); Node's TLS options \(ca, servername, rejectUnauthorized, cert, key, minVersion\) go in tlsOptions$/);
+      expect(e.message).not.toContain("BEGIN");
+      expect(e.message).not.toContain("MIIB");
+    }
+  });
+
+  it("a PEM or a password given as the mode, port or EHLO name is described by its size, never shown", () => {
+    const secret = "correct-horse-battery-staple-hunter2-password";
+    const cases: [object, RegExp][] = [
+      [{ tls: pem }, /^tls must be "implicit", "starttls", "opportunistic" or "none", got a string of \d+ characters$/],
+      [{ tls: secret }, /^tls must be .* got a string of 45 characters$/],
+      [{ localName: pem }, /^localName a string of \d+ characters is not a valid EHLO name/],
+      [{ host: secret + "\n" }, /^host a string of 46 characters is not a valid host name$/],
+      [{ port: secret }, /^port must be an integer from 1 to 65535, got a string of 45 characters$/],
+      [{ authMethod: secret }, /^authMethod must be one of .*, got a string of 45 characters$/],
+      [{ timeouts: pem }, /^timeouts must be an object of per-phase milliseconds or "rfc5321", got a string of \d+ characters$/],
+      [{ tlsOptions: { minVersion: secret } }, /^tlsOptions\.minVersion must be "TLSv1\.2" or "TLSv1\.3", got a string of 45 characters$/],
+      [{ useSsl: true, tls: "starttls" }, /^tls "starttls" contradicts useSsl: true$/],
+    ];
+    for (const [options, message] of cases) {
+      for (const make of [() => new SmtpClient(options as never), () => new SmtpBackend(options as never)]) {
+        const e = errorOf(make);
+        expect(e, JSON.stringify(Object.keys(options))).toBeInstanceOf(InvalidArgumentError);
+        expect(e.message).toMatch(message);
+        expect(e.message).not.toContain("MIIB");
+        expect(e.message).not.toContain("hunter2");
+      }
+    }
+  });
+
+  it("the backend's and the settings' old tlsMode is refused with the name to use", () => {
+    expect(errorOf(() => new SmtpBackend({ tlsMode: "none" } as never)).message).toBe('tlsMode is now tls (the TLS mode: tls: "starttls"); every SMTP layer, EMAIL_URL and the CLI use the same names');
+    const named = errorOf(() => configure({ backends: { bulk: { backend: "smtp", tlsMode: "none" } } } as never)) as ConfigurationError;
+    expect(named.setting).toBe("backends.bulk.tlsMode");
+    expect(named.message).toMatch(/^backends\.bulk\.tlsMode is now tls/);
+    expect((errorOf(() => configure({ tlsMode: "none" } as never)) as ConfigurationError).message).toMatch(/^tlsMode is now tls .*; Node's TLS options are tlsOptions/);
+  });
+
+  it("the same names work in every layer", () => {
+    const options = { host: "mail.example.com", port: 2525, tls: "opportunistic", tlsOptions: { servername: "relay.example.com" } } as const;
+    expect(resolveSmtpConfig(options, "client")).toMatchObject({ tlsMode: "opportunistic", tls: { servername: "relay.example.com" } });
+    expect(new SmtpBackend(options).createClient().tlsMode).toBe("opportunistic");
+    configure(options);
+    expect(new SmtpBackend().createClient().tlsMode).toBe("opportunistic");
+    expect(getSettings().tlsOptions).toMatchObject({ servername: "relay.example.com" });
+  });
+});
+
 describe("port and TLS mode, decided in one place", () => {
   // [options, client port, client mode, backend port, backend mode]
   const table: [object, number, string, number, string][] = [
@@ -100,16 +154,17 @@ describe("port and TLS mode, decided in one place", () => {
     expect([backend.port, backend.tlsMode]).toEqual([backendPort, backendMode]);
   });
 
-  it("the layers' names for the mode: the client's tls, the backend's tlsMode", () => {
+  it("one name for the mode in every layer: tls", () => {
     expect(resolveSmtpConfig({ host: "mail.example.com", tls: "none" }, "client")).toMatchObject({ port: 25, tlsMode: "none" });
-    expect(resolveSmtpConfig({ host: "mail.example.com", tlsMode: "opportunistic" }, "backend")).toMatchObject({ port: 25, tlsMode: "opportunistic" });
+    expect(resolveSmtpConfig({ host: "mail.example.com", tls: "opportunistic" }, "backend")).toMatchObject({ port: 25, tlsMode: "opportunistic" });
+    expect(resolveSmtpConfig({ host: "mail.example.com", tls: "opportunistic" }, "settings")).toMatchObject({ port: 25, tlsMode: "opportunistic" });
   });
 
   it("requireTls forces an encrypting mode: opportunistic becomes starttls, none is refused, 465 means implicit", () => {
     expect(resolveSmtpConfig({ host: "localhost", requireTls: true }, "backend")).toMatchObject({ tlsMode: "starttls", port: 25 });
     expect(resolveSmtpConfig({ host: "mail.example.com", requireTls: true, port: 465 }, "backend")).toMatchObject({ tlsMode: "implicit" });
-    expect(resolveSmtpConfig({ host: "mail.example.com", requireTls: true, tlsMode: "opportunistic" }, "backend")).toMatchObject({ tlsMode: "starttls" });
-    expect(() => resolveSmtpConfig({ requireTls: true, tlsMode: "none" }, "backend")).toThrow(/requireTls cannot be met/);
+    expect(resolveSmtpConfig({ host: "mail.example.com", requireTls: true, tls: "opportunistic" }, "backend")).toMatchObject({ tlsMode: "starttls" });
+    expect(() => resolveSmtpConfig({ requireTls: true, tls: "none" }, "backend")).toThrow(/requireTls cannot be met/);
   });
 });
 
