@@ -120,7 +120,7 @@ interface Run {
 
 const subjectOf = (m: StoredMessage) => /^Subject: (.*)$/m.exec(m.data.toString("latin1"))?.[1];
 const server = (ctx: RunContext) => `host: "127.0.0.1", port: ${ctx.server.port},`;
-const trusted = (ctx: RunContext) => `${server(ctx)} tls: { ca: ${JSON.stringify(ctx.certs.ca)} },`;
+const trusted = (ctx: RunContext) => `${server(ctx)} tlsOptions: { ca: ${JSON.stringify(ctx.certs.ca)} },`;
 
 const RUNS: Record<string, Run> = {
   tour: {

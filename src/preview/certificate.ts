@@ -54,13 +54,24 @@ export interface TlsIdentity {
   key: string;
 }
 
+/**
+ * A serial number from random bytes, as DER needs it: a positive INTEGER (RFC 5280 §4.1.2.2:
+ * top bit clear) in its shortest form (X.690 §8.3.2: a first byte of 0x00 followed by a byte
+ * with its top bit clear is padding, which strict parsers such as OpenSSL refuse). Clearing
+ * the top bit alone leaves a zero first byte one time in 128; setting the next bit rules it out.
+ */
+export function certificateSerial(random: Buffer): Buffer {
+  const serial = Buffer.from(random);
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
+  return serial;
+}
+
 /** A fresh key and a certificate valid from an hour ago for `days` days, for localhost, 127.0.0.1 and ::1. */
 export function makeSelfSignedCertificate(options: { days?: number; now?: Date } = {}): TlsIdentity {
   const now = options.now ?? new Date();
   const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const ecdsaWithSha256 = sequence(oid("1.2.840.10045.4.3.2"));
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f; // a positive INTEGER (RFC 5280 §4.1.2.2)
+  const serial = certificateSerial(randomBytes(16));
   const subject = name("missive mail catcher");
   const altNames = sequence(
     tlv(0x82, Buffer.from("localhost", "ascii")),

@@ -10,11 +10,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { makeSelfSignedCertificate } from "../../src/preview/certificate.js";
+import { certificateSerial, makeSelfSignedCertificate } from "../../src/preview/certificate.js";
 import { startMailCatcher } from "../../src/preview/catcher.js";
 import { SmtpClient } from "../../src/smtp/client.js";
 
 describe("the catcher's self-signed certificate", () => {
+  it("has a serial in DER's shortest positive form whatever the random bytes (a zero or high first byte included)", () => {
+    for (const first of [0x00, 0x01, 0x3f, 0x7f, 0x80, 0xff]) {
+      const serial = certificateSerial(Buffer.from([first, 0x00, 0x12, 0x34]));
+      // Positive (top bit clear) and not padded (a leading 0x00 needs a next byte with its top bit set).
+      expect(serial[0]! & 0x80, `first byte ${first}`).toBe(0);
+      expect(serial[0], `first byte ${first}`).not.toBe(0);
+      expect([...serial.subarray(1)]).toEqual([0x00, 0x12, 0x34]);
+    }
+  });
+
   it("is a valid X.509 v3 certificate that openssl verifies against itself", async () => {
     const now = new Date(Date.UTC(2026, 10, 21, 12));
     const { cert } = makeSelfSignedCertificate({ now, days: 7 });
