@@ -10,9 +10,11 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outdir = join(root, "node_modules", ".cache", "missive-bench");
 mkdirSync(outdir, { recursive: true });
-const outfile = join(outdir, "run.mjs");
+// `node bench/bundle.mjs profile smtp`: the single workload of bench/profile.ts instead.
+const entry = process.argv[2] === "profile" ? "profile" : "run";
+const outfile = join(outdir, `${entry}.mjs`);
 await build({
-  entryPoints: [join(root, "bench", "run.ts")],
+  entryPoints: [join(root, "bench", `${entry}.ts`)],
   bundle: true,
   platform: "node",
   format: "esm",

@@ -12,18 +12,60 @@
  * behind the messages before it on the same connection (its commands may be pipelined
  * behind their final dot): that is their time, and cutting it would drop the connection
  * under them. The budget is paused there and resumed when its own transaction starts.
+ *
+ * The signals are listened to once per batch (`BatchSignals`), not once per message: a pool
+ * of several lanes holds many messages at once, and a listener each on the caller's signal
+ * would pile up past Node's MaxListeners warning.
  */
 import { AbortError, SmtpTimeoutError, recordStage, type SmtpError } from "../errors.js";
 import { classify } from "../errors/classify.js";
 import type { Clock, TimerHandle } from "../observe/clock.js";
+
+/** The signals that cut every message of one batch, each listened to once for the whole batch. */
+export class BatchSignals {
+  /** The batch's stop: it ends every message's waits (not the messages on the wire). */
+  readonly stop: AbortSignal;
+  /** The caller's and the backend's signals: each cuts every message of the batch. */
+  readonly sources: readonly AbortSignal[];
+  readonly #live = new Set<MessageCut>();
+  readonly #onStop = () => {
+    for (const cut of [...this.#live]) cut.stopWaits();
+  };
+  readonly #onSource = (event: Event) => {
+    const reason: unknown = (event.target as AbortSignal).reason;
+    for (const cut of [...this.#live]) cut.cutBy(reason);
+  };
+
+  constructor(stop: AbortSignal, sources: readonly (AbortSignal | undefined)[]) {
+    this.stop = stop;
+    this.sources = sources.filter((s): s is AbortSignal => s !== undefined);
+    if (!stop.aborted) stop.addEventListener("abort", this.#onStop, { once: true });
+    for (const source of this.sources) if (!source.aborted) source.addEventListener("abort", this.#onSource, { once: true });
+  }
+
+  /** A message of the batch, told of every abort until it leaves. */
+  join(cut: MessageCut): void {
+    this.#live.add(cut);
+  }
+
+  leave(cut: MessageCut): void {
+    this.#live.delete(cut);
+  }
+
+  /** The batch is over: no more listening. */
+  dispose(): void {
+    this.stop.removeEventListener("abort", this.#onStop);
+    for (const source of this.sources) source.removeEventListener("abort", this.#onSource);
+    this.#live.clear();
+  }
+}
 
 export class MessageCut {
   /** The batch's stop or this message's cut: what the gate and the wait for a connection listen to. */
   readonly waits: AbortSignal;
   readonly #cut = new AbortController();
   readonly #waits = new AbortController();
-  readonly #stop: AbortSignal;
-  readonly #sources: readonly AbortSignal[];
+  readonly #batch: BatchSignals;
   readonly #clock: Clock;
   readonly #deadline: number | undefined;
   /** What the signal that cut the message gave as its reason. */
@@ -36,22 +78,17 @@ export class MessageCut {
   #timer: TimerHandle | undefined;
   /** Drops the connection while the message is on the wire. */
   #onWire: (() => void) | undefined;
-  readonly #onSource = (event: Event) => this.#fire((event.target as AbortSignal).reason, false);
-  readonly #onStop = () => this.#waits.abort();
 
-  constructor(stop: AbortSignal, sources: readonly (AbortSignal | undefined)[], deadline: number | undefined, clock: Clock) {
-    this.#stop = stop;
-    this.#sources = sources.filter((s): s is AbortSignal => s !== undefined);
+  constructor(batch: BatchSignals, deadline: number | undefined, clock: Clock) {
+    this.#batch = batch;
     this.#clock = clock;
     this.#deadline = deadline;
     this.#left = deadline;
     this.waits = this.#waits.signal;
-    if (stop.aborted) this.#waits.abort();
-    else stop.addEventListener("abort", this.#onStop, { once: true });
-    for (const source of this.#sources) {
-      if (source.aborted) this.#fire(source.reason, false);
-      else source.addEventListener("abort", this.#onSource, { once: true });
-    }
+    if (batch.stop.aborted) this.#waits.abort();
+    const aborted = batch.sources.find((source) => source.aborted);
+    if (aborted !== undefined) this.#fire(aborted.reason, false);
+    batch.join(this);
     this.resume();
   }
 
@@ -101,8 +138,17 @@ export class MessageCut {
     this.#clearTimer();
     this.#since = undefined;
     this.#onWire = undefined;
-    this.#stop.removeEventListener("abort", this.#onStop);
-    for (const source of this.#sources) source.removeEventListener("abort", this.#onSource);
+    this.#batch.leave(this);
+  }
+
+  /** The batch stopped (BatchSignals): the message's waits end. */
+  stopWaits(): void {
+    this.#waits.abort();
+  }
+
+  /** The caller's or the backend's signal aborted (BatchSignals): the message is cut. */
+  cutBy(reason: unknown): void {
+    this.#fire(reason, false);
   }
 
   #fire(reason: unknown, timedOut: boolean): void {

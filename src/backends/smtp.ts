@@ -18,7 +18,7 @@ import { backendDkim, signForDestination, type CheckedDkim } from "./dkim.js";
 import { withDefaultFromAdvice } from "./default-from.js";
 import type { DkimSetting } from "../dkim/options.js";
 import { endingAfter, finalDotHook } from "./final-dot.js";
-import { MessageCut } from "./message-cut.js";
+import { BatchSignals, MessageCut } from "./message-cut.js";
 import { isDeliveryError, serialize } from "./output.js";
 import {
   attachReports,
@@ -337,6 +337,7 @@ export class SmtpBackend extends BaseEmailBackend {
     const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
     const stop = new AbortController();
+    const signals = new BatchSignals(stop.signal, [options.signal, this.#config.signal]);
     // Messages withdrawn from a connection that failed before they started: they go first, on another.
     const again: Slot[] = [];
     // The observed deliveries' ends (src/observe/delivery.ts), each settled with its slot.
@@ -354,7 +355,7 @@ export class SmtpBackend extends BaseEmailBackend {
         }
         while (next < messages.length) {
           const i = next++;
-          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, stop.signal, options, observed);
+          if (recipients[i]!.length > 0) return this.#slot(i, messages[i]!, recipients[i]!, signals, options, observed);
           results[i] = skippedReport(messages[i]!);
         }
         return undefined;
@@ -398,10 +399,14 @@ export class SmtpBackend extends BaseEmailBackend {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
-    for (const slot of again.splice(0)) {
-      slot.cut.dispose();
-      slot.observed?.end(CANCELLED);
+    try {
+      await Promise.all(Array.from({ length: Math.min(pool.maxConnections, messages.length) }, worker));
+    } finally {
+      for (const slot of again.splice(0)) {
+        slot.cut.dispose();
+        slot.observed?.end(CANCELLED);
+      }
+      signals.dispose();
     }
     // Each message's trace and outcome event are out before the batch answers.
     await Promise.all(observed);
@@ -416,8 +421,8 @@ export class SmtpBackend extends BaseEmailBackend {
   }
 
   /** A message as the batch carries it; its deadline starts now, and so does its observed delivery. */
-  #slot(index: number, message: EmailMessage, recipients: readonly string[], stop: AbortSignal, options: SendOptions, observed: Promise<unknown>[]): Slot {
-    const cut = new MessageCut(stop, [options.signal, this.#config.signal], this.deadline, this.#config.clock);
+  #slot(index: number, message: EmailMessage, recipients: readonly string[], signals: BatchSignals, options: SendOptions, observed: Promise<unknown>[]): Slot {
+    const cut = new MessageCut(signals, this.deadline, this.#config.clock);
     const admitted = options.beforeEach === undefined && !cut.waits.aborted;
     const slot: Slot = { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
     const observation = observationOf(this);

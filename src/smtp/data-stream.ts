@@ -60,12 +60,12 @@ export class DataEncoder {
       edits.push(SKIP);
       pos = 1;
     }
-    let lineStart = pos === 1 || this.#lineStart;
+    // Whether `pos` starts a line (a CR that ended the previous chunk ended its line too).
+    let lineStart = this.#lineStart;
     let lastWasCR = false;
     if (lineStart && dotStuff && input[pos] === DOT) edits.push(pos * 4 + INSERT_DOT);
     let cr = input.indexOf(CR, pos);
     let lf = input.indexOf(LF, pos);
-    if (cr === -1 && lf === -1 && pos < n) lineStart = false;
     while (cr !== -1 || lf !== -1) {
       if (lf !== -1 && (cr === -1 || lf < cr)) {
         edits.push(lf * 4 + INSERT_CR);
@@ -82,15 +82,12 @@ export class DataEncoder {
         }
         cr = input.indexOf(CR, pos);
       }
-      // A line starts at `pos`.
-      if (pos < n) {
-        if (dotStuff && input[pos] === DOT) edits.push(pos * 4 + INSERT_DOT);
-        lineStart = false;
-      } else {
-        lineStart = true;
-      }
+      // A line starts at `pos` (past the end, `input[pos]` is undefined: no dot).
+      lineStart = true;
+      if (dotStuff && input[pos] === DOT) edits.push(pos * 4 + INSERT_DOT);
     }
-    if (cr === -1 && lf === -1 && pos < n) lineStart = false;
+    // Bytes after the last line break (or a chunk without one) leave a line unfinished.
+    if (pos < n) lineStart = false;
     this.#lineStart = lineStart;
     this.#lastWasCR = lastWasCR;
 

@@ -331,6 +331,53 @@ describe("the backend's own signal aborting mid-batch", () => {
   });
 });
 
+describe("signals listened to once per batch", () => {
+  it("a pool of 4 lanes, each holding three messages, adds one listener to the caller's signal, not one per message (no MaxListeners warning)", async () => {
+    const s = await server();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const controller = new AbortController();
+      const counted = countListeners(controller.signal);
+      const b = backend(s, { pool: { maxConnections: 4 }, signal: new AbortController().signal });
+      const { sent } = await b.sendMessagesWithReport(batchOf(40), { stopOnError: false, signal: controller.signal });
+      expect(sent).toBe(40);
+      expect(counted.most).toBe(1);
+      expect(counted.now).toBe(0);
+      // Node reports a listener pile-up on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
+/** Counts the abort listeners on `signal` (added, less removed): how many at most, and how many now. */
+function countListeners(signal: AbortSignal): { readonly most: number; readonly now: number } {
+  let now = 0;
+  let most = 0;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<AbortSignal["addEventListener"]>) => {
+    if (args[0] === "abort") most = Math.max(most, ++now);
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    if (args[0] === "abort") now -= 1;
+    remove(...args);
+  };
+  return {
+    get most() {
+      return most;
+    },
+    get now() {
+      return now;
+    },
+  };
+}
+
 describe("a subset of the recipients, pipelined", () => {
   it("each message's envelope holds only the recipients asked for, in the commands that follow the previous final dot", async () => {
     const s = await server();

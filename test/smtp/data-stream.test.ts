@@ -221,6 +221,14 @@ describe("DataEncoder state", () => {
     expect(enc.encode(Buffer.from(".y")).toString()).toBe("..y");
   });
 
+  it("an empty chunk changes no state: a CR and the LF after it stay one break, a line in progress stays unfinished", () => {
+    const enc = new DataEncoder();
+    const out = [enc.encode(Buffer.from("a\r")), enc.encode(Buffer.alloc(0)), enc.encode(Buffer.from("\nb")), enc.encode(Buffer.alloc(0)), enc.encode(Buffer.from(".c")), enc.flush()];
+    expect(out.map((b) => b.toString())).toEqual(["a\r\n", "", "b", "", ".c", "\r\n.\r\n"]);
+    const fresh = new DataEncoder();
+    expect([fresh.encode(Buffer.alloc(0)), fresh.encode(Buffer.from(".x"))].map((b) => b.toString())).toEqual(["", "..x"]);
+  });
+
   it("reads only the bytes a Uint8Array view shows", () => {
     const backing = Buffer.from("XX.a\nbYY");
     expect(encodeData(new Uint8Array(backing.buffer, backing.byteOffset + 2, 4)).toString()).toBe("..a\r\nb\r\n.\r\n");
