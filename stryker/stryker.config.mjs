@@ -18,6 +18,7 @@ const targets = {
   "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts"],
   "src/mime/encoding/rfc2231.ts": ["test/mime/encoding/rfc2231.test.ts"],
   "src/mime/headers.ts": ["test/mime/headers.test.ts"],
+  "src/errors/classify.ts": ["test/errors/classify.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
