@@ -23,6 +23,7 @@ const targets = {
   "src/delivery/circuit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/rate-limit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/wait.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
+  "src/dkim/canonicalize.ts": ["test/dkim/canonicalize.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
