@@ -18,6 +18,12 @@ const targets = {
   "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts"],
   "src/mime/encoding/rfc2231.ts": ["test/mime/encoding/rfc2231.test.ts"],
   "src/mime/headers.ts": ["test/mime/headers.test.ts"],
+  "src/errors/classify.ts": ["test/errors/classify.test.ts"],
+  "src/delivery/retry.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
+  "src/delivery/circuit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
+  "src/delivery/rate-limit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
+  "src/delivery/wait.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
+  "src/dkim/canonicalize.ts": ["test/dkim/canonicalize.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */

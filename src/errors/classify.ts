@@ -64,13 +64,13 @@ export const PERMANENT_CONNECT_CODES: ReadonlySet<string> = new Set(["ENOTFOUND"
 const ROUTE_STAGES: ReadonlySet<SmtpStage> = new Set(["connect", "greeting", "tls", "ehlo", "auth"]);
 const BAD_INPUT: ReadonlySet<string> = new Set(["EBADHEADER", "EADDRESS", "EENCODING", "EINVALID", "ECONFIG"]);
 /** Failures without a reply: the connection broke, timed out or went out of step. */
-const NO_REPLY: ReadonlySet<string> = new Set(["ECLOSED", "ETIMEOUT", "EPROTOCOL", "ECONNECT"]);
+const NO_REPLY: ReadonlySet<string> = new Set(["ECLOSED", "ETIMEOUT", "EPROTOCOL"]);
 
 interface Rule {
   readonly rule: string;
   readonly when: (f: FailureView) => boolean;
   readonly verdict: Verdict;
-  readonly transient: boolean | ((f: FailureView) => boolean);
+  readonly transient: boolean;
   /** For a "next-route" row: false when the failure is about the message, not the route. Default true. */
   readonly routeFault?: false;
 }
@@ -122,10 +122,9 @@ export function classification(error: unknown): Classification {
   const view = viewOf(error);
   for (const row of CLASSIFICATION_RULES) {
     if (!row.when(view)) continue;
-    const transient = typeof row.transient === "function" ? row.transient(view) : row.transient;
     // A backend that says its failure is transient (a custom backend's BackendError).
     if (view.code === "EBACKEND" && view.hint === true) return { verdict: "retry-here", transient: true, routeFault: false, rule: "a backend's own failure, transient by its word" };
-    return { verdict: row.verdict, transient, routeFault: row.verdict === "next-route" && row.routeFault !== false, rule: row.rule };
+    return { verdict: row.verdict, transient: row.transient, routeFault: row.verdict === "next-route" && row.routeFault !== false, rule: row.rule };
   }
   throw new Error("unreachable: the last classification rule matches everything");
 }

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import {
   bodyCanonicalizer,
   canonicalizeBody,
+  canonicalizeHeader,
   canonicalizeHeaderRelaxed,
   canonicalizeHeaderSimple,
   type CanonicalizationAlgorithm,
@@ -167,5 +168,130 @@ describe("dkimpy agrees", () => {
       expect(raw.map((f) => text(canonicalizeHeaderSimple(f))), context).toEqual(py.fields.simple.map(text));
       expect(raw.map((f) => text(canonicalizeHeaderRelaxed(f))), context).toEqual(py.fields.relaxed.map(text));
     });
+  });
+});
+
+describe("at the scratch buffer's edges and between bodies", () => {
+  const SCRATCH = 16 * 1024;
+
+  it("a line through the byte loop exactly as long as the scratch buffer, and a few bytes either side", () => {
+    // A bare LF sends simple's line through the byte loop; a space does the same for relaxed.
+    // Bare CRs keep one call of the byte loop going: a line's CRLF can leave the scratch
+    // buffer one byte short of full just before the held empty lines are written.
+    const tails = ["\n", "\n\n\n", "\n\n\ny z\n", "\r\n", "\r", "  \n", " \t", "\r\ry", "\r\r\ry z", "\r \r y\r"];
+    for (let length = SCRATCH - 4; length <= SCRATCH + 4; length++) {
+      for (const tail of tails) {
+        for (const lead of ["", "a ", "\n\n"]) {
+          const body = `${lead}${"x".repeat(length)}${tail}`;
+          for (const a of ALGORITHMS) expect(text(canonicalizeBody(a, bytes(body))), `${a} ${length} ${JSON.stringify(lead)} ${JSON.stringify(tail)}`).toBe(reference(a, body));
+        }
+      }
+    }
+  });
+
+  it("many empty lines held back, then content: exactly 512 and 513, and more than one block", () => {
+    for (const held of [1, 511, 512, 513, 1024, 1025, 9000]) {
+      for (const brk of ["\r\n", "\n"]) {
+        const body = `a\r\n${brk.repeat(held)}b\r\n`;
+        for (const a of ALGORITHMS) expect(text(canonicalizeBody(a, bytes(body))), `${a} ${held}`).toBe(reference(a, body));
+      }
+    }
+    // the empty lines through the byte loop, with the content line long enough to need flushing
+    const body = `${"\n".repeat(SCRATCH)}${"y ".repeat(SCRATCH)}\n`;
+    for (const a of ALGORITHMS) expect(text(canonicalizeBody(a, bytes(body)))).toBe(reference(a, body));
+  });
+
+  it("takes a Uint8Array that is no Buffer, a view into a larger buffer included", () => {
+    const backing = new Uint8Array(Buffer.from("JUNKa  b\r\n\r\nJUNK", "latin1"));
+    const view = backing.subarray(4, 4 + 8);
+    expect(text(canonicalizeBody("relaxed", view))).toBe("a b\r\n");
+    expect(text(canonicalizeBody("simple", view))).toBe("a  b\r\n");
+  });
+
+  it("an empty chunk between a CR and its LF changes nothing", () => {
+    for (const a of ALGORITHMS) {
+      const out: Buffer[] = [];
+      const c = bodyCanonicalizer(a, (b) => out.push(Buffer.from(b)));
+      c.push(bytes("x\r"));
+      c.push(bytes(""));
+      c.push(bytes("\ny"));
+      c.end();
+      expect(text(Buffer.concat(out))).toBe("x\r\ny\r\n");
+    }
+  });
+
+  it("a chunk that ends with a CRLF read by the byte loop, then a chunk that starts with LF: that LF is a line of its own", () => {
+    // A bare CR (simple) or white space (relaxed) sends the first line through the byte loop.
+    const cases: [CanonicalizationAlgorithm, string[], string][] = [
+      ["relaxed", ["a \r\n", "\nb"], "a\r\n\r\nb\r\n"],
+      ["simple", ["a\rb\r\n", "\nc"], "a\r\nb\r\n\r\nc\r\n"],
+      ["relaxed", ["a \r", "\n\nb"], "a\r\n\r\nb\r\n"],
+      ["simple", ["a\rb\r", "\n\nc"], "a\r\nb\r\n\r\nc\r\n"],
+    ];
+    for (const [a, chunks, expected] of cases) {
+      const out: Buffer[] = [];
+      const c = bodyCanonicalizer(a, (b) => out.push(Buffer.from(b)));
+      for (const chunk of chunks) c.push(bytes(chunk));
+      c.end();
+      expect(text(Buffer.concat(out)), `${a} ${JSON.stringify(chunks)}`).toBe(expected);
+      expect(expected).toBe(reference(a, chunks.join("")));
+    }
+  });
+
+  it("end() forgets everything: an open line, held empty lines, a CR waiting for its LF, white space, having written", () => {
+    const run = (a: CanonicalizationAlgorithm, ...bodies: string[]) => {
+      const out: string[] = [];
+      const c = bodyCanonicalizer(a, (b) => out.push(text(b)));
+      return bodies.map((body) => {
+        out.length = 0;
+        c.push(bytes(body));
+        c.end();
+        return out.join("");
+      });
+    };
+    expect(run("simple", "x\r\n\r\n", "y")).toEqual(["x\r\n", "y\r\n"]);
+    expect(run("relaxed", "x\r\n\r\n", "y")).toEqual(["x\r\n", "y\r\n"]);
+    expect(run("simple", "x\r", "\ny")).toEqual(["x\r\n", "\r\ny\r\n"]);
+    expect(run("relaxed", "x\r", "\ny")).toEqual(["x\r\n", "\r\ny\r\n"]);
+    expect(run("simple", "a", "")).toEqual(["a\r\n", "\r\n"]);
+    expect(run("simple", "a\r\n", "")).toEqual(["a\r\n", "\r\n"]);
+    expect(run("relaxed", "a", "")).toEqual(["a\r\n", ""]);
+    expect(run("relaxed", "a ", "b")).toEqual(["a\r\n", "b\r\n"]);
+    expect(run("simple", "a\n\n", "b")).toEqual(["a\r\n", "b\r\n"]);
+  });
+});
+
+describe("relaxed header fields, byte by byte", () => {
+  /** The canonical field without its CRLF (checked). */
+  const relaxed = (s: string) => {
+    const out = text(canonicalizeHeaderRelaxed(bytes(s)));
+    expect(out.endsWith("\r\n")).toBe(true);
+    return out.slice(0, -2);
+  };
+
+  it("lowers A to Z only: the bytes around them stay", () => {
+    expect(relaxed("@AZ[`az{\xc4:v")).toBe("@az[`az{\xc4:v");
+    expect(relaxed("ABCDEFGHIJKLMNOPQRSTUVWXYZ:V")).toBe("abcdefghijklmnopqrstuvwxyz:V");
+  });
+
+  it("drops white space before the colon, keeps the name's other bytes, and needs a colon", () => {
+    expect(relaxed("X-A \t :  v")).toBe("x-a:v");
+    expect(relaxed(": v")).toBe(":v");
+    expect(relaxed("a:")).toBe("a:");
+    expect(() => canonicalizeHeaderRelaxed(bytes("no colon"))).toThrow(TypeError);
+    expect(() => canonicalizeHeaderRelaxed(bytes("no colon"))).toThrow("a header field needs a colon");
+  });
+
+  it("unfolds, squeezes white space to one SP and trims both ends of the value; a colon in the value stays", () => {
+    expect(relaxed("S: \t a \r\n\t b\t\tc:d \t ")).toBe("s:a b c:d");
+    expect(relaxed("S:a\r\nb")).toBe("s:ab");
+    expect(relaxed("S:\r\n \r\n ")).toBe("s:");
+  });
+
+  it("canonicalizeHeader and bodyCanonicalizer choose by algorithm", () => {
+    expect(text(canonicalizeHeader("simple", bytes("A : B ")))).toBe("A : B \r\n");
+    expect(text(canonicalizeHeader("relaxed", bytes("A : B ")))).toBe("a:B\r\n");
+    expect(text(canonicalizeBody("simple", bytes("a  b")))).toBe("a  b\r\n");
+    expect(text(canonicalizeBody("relaxed", bytes("a  b")))).toBe("a b\r\n");
   });
 });

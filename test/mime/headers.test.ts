@@ -6,6 +6,7 @@ import { BadHeaderError, EncodingError, InvalidAddressError } from "../../src/er
 import { encodeWordsWithFallback, parseAddressList } from "../../src/mime/address.js";
 import { decodeWords } from "../../src/mime/encoding/encoded-word.js";
 import {
+  assertDistinctHeaderNames,
   assertHeaderName,
   assertHeaderValue,
   headerKind,
@@ -513,5 +514,245 @@ describe("unstructured headers, byte for byte as words split and joined plainly"
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+// At the limits: every line length exactly at 78, 76 and 998 octets and one past, the clamps
+// on maxLineLength, control characters (C0, DEL, C1, U+2028/2029) in UTF-8 headers and in
+// structured ones, name rules at each end of the printable range, and the messages a person
+// reads when something is refused. Byte-exact.
+const x = (n: number) => "x".repeat(n);
+const y = (n: number) => "y".repeat(n);
+const lineLengths = (rendered: string) => rendered.slice(0, -2).split("\r\n").map((l) => Buffer.byteLength(l));
+
+describe("header names", () => {
+  it("997 characters are allowed, 998 are not (the colon must fit on the line)", () => {
+    expect(() => assertHeaderName(x(997))).not.toThrow();
+    const error = errorOf(() => assertHeaderName(x(998)));
+    expect(error).toBeInstanceOf(BadHeaderError);
+    expect(error.message).toBe(`The header name "${x(40)}"... is longer than 997 characters`);
+    expect((error as BadHeaderError).field).toBe(x(40));
+  });
+
+  it("printable ASCII from ! (33) to ~ (126); space, DEL, C0 and non-ASCII named in the message", () => {
+    expect(() => assertHeaderName("!~")).not.toThrow();
+    const message = (name: string) => errorOf(() => assertHeaderName(name)).message;
+    expect(message("A B")).toBe('Invalid header name "A B": the control character U+0020 at offset 1 (only printable ASCII except ":" is allowed)');
+    expect(message("A\x7f")).toBe('Invalid header name "A\x7f": the control character U+007F at offset 1 (only printable ASCII except ":" is allowed)');
+    expect(message("A\x1f")).toBe('Invalid header name "A\\u001f": the control character U+001F at offset 1 (only printable ASCII except ":" is allowed)');
+    expect(message("\x00")).toBe('Invalid header name "\\u0000": a NUL character at offset 0 (only printable ASCII except ":" is allowed)');
+    expect(message("A\rB")).toContain("a carriage return (CR) at offset 1");
+    expect(message("A\nB")).toContain("a line feed (LF) at offset 1");
+    expect(message("Ab\x80")).toBe('Invalid header name "Ab\x80": the non-ASCII character "\x80" at offset 2 (only printable ASCII except ":" is allowed)');
+    expect(message("X-\u00e9")).toContain('the non-ASCII character "é" at offset 2');
+    expect(message("")).toBe("A header name must be a non-empty string");
+    expect(errorOf(() => assertHeaderName(5 as unknown as string))).toBeInstanceOf(BadHeaderError);
+    expect((errorOf(() => assertHeaderName(undefined as unknown as string)) as BadHeaderError).field).toBe("undefined");
+  });
+
+  it("each name once, whatever its case; the message says which", () => {
+    expect(() => assertDistinctHeaderNames(["X-A", "X-B", "x-c"], "headers")).not.toThrow();
+    expect(errorOf(() => assertDistinctHeaderNames(["X-A", "x-a"], "headers")).message).toBe(
+      'headers has both "X-A" and "x-a"; header names are case-insensitive (RFC 5322 §1.2.2), give each header once',
+    );
+    const twice = errorOf(() => assertDistinctHeaderNames(["X-A", "B", "X-A"], "part headers"));
+    expect(twice).toBeInstanceOf(BadHeaderError);
+    expect(twice.message).toBe('part headers has "X-A" twice; header names are case-insensitive (RFC 5322 §1.2.2), give each header once');
+    expect((twice as BadHeaderError).field).toBe("X-A");
+  });
+
+  it("kinds: list-* and arc-* are structured, by prefix only; the rest of the address and raw lists", () => {
+    expect(["List-Id", "LIST-ARCHIVE", "ARC-Seal", "arc-message-signature"].map(headerKind)).toEqual(Array(4).fill("raw"));
+    expect(["List", "Listx-Id", "Arc", "X-List-Id", "X-ARC-Seal"].map(headerKind)).toEqual(Array(5).fill("unstructured"));
+    expect(["Mail-Followup-To", "Errors-To", "Disposition-Notification-To", "Resent-Sender"].map(headerKind)).toEqual(Array(4).fill("address"));
+    expect(["Received", "Return-Path", "Autocrypt", "Feedback-ID", "Content-Location", "Authentication-Results"].map(headerKind)).toEqual(Array(6).fill("raw"));
+  });
+});
+
+describe("header values", () => {
+  it("must be strings; CR, LF and NUL are refused at their offset, a tab is fine", () => {
+    expect(errorOf(() => assertHeaderValue("Subject", null as unknown as string)).message).toBe("The value of Subject must be a string, got null");
+    expect(errorOf(() => assertHeaderValue("Subject", 5 as unknown as string)).message).toBe("The value of Subject must be a string, got number");
+    expect(errorOf(() => assertHeaderValue("X", "abc\n")).message).toBe("X contains a line feed (LF) at offset 3; header values must be a single line (header injection)");
+    expect(errorOf(() => assertHeaderValue("X", "\0")).message).toBe("X contains a NUL character at offset 0; header values must be a single line (header injection)");
+    expect(() => assertHeaderValue("X", "\t\x01\x7f")).not.toThrow();
+    expect(errorOf(() => renderHeader("Subject", "ok \udc00", ascii))).toBeInstanceOf(EncodingError);
+  });
+
+  it("UTF-8 headers still encode C0 controls, DEL, C1 controls and U+2028/2029; the characters next to them stay raw", () => {
+    const cases: [string, string][] = [
+      ["a\x07b c", "Subject: =?utf-8?B?YQdi?= c\r\n"],
+      ["a\x1fb", "Subject: =?utf-8?B?YR9i?=\r\n"],
+      ["a\x7fb", "Subject: =?utf-8?B?YX9i?=\r\n"],
+      ["a\x80b", "Subject: =?utf-8?Q?a=C2=80b?=\r\n"],
+      ["a\x9fb", "Subject: =?utf-8?Q?a=C2=9Fb?=\r\n"],
+      ["a\u2028b", "Subject: =?utf-8?B?YeKAqGI=?=\r\n"],
+      ["a\u2029b", "Subject: =?utf-8?B?YeKAqWI=?=\r\n"],
+      // not controls: stay as they are
+      ["a~b", "Subject: a~b\r\n"],
+      ["a\xa0b", "Subject: a\xa0b\r\n"],
+      ["a\u2027b \u202ac", "Subject: a\u2027b \u202ac\r\n"],
+      ["a\x20b", "Subject: a b\r\n"],
+    ];
+    for (const [value, rendered] of cases) {
+      expect(renderHeader("Subject", value, utf8), JSON.stringify(value)).toBe(rendered);
+      expect(decodeWords(unfold(rendered.slice("Subject: ".length, -2)))).toBe(value);
+    }
+  });
+
+  it("structured headers refuse C0 controls and DEL at their offset, in UTF-8 mode too; a tab and 8-bit text with utf8 pass", () => {
+    const message = (value: string, opts = utf8) => errorOf(() => renderHeader("References", value, opts)).message;
+    expect(message("<a\x07b>", ascii)).toBe("References contains the control character U+0007 at offset 2");
+    expect(message("<a@b> <c\x7f>")).toBe("References contains the control character U+007F at offset 8");
+    expect(message("<a\x1f>")).toBe("References contains the control character U+001F at offset 2");
+    expect(message("\x01")).toBe("References contains the control character U+0001 at offset 0");
+    expect(renderHeader("References", "<a>\t<b>", ascii)).toBe("References: <a>\t<b>\r\n");
+    expect(renderHeader("References", "<a\x80\u2028>", utf8)).toBe("References: <a\x80\u2028>\r\n");
+    expect(renderHeader("References", "<a~ >", ascii)).toBe("References: <a~ >\r\n");
+    expect(message("<é>", ascii)).toBe("References is a structured header and cannot hold non-ASCII text in a 7-bit message; encode it first (RFC 2047/2231) or send with SMTPUTF8");
+  });
+
+  it("white space only, and white space around a structured value, are kept as given", () => {
+    expect(renderHeader("References", "  ", ascii)).toBe("References:   \r\n");
+    expect(renderHeader("References", "  <a> ", ascii)).toBe("References:   <a> \r\n");
+    expect(renderHeader("References", "", ascii)).toBe("References: \r\n");
+    expect(renderHeader("Subject", "   ", ascii)).toBe("Subject: =?utf-8?Q?___?=\r\n");
+  });
+});
+
+describe("folding at 78", () => {
+  // "Subject: " is 9 octets; two words with one space between them.
+  it("a line of exactly 78 octets stays whole; 79 folds before the last word", () => {
+    const at78 = `${x(10)} ${y(58)}`;
+    expect(renderHeader("Subject", at78, ascii)).toBe(`Subject: ${at78}\r\n`);
+    const at79 = `${x(10)} ${y(59)}`;
+    expect(renderHeader("Subject", at79, ascii)).toBe(`Subject: ${x(10)}\r\n ${y(59)}\r\n`);
+    // the same in a structured header
+    expect(renderHeader("References", `${x(10)} ${y(55)}`, ascii)).toBe(`References: ${x(10)} ${y(55)}\r\n`);
+    expect(renderHeader("References", `${x(10)} ${y(56)}`, ascii)).toBe(`References: ${x(10)}\r\n ${y(56)}\r\n`);
+  });
+
+  it("a continuation line of exactly 78 stays whole; 79 folds again", () => {
+    const first = x(60);
+    expect(renderHeader("Subject", `${first} ${y(30)} ${y(46)}`, ascii)).toBe(`Subject: ${first}\r\n ${y(30)} ${y(46)}\r\n`);
+    expect(lineLengths(renderHeader("Subject", `${first} ${y(30)} ${y(46)}`, ascii))).toEqual([69, 78]);
+    expect(renderHeader("Subject", `${first} ${y(30)} ${y(47)}`, ascii)).toBe(`Subject: ${first}\r\n ${y(30)}\r\n ${y(47)}\r\n`);
+  });
+
+  it("the first word stays on the name's line even when longer than 78 (there is nowhere to fold)", () => {
+    expect(renderHeader("Subject", x(100), ascii)).toBe(`Subject: ${x(100)}\r\n`);
+    expect(renderHeader("References", `${x(100)} <b>`, ascii)).toBe(`References: ${x(100)}\r\n <b>\r\n`);
+  });
+
+  it("counts octets, not characters, in UTF-8 headers", () => {
+    // "é" is two octets: 34 of them are 68 octets, with "Subject: " and "ab " 80 > 78
+    const value = `ab ${"é".repeat(34)}`;
+    expect(renderHeader("Subject", value, utf8)).toBe(`Subject: ab\r\n ${"é".repeat(34)}\r\n`);
+    const fits = `ab ${"é".repeat(33)}`; // 9 + 3 + 66 = 78
+    expect(renderHeader("Subject", fits, utf8)).toBe(`Subject: ${fits}\r\n`);
+  });
+});
+
+describe("maxLineLength", () => {
+  it("is at least 40 and at most 998", () => {
+    const value = `${x(20)} ${y(10)} ${x(15)}`; // "Subject: " 9 + 20 + 1 + 10 = 40
+    const at40 = `Subject: ${x(20)} ${y(10)}\r\n ${x(15)}\r\n`;
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 40 })).toBe(at40);
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 10 })).toBe(at40);
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 39 })).toBe(at40);
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 41 })).toBe(at40);
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 56 })).toBe(`Subject: ${value}\r\n`);
+    expect(renderHeader("Subject", value, { ...ascii, maxLineLength: 55 })).toBe(at40);
+    // past 998 it is 998
+    const long = `${x(500)} ${y(488)} ${x(5)}`; // 9 + 500 + 1 + 488 = 998
+    const at998 = `Subject: ${x(500)} ${y(488)}\r\n ${x(5)}\r\n`;
+    expect(renderHeader("References", long.replace(/^x{3}/, ""), { ...ascii, maxLineLength: 5000 })).toBe(`References: ${x(497)} ${y(488)}\r\n ${x(5)}\r\n`);
+    expect(renderHeader("Subject", long, { ...ascii, maxLineLength: 998 })).toBe(at998);
+    expect(renderHeader("Subject", long, { ...ascii, maxLineLength: 999 })).toBe(at998);
+    expect(renderHeader("Subject", long, { ...ascii, maxLineLength: 2000 })).toBe(at998);
+  });
+});
+
+describe("998 octets", () => {
+  it("a structured header's word fills a line to exactly 998; a longer one gets a line of its own; past 998 even there it is refused", () => {
+    // "References: " is 12 octets
+    expect(renderHeader("References", x(986), ascii)).toBe(`References: ${x(986)}\r\n`);
+    expect(renderHeader("References", x(987), ascii)).toBe(`References:\r\n ${x(987)}\r\n`);
+    // on a continuation line: " " + 997 = 998
+    expect(renderHeader("References", x(997), ascii)).toBe(`References:\r\n ${x(997)}\r\n`);
+    expect(renderHeader("References", `<a> ${x(997)}`, ascii)).toBe(`References: <a>\r\n ${x(997)}\r\n`);
+    const error = errorOf(() => renderHeader("References", `<a> ${x(998)}`, ascii));
+    expect(error).toBeInstanceOf(BadHeaderError);
+    expect(error.message).toBe("References cannot be folded into lines of at most 998 octets: it has a word of 999 octets with no white space to fold at");
+    expect(errorOf(() => renderHeader("References", x(998), ascii)).message).toContain("a word of 999 octets");
+    // in UTF-8, octets: 493 × "é" is 986 octets
+    expect(renderHeader("References", "é".repeat(493), utf8)).toBe(`References: ${"é".repeat(493)}\r\n`);
+    expect(renderHeader("References", `${"é".repeat(493)}a`, utf8)).toBe(`References:\r\n ${"é".repeat(493)}a\r\n`);
+    expect(renderHeader("References", "é".repeat(498) + "a", utf8)).toBe(`References:\r\n ${"é".repeat(498)}a\r\n`);
+    expect(errorOf(() => renderHeader("References", "é".repeat(499), utf8)).message).toContain("a word of 999 octets");
+  });
+
+  it("with a width of 998, the first line breaks before a word that would pass 998", () => {
+    const opts = { ...ascii, maxLineLength: 998 };
+    expect(renderHeader("References", `${x(900)} ${y(85)}`, opts)).toBe(`References: ${x(900)} ${y(85)}\r\n`);
+    expect(renderHeader("References", `${x(900)} ${y(86)}`, opts)).toBe(`References: ${x(900)}\r\n ${y(86)}\r\n`);
+  });
+
+  it("an unstructured word that fits on a line of its own stays plain; one that cannot is encoded", () => {
+    const plain = renderHeader("Subject", `a ${x(996)}`, ascii);
+    expect(plain).toBe(`Subject: a\r\n ${x(996)}\r\n`);
+    const encoded = renderHeader("Subject", `a ${x(998)}`, ascii);
+    expect(encoded.startsWith("Subject: a\r\n =?utf-8?Q?")).toBe(true);
+    expect(Math.max(...lineLengths(encoded))).toBeLessThanOrEqual(76);
+    expect(decodeWords(unfold(encoded.slice(9, -2)))).toBe(`a ${x(998)}`);
+  });
+});
+
+describe("lines holding encoded-words: 76", () => {
+  it("an encoded line exactly 76 long stays whole; one more and it folds", () => {
+    // "=?utf-8?B?w6k=?=" is 16 octets: "Subject: " + 16 = 25, and a word of 50 after a space ends the line at 76.
+    const at76 = renderHeader("Subject", `é ${x(50)}`, ascii);
+    expect(at76).toBe(`Subject: =?utf-8?B?w6k=?= ${x(50)}\r\n`);
+    expect(lineLengths(at76)).toEqual([76]);
+    expect(renderHeader("Subject", `é ${x(51)}`, ascii)).toBe(`Subject: =?utf-8?B?w6k=?=\r\n ${x(51)}\r\n`);
+    // an encoded-word after plain text obeys the same 76
+    expect(renderHeader("Subject", `${x(50)} é`, ascii)).toBe(`Subject: ${x(50)} =?utf-8?B?w6k=?=\r\n`);
+    expect(renderHeader("Subject", `${x(51)} é`, ascii)).toBe(`Subject: ${x(51)}\r\n =?utf-8?B?w6k=?=\r\n`);
+  });
+
+  it("a wider maxLineLength does not widen lines with encoded-words, a narrower one narrows them", () => {
+    expect(renderHeader("Subject", `${x(51)} é`, { ...ascii, maxLineLength: 200 })).toBe(`Subject: ${x(51)}\r\n =?utf-8?B?w6k=?=\r\n`);
+    expect(renderHeader("Subject", `${x(50)} é`, { ...ascii, maxLineLength: 200 })).toBe(`Subject: ${x(50)} =?utf-8?B?w6k=?=\r\n`);
+    expect(renderHeader("Subject", `${x(14)} é`, { ...ascii, maxLineLength: 40 })).toBe(`Subject: ${x(14)} =?utf-8?B?w6k=?=\r\n`);
+    expect(renderHeader("Subject", `${x(15)} é`, { ...ascii, maxLineLength: 40 })).toBe(`Subject: ${x(15)}\r\n =?utf-8?B?w6k=?=\r\n`);
+  });
+
+  it("a long name leaves the first encoded-word room to fit its line, or a line of its own", () => {
+    for (const nameLength of [40, 60, 70, 73, 74, 75, 80]) {
+      const name = `X-${x(nameLength - 2)}`;
+      const rendered = renderHeader(name, "ééééééééééééééééééééé", ascii);
+      const lines = rendered.slice(0, -2).split("\r\n");
+      for (const line of lines) if (line.includes("=?")) expect(Buffer.byteLength(line), `${nameLength}: ${line}`).toBeLessThanOrEqual(76);
+      expect(decodeWords(unfold(rendered.slice(name.length + 1, -2)).trimStart())).toBe("ééééééééééééééééééééé");
+    }
+  });
+});
+
+describe("unfold and parseHeaderBlock", () => {
+  it("unfold keeps a CRLF not followed by white space, at the end too", () => {
+    expect(unfold("a\r\n b\r\n\tc\r\nd\r\n")).toBe("a b\tc\r\nd\r\n");
+    expect(unfold("a\r\n")).toBe("a\r\n");
+    expect(unfold("")).toBe("");
+    expect(unfold("\r\n \r\n")).toBe(" \r\n");
+  });
+
+  it("parseHeaderBlock stops at the empty line, skips lines without a colon and stray continuations, strips leading white space", () => {
+    const block = " stray\r\nA: 1\r\n\t2\r\nnocolon\r\nB:\t\t x: y \r\nC:\r\n\r\nD: after";
+    expect(parseHeaderBlock(block)).toEqual([
+      ["A", "1\t2"],
+      ["B", "x: y "],
+      ["C", ""],
+    ]);
+    expect(parseHeaderBlock("")).toEqual([]);
   });
 });
