@@ -3,30 +3,17 @@
  * fields (read back by Python's email package); a bad flag is exit 2 with the message's
  * own error; the flags map onto the message options as documented.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/cli.js";
 import { listOptionsFromArgs } from "../../src/cli/list-options.js";
 import { InvalidArgumentError } from "../../src/errors.js";
-import { ENVIRONMENT_VARIABLES } from "../../src/settings.js";
 import { parseOneWithPython } from "../helpers/python-oracle.js";
+import { runCli as run } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "bin/missive.ts");
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ENVIRONMENT_VARIABLES) delete env[name];
-  return new Promise((done, fail) => {
-    execFile(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") return fail(error);
-      done({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 let dir: string;
 beforeAll(async () => {

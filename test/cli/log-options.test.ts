@@ -3,30 +3,17 @@
  * text) on stderr, the report and check output on stdout as before; the dialogue at debug
  * with AUTH redacted; bad values are usage errors (exit 2).
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVIRONMENT_VARIABLES } from "../../src/settings.js";
 import { LineLogger } from "../../src/cli/log-options.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
 import { makeTestCerts } from "../helpers/certs.js";
+import { runCli as run } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "bin/missive.ts");
 const PASSWORD = "pa55-Wq7Lx";
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ENVIRONMENT_VARIABLES) delete env[name];
-  return new Promise((done, fail) => {
-    execFile(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") return fail(error);
-      done({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 const lines = (stderr: string) => stderr.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
 

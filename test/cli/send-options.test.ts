@@ -4,40 +4,17 @@
  * backend's path, a missing attachment, the queue id printed once, and the warning for
  * the unconfigured default sender. Against aiosmtpd and the scripted fault server.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVIRONMENT_VARIABLES } from "../../src/settings.js";
 import { startAiosmtpd, type AiosmtpdServer } from "../helpers/aiosmtpd.js";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.js";
 import { startFakeServer, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { CLI, cleanMailEnv, ROOT, runCli as run } from "../helpers/cli.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const CLI = join(ROOT, "bin/missive.ts");
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ENVIRONMENT_VARIABLES) delete clean[name];
-  return { ...clean, ...env };
-}
-
-/** Runs `node --import tsx bin/missive.ts ...args` with a clean mail environment. */
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    execFile(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env: cleanEnv(env), encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") return fail(error);
-      done({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 let dir: string;
 let certs: TestCerts;
@@ -186,7 +163,7 @@ describe("missive send | head -1", () => {
     await writeFile(bodyPath, "line of text\n".repeat(160_000));
     const child = spawn(process.execPath, ["--import", "tsx", CLI, "send", "--to", "b@example.com", "--subject", "s", "--body-file", bodyPath, "--from", "a@example.com"], {
       cwd: ROOT,
-      env: cleanEnv({}),
+      env: cleanMailEnv({}),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
