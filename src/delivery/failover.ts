@@ -14,6 +14,7 @@
  * Route backends are opened on first use in a batch and closed after it (or kept from
  * `open()` to `close()`).
  */
+import { setMaxListeners } from "node:events";
 import { inspect } from "node:util";
 import { BackendError, ConfigurationError, InvalidArgumentError, type MissiveError } from "../errors.js";
 import { isClock, systemClock, type Clock } from "../observe/clock.js";
@@ -32,6 +33,7 @@ import { ObserverSet, type DeliveryObserver } from "./observer.js";
 import { resolveRateLimit, TokenBucket, type RateLimit } from "./rate-limit.js";
 import { ownOptions, type RetryPolicy } from "./retry.js";
 import { sharedCircuit } from "./state.js";
+import { anySignal } from "./wait.js";
 
 /** `sendMessagesWithReport`'s options, plus an observer for this call. */
 export interface FailoverSendOptions extends SendOptions {
@@ -181,6 +183,11 @@ export class FailoverBackend extends BaseEmailBackend {
     };
     const results: (DeliveryReport | undefined)[] = new Array<DeliveryReport | undefined>(messages.length).fill(undefined);
     const failures: { index: number; error: unknown }[] = [];
+    // The caller's signal is listened to once per batch, not once per message in flight: with
+    // more than ten at once Node would warn of a listener leak on the caller's signal.
+    const stop = anySignal([options.signal]);
+    setMaxListeners(Math.max(10, this.settings.concurrency + 1), stop.signal);
+    const messageOptions: SendOptions = options.signal === undefined ? options : { ...options, signal: stop.signal };
     let next = 0;
     const worker = async (): Promise<void> => {
       while (failures.length === 0 && next < messages.length) {
@@ -188,7 +195,7 @@ export class FailoverBackend extends BaseEmailBackend {
         const message = messages[i]!;
         let report: DeliveryReport;
         try {
-          report = await this.#one(message, context, options);
+          report = await this.#one(message, context, messageOptions);
         } catch (error) {
           failures.push({ index: i, error });
           return;
@@ -203,6 +210,7 @@ export class FailoverBackend extends BaseEmailBackend {
     try {
       await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, messages.length) }, worker));
     } finally {
+      stop.dispose();
       if (!this.#open) await this.#closeRoutes(opened);
     }
     const reports = results.filter((r): r is DeliveryReport => r !== undefined);
