@@ -19,13 +19,13 @@ function countListeners(signal: AbortSignal): { most: () => number } {
   let most = 0;
   const add = signal.addEventListener.bind(signal);
   const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((type: string, listener: EventListenerOrEventListenerObject, options?: AddEventListenerOptions) => {
-    if (type === "abort") most = Math.max(most, ++live);
-    add(type, listener, options);
+  signal.addEventListener = ((...args: Parameters<AbortSignal["addEventListener"]>) => {
+    if (args[0] === "abort") most = Math.max(most, ++live);
+    add(...args);
   }) as typeof signal.addEventListener;
-  signal.removeEventListener = ((type: string, listener: EventListenerOrEventListenerObject) => {
-    if (type === "abort") live -= 1;
-    remove(type, listener);
+  signal.removeEventListener = ((...args: Parameters<AbortSignal["removeEventListener"]>) => {
+    if (args[0] === "abort") live -= 1;
+    remove(...args);
   }) as typeof signal.removeEventListener;
   return { most: () => most };
 }
