@@ -1,13 +1,11 @@
 // dkimpy (Debian python3-dkim) as the independent judge of DKIM signatures and of the
 // canonical forms. One Python process per batch: JSON lines in, JSON lines out. DNS is
 // never asked: key records come with each request.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { askPython } from "./python-lines.js";
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "..", "oracle", "dkim_oracle.py");
-const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 export interface SignatureVerdict {
   ok: boolean;
@@ -26,39 +24,9 @@ export interface CanonicalForms {
 }
 
 async function run(requests: readonly Record<string, unknown>[], timeoutMs: number): Promise<Record<string, unknown>[]> {
-  if (requests.length === 0) return [];
-  const child = spawn(PYTHON, [SCRIPT], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
-  const stdout: Buffer[] = [];
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => stdout.push(c));
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (c: string) => {
-    if (stderr.length < 65536) stderr += c;
-  });
-  child.stdin.on("error", () => undefined); // reported through the exit code instead
-  const exited = new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`dkim oracle timed out after ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not run ${PYTHON}: ${err.message}`));
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
-  child.stdin.end(requests.map((r, id) => JSON.stringify({ ...r, id }) + "\n").join(""));
-  const code = await exited;
-  const lines = Buffer.concat(stdout).toString("utf8").split("\n").filter((l) => l.length > 0);
-  if (code !== 0 || lines.length !== requests.length) throw new Error(`dkim oracle failed (exit ${code}, ${lines.length}/${requests.length} answers)\n${stderr}`);
-  const answers = new Array<Record<string, unknown>>(requests.length);
-  for (const line of lines) {
-    const answer = JSON.parse(line) as Record<string, unknown> & { id: number };
+  const answers = await askPython(SCRIPT, requests, timeoutMs, "dkim oracle");
+  for (const answer of answers) {
     if (typeof answer["error"] === "string") throw new Error(`dkim oracle request #${answer.id} failed: ${answer["error"]}\n${String(answer["traceback"] ?? "")}`);
-    answers[answer.id] = answer;
   }
   return answers;
 }

@@ -1,12 +1,10 @@
 // Python's standard `email` package (policy=default) as an independent judge of the
 // bytes missive builds. One Python process per batch: JSON lines in, JSON lines out.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { askPython } from "./python-lines.js";
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "..", "oracle", "parse_message.py");
-const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 export interface ParsedAddress {
   /** Display name as decoded by Python ("" when none). */
@@ -96,52 +94,9 @@ export async function parseWithPythonResults(
   messages: readonly (Uint8Array | string)[],
   opts: OracleOptions = {},
 ): Promise<OracleResult[]> {
-  if (messages.length === 0) return [];
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const child = spawn(PYTHON, [SCRIPT], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, PYTHONIOENCODING: "utf-8", PYTHONDONTWRITEBYTECODE: "1" },
-  });
-  const stdout: Buffer[] = [];
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => stdout.push(c));
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (c: string) => {
-    if (stderr.length < 65536) stderr += c;
-  });
-  child.stdin.on("error", () => undefined); // reported through the exit code instead
-  const exited = new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`python oracle timed out after ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not run ${PYTHON}: ${err.message}`));
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
-  const payload = messages
-    .map((m, id) => {
-      const bytes = typeof m === "string" ? Buffer.from(m, "utf8") : Buffer.from(m.buffer, m.byteOffset, m.byteLength);
-      return JSON.stringify({ id, data: bytes.toString("base64") }) + "\n";
-    })
-    .join("");
-  child.stdin.end(payload);
-  const code = await exited;
-  const lines = Buffer.concat(stdout).toString("utf8").split("\n").filter((l) => l.length > 0);
-  if (code !== 0 || lines.length !== messages.length) {
-    throw new Error(`python oracle failed (exit ${code}, ${lines.length}/${messages.length} results)\n${stderr}`);
-  }
-  const results: OracleResult[] = new Array<OracleResult>(messages.length);
-  for (const line of lines) {
-    const r = JSON.parse(line) as OracleResult & { id: number };
-    const { id, ...rest } = r;
-    results[id] = rest as OracleResult;
-  }
+  const requests = messages.map((m) => ({ data: (typeof m === "string" ? Buffer.from(m, "utf8") : Buffer.from(m.buffer, m.byteOffset, m.byteLength)).toString("base64") }));
+  const answers = await askPython(SCRIPT, requests, opts.timeoutMs ?? 60_000, "python oracle");
+  const results: OracleResult[] = answers.map(({ id: _id, ...rest }) => rest as unknown as OracleResult);
   return results;
 }
 
