@@ -27,6 +27,7 @@ const targets = {
   "src/outbox/record.ts": ["test/outbox/record.test.ts"],
   "src/outbox/outcome.ts": ["test/outbox/outcome.test.ts"],
   "src/outbox/store.ts": ["test/outbox/store.test.ts", "test/outbox/record.test.ts", "test/outbox/outcome.test.ts"],
+  "src/outbox/spool-fs.ts": ["test/outbox/spool-fs.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
