@@ -24,6 +24,11 @@ const targets = {
   "src/delivery/rate-limit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/wait.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/dkim/canonicalize.ts": ["test/dkim/canonicalize.test.ts"],
+  "src/outbox/record.ts": ["test/outbox/record.test.ts"],
+  "src/outbox/outcome.ts": ["test/outbox/outcome.test.ts"],
+  "src/outbox/store.ts": ["test/outbox/store.test.ts", "test/outbox/record.test.ts", "test/outbox/outcome.test.ts"],
+  "src/outbox/spool-fs.ts": ["test/outbox/spool-fs.test.ts"],
+  "src/outbox/file-store.ts": ["test/outbox/file-store-basics.test.ts", "test/outbox/file-store.test.ts", "test/outbox/outbox.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
