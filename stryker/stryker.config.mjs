@@ -24,6 +24,9 @@ const targets = {
   "src/delivery/rate-limit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/wait.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/dkim/canonicalize.ts": ["test/dkim/canonicalize.test.ts"],
+  "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
+  "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
+  "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
