@@ -8,8 +8,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
+import { startSmtpSink as startTestSmtpSink } from "../test/helpers/smtp-sink.js";
 import { ROOT } from "./env.js";
 
 export interface Sink {
@@ -21,28 +21,6 @@ export interface Sink {
 
 export const SMTP_SINK = "/usr/sbin/smtp-sink";
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 function stopper(child: ChildProcess): () => Promise<void> {
   return () =>
@@ -60,23 +38,11 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
-/** smtp-sink on a free loopback port; resolves once it accepts connections. */
+/** smtp-sink on a free loopback port (the test helper's, with a backlog of 1000: a pool and 16 raw connections); resolves once it greets. */
 export async function startSmtpSink(): Promise<Sink> {
   if (!existsSync(SMTP_SINK)) throw new Error(`${SMTP_SINK} is missing: apt-get install postfix (only its smtp-sink binary is run)`);
-  const port = await freePort();
-  // -u: run as this user when started as root; backlog 1000 (a pool and 16 raw connections).
-  const asRoot = process.getuid?.() === 0 ? ["-u", "nobody"] : [];
-  const child = spawn(SMTP_SINK, [...asRoot, `127.0.0.1:${port}`, "1000"], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const stop = stopper(child);
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`smtp-sink exited: ${stderr}`);
-    if (await accepts(port)) return { name: "smtp-sink", host: "127.0.0.1", port, stop };
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await stop();
-  throw new Error(`smtp-sink did not start: ${stderr}`);
+  const sink = await startTestSmtpSink(1000);
+  return { name: "smtp-sink", host: sink.host, port: sink.port, stop: () => sink.stop() };
 }
 
 /** aiosmtpd dropping every message, on a port it picks; resolves once it listens. */
