@@ -608,7 +608,14 @@ function readAddrSpec(input: string, strict: boolean): AddrSpec {
   return { local, domain };
 }
 
+/**
+ * Mailboxes this module made and froze (`canonicalEntries`): already checked and
+ * canonical, so checking them again (each header render does) returns them as they are.
+ */
+const CANONICAL = new WeakSet<Mailbox>();
+
 function validateMailbox(item: Mailbox, field: string): Mailbox {
+  if (CANONICAL.has(item)) return item;
   const { name, address } = item as { name?: unknown; address?: unknown };
   checkString(address, `${field}: the address of a mailbox`);
   const label = name === undefined || name === null ? "" : name;
@@ -646,6 +653,21 @@ export function parseAddressEntries(input: AddressInput | undefined, field: stri
     }
   }
   return out;
+}
+
+/**
+ * `parseAddressEntries`, frozen: for a caller that keeps the entries and hands them on
+ * (a message parses each field once); checking a frozen mailbox again costs nothing.
+ */
+export function canonicalEntries(input: AddressInput | undefined, field: string): readonly (Mailbox | Group)[] {
+  const canonical = (m: Mailbox): Mailbox => {
+    const frozen = Object.freeze(m);
+    CANONICAL.add(frozen);
+    return frozen;
+  };
+  return Object.freeze(
+    parseAddressEntries(input, field).map((entry) => ("group" in entry ? Object.freeze({ group: entry.group, members: Object.freeze(entry.members.map(canonical)) as Mailbox[] }) : canonical(entry))),
+  );
 }
 
 /**

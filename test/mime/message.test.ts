@@ -41,6 +41,39 @@ describe("EmailMessage fields", () => {
     expect(msg.recipients()).toEqual(["bob@example.org", "eve@example.org", "c@example.org", "d@example.org"]);
   });
 
+  it("reads address fields afresh after they change, also in place, once they have been read (rendered, recipients)", async () => {
+    const bob = { name: "Bob", address: "bob@example.org" };
+    const msg = new EmailMessage({ ...base(), to: [bob], cc: "c@example.org" });
+    expect(msg.recipients()).toEqual(["bob@example.org", "c@example.org"]);
+    expect(headerBlock(await msg.asBytes())).toContain("To: Bob <bob@example.org>\r\n");
+    // The returned list is the caller's own.
+    msg.recipients().push("x@example.org");
+    expect(msg.recipients()).toEqual(["bob@example.org", "c@example.org"]);
+    bob.name = "Robert";
+    bob.address = "robert@example.org";
+    msg.to.push("eve@example.org");
+    msg.cc[0] = "Carol <carol@example.org>";
+    expect(msg.recipients()).toEqual(["robert@example.org", "eve@example.org", "carol@example.org"]);
+    const header = headerBlock(await msg.asBytes());
+    expect(header).toContain("To: Robert <robert@example.org>, eve@example.org\r\n");
+    expect(header).toContain("Cc: Carol <carol@example.org>\r\n");
+    // A bad address put in place is refused when the message is next read, not hidden by an earlier parse.
+    msg.to.push("not an address");
+    expect(() => msg.recipients()).toThrow(InvalidAddressError);
+    await expect(msg.asBytes()).rejects.toThrow(InvalidAddressError);
+    msg.to.pop();
+    (msg.from as unknown) = "ann@example.com";
+    msg.headers = { From: "Other <other@example.com>" };
+    expect(headerBlock(await msg.asBytes())).toContain("From: Other <other@example.com>\r\n");
+    expect(msg.envelope().from).toBe("ann@example.com");
+  });
+
+  it("keeps a null address field as given: refused when read", () => {
+    const msg = new EmailMessage({ ...base() });
+    (msg as unknown as { to: unknown }).to = null;
+    expect(() => msg.recipients()).toThrow(InvalidArgumentError);
+  });
+
   it("parses a string address field as an RFC 5322 list, never splitting it into characters", () => {
     const msg = new EmailMessage({ ...base(), to: 'a@example.org, "Doe, Bob" <b@example.org>' });
     expect(msg.recipients()).toEqual(["a@example.org", "b@example.org"]);
