@@ -151,9 +151,28 @@ function remember<T>(memo: Map<string, T>, input: string, value: T): void {
 }
 
 function copyEntries(entries: readonly (Mailbox | Group)[]): (Mailbox | Group)[] {
-  return entries.map((e) =>
-    "group" in e ? { group: e.group, members: e.members.map((m) => ({ name: m.name, address: m.address })) } : { name: e.name, address: e.address },
-  );
+  return entries.map((e) => ("group" in e ? { group: e.group, members: e.members.map(copyMailbox) } : copyMailbox(e)));
+}
+
+function copyMailbox(m: Mailbox): Mailbox {
+  const copy = { name: m.name, address: m.address };
+  const spec = SPEC_OF.get(m);
+  if (spec !== undefined) SPEC_OF.set(copy, spec);
+  return copy;
+}
+
+/**
+ * The addr-spec each mailbox this module made was parsed from, for `canonicalEntries`, so
+ * that what is later worked out from a kept mailbox (its SMTP form, its de-duplication key,
+ * whether it needs SMTPUTF8) does not parse its address again. Read only for mailboxes no
+ * caller has had yet (a caller's copy may have been changed since).
+ */
+const SPEC_OF = new WeakMap<Mailbox, AddrSpec>();
+
+function mailboxOf(name: string, spec: AddrSpec): Mailbox {
+  const mailbox = { name, address: renderSpec(spec) };
+  SPEC_OF.set(mailbox, spec);
+  return mailbox;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,7 +364,7 @@ class Parser {
     if (this.isSpecial(t, "<")) {
       this.next();
       const spec = this.angleAddr(t.pos);
-      return { name: phraseText(words), address: renderSpec(spec) };
+      return mailboxOf(phraseText(words), spec);
     }
     if (this.isSpecial(t, ":")) {
       if (!allowGroup) this.fail(`a group cannot be nested inside another group (":" at offset ${t.pos})`);
@@ -379,7 +398,7 @@ class Parser {
       const domain = this.domain(t.pos);
       const after = this.peek();
       const name = after.comments.length > 0 ? decodeWords(after.comments.join(" ").trim()) : "";
-      return { name, address: renderSpec({ local, domain }) };
+      return mailboxOf(name, Object.freeze({ local, domain }));
     }
     if (t.kind === "literal") this.fail(`a domain literal must follow "@" (${this.describe(t)})`);
     if (words.length === 0) this.fail(`expected an address but found ${this.describe(t)}`);
@@ -415,7 +434,7 @@ class Parser {
       if (close.kind === "end") this.fail(`unclosed "<" at offset ${open}`);
       this.fail(`expected ">" but found ${this.describe(close)}`);
     }
-    return { local, domain };
+    return Object.freeze({ local, domain });
   }
 
   /** After "@": dot-atom or domain literal. */
@@ -612,7 +631,7 @@ function readAddrSpec(input: string, strict: boolean): AddrSpec {
  * Mailboxes this module made and froze (`canonicalEntries`): already checked and
  * canonical, so checking them again (each header render does) returns them as they are.
  */
-const CANONICAL = new WeakSet<Mailbox>();
+const CANONICAL = new WeakMap<Mailbox, AddrSpec>();
 
 function validateMailbox(item: Mailbox, field: string): Mailbox {
   if (CANONICAL.has(item)) return item;
@@ -626,7 +645,7 @@ function validateMailbox(item: Mailbox, field: string): Mailbox {
   }
   assertWellFormed(label, `${field} display name`);
   assertWellFormed(address, `${field} address`);
-  return { name: label, address: renderSpec(parseAddrSpec(address.trim(), false)) };
+  return mailboxOf(label, parseAddrSpec(address.trim(), false));
 }
 
 /**
@@ -661,8 +680,10 @@ export function parseAddressEntries(input: AddressInput | undefined, field: stri
  */
 export function canonicalEntries(input: AddressInput | undefined, field: string): readonly (Mailbox | Group)[] {
   const canonical = (m: Mailbox): Mailbox => {
+    if (CANONICAL.has(m)) return m;
+    const spec = SPEC_OF.get(m) ?? parseAddrSpec(m.address, false);
     const frozen = Object.freeze(m);
-    CANONICAL.add(frozen);
+    CANONICAL.set(frozen, spec);
     return frozen;
   };
   return Object.freeze(
@@ -844,8 +865,7 @@ export function formatPhraseParts(text: string, opts: FormatOptions): string[] {
 }
 
 /** The addr-spec as it goes into a header. */
-function wireAddrSpec(address: string, utf8: boolean): string {
-  const spec = parseAddrSpec(address.trim(), false);
+function wireAddrSpec(address: string, utf8: boolean, spec: AddrSpec = parseAddrSpec(address.trim(), false)): string {
   if (!utf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "a header holding it");
   let domain = spec.domain;
   if (!utf8) domain = toAsciiDomain(domain, address);
@@ -859,7 +879,7 @@ function wireAddrSpec(address: string, utf8: boolean): string {
  */
 export function formatAddressParts(m: Mailbox, opts: FormatOptions): string[] {
   const mailbox = validateMailbox(m, "address");
-  const spec = wireAddrSpec(mailbox.address, opts.utf8);
+  const spec = wireAddrSpec(mailbox.address, opts.utf8, CANONICAL.get(mailbox));
   if (Buffer.byteLength(spec) > MAX_PIECE) throw new InvalidAddressError(mailbox.address, `Invalid address ${show(mailbox.address)}: too long for a header`);
   if (mailbox.name === "") return [spec];
   return [...phrasePieces(mailbox.name, opts, true), `<${spec}>`];
@@ -911,7 +931,20 @@ export function envelopeAddress(address: string, opts: { smtputf8: boolean }): s
   const bad = findLineBreakOrNul(address);
   if (bad >= 0) fail(address, `${describeChar(address.charCodeAt(bad))} at offset ${bad}`);
   assertWellFormed(address, "envelope address");
-  const spec = parseAddrSpec(address, true);
+  return envelopeForm(parseAddrSpec(address, true), address, opts);
+}
+
+/**
+ * `envelopeAddress(m.address, opts)` for a mailbox: a kept one (`canonicalEntries`) is not
+ * parsed again, since its address is the canonical form of its addr-spec, which has no white
+ * space or comment outside quotes (the strict parse would give the same addr-spec).
+ */
+export function mailboxEnvelopeAddress(m: Mailbox, opts: { smtputf8: boolean }): string {
+  const spec = CANONICAL.get(m);
+  return spec === undefined ? envelopeAddress(m.address, opts) : envelopeForm(spec, m.address, opts);
+}
+
+function envelopeForm(spec: AddrSpec, address: string, opts: { smtputf8: boolean }): string {
   if (!opts.smtputf8 && !isAscii(spec.local)) throw smtpUtf8Error(address, "the SMTP envelope");
   const domain = opts.smtputf8 ? spec.domain : toAsciiDomain(spec.domain, address);
   if (opts.smtputf8 && !isAscii(domain) && !domain.startsWith("[")) toAsciiDomain(domain, address);
@@ -941,7 +974,22 @@ export function needsSmtpUtf8(address: string): boolean {
  * `xn--bcher-kva.example` are one domain (RFC 5890 §2.3.2.1).
  */
 export function mailboxKey(address: string): string {
-  const spec = parseAddrSpec(address.trim(), false);
+  return keyOf(parseAddrSpec(address.trim(), false), address);
+}
+
+/** `mailboxKey(m.address)`, without parsing a kept mailbox again. */
+export function mailboxKeyOf(m: Mailbox): string {
+  const spec = CANONICAL.get(m);
+  return spec === undefined ? mailboxKey(m.address) : keyOf(spec, m.address);
+}
+
+/** `needsSmtpUtf8(m.address)`, without parsing a kept mailbox again. */
+export function mailboxNeedsSmtpUtf8(m: Mailbox): boolean {
+  const spec = CANONICAL.get(m);
+  return spec === undefined ? needsSmtpUtf8(m.address) : !isAscii(spec.local);
+}
+
+function keyOf(spec: AddrSpec, address: string): string {
   const domain = spec.domain.startsWith("[") || isAscii(spec.domain) ? spec.domain.toLowerCase() : toAsciiDomain(spec.domain, address);
   return `${renderLocal(spec.local)}@${domain}`;
 }

@@ -8,7 +8,7 @@ import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { dkimSetting, type DkimSetting, type DkimSigner } from "../dkim/options.js";
 import { normalizeCharset } from "./encoding/charset.js";
-import { canonicalEntries, normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, type Group, type Mailbox } from "./address.js";
+import { canonicalEntries, envelopeAddress, mailboxEnvelopeAddress, mailboxKeyOf, mailboxNeedsSmtpUtf8, normalizeAddresses, type Group, type Mailbox } from "./address.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
@@ -137,8 +137,8 @@ export class EmailMessage {
    * builds its messages long before it sends them.
    */
   #parsed = new Map<string, { readonly key: readonly unknown[]; readonly entries: readonly (Mailbox | Group)[] }>();
-  /** recipients() for the to, cc and bcc lists it was worked out from. */
-  #recipients: { readonly key: readonly unknown[]; readonly addresses: readonly string[] } | undefined;
+  /** The recipients' mailboxes for the to, cc and bcc lists they were worked out from. */
+  #recipients: { readonly key: readonly unknown[]; readonly mailboxes: readonly Mailbox[] } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
     if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -360,19 +360,24 @@ export class EmailMessage {
    * case-insensitively, the first spelling kept): the SMTP envelope.
    */
   recipients(): string[] {
+    return this.#recipientMailboxes().map((m) => m.address);
+  }
+
+  /** The mailboxes behind recipients(), worked out once while to, cc and bcc hold the same values. */
+  #recipientMailboxes(): readonly Mailbox[] {
     const key = [...addressKey(this.#to), ...addressKey(this.#cc), ...addressKey(this.#bcc)];
     const cached = this.#recipients;
-    if (cached !== undefined && sameValues(cached.key, key)) return [...cached.addresses];
-    const seen = new Map<string, string>();
+    if (cached !== undefined && sameValues(cached.key, key)) return cached.mailboxes;
+    const seen = new Map<string, Mailbox>();
     for (const field of ["to", "cc", "bcc"] as const) {
-      for (const { address } of flatten(this.#entries(field, field, this[field]))) {
-        const id = mailboxKey(address);
-        if (!seen.has(id)) seen.set(id, address);
+      for (const mailbox of flatten(this.#entries(field, field, this[field]))) {
+        const id = mailboxKeyOf(mailbox);
+        if (!seen.has(id)) seen.set(id, mailbox);
       }
     }
-    const addresses = [...seen.values()];
-    this.#recipients = { key, addresses };
-    return [...addresses];
+    const mailboxes = [...seen.values()];
+    this.#recipients = { key, mailboxes };
+    return mailboxes;
   }
 
   /** Checks a value given to an address field and returns the list the field keeps, its parse kept with it. */
@@ -400,21 +405,20 @@ export class EmailMessage {
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
   needsSmtpUtf8(): boolean {
-    const from = flatten(this.#entries("from", "from", this.from)).map((m) => m.address);
-    const addresses = [...from, ...this.recipients(), ...flatten(this.#entries("replyTo", "replyTo", this.#replyTo)).map((m) => m.address)];
+    const mailboxes = [...flatten(this.#entries("from", "from", this.from)), ...this.#recipientMailboxes(), ...flatten(this.#entries("replyTo", "replyTo", this.#replyTo))];
     for (const name of OVERRIDABLE.slice(0, 4)) {
       const override = this.headerOverride(name);
-      if (override !== undefined) addresses.push(...normalizeAddresses(override, name).map((m) => m.address));
+      if (override !== undefined) mailboxes.push(...normalizeAddresses(override, name));
     }
-    return addresses.some((address) => needsSmtpUtf8(address));
+    return mailboxes.some((m) => mailboxNeedsSmtpUtf8(m));
   }
 
   /** MAIL FROM and RCPT TO addresses: domains in IDNA unless SMTPUTF8 is in use. */
   envelope(options: { smtputf8?: boolean } = {}): { from: string; to: string[] } {
     const smtputf8 = options.smtputf8 ?? false;
     return {
-      from: envelopeAddress(this.envelopeFrom(), { smtputf8 }),
-      to: this.recipients().map((address) => envelopeAddress(address, { smtputf8 })),
+      from: mailboxEnvelopeAddress(this.envelopeFrom(), { smtputf8 }),
+      to: this.#recipientMailboxes().map((m) => mailboxEnvelopeAddress(m, { smtputf8 })),
     };
   }
 
@@ -551,8 +555,8 @@ export class EmailMessage {
       const entries = canonicalEntries(value, name);
       if (entries.length > 0) after.push({ name, kind, entries });
     }
-    const envelopeFrom = from[0]?.address;
-    const recipients = this.recipients();
+    const envelopeFrom = from[0];
+    const recipients = this.#recipientMailboxes();
     return {
       owner: this,
       charset,
@@ -567,7 +571,7 @@ export class EmailMessage {
       needsSmtpUtf8: this.needsSmtpUtf8(),
       envelope: (smtputf8) => {
         if (envelopeFrom === undefined) throw new InvalidArgumentError("The message has no From address");
-        return { from: envelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((address) => envelopeAddress(address, { smtputf8 })) };
+        return { from: mailboxEnvelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
       },
     };
   }
@@ -646,10 +650,10 @@ export class EmailMessage {
     return this.#encoding ?? normalizeCharset(getMessageDefaults().charset);
   }
 
-  private envelopeFrom(): string {
+  private envelopeFrom(): Mailbox {
     const [mailbox] = flatten(this.#entries("from", "from", this.from));
     if (!mailbox) throw new InvalidArgumentError("The message has no From address");
-    return mailbox.address;
+    return mailbox;
   }
 
   private headerOverride(lowerName: string): string | undefined {

@@ -74,6 +74,20 @@ describe("EmailMessage fields", () => {
     expect(() => msg.recipients()).toThrow(InvalidArgumentError);
   });
 
+  it("sends text as 7bit or 8bit only when every line fits in 998 octets, whatever the width of its characters", async () => {
+    const cte = async (body: string, policy = policies.eightBit) => /Content-Transfer-Encoding: (\S+)/.exec(headerBlock(await new EmailMessage({ ...base(), body }).asBytes(policy)))![1];
+    expect(await cte("plain\nlines\n")).toBe("7bit");
+    expect(await cte("Grüße\n")).toBe("8bit");
+    expect(await cte("Grüße aus Berlin, bis bald und schöne Tage!\n", policies.default)).toBe("quoted-printable");
+    // 400 characters, 800 octets: fits, although 3 octets a character would not.
+    expect(await cte(`${"é".repeat(400)}\n`)).toBe("8bit");
+    expect(await cte(`${"é".repeat(499)}\n`)).toBe("8bit");
+    expect(await cte(`${"é".repeat(500)}\n`)).not.toMatch(/^(7bit|8bit)$/);
+    expect(await cte(`${"a".repeat(998)}\n`)).toBe("7bit");
+    expect(await cte(`${"a".repeat(999)}\n`)).toBe("quoted-printable");
+    expect(await cte("nul \0 here\n")).toBe("base64");
+  });
+
   it("parses a string address field as an RFC 5322 list, never splitting it into characters", () => {
     const msg = new EmailMessage({ ...base(), to: 'a@example.org, "Doe, Bob" <b@example.org>' });
     expect(msg.recipients()).toEqual(["a@example.org", "b@example.org"]);
