@@ -198,12 +198,21 @@ function phrasePieces(name: string, opts: FormatOptions, lead: boolean): string[
   if (!nameNeedsEncoding(name, opts.utf8)) {
     const plain = plainPieces(name);
     if (plain !== undefined) return plain;
-  } else {
-    const mixed = mixedPhrasePieces(name, opts, lead);
-    if (mixed !== undefined) return mixed;
+    return phraseWords(name, opts, lead);
   }
-  return phraseWords(name, opts, lead);
+  // Encoding a name costs far more than finding it here, and a bulk send writes the same
+  // From name into every message: the last few encoded names are kept (as copies handed out).
+  const key = `${opts.utf8}\0${opts.charset}\0${opts.encodedWordLength}\0${opts.leadEncodedWordLength}\0${lead}\0${name}`;
+  const known = ENCODED_NAMES.get(key);
+  if (known !== undefined) return [...known];
+  const pieces = mixedPhrasePieces(name, opts, lead) ?? phraseWords(name, opts, lead);
+  if (ENCODED_NAMES.size >= 64) ENCODED_NAMES.delete(ENCODED_NAMES.keys().next().value as string);
+  ENCODED_NAMES.set(key, [...pieces]);
+  return pieces;
 }
+
+/** Display names that needed encoding, as pieces, by the name and the options they were encoded with. */
+const ENCODED_NAMES = new Map<string, readonly string[]>();
 
 /**
  * A phrase that is not a display name (a List-Id's description) formatted as a display name
