@@ -1,17 +1,24 @@
 /**
  * One workload at a time, for a CPU profile (bench/PROFILE.md): no reference runs beside it,
  * so that every sample is missive's. `node --cpu-prof --cpu-prof-dir=prof bench/bundle.mjs
- * profile smtp` (or `pool`, `aiosmtpd`, `rfc2047`), then `node bench/profile-summary.mjs prof/*.cpuprofile`.
+ * profile smtp` (or `pool`, `aiosmtpd`, `rfc2047`, `compose`), then `node bench/profile-summary.mjs prof/*.cpuprofile`.
  */
 import { SmtpBackend } from "../src/backends/smtp.js";
 import { renderHeader } from "../src/mime/headers.js";
+import { composeSplit } from "./compose.js";
 import { composeMessage } from "./smtp.js";
 import { startAiosmtpd, startSmtpSink } from "./sinks.js";
 
 const workload = process.argv[3] ?? "smtp";
 const count = Number(process.env["BENCH_MESSAGES"] ?? 2000);
 
-if (workload === "rfc2047") {
+if (workload === "compose") {
+  // The bench's message built and rendered without a network: where composing's CPU goes.
+  for (let round = 0; round < 16; round++) {
+    const split = await composeSplit(count);
+    console.log(`compose: constructor ${split.construct.toFixed(1)} µs, asBytes(eightBit) ${split.asBytes.toFixed(1)} µs, recipients() ${split.recipients.toFixed(1)} µs CPU per message`);
+  }
+} else if (workload === "rfc2047") {
   const subjects = ["Réunion trimestrielle : résultats, prévisions et café ☕", "Квартальный отчёт: итоги и планы"];
   let octets = 0;
   for (let round = 0; round < 40; round++) for (const subject of subjects) for (let i = 0; i < 20_000; i++) octets += renderHeader("Subject", subject, { utf8: false, charset: "utf-8" }).length;
@@ -36,5 +43,5 @@ if (workload === "rfc2047") {
     await sink.stop();
   }
 } else {
-  throw new Error(`bench/profile.ts: no workload ${workload} (smtp, pool, aiosmtpd, rfc2047)`);
+  throw new Error(`bench/profile.ts: no workload ${workload} (smtp, pool, aiosmtpd, rfc2047, compose)`);
 }

@@ -61,10 +61,13 @@ export class BatchSignals {
 }
 
 export class MessageCut {
-  /** The batch's stop or this message's cut: what the gate and the wait for a connection listen to. */
-  readonly waits: AbortSignal;
-  readonly #cut = new AbortController();
-  readonly #waits = new AbortController();
+  // Booleans, and a signal only when something listens: an AbortController costs a few
+  // microseconds to make, as much as a small message's rendering, and most messages never
+  // need one (only a `beforeEach` gate or a wait for a connection does).
+  #cut = false;
+  /** The batch stopped or the message was cut: its waits are over. */
+  #waitsEnded = false;
+  #waits: AbortController | undefined;
   readonly #batch: BatchSignals;
   readonly #clock: Clock;
   readonly #deadline: number | undefined;
@@ -84,8 +87,7 @@ export class MessageCut {
     this.#clock = clock;
     this.#deadline = deadline;
     this.#left = deadline;
-    this.waits = this.#waits.signal;
-    if (batch.stop.aborted) this.#waits.abort();
+    if (batch.stop.aborted) this.#waitsEnded = true;
     const aborted = batch.sources.find((source) => source.aborted);
     if (aborted !== undefined) this.#fire(aborted.reason, false);
     batch.join(this);
@@ -93,7 +95,21 @@ export class MessageCut {
   }
 
   get cut(): boolean {
-    return this.#cut.signal.aborted;
+    return this.#cut;
+  }
+
+  /** The batch's stop or this message's cut: what the gate and the wait for a connection listen to. */
+  get waits(): AbortSignal {
+    if (this.#waits === undefined) {
+      this.#waits = new AbortController();
+      if (this.#waitsEnded) this.#waits.abort();
+    }
+    return this.#waits.signal;
+  }
+
+  /** `waits.aborted`, without making the signal. */
+  get waitsEnded(): boolean {
+    return this.#waitsEnded;
   }
 
   /** The deadline counts again (after `pause`). */
@@ -143,7 +159,7 @@ export class MessageCut {
 
   /** The batch stopped (BatchSignals): the message's waits end. */
   stopWaits(): void {
-    this.#waits.abort();
+    this.#endWaits();
   }
 
   /** The caller's or the backend's signal aborted (BatchSignals): the message is cut. */
@@ -156,9 +172,14 @@ export class MessageCut {
     this.#reason = reason;
     this.#timedOut = timedOut;
     this.#clearTimer();
-    this.#cut.abort(reason);
-    this.#waits.abort();
+    this.#cut = true;
+    this.#endWaits();
     this.#onWire?.();
+  }
+
+  #endWaits(): void {
+    this.#waitsEnded = true;
+    this.#waits?.abort();
   }
 
   #clearTimer(): void {

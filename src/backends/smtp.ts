@@ -353,7 +353,7 @@ export class SmtpBackend extends BaseEmailBackend {
   /** A message as the batch carries it; its deadline starts now, and so does its observed delivery. */
   #slot(index: number, message: EmailMessage, recipients: readonly string[], signals: BatchSignals, options: SendOptions, observed: Promise<unknown>[]): Slot {
     const cut = new MessageCut(signals, this.deadline, this.#config.clock);
-    const admitted = options.beforeEach === undefined && !cut.waits.aborted;
+    const admitted = options.beforeEach === undefined && !cut.waitsEnded;
     const slot: Slot = { index, message, recipients, at: this.#config.clock.now(), cut, admitted, gate: admitted ? PASSED : undefined, lane: undefined, messageId: undefined };
     const observation = observationOf(this);
     const start = { recipients, route: options.route, attempt: options.attempt, message };
@@ -395,7 +395,7 @@ export class SmtpBackend extends BaseEmailBackend {
    */
   #admit(slot: Slot, options: SendOptions): Promise<void> {
     slot.gate ??= (async () => {
-      if (slot.cut.waits.aborted) throw slot.cut.notStarted();
+      if (slot.cut.waitsEnded) throw slot.cut.notStarted();
       await options.beforeEach?.(slot.message, slot.cut.waits);
       slot.admitted = true;
     })();

@@ -7,6 +7,7 @@
  * (a 7bit label on 8-bit data, lines over 998 octets, bare line breaks), because that is
  * exactly what a lenient reader would later misrender.
  */
+import { isAscii } from "node:buffer";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
@@ -18,6 +19,7 @@ import { isFileContent, type FileContent } from "./file-content.js";
 import type { Policy } from "./policy.js";
 import {
   canonicalLineBreaks,
+  canonicalTextFitsLines,
   chooseMessageEncoding,
   chooseTextEncoding,
   LineBreakCanonicaliser,
@@ -113,7 +115,17 @@ function planString(leaf: LeafSpec, text: string, context: BodyContext): BodyPla
   const charset = leaf.charset ?? context.charset;
   const isText = leaf.contentType.startsWith("text/");
   // Text is canonical CRLF and ends with a line break (as Python's set_content does).
-  const bytes = encodeText(isText ? ensureFinalLineBreak(canonicalLineBreaks(text)) : text, charset);
+  const content = isText ? ensureFinalLineBreak(canonicalLineBreaks(text)) : text;
+  const bytes = encodeText(content, charset);
+  if (isText && charset === "utf-8" && leaf.transferEncoding === undefined) {
+    // The usual case, decided without scanning the bytes: UTF-8 text whose lines are short
+    // enough whatever their characters go as they are, 7bit if ASCII, else 8bit if allowed.
+    const ascii = isAscii(bytes);
+    if ((ascii || context.policy.allow8bit) && canonicalTextFitsLines(content, ascii ? 1 : 3)) {
+      const encoding = ascii ? "7bit" : "8bit";
+      return { contentType: leaf.contentType, charset, encoding, encoded: bytes, size: bytes.length, eightBit: !ascii, utf8Headers: false };
+    }
+  }
   const scan = scanBytes(bytes);
   const encoding = leaf.transferEncoding ?? (isText ? chooseTextEncoding(scan, context.policy.allow8bit, bytes) : "base64");
   const labelled = isText || charset !== "utf-8" || scan.hasHighBytes ? charset : undefined;

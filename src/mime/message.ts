@@ -8,7 +8,7 @@ import mimeTypes from "mime-types";
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { dkimSetting, type DkimSetting, type DkimSigner } from "../dkim/options.js";
 import { normalizeCharset } from "./encoding/charset.js";
-import { normalizeAddresses, needsSmtpUtf8, envelopeAddress, mailboxKey, parseAddressEntries, type Group, type Mailbox } from "./address.js";
+import { canonicalEntries, envelopeAddress, mailboxEnvelopeAddress, mailboxKeyOf, mailboxNeedsSmtpUtf8, normalizeAddresses, type Group, type Mailbox } from "./address.js";
 import { assertDistinctHeaderNames, assertHeaderName, assertHeaderValue, headerKind } from "./headers.js";
 import { getMessageDefaults, type MessageSender } from "./defaults.js";
 import { assertCalendarMethodMatches } from "./calendar.js";
@@ -130,6 +130,15 @@ export class EmailMessage {
   #list: ListOptions = {};
   #dkim: readonly DkimSigner[] | false | undefined;
   #frozen: { readonly key: readonly unknown[]; readonly frozen: Frozen } | undefined;
+  /**
+   * Each address field as last parsed, kept while the field holds the same values: one
+   * message reads its addresses several times (checked when set, then for the envelope, the
+   * de-duplication of recipients, the SMTPUTF8 check and the headers), and a bulk send
+   * builds its messages long before it sends them.
+   */
+  #parsed = new Map<string, { readonly key: readonly unknown[]; readonly entries: readonly (Mailbox | Group)[] }>();
+  /** The recipients' mailboxes for the to, cc and bcc lists they were worked out from. */
+  #recipients: { readonly key: readonly unknown[]; readonly mailboxes: readonly Mailbox[] } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
     if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -184,7 +193,7 @@ export class EmailMessage {
     return this.#from ?? getMessageDefaults().from;
   }
   set from(value: string | Mailbox | undefined) {
-    if (value !== undefined && normalizeAddresses(value, "from").length !== 1) {
+    if (value !== undefined && flatten(this.#entries("from", "from", value)).length !== 1) {
       throw new BadHeaderError("from", "from must be exactly one address");
     }
     this.#from = value;
@@ -195,25 +204,25 @@ export class EmailMessage {
     return this.#to;
   }
   set to(value: AddressField) {
-    this.#to = addressList(value, "to");
+    this.#to = this.#checkedList("to", value);
   }
   get cc(): (string | Mailbox)[] {
     return this.#cc;
   }
   set cc(value: AddressField) {
-    this.#cc = addressList(value, "cc");
+    this.#cc = this.#checkedList("cc", value);
   }
   get bcc(): (string | Mailbox)[] {
     return this.#bcc;
   }
   set bcc(value: AddressField) {
-    this.#bcc = addressList(value, "bcc");
+    this.#bcc = this.#checkedList("bcc", value);
   }
   get replyTo(): (string | Mailbox)[] {
     return this.#replyTo;
   }
   set replyTo(value: AddressField) {
-    this.#replyTo = addressList(value, "replyTo");
+    this.#replyTo = this.#checkedList("replyTo", value);
   }
 
   get headers(): Record<string, string> {
@@ -351,33 +360,65 @@ export class EmailMessage {
    * case-insensitively, the first spelling kept): the SMTP envelope.
    */
   recipients(): string[] {
-    const seen = new Map<string, string>();
-    for (const [field, list] of [["to", this.#to], ["cc", this.#cc], ["bcc", this.#bcc]] as const) {
-      for (const { address } of normalizeAddresses(list, field)) {
-        const key = mailboxKey(address);
-        if (!seen.has(key)) seen.set(key, address);
+    return this.#recipientMailboxes().map((m) => m.address);
+  }
+
+  /** The mailboxes behind recipients(), worked out once while to, cc and bcc hold the same values. */
+  #recipientMailboxes(): readonly Mailbox[] {
+    const key = [...addressKey(this.#to), ...addressKey(this.#cc), ...addressKey(this.#bcc)];
+    const cached = this.#recipients;
+    if (cached !== undefined && sameValues(cached.key, key)) return cached.mailboxes;
+    const seen = new Map<string, Mailbox>();
+    for (const field of ["to", "cc", "bcc"] as const) {
+      for (const mailbox of flatten(this.#entries(field, field, this[field]))) {
+        const id = mailboxKeyOf(mailbox);
+        if (!seen.has(id)) seen.set(id, mailbox);
       }
     }
-    return [...seen.values()];
+    const mailboxes = [...seen.values()];
+    this.#recipients = { key, mailboxes };
+    return mailboxes;
+  }
+
+  /** Checks a value given to an address field and returns the list the field keeps, its parse kept with it. */
+  #checkedList(slot: string, value: AddressField): (string | Mailbox)[] {
+    const entries = this.#entries(slot, slot, value);
+    const list = addressList(value);
+    // The list parses as the value did (a string becomes a list of that string, a list its
+    // copy), except null, which the field keeps as a list holding null.
+    if (value !== null && value !== undefined) this.#parsed.set(slot, { key: addressKey(list), entries });
+    return list;
+  }
+
+  /**
+   * The entries of an address field (`slot`: from, to, cc, bcc, replyTo), parsed once while
+   * the field holds the same values; `field` names it in an error. Frozen: they are shared.
+   */
+  #entries(slot: string, field: string, value: AddressField | undefined): readonly (Mailbox | Group)[] {
+    const key = addressKey(value);
+    const cached = this.#parsed.get(slot);
+    if (cached !== undefined && sameValues(cached.key, key)) return cached.entries;
+    const entries = canonicalEntries(value, field);
+    this.#parsed.set(slot, { key, entries });
+    return entries;
   }
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
   needsSmtpUtf8(): boolean {
-    const from = normalizeAddresses(this.from, "from").map((m) => m.address);
-    const addresses = [...from, ...this.recipients(), ...normalizeAddresses(this.#replyTo, "replyTo").map((m) => m.address)];
+    const mailboxes = [...flatten(this.#entries("from", "from", this.from)), ...this.#recipientMailboxes(), ...flatten(this.#entries("replyTo", "replyTo", this.#replyTo))];
     for (const name of OVERRIDABLE.slice(0, 4)) {
       const override = this.headerOverride(name);
-      if (override !== undefined) addresses.push(...normalizeAddresses(override, name).map((m) => m.address));
+      if (override !== undefined) mailboxes.push(...normalizeAddresses(override, name));
     }
-    return addresses.some((address) => needsSmtpUtf8(address));
+    return mailboxes.some((m) => mailboxNeedsSmtpUtf8(m));
   }
 
   /** MAIL FROM and RCPT TO addresses: domains in IDNA unless SMTPUTF8 is in use. */
   envelope(options: { smtputf8?: boolean } = {}): { from: string; to: string[] } {
     const smtputf8 = options.smtputf8 ?? false;
     return {
-      from: envelopeAddress(this.envelopeFrom(), { smtputf8 }),
-      to: this.recipients().map((address) => envelopeAddress(address, { smtputf8 })),
+      from: mailboxEnvelopeAddress(this.envelopeFrom(), { smtputf8 }),
+      to: this.#recipientMailboxes().map((m) => mailboxEnvelopeAddress(m, { smtputf8 })),
     };
   }
 
@@ -486,19 +527,21 @@ export class EmailMessage {
     validateExtraHeaders(this.#headers);
     assertListHeadersFree(this.#list, Object.keys(this.#headers));
     if (this.#subject !== "") assertHeaderValue("subject", this.#subject);
-    const from = normalizeAddresses(this.from, "from");
+    const from = flatten(this.#entries("from", "from", this.from));
     const before: FieldSpec[] = [];
     // To, Cc and Reply-To are address-lists (RFC 5322 §3.6.2, §3.6.3) and keep their groups:
     // `Team: a@x.org;`, `undisclosed-recipients:;`. From is a mailbox-list, so a group is flattened.
-    const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], value: AddressField) => {
+    const addressHeader = (name: string, key: (typeof OVERRIDABLE)[number], slot: string, value: AddressField | readonly Mailbox[]) => {
       const override = this.headerOverride(key);
-      const entries: (Mailbox | Group)[] = key === "from" ? normalizeAddresses(override ?? value, key) : parseAddressEntries(override ?? value, key);
+      // An override is a header value of its own (kept apart from the field's parse).
+      const parsed = override === undefined ? (key === "from" ? value as readonly Mailbox[] : this.#entries(slot, key, value as AddressField)) : this.#entries(`${key} header`, key, override);
+      const entries = key === "from" ? flatten(parsed) : parsed;
       if (entries.length > 0) before.push({ name, kind: "address", entries });
     };
-    addressHeader("From", "from", from);
-    addressHeader("To", "to", this.#to);
-    addressHeader("Cc", "cc", this.#cc);
-    addressHeader("Reply-To", "reply-to", this.#replyTo);
+    addressHeader("From", "from", "from", from);
+    addressHeader("To", "to", "to", this.#to);
+    addressHeader("Cc", "cc", "cc", this.#cc);
+    addressHeader("Reply-To", "reply-to", "replyTo", this.#replyTo);
     before.push({ name: "Subject", kind: "unstructured", value: this.headerOverride("subject") ?? this.#subject });
     const after: FieldSpec[] = listHeaderFields(this.#list, charset).map(([name, value]) => ({ name, kind: "raw", value }));
     for (const [name, value] of Object.entries(this.#headers)) {
@@ -509,11 +552,11 @@ export class EmailMessage {
         continue;
       }
       // An address header with nobody in it (Sender: "") would be an empty, invalid header.
-      const entries = parseAddressEntries(value, name);
+      const entries = canonicalEntries(value, name);
       if (entries.length > 0) after.push({ name, kind, entries });
     }
-    const envelopeFrom = from[0]?.address;
-    const recipients = this.recipients();
+    const envelopeFrom = from[0];
+    const recipients = this.#recipientMailboxes();
     return {
       owner: this,
       charset,
@@ -528,7 +571,7 @@ export class EmailMessage {
       needsSmtpUtf8: this.needsSmtpUtf8(),
       envelope: (smtputf8) => {
         if (envelopeFrom === undefined) throw new InvalidArgumentError("The message has no From address");
-        return { from: envelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((address) => envelopeAddress(address, { smtputf8 })) };
+        return { from: mailboxEnvelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
       },
     };
   }
@@ -607,10 +650,10 @@ export class EmailMessage {
     return this.#encoding ?? normalizeCharset(getMessageDefaults().charset);
   }
 
-  private envelopeFrom(): string {
-    const [mailbox] = normalizeAddresses(this.from, "from");
+  private envelopeFrom(): Mailbox {
+    const [mailbox] = flatten(this.#entries("from", "from", this.from));
     if (!mailbox) throw new InvalidArgumentError("The message has no From address");
-    return mailbox.address;
+    return mailbox;
   }
 
   private headerOverride(lowerName: string): string | undefined {
@@ -706,8 +749,30 @@ function requireString(value: unknown, field: string): string {
   return value;
 }
 
-function addressList(value: AddressField, field: string): (string | Mailbox)[] {
-  normalizeAddresses(value, field);
+/** An address field's values as a flat list compared value by value (a mailbox object by identity and its two fields). */
+function addressKey(value: AddressField | undefined): unknown[] {
+  // A list and a lone value are told apart: [x] and x parse alike, but [null] and null do not.
+  const key: unknown[] = [Array.isArray(value)];
+  const items: readonly unknown[] = Array.isArray(value) ? value : [value];
+  for (const a of items as readonly (string | Mailbox | undefined)[]) {
+    if (typeof a === "object" && a !== null) key.push(a, a.name, a.address);
+    else key.push(a);
+  }
+  return key;
+}
+
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+}
+
+/** The mailboxes of address entries, a group's members in its place (an empty group gives none). */
+function flatten(entries: readonly (Mailbox | Group)[]): readonly Mailbox[] {
+  if (!entries.some((e) => "group" in e)) return entries as readonly Mailbox[];
+  return entries.flatMap((e) => ("group" in e ? e.members : [e]));
+}
+
+/** The list a field setter keeps (the value was checked first). */
+function addressList(value: AddressField): (string | Mailbox)[] {
   if (typeof value === "string") return value.trim() === "" ? [] : [value];
   if (Array.isArray(value)) return [...(value as readonly (string | Mailbox)[])];
   return [value as Mailbox];

@@ -152,6 +152,8 @@ export interface PreparedRoot {
   body(): AsyncGenerator<Buffer>;
   /** Octets of `body()`, when every source's size is known. */
   readonly bodySize: number | undefined;
+  /** The whole body, when it is one buffer already in memory (a leaf of encoded text): what `body()` yields. */
+  readonly bodyBytes: Buffer | undefined;
   readonly eightBit: boolean;
   readonly utf8Headers: boolean;
   /** Whether `text` (ASCII) occurs in the root's bytes held in memory (boundary checks of an enclosing message). */
@@ -166,6 +168,7 @@ export async function prepareRoot(part: MimePart, context: PrepareContext): Prom
     header: node.header.subarray(0, node.header.length - CRLF.length),
     body: () => emitContent(node),
     bodySize: node.size === undefined ? undefined : node.size - node.header.length,
+    bodyBytes: node.kind === "leaf" ? node.plan.encoded : undefined,
     eightBit: node.eightBit,
     utf8Headers: node.utf8Headers,
     occurs: (text) => occursIn(node, text),
@@ -243,6 +246,35 @@ function hasHighBytes(bytes: Buffer): boolean {
 }
 
 function contentHeaders(
+  part: MimePart,
+  context: PrepareContext,
+  resolved: { contentType?: string; charset?: string | undefined; boundary?: string; rootType?: string | undefined },
+  encoding: TransferEncoding | undefined,
+): string {
+  const { policy } = context;
+  // A leaf with nothing but a type, a charset and an encoding (most text bodies) renders the
+  // same lines as every other such leaf: kept, keyed by everything they are made from.
+  const plain = !resolved.boundary && !resolved.rootType && part.disposition === undefined && part.filename === undefined && part.contentId === undefined && part.headers.length === 0 && isEmpty(part.params);
+  const key = plain ? `${resolved.contentType ?? part.contentType}\0${resolved.charset ?? ""}\0${encoding ?? ""}\0${policy.utf8}\0${policy.maxLineLength}\0${context.charset}` : undefined;
+  const known = key === undefined ? undefined : PLAIN_CONTENT_HEADERS.get(key);
+  if (known !== undefined) return known;
+  const out = renderContentHeaders(part, context, resolved, encoding);
+  if (key !== undefined) {
+    if (PLAIN_CONTENT_HEADERS.size >= 64) PLAIN_CONTENT_HEADERS.clear();
+    PLAIN_CONTENT_HEADERS.set(key, out);
+  }
+  return out;
+}
+
+/** The content header lines of plain leaves (see contentHeaders), by what they are made from. */
+const PLAIN_CONTENT_HEADERS = new Map<string, string>();
+
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+function renderContentHeaders(
   part: MimePart,
   context: PrepareContext,
   resolved: { contentType?: string; charset?: string | undefined; boundary?: string; rootType?: string | undefined },

@@ -171,6 +171,8 @@ interface RenderedState {
   readonly utf8Headers: boolean;
   /** The header block's bytes (the fields, without the blank line), made once. */
   readonly headerBytes: Buffer;
+  /** The body, when it is one buffer in memory: streamed without the part serializer's generators. */
+  readonly bodyBytes?: Buffer | undefined;
   /** Whether `text` (ASCII) occurs in the bytes held in memory: an enclosing message's boundary check. */
   occurs(text: string): boolean;
 }
@@ -214,7 +216,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       headers ??= Object.freeze(splitFields(headerBytes.toString(encoding)));
       return headers;
     },
-    body: () => root.body(),
+    body: root.bodyBytes === undefined ? () => root.body() : () => once(root.bodyBytes!),
     size: root.bodySize === undefined ? undefined : headerBytes.length + 2 + root.bodySize,
     eightBit: root.eightBit,
     smtputf8,
@@ -224,7 +226,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return envelope;
     },
   };
-  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, bodyBytes: root.bodyBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
   return Object.freeze(rendered);
 }
 
@@ -281,7 +283,7 @@ export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]):
     },
   };
   const headerBytes = Buffer.concat([addedBytes, state.headerBytes]);
-  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
+  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, bodyBytes: state.bodyBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
   return Object.freeze(copy);
 }
 
@@ -292,7 +294,12 @@ export function renderedHeaderBytes(rendered: Rendered): Buffer {
 
 /** The whole message as it goes on the wire: header block, CRLF, body. */
 export async function* renderedChunks(rendered: Rendered): AsyncGenerator<Buffer> {
-  yield Buffer.concat([renderedHeaderBytes(rendered), CRLF]);
+  const state = stateOf(rendered);
+  yield Buffer.concat([state.headerBytes, CRLF]);
+  if (state.bodyBytes !== undefined) {
+    yield state.bodyBytes;
+    return;
+  }
   for await (const chunk of rendered.body()) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
@@ -309,6 +316,10 @@ export function hasUtf8Headers(rendered: Rendered): boolean {
 }
 
 const CRLF = Buffer.from("\r\n", "latin1");
+
+async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
 
 /** Whether `text` (ASCII) occurs in the bytes of `rendered` held in memory (for the boundaries of a message it is attached to). */
 export function renderedOccurs(rendered: Rendered, text: string): boolean {

@@ -201,6 +201,25 @@ export function chooseTextEncoding(scan: TextScan, allow8bit: boolean, bytes: Ui
 }
 
 /**
+ * Whether canonical text (its only line breaks CRLF, as `canonicalLineBreaks` returns it)
+ * can go as lines of at most 998 octets with no NUL, judged on the string: one `indexOf`
+ * per line, several times cheaper than scanning the encoded bytes. A line of `n` UTF-16
+ * units is at most `n * octetsPerUnit` octets (1 for ASCII text, 3 for UTF-8 of any text).
+ * `false` means "not shown here", not "not sendable": the caller scans the bytes then.
+ */
+export function canonicalTextFitsLines(text: string, octetsPerUnit: number): boolean {
+  if (text.includes("\0")) return false;
+  const maxUnits = Math.floor(MAX_LINE_OCTETS / octetsPerUnit);
+  let start = 0;
+  for (let lf = text.indexOf("\n"); lf !== -1; lf = text.indexOf("\n", start)) {
+    // The line is start .. lf - 1, its CR excluded.
+    if (lf - 1 - start > maxUnits) return false;
+    start = lf + 1;
+  }
+  return text.length - start <= maxUnits;
+}
+
+/**
  * `message/rfc822` is never base64-encoded (RFC 2046 §5.2.1): 7bit or 8bit only. Its line
  * breaks are canonicalised while it streams, so only NUL and over-long lines rule it out.
  */

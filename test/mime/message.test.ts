@@ -41,6 +41,53 @@ describe("EmailMessage fields", () => {
     expect(msg.recipients()).toEqual(["bob@example.org", "eve@example.org", "c@example.org", "d@example.org"]);
   });
 
+  it("reads address fields afresh after they change, also in place, once they have been read (rendered, recipients)", async () => {
+    const bob = { name: "Bob", address: "bob@example.org" };
+    const msg = new EmailMessage({ ...base(), to: [bob], cc: "c@example.org" });
+    expect(msg.recipients()).toEqual(["bob@example.org", "c@example.org"]);
+    expect(headerBlock(await msg.asBytes())).toContain("To: Bob <bob@example.org>\r\n");
+    // The returned list is the caller's own.
+    msg.recipients().push("x@example.org");
+    expect(msg.recipients()).toEqual(["bob@example.org", "c@example.org"]);
+    bob.name = "Robert";
+    bob.address = "robert@example.org";
+    msg.to.push("eve@example.org");
+    msg.cc[0] = "Carol <carol@example.org>";
+    expect(msg.recipients()).toEqual(["robert@example.org", "eve@example.org", "carol@example.org"]);
+    const header = headerBlock(await msg.asBytes());
+    expect(header).toContain("To: Robert <robert@example.org>, eve@example.org\r\n");
+    expect(header).toContain("Cc: Carol <carol@example.org>\r\n");
+    // A bad address put in place is refused when the message is next read, not hidden by an earlier parse.
+    msg.to.push("not an address");
+    expect(() => msg.recipients()).toThrow(InvalidAddressError);
+    await expect(msg.asBytes()).rejects.toThrow(InvalidAddressError);
+    msg.to.pop();
+    (msg.from as unknown) = "ann@example.com";
+    msg.headers = { From: "Other <other@example.com>" };
+    expect(headerBlock(await msg.asBytes())).toContain("From: Other <other@example.com>\r\n");
+    expect(msg.envelope().from).toBe("ann@example.com");
+  });
+
+  it("keeps a null address field as given: refused when read", () => {
+    const msg = new EmailMessage({ ...base() });
+    (msg as unknown as { to: unknown }).to = null;
+    expect(() => msg.recipients()).toThrow(InvalidArgumentError);
+  });
+
+  it("sends text as 7bit or 8bit only when every line fits in 998 octets, whatever the width of its characters", async () => {
+    const cte = async (body: string, policy = policies.eightBit) => /Content-Transfer-Encoding: (\S+)/.exec(headerBlock(await new EmailMessage({ ...base(), body }).asBytes(policy)))![1];
+    expect(await cte("plain\nlines\n")).toBe("7bit");
+    expect(await cte("Grüße\n")).toBe("8bit");
+    expect(await cte("Grüße aus Berlin, bis bald und schöne Tage!\n", policies.default)).toBe("quoted-printable");
+    // 400 characters, 800 octets: fits, although 3 octets a character would not.
+    expect(await cte(`${"é".repeat(400)}\n`)).toBe("8bit");
+    expect(await cte(`${"é".repeat(499)}\n`)).toBe("8bit");
+    expect(await cte(`${"é".repeat(500)}\n`)).not.toMatch(/^(7bit|8bit)$/);
+    expect(await cte(`${"a".repeat(998)}\n`)).toBe("7bit");
+    expect(await cte(`${"a".repeat(999)}\n`)).toBe("quoted-printable");
+    expect(await cte("nul \0 here\n")).toBe("base64");
+  });
+
   it("parses a string address field as an RFC 5322 list, never splitting it into characters", () => {
     const msg = new EmailMessage({ ...base(), to: 'a@example.org, "Doe, Bob" <b@example.org>' });
     expect(msg.recipients()).toEqual(["a@example.org", "b@example.org"]);

@@ -3,7 +3,8 @@
 // what a plain byte-by-byte reading learns, however the bytes are cut into chunks.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalLineBreaks, countQpEscapes, scanBytes, TextScan } from "../../src/mime/transfer-encoding.js";
+import { isAscii } from "node:buffer";
+import { canonicalLineBreaks, canonicalTextFitsLines, countQpEscapes, scanBytes, sendableAsLines, TextScan } from "../../src/mime/transfer-encoding.js";
 
 /** The plain reading: one byte at a time, a strict streaming UTF-8 decoder. */
 function plainScan(chunks: readonly Uint8Array[]) {
@@ -131,5 +132,38 @@ describe("canonicalLineBreaks", () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe("canonicalTextFitsLines", () => {
+  // Lines around the 998-octet limit in characters of every UTF-8 width, NULs, and line breaks of every kind.
+  const run = fc.tuple(fc.constantFrom("a", "é", "€", "😀", "\0", " "), fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 240, max: 520 }), fc.integer({ min: 990, max: 1000 })));
+  const text = fc
+    .array(fc.oneof(run.map(([ch, n]) => ch.repeat(n)), fc.constantFrom("\r\n", "\r", "\n", "x")), { maxLength: 8 })
+    .map((parts) => canonicalLineBreaks(parts.join("")) + "\r\n");
+
+  it("says a text fits only when its UTF-8 bytes are sendable as lines, and for ASCII text exactly when they are", () => {
+    fc.assert(
+      fc.property(text, (t) => {
+        const bytes = Buffer.from(t, "utf8");
+        const ascii = isAscii(bytes);
+        const sendable = sendableAsLines(scanBytes(bytes));
+        const fits = canonicalTextFitsLines(t, ascii ? 1 : 3);
+        if (fits) expect(sendable).toBe(true);
+        if (ascii) expect(fits).toBe(sendable);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("counts a line without its CRLF, up to 998 octets", () => {
+    expect(canonicalTextFitsLines(`${"a".repeat(998)}\r\nb\r\n`, 1)).toBe(true);
+    expect(canonicalTextFitsLines(`b\r\n${"a".repeat(999)}\r\n`, 1)).toBe(false);
+    expect(canonicalTextFitsLines("a".repeat(998), 1)).toBe(true);
+    expect(canonicalTextFitsLines("a".repeat(999), 1)).toBe(false);
+    expect(canonicalTextFitsLines(`${"é".repeat(332)}\r\n`, 3)).toBe(true);
+    expect(canonicalTextFitsLines(`${"é".repeat(333)}\r\n`, 3)).toBe(false);
+    expect(canonicalTextFitsLines("line\r\n\0\r\n", 1)).toBe(false);
+    expect(canonicalTextFitsLines("", 1)).toBe(true);
   });
 });
