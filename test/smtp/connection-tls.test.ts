@@ -166,7 +166,7 @@ describe("a successful upgrade", () => {
 
   it("nothing read in plaintext is used after the handshake (RFC 3207 §4.2)", async () => {
     const { conn, raw } = await ready();
-    const starttls = conn.submit({ line: "STARTTLS\r\n", expect: [220], phase: "starttls", deadline: 2000 });
+    const starttls = conn.submit({ line: "STARTTLS\r\n", expect: [220], phase: "command", deadline: 2000 });
     raw.write("220 go ahead\r\n250-INJECTED");
     await starttls;
     await until(() => conn.hasUnreadInput && raw.readableLength > 0, "the injected bytes and STARTTLS read");

@@ -302,8 +302,8 @@ describe("commands and their replies", () => {
     const log: TranscriptEntry[] = [];
     const { conn, server } = await ready(p, { transcript: new Transcript((e) => log.push(e), "127.0.0.1", 25) });
     const [mail, rcpt, bdat] = conn.submitAll([
-      { line: "MAIL FROM:<a@example.org>\r\n", expect: [250], phase: "mail", deadline: 1000 },
-      { line: Buffer.from("RCPT TO:<b@example.org>\r\n"), display: "RCPT TO:<b>", expect: "any", phase: "rcpt", deadline: 1000 },
+      { line: "MAIL FROM:<a@example.org>\r\n", expect: [250], phase: "command", deadline: 1000 },
+      { line: Buffer.from("RCPT TO:<b@example.org>\r\n"), display: "RCPT TO:<b>", expect: "any", phase: "command", deadline: 1000 },
       { line: "BDAT 5 LAST\r\n", payload: Buffer.from("hello"), expect: [250], phase: "data", deadline: 1000 },
     ]);
     expect(conn.inFlight).toBe(3);
@@ -337,7 +337,7 @@ describe("commands and their replies", () => {
   it("a reply outside the expected codes rejects with an SmtpError naming the verb, the reply and the codes; the connection goes on", async () => {
     const p = await peer();
     const { conn, server } = await ready(p);
-    const mail = conn.submit({ line: "MAIL FROM:<a@example.org> SIZE=10\r\n", expect: [250, 251], phase: "mail", deadline: 1000 });
+    const mail = conn.submit({ line: "MAIL FROM:<a@example.org> SIZE=10\r\n", expect: [250, 251], phase: "command", deadline: 1000 });
     server.write("452 4.3.1 full\r\n");
     const error = await rejection(mail);
     expect(error).toBeInstanceOf(SmtpError);
@@ -345,7 +345,7 @@ describe("commands and their replies", () => {
     expect((error as SmtpError).command).toBe("MAIL FROM:<a@example.org> SIZE=10");
     expect((error as SmtpError).replyCode).toBe(452);
     expect(conn.closed).toBe(false);
-    const next = conn.submit({ line: "AUTH X\r\n", display: "<auth answer>", expect: [235], phase: "auth", deadline: 1000 });
+    const next = conn.submit({ line: "AUTH X\r\n", display: "<auth answer>", expect: [235], phase: "command", deadline: 1000 });
     server.write("535 no\r\n");
     expect((await rejection(next)).message).toBe("<auth answer> got 535 no (expected 235)");
   });
