@@ -5,7 +5,7 @@
  * bytes and steps, the choice of mechanism with every message, and the base64 of a 334
  * challenge. The exchange over a socket is in auth-exchange.test.ts.
  */
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { inspect } from "node:util";
 import {
   AUTH_METHODS,
@@ -158,16 +158,18 @@ describe("Credentials: characters that would forge a SASL field", () => {
   });
 });
 
+// Credentials are made inside each test, never while the file is collected: a planted bug
+// that makes the constructor throw must fail tests, not the loading of the file.
 describe("the mechanisms", () => {
-  const password = make({ user: "tim", pass: "pässword" });
+  const password = () => make({ user: "tim", pass: "pässword" });
 
   it("createMechanism makes each method by name", () => {
     const token = make({ user: "u", accessToken: "t" });
-    expect(createMechanism("PLAIN", password)).toBeInstanceOf(PlainMechanism);
-    expect(createMechanism("LOGIN", password)).toBeInstanceOf(LoginMechanism);
-    expect(createMechanism("CRAM-MD5", password)).toBeInstanceOf(CramMd5Mechanism);
+    expect(createMechanism("PLAIN", password())).toBeInstanceOf(PlainMechanism);
+    expect(createMechanism("LOGIN", password())).toBeInstanceOf(LoginMechanism);
+    expect(createMechanism("CRAM-MD5", password())).toBeInstanceOf(CramMd5Mechanism);
     expect(createMechanism("XOAUTH2", token)).toBeInstanceOf(XOAuth2Mechanism);
-    for (const name of AUTH_METHODS) expect(createMechanism(name, name === "XOAUTH2" ? token : password).name).toBe(name);
+    for (const name of AUTH_METHODS) expect(createMechanism(name, name === "XOAUTH2" ? token : password()).name).toBe(name);
   });
 
   it("the methods known, and the challenge limit", () => {
@@ -176,7 +178,7 @@ describe("the mechanisms", () => {
   });
 
   it("PLAIN: an initial response in UTF-8, and an empty answer to any challenge", async () => {
-    const m = new PlainMechanism(password);
+    const m = new PlainMechanism(password());
     expect(Buffer.from((await m.start())!)).toEqual(Buffer.from("\0tim\0pässword", "utf8"));
     expect(Buffer.from(await m.next(Buffer.from("anything"))).length).toBe(0);
   });
@@ -213,13 +215,18 @@ describe("the mechanisms", () => {
 });
 
 describe("chooseMechanism", () => {
-  const pw = make({ user: "u", pass: "p" });
-  const tok = make({ user: "u", accessToken: "t" });
+  let pw: Credentials;
+  let tok: Credentials;
+  beforeEach(() => {
+    pw = make({ user: "u", pass: "p" });
+    tok = make({ user: "u", accessToken: "t" });
+  });
   const offered = (...names: string[]) => new Set(names);
 
   it("no AUTH offered: SmtpCapabilityError saying why credentials may not be needed", () => {
     const error = errorOf(() => chooseMechanism(offered(), pw));
     expect(error).toBeInstanceOf(SmtpCapabilityError);
+    expect((error as SmtpCapabilityError).capability).toBe("AUTH");
     expect(error.message).toMatch(/^The server does not offer AUTH, but credentials were given; it may accept mail without them, or only after STARTTLS/);
     expect(errorOf(() => chooseMechanism(offered(), tok, "XOAUTH2"))).toBeInstanceOf(SmtpCapabilityError);
   });

@@ -15,6 +15,8 @@ const keys = (caps: Capabilities) => [...caps.extensions.keys()];
 describe("EHLO keywords", () => {
   it("letters, digits and hyphens, starting with a letter or a digit", () => {
     expect(keys(ehlo("X-EXPS", "0ABC", "AZ", "az", "09", "A-1-"))).toEqual(["X-EXPS", "0ABC", "AZ", "09", "A-1-"]);
+    // Each end of each range, first and later in a word.
+    expect(keys(ehlo("a", "zz", "B", "Z", "0", "9", "b9a", "Y0Z"))).toEqual(["A", "ZZ", "B", "Z", "0", "9", "B9A", "Y0Z"]);
   });
 
   it("the characters just outside each range are not keyword characters", () => {
