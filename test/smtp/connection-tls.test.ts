@@ -164,6 +164,22 @@ describe("a successful upgrade", () => {
     expect(conn.tlsInfo!.peerCertificate!.subject).toBe("CN=localhost, OU=mail+relay");
   });
 
+  it("a handshake without certificates (TLS-PSK, RFC 4279) reports no peer certificate", async () => {
+    const { conn, raw } = await ready();
+    const psk = Buffer.from("00112233445566778899aabbccddeeff", "hex");
+    const ciphers = "PSK-AES128-GCM-SHA256";
+    // TLSSocket takes the server's pskCallback as tls.createServer does (its typings omit it).
+    const serverOptions: tls.TLSSocketOptions & { pskCallback: () => Buffer } = {
+      isServer: true,
+      pskCallback: () => psk,
+      secureContext: tls.createSecureContext({ ciphers, maxVersion: "TLSv1.2" }),
+    };
+    const secure = new tls.TLSSocket(raw, serverOptions);
+    secure.on("error", () => undefined);
+    await conn.startTls({ pskCallback: () => ({ psk, identity: "client" }), ciphers, maxVersion: "TLSv1.2", checkServerIdentity: () => undefined }, 2000);
+    expect(conn.tlsInfo).toEqual({ protocol: "TLSv1.2", cipher: ciphers, authorized: true, authorizationError: undefined, peerCertificate: undefined });
+  });
+
   it("nothing read in plaintext is used after the handshake (RFC 3207 §4.2)", async () => {
     const { conn, raw } = await ready();
     const starttls = conn.submit({ line: "STARTTLS\r\n", expect: [220], phase: "command", deadline: 2000 });

@@ -537,6 +537,25 @@ describe("writes", () => {
     await last;
   });
 
+  it("after a flush, writes can be held again", async () => {
+    const p = await peer();
+    const { conn, server } = await ready(p);
+    conn.holdWrites();
+    const first = conn.submit(noop());
+    conn.flushWrites();
+    await until(() => p.received() === "NOOP\r\n", "the first NOOP");
+    server.write("250 a\r\n");
+    await first;
+    conn.holdWrites();
+    const second = conn.submit({ line: "RSET\r\n", expect: [250], phase: "command", deadline: 1000 });
+    await sleep(50);
+    expect(p.received()).toBe("NOOP\r\n");
+    conn.flushWrites();
+    await until(() => p.received() === "NOOP\r\nRSET\r\n", "the held RSET");
+    server.write("250 b\r\n");
+    await second;
+  });
+
   it("holding on a closed connection does nothing", async () => {
     const p = await peer();
     const { conn } = await ready(p);
