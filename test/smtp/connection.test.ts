@@ -297,6 +297,17 @@ describe("the greeting", () => {
 });
 
 describe("commands and their replies", () => {
+  it("a connection whose greeting is never asked for still matches replies to its commands", async () => {
+    const p = await peer();
+    const { conn, server } = await open(p);
+    const reply = conn.submit(noop());
+    await until(() => p.received() === "NOOP\r\n", "NOOP");
+    server.write("250 fine\r\n");
+    expect((await reply).text).toBe("fine");
+    expect([conn.commandsWritten, conn.repliesRead, conn.inFlight]).toEqual([1, 1, 0]);
+  });
+
+
   it("several commands leave in one write with their payloads; replies resolve in order; the transcript records both", async () => {
     const p = await peer();
     const log: TranscriptEntry[] = [];
