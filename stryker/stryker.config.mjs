@@ -31,7 +31,11 @@ const targets = {
   "src/outbox/file-store.ts": ["test/outbox/file-store-basics.test.ts", "test/outbox/file-store.test.ts", "test/outbox/outbox.test.ts"],
   "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
   "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
-  "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
+  "src/smtp/connection.ts": ["test/smtp/connection.test.ts", "test/smtp/connection-tls.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
+  "src/smtp/auth.ts": ["test/smtp/auth-sasl.test.ts", "test/smtp/auth.test.ts", "test/smtp/auth-exchange.test.ts"],
+  "src/smtp/capabilities.ts": ["test/smtp/capabilities-limits.test.ts", "test/smtp/capabilities.test.ts"],
+  "src/smtp/transcript.ts": ["test/smtp/transcript.test.ts"],
+  "src/smtp/envelope.ts": ["test/smtp/envelope.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
