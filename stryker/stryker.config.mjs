@@ -32,6 +32,8 @@ const targets = {
   "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
   "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
   "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
+  "src/smtp/config.ts": ["test/smtp/config.test.ts", "test/smtp/config-limits.test.ts", "test/smtp/client.options.test.ts", "test/smtp/greeting-hint.test.ts"],
+  "src/smtp/options.ts": ["test/smtp/tls-options.test.ts", "test/smtp/client.options.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */
