@@ -121,7 +121,7 @@ describe("host", () => {
     expect(hostProblem(25)).toBe("must be a non-empty host name");
     expect(refusal({ host: "" })).toBe("host must be a non-empty host name");
     expect(refusal({ host: "mail.example.com:587" })).toBe('host "mail.example.com:587" is not a host name: give the port separately');
-    for (const host of ["[::1]:25", "[::1", "::1]", "[IPv6:1]", "[IPv6::1]x", "[IPv4:127.0.0.1]", "1:2"]) {
+    for (const host of ["[::1]:25", "[::1", "::1]", "x::1]", "ipv6:::1", "[IPv6:1]", "[IPv6::1]x", "[IPv4:127.0.0.1]", "1:2"]) {
       expect(hostProblem(host), host).toBe(`${JSON.stringify(host)} is not a host name: give the port separately`);
     }
     for (const c of [" ", "\t", "\0", "\x1f", "\x7f", "<", ">", "@", ",", ";", '"', "\\", "/"]) {
@@ -509,5 +509,44 @@ describe("greetingTimeoutHint", () => {
       'port 465 speaks implicit TLS (RFC 8314): the server is waiting for a TLS handshake, not sending a greeting; set tls: "implicit" (or useSsl: true)',
     );
     expect(greetingTimeoutHint({ port: 2465, tlsMode: "implicit", source: "backend" })).toBeUndefined();
+  });
+});
+
+describe("the setting a ConfigurationError names", () => {
+  const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+  // [settings, the setting named, the message without the path]
+  const cases: [object, string, string][] = [
+    [{ port: 0 }, "port", "port must be an integer from 1 to 65535, got 0"],
+    [{ authMethod: "NTLM" }, "authMethod", 'authMethod must be one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2, got "NTLM"'],
+    [{ username: "u", password: "p", authMethod: "XOAUTH2" }, "authMethod", "authMethod XOAUTH2 does not fit the credentials given (a password)"],
+    [{ signal: "stop" }, "signal", "signal must be an AbortSignal"],
+    [{ transcript: "log" }, "transcript", "transcript must be a function"],
+    [{ clock: Date }, "clock", "clock must be { now(), setTimeout(), clearTimeout() }"],
+    [{ logger: { ...logger, child: 5 } }, "logger", "logger has child that is not a function"],
+    [{ timeouts: "slow" }, "timeouts", 'timeouts must be an object of per-phase milliseconds or "rfc5321", got "slow"'],
+    [{ timeouts: { total: 5 } }, "timeouts", 'Unknown timeout "total" in backends.bulk.timeouts; known: connect, greeting, command, dataStart, data, finalDot'],
+    [{ pool: "yes" }, "pool", "pool must be true, false or { maxConnections, maxMessagesPerConnection, idleTimeout }"],
+    [{ pool: { size: 2 } }, "pool", 'Unknown pool option "size" in backends.bulk.pool; known: maxConnections, maxMessagesPerConnection, idleTimeout'],
+    [{ pool: { maxMessagesPerConnection: 0 } }, "pool", "pool.maxMessagesPerConnection must be a positive integer"],
+    [{ pool: { idleTimeout: 0 } }, "pool", `pool.idleTimeout ${TIMEOUT_RANGE}`],
+    [{ dsn: { envid: 5 } }, "dsn", "dsn.envid must be a string"],
+    [{ dsn: { notify: ["NEVER", "SOMETIMES"] } }, "dsn", "dsn.notify must list NEVER, or SUCCESS, FAILURE and DELAY"],
+    [{ dsn: { orcpt: 1 } }, "dsn", "dsn.orcpt must be true or false"],
+    [{ dsn: { optional: "no" } }, "dsn", "dsn.optional must be true or false"],
+    [{ deadline: 0 }, "deadline", `deadline ${TIMEOUT_RANGE}`],
+    [{ logRecipients: "some" }, "logRecipients", 'logRecipients must be one of "count", "domain", "hash", "full"'],
+    [{ localName: "my_host" }, "localName", 'localName "my_host" is not a valid EHLO name: use a domain name (letters, digits, hyphens, dots) or an address literal such as [192.0.2.1]'],
+    [{ host: "" }, "host", "host must be a non-empty host name"],
+    [{ tls: "tls" }, "tls", 'tls must be "implicit", "starttls", "opportunistic" or "none", got "tls"'],
+    [{ allow8bit: 1 }, "allow8bit", "allow8bit must be true or false"],
+  ];
+
+  it.each(cases)("%o: the setting %s", (input, setting, message) => {
+    const bare = settingsRefusal(input);
+    expect(bare.setting).toBe(setting);
+    const atPath = settingsRefusal(input, "backends.bulk");
+    expect(atPath.setting).toBe(`backends.bulk.${setting}`);
+    // The message names the option with its path (the setting's own name comes first).
+    expect(atPath.message).toBe(message.startsWith("Unknown") ? message : `backends.bulk.${message}`);
   });
 });
