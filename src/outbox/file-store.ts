@@ -684,8 +684,12 @@ export class FileStore implements OutboxStore {
     }
     const incoming = join(this.path, "incoming", id);
     if (await this.#exists(join(incoming, RECORD))) {
-      if (options.rollForward) await this.#rollForward(id);
-      return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
+      // Looked for again only after a roll forward: without one it is still here.
+      if (options.rollForward) {
+        await this.#rollForward(id);
+        return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
+      }
+      return { dir: incoming, state: "queued" };
     }
     for (const name of await this.#fs.readdir(join(this.path, "reclaim")).catch(() => [] as string[])) {
       const path = join(this.path, "reclaim", name, id);

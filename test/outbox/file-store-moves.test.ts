@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { OutboxError } from "../../src/errors.js";
 import { FileStore, keyHash } from "../../src/outbox/file-store.js";
 import { released, retriedByHand, unchanged } from "../../src/outbox/outcome.js";
+import { nodeSpoolFs } from "../../src/outbox/spool-fs.js";
 import type { Lease, NewEntry, OutboxEntry, Settlement } from "../../src/outbox/store.js";
 
 const T0 = Date.UTC(2026, 11, 1, 20, 0, 0);
@@ -574,5 +575,256 @@ describe("reading and managing", () => {
     expect(await store.purge(["queued"])).toBe(1);
     expect(await ls("queue")).not.toContain(id);
     expect(await ls("keys")).toEqual([key]);
+  });
+});
+
+/** node:fs with one call made to fail (or recorded) through the store's file-system seam. */
+function faulty(fail: (call: string, path: string) => string | undefined, calls: string[] = []): typeof nodeSpoolFs {
+  const wrap =
+    <A extends unknown[], R>(name: string, f: (path: string, ...rest: A) => Promise<R>) =>
+    async (path: string, ...rest: A): Promise<R> => {
+      calls.push(`${name} ${path.slice(dir.length + 1)}`);
+      const code = fail(name, path);
+      if (code !== undefined) throw Object.assign(new Error(`${name} failed`), { code });
+      return f(path, ...rest);
+    };
+  return {
+    ...nodeSpoolFs,
+    create: wrap("create", nodeSpoolFs.create),
+    syncDirectory: wrap("syncDirectory", nodeSpoolFs.syncDirectory),
+    rename: wrap("rename", nodeSpoolFs.rename),
+    mkdir: wrap("mkdir", nodeSpoolFs.mkdir),
+    readFile: wrap("readFile", nodeSpoolFs.readFile),
+  };
+}
+
+describe("the file-system calls, and each failing", () => {
+  it("an enqueue writes in incoming/, claims the key in keys/, then renames into queue/ and syncs both", async () => {
+    const calls: string[] = [];
+    store = new FileStore({ path: dir, fs: faulty(() => undefined, calls) });
+    await store.open();
+    calls.length = 0;
+    const key = keyHash("k1");
+    const id = await add({ idempotencyKey: key });
+    expect(calls).toEqual([
+      `readFile keys/${key}`,
+      `mkdir incoming/${id}`,
+      `create incoming/${id}/message.eml`,
+      `create incoming/${id}/message.json`,
+      `syncDirectory incoming/${id}`,
+      `create keys/.${id}.tmp`,
+      `syncDirectory keys`,
+      `rename incoming/${id}`,
+      `syncDirectory queue`,
+      `syncDirectory incoming`,
+    ]);
+  });
+
+  it("a record that cannot be written: unusable, and nothing left in incoming/", async () => {
+    store = new FileStore({ path: dir, fs: faulty((call, path) => (call === "create" && path.endsWith("message.json") ? "EIO" : undefined)) });
+    const error = await errorOf(store.add(newEntry(), bytesOf(MESSAGE)));
+    expect([error.reason, error.message]).toEqual(["unusable", `The outbox cannot use the spool ${dir}: create failed`]);
+    expect(await ls("incoming")).toEqual([]);
+  });
+
+  it("the rename into queue/ failing after the key was claimed: unusable, the message left in incoming/ for recovery to finish", async () => {
+    let fail = true;
+    store = new FileStore({ path: dir, fs: faulty((call, path) => (fail && call === "rename" && path.includes("incoming") ? "EIO" : undefined)) });
+    const key = keyHash("k2");
+    const error = await errorOf(store.add(newEntry({ idempotencyKey: key }), bytesOf(MESSAGE)));
+    expect(error.reason).toBe("unusable");
+    const [id] = await ls("incoming");
+    expect(id).toMatch(/^\d{8}T\d{9}Z-/);
+    fail = false;
+    await store.recover(T0);
+    expect(await ls("incoming")).toEqual([]);
+    expect(await ls("queue")).toEqual([id]);
+  });
+
+  it("join, renew and take: a file-system error is unusable, never lease-lost", async () => {
+    let failing: string | undefined;
+    store = new FileStore({ path: dir, fs: faulty((call, path) => (failing !== undefined && path.includes(failing) && (call === "mkdir" || call === "create" || call === "rename" || call === "readFile") ? "EIO" : undefined)) });
+    await add();
+    failing = "active/w0";
+    expect((await errorOf(store.join("w0", 1000, T0))).reason).toBe("unusable");
+    failing = undefined;
+    await store.join("w1", 1000, T0);
+    failing = ".lease.tmp";
+    expect((await errorOf(store.renew("w1", T0))).reason).toBe("unusable");
+    failing = "queue/";
+    expect((await errorOf(store.take("w1", 1, T0))).reason).toBe("unusable");
+    failing = "message.json";
+    const error = await errorOf(store.take("w1", 1, T0));
+    expect([error.reason, error.message]).toEqual(["unusable", `The outbox cannot use the spool ${dir}: readFile failed`]);
+  });
+
+  it("markFinalDot and settle: a file-system error is unusable", async () => {
+    let failing = false;
+    store = new FileStore({ path: dir, fs: faulty((call) => (failing && (call === "create" || call === "rename") ? "EIO" : undefined)) });
+    await add();
+    await store.join("w1", 1000, T0);
+    const [lease] = await store.take("w1", 1, T0);
+    failing = true;
+    expect((await errorOf(store.markFinalDot("w1", lease!, 1, T0))).reason).toBe("unusable");
+    expect((await errorOf(store.settle("w1", lease!, settlement(lease!.entry, { state: "sent" }), T0))).reason).toBe("unusable");
+  });
+
+  it("take: a message another worker took meanwhile is skipped, the next one leased", async () => {
+    let stolen: string | undefined;
+    store = new FileStore({ path: dir, fs: faulty((call, path) => (call === "rename" && stolen !== undefined && path.endsWith(`queue/${stolen}`) ? "ENOENT" : undefined)) });
+    const first = await add({ enqueuedAt: T0 });
+    const second = await add({ enqueuedAt: T0 + 1 });
+    stolen = first;
+    await store.join("w1", 1000, T0);
+    expect((await store.take("w1", 2, T0 + 10)).map((l) => l.entry.id)).toEqual([second]);
+  });
+});
+
+describe("races and crashes around idempotency keys", () => {
+  it("two enqueues of one key at once: one message, both given its id", async () => {
+    const key = keyHash("same");
+    const [a, b] = await Promise.all([store.add(newEntry({ idempotencyKey: key }), bytesOf(MESSAGE)), store.add(newEntry({ idempotencyKey: key }), bytesOf(MESSAGE))]);
+    expect(a.id).toBe(b.id);
+    expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+    expect(await ls("queue")).toEqual([a.id]);
+    expect(await ls("incoming")).toEqual([]);
+  });
+
+  it("a known key is answered before the message is read", async () => {
+    const key = keyHash("known");
+    const id = await add({ idempotencyKey: key });
+    const unread = (async function* () {
+      throw new Error("the message was read");
+    })();
+    expect(await store.add(newEntry({ idempotencyKey: key }), unread)).toEqual({ id, duplicate: true });
+  });
+
+  /** A keyed message whose process died after claiming the key, before the rename into queue/. */
+  async function crashedAfterClaim(changes: Partial<NewEntry> = {}): Promise<{ id: string; key: string }> {
+    const key = keyHash(`crashed-${Math.random()}`);
+    const id = await add({ idempotencyKey: key, ...changes });
+    const from = changes.notBefore !== undefined ? "deferred" : "queue";
+    await rm(join(dir, "incoming"), { recursive: true });
+    await mkdir(join(dir, "incoming"));
+    const { rename } = await import("node:fs/promises");
+    await rename(join(dir, from, id), join(dir, "incoming", id));
+    return { id, key };
+  }
+
+  it("enqueueing the key again finishes the crashed enqueue: the message moves to queue/", async () => {
+    const { id, key } = await crashedAfterClaim();
+    expect(await store.add(newEntry({ idempotencyKey: key }), bytesOf(MESSAGE))).toEqual({ id, duplicate: true });
+    expect(await ls("incoming")).toEqual([]);
+    expect(await ls("queue")).toEqual([id]);
+  });
+
+  it("recovery finishes it too, into deferred/ when it is not due yet, with its time", async () => {
+    const { id } = await crashedAfterClaim({ notBefore: Date.now() + 3_600_000 });
+    const due = (await import("node:fs/promises")).readFile;
+    const record = JSON.parse(await due(join(dir, "incoming", id, "message.json"), "utf8")) as { nextAttemptAt: number };
+    await store.recover(T0);
+    expect(await ls("incoming")).toEqual([]);
+    expect(await ls("deferred")).toEqual([id]);
+    expect(Math.floor((await stat(join(dir, "deferred", id))).mtimeMs)).toBe(record.nextAttemptAt);
+  });
+
+  it("get finds a message still in incoming/ as queued; an incoming message whose key names another is removed after the grace period", async () => {
+    const { id, key } = await crashedAfterClaim();
+    expect((await store.get(id))?.state).toBe("queued");
+    await writeFile(join(dir, "keys", key), "20261201T200000000Z-00000000ee\n");
+    await store.recover(Date.now() + 3_600_000 + 60_000);
+    expect(await ls("incoming")).toEqual([]);
+    expect(await ls("queue")).toEqual([]);
+  });
+});
+
+describe("more of recovery", () => {
+  async function deadWith(record: (r: Record<string, unknown>) => Record<string, unknown>, finalDot?: number): Promise<string> {
+    const other = new FileStore({ path: dir });
+    const { id } = await other.add(newEntry(), bytesOf(MESSAGE));
+    await other.join("dead", 1000, T0);
+    await other.take("dead", 1, T0 + 10_000_000);
+    if (finalDot !== undefined) await writeFile(join(dir, "active", "dead", id, "final-dot"), JSON.stringify({ format: 1, round: finalDot, at: T0, worker: "dead" }));
+    const path = join(dir, "active", "dead", id, "message.json");
+    await writeFile(path, JSON.stringify(record(JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>)));
+    await rm(join(dir, "active", "dead", "lease"));
+    return id;
+  }
+
+  it("a retry recorded as due exactly now is due: queued again, marked interrupted", async () => {
+    const id = await deadWith((r) => ({ ...r, attempts: 1, nextAttemptAt: T0 }));
+    expect(await store.recover(T0)).toEqual({ requeued: 1, held: [] });
+    expect(await ls("queue")).toEqual([id]);
+    expect((await store.get(id))?.interrupted).toBe("before-final-dot");
+  });
+
+  it("held after the final dot keeps its marker; a record already held is not reported again", async () => {
+    const id = await deadWith((r) => r, 1);
+    const { held } = await store.recover(T0);
+    expect(held.map((e) => e.id)).toEqual([id]);
+    expect(await ls(join("hold", id))).toEqual(["final-dot", "message.eml", "message.json"]);
+    await rm(dir, { recursive: true });
+    const settled = await deadWith((r) => ({ ...r, state: "held", heldReason: "decided before" }), 1);
+    expect(await store.recover(T0)).toEqual({ requeued: 0, held: [] });
+    expect(await ls("hold")).toEqual([settled]);
+  });
+
+  it("a dead worker's record from a newer format goes back to the queue untouched, reported", async () => {
+    const problems: OutboxError[] = [];
+    store.onProblem((e) => problems.push(e));
+    const id = await deadWith((r) => ({ ...r, format: 2 }));
+    expect(await store.recover(T0)).toEqual({ requeued: 0, held: [] });
+    expect(await ls("queue")).toEqual([id]);
+    expect(problems.map((p) => [p.reason, p.id])).toEqual([["version", id]]);
+  });
+});
+
+describe("more of take and list", () => {
+  it("a newer-format record in deferred/ is reported once, and left there", async () => {
+    const problems: OutboxError[] = [];
+    store.onProblem((e) => problems.push(e));
+    const id = await add({ notBefore: T0 + 1000 });
+    const path = join(dir, "deferred", id, "message.json");
+    await writeFile(path, (await readFile(path, "utf8")).replace('"format": 1', '"format": 2'));
+    const fresh = new FileStore({ path: dir });
+    fresh.onProblem((e) => problems.push(e));
+    await fresh.join("w1", 60_000, T0);
+    expect(await fresh.take("w1", 1, T0 + 2000)).toEqual([]);
+    expect(await fresh.take("w1", 1, T0 + 2000)).toEqual([]);
+    expect(await ls("deferred")).toEqual([id]);
+    expect(problems.map((p) => p.reason)).toEqual(["version"]);
+  });
+
+  it("equal priority: the earliest due first, then by id (enqueue order within a millisecond)", async () => {
+    const ids: string[] = [];
+    for (const at of [T0 + 5, T0 + 3, T0 + 3, T0 + 3, T0 + 1, T0 + 4]) ids.push(await add({ enqueuedAt: at }));
+    await store.join("w1", 60_000, T0);
+    const order = (await store.take("w1", 6, T0 + 10)).map((l) => l.entry.id);
+    expect(order).toEqual([ids[4], ids[1], ids[2], ids[3], ids[5], ids[0]]);
+  });
+
+  it("list: equal enqueue times by id (enqueue order within a millisecond)", async () => {
+    const ids = [await add(), await add(), await add()];
+    expect((await new FileStore({ path: dir }).list()).map((e) => e.id)).toEqual(ids);
+  });
+
+  it("the problems of unreadable bytes name the message", async () => {
+    const problems: OutboxError[] = [];
+    store.onProblem((e) => problems.push(e));
+    const off = store.onProblem(() => {
+      throw new Error("an unsubscribed listener was called");
+    });
+    off();
+    const id = await add();
+    await rm(join(dir, "queue", id, "message.eml"));
+    await store.join("w1", 60_000, T0);
+    await store.take("w1", 1, T0);
+    const other = await add();
+    await writeFile(join(dir, "queue", other, "message.eml"), "short");
+    await store.take("w1", 1, T0);
+    expect(problems.map((p) => [p.reason, p.id])).toEqual([
+      ["corrupt", id],
+      ["corrupt", other],
+    ]);
   });
 });
