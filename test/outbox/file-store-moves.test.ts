@@ -828,3 +828,126 @@ describe("more of take and list", () => {
     ]);
   });
 });
+
+describe("the rest of the store's answers", () => {
+  it("settle refuses 'sending' as a settlement, saying so", async () => {
+    await add();
+    await store.join("w1", 1000, T0);
+    const [lease] = await store.take("w1", 1, T0);
+    const error = await errorOf(store.settle("w1", lease!, settlement(lease!.entry, { state: "sending" as never }), T0));
+    expect(error.message).toBe(`The outbox cannot use the spool ${dir}: a settled message is never 'sending'`);
+  });
+
+  it("update: not-found names the message; one taken by a worker meanwhile is refused", async () => {
+    const missing = "20261201T200000000Z-00000000ff";
+    expect((await errorOf(store.update(missing, ["held"], released, T0))).id).toBe(missing);
+    const id = await add();
+    await store.join("w1", 1000, T0);
+    const [lease] = await store.take("w1", 1, T0);
+    await store.settle("w1", lease!, settlement(lease!.entry, { state: "held" }), T0);
+    store = new FileStore({ path: dir, fs: faulty((call, path) => (call === "rename" && path.endsWith(`hold/${id}`) ? "ENOENT" : undefined)) });
+    const taken = await errorOf(store.update(id, ["held"], released, T0));
+    expect([taken.reason, taken.message, taken.id]).toEqual(["state", `The message ${id} was taken by a worker meanwhile`, id]);
+  });
+
+  it("purge only ever removes key files inside keys/", async () => {
+    const hex = "a".repeat(64);
+    for (const key of [`../${hex}`, `${hex}/../../outside`]) {
+      const id = await add();
+      const path = join(dir, "queue", id, "message.json");
+      await writeFile(path, JSON.stringify({ ...JSON.parse(await readFile(path, "utf8")), idempotencyKey: key }));
+      await writeFile(join(dir, `${hex}`), `${id}\n`);
+      await writeFile(join(dir, "outside"), `${id}\n`);
+      expect(await store.purge(["queued"])).toBe(1);
+      expect((await readdir(dir)).filter((n) => n === hex || n === "outside").sort(), key).toEqual([hex, "outside"].sort());
+    }
+  });
+
+  it("list of the messages being sent looks only in workers' directories", async () => {
+    const id = await add();
+    await store.join("w1", 60_000, T0);
+    await store.take("w1", 1, T0);
+    const { cp } = await import("node:fs/promises");
+    await cp(join(dir, "active", "w1", id), join(dir, "active", ".stray", id), { recursive: true });
+    expect((await store.list({ state: "sending" })).map((e) => e.id)).toEqual([id]);
+  });
+
+  it("get finds a message being returned from a dead worker (in reclaim/) as sending", async () => {
+    const id = await add();
+    const { rename } = await import("node:fs/promises");
+    await mkdir(join(dir, "reclaim", "dead.abc123"), { recursive: true });
+    await rename(join(dir, "queue", id), join(dir, "reclaim", "dead.abc123", id));
+    expect((await store.get(id))?.state).toBe("sending");
+  });
+
+  it("deferred messages of another store keep their priority order", async () => {
+    const other = new FileStore({ path: dir });
+    const normal = (await other.add(newEntry({ enqueuedAt: T0, notBefore: T0 + 1000 }), bytesOf(MESSAGE))).id;
+    const urgent = (await other.add(newEntry({ enqueuedAt: T0 + 1, notBefore: T0 + 1000, priority: -1 }), bytesOf(MESSAGE))).id;
+    await store.join("w1", 60_000, T0);
+    expect((await store.take("w1", 2, T0 + 1000)).map((l) => l.entry.id)).toEqual([urgent, normal]);
+  });
+
+  it("a dead worker's message without its record is quarantined", async () => {
+    const other = new FileStore({ path: dir });
+    const { id } = await other.add(newEntry(), bytesOf(MESSAGE));
+    await other.join("dead", 1000, T0);
+    await other.take("dead", 1, T0);
+    await rm(join(dir, "active", "dead", id, "message.json"));
+    await rm(join(dir, "active", "dead", "lease"));
+    const problems: OutboxError[] = [];
+    store.onProblem((e) => problems.push(e));
+    expect(await store.recover(T0)).toEqual({ requeued: 0, held: [] });
+    expect((await ls("corrupt"))[0]).toMatch(new RegExp(`^${id}\\.`));
+    expect(problems.map((p) => [p.reason, p.id])).toEqual([["corrupt", id]]);
+  });
+
+  it("every file the store opens is closed", async () => {
+    let open = 0;
+    const counting: typeof nodeSpoolFs = {
+      ...nodeSpoolFs,
+      async create(path) {
+        const handle = await nodeSpoolFs.create(path);
+        open++;
+        return { ...handle, close: async () => (open--, handle.close()) };
+      },
+    };
+    store = new FileStore({ path: dir, fs: counting });
+    await add({ idempotencyKey: keyHash("closed") });
+    await store.join("w1", 1000, T0);
+    const [lease] = await store.take("w1", 1, T0);
+    await store.markFinalDot("w1", lease!, 1, T0);
+    await store.settle("w1", lease!, settlement(lease!.entry, { state: "sent" }), T0);
+    expect(open).toBe(0);
+  });
+
+  it("watch: an enqueue by another store wakes the listener through the directory; after unsubscribing, nothing does", async () => {
+    await store.open();
+    const other = new FileStore({ path: dir });
+    const woken: string[] = [];
+    const stopEarly = store.watch(() => woken.push("early"));
+    stopEarly();
+    const stop = store.watch(() => woken.push("watching"));
+    const until = async (predicate: () => boolean) => {
+      for (let i = 0; i < 200 && !predicate(); i++) await new Promise((r) => setTimeout(r, 25));
+    };
+    // The directory watch starts shortly after watch() returns: enqueue until it has seen one.
+    for (let i = 0; i < 20 && !woken.includes("watching"); i++) {
+      await other.add(newEntry(), bytesOf(MESSAGE));
+      await until(() => woken.includes("watching"));
+    }
+    expect(woken).toContain("watching");
+    stop();
+    woken.length = 0;
+    const later: string[] = [];
+    const stopLater = store.watch(() => later.push("later"));
+    for (let i = 0; i < 20 && later.length === 0; i++) {
+      await other.add(newEntry(), bytesOf(MESSAGE));
+      await until(() => later.length > 0);
+    }
+    stopLater();
+    expect(later.length).toBeGreaterThan(0);
+    // The later listener saw an enqueue; the unsubscribed ones would have seen it too.
+    expect(woken).toEqual([]);
+  });
+});
