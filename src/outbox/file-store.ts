@@ -375,13 +375,14 @@ export class FileStore implements OutboxStore {
   async #priorityOf(id: string, dir: "queue" | "deferred" = "queue"): Promise<number> {
     let priority = this.#priority.get(id);
     if (priority === undefined) {
-      priority = await this.#fs.readFile(join(this.path, dir, id, RECORD)).then(
-        (b) => {
+      priority = await this.#fs
+        .readFile(join(this.path, dir, id, RECORD))
+        .then((b) => {
           const p = (JSON.parse(b.toString("utf8")) as { priority?: unknown }).priority;
           return typeof p === "number" ? p : 0;
-        },
-        () => 0,
-      );
+        })
+        // Unreadable or not JSON: priority 0 here; taking it quarantines it.
+        .catch(() => 0);
       this.#priority.set(id, priority);
     }
     return priority;
@@ -462,10 +463,10 @@ export class FileStore implements OutboxStore {
   }
 
   async #expired(dir: string, now: number): Promise<boolean> {
-    const lease = await this.#fs.readFile(join(dir, LEASE)).then(
-      (b) => JSON.parse(b.toString("utf8")) as LeaseRecord,
-      () => undefined,
-    );
+    const lease = await this.#fs
+      .readFile(join(dir, LEASE))
+      .then((b) => JSON.parse(b.toString("utf8")) as LeaseRecord)
+      .catch(() => undefined);
     // No readable lease: a worker that died before writing its first one.
     if (lease === undefined || typeof lease.until !== "number") return true;
     if (lease.until < now) return true;
@@ -516,10 +517,11 @@ export class FileStore implements OutboxStore {
   async #cleanIncoming(now: number): Promise<void> {
     for (const id of await this.#ids("incoming")) {
       const dir = join(this.path, "incoming", id);
-      const record = await this.#fs.readFile(join(dir, RECORD)).then(
-        (b) => decodeEntry(b, join(dir, RECORD), id),
-        () => undefined,
-      );
+      // A record half written when its process died is no record: the grace period applies.
+      const record = await this.#fs
+        .readFile(join(dir, RECORD))
+        .then((b) => decodeEntry(b, join(dir, RECORD), id))
+        .catch(() => undefined);
       if (record?.idempotencyKey !== undefined) {
         const owner = await this.#fs.readFile(join(this.path, "keys", record.idempotencyKey)).then(
           (b) => b.toString("utf8").trim(),
@@ -621,15 +623,16 @@ export class FileStore implements OutboxStore {
   async purge(states: readonly OutboxState[]): Promise<number> {
     await this.open();
     let purged = 0;
+    // Refused before anything is deleted.
+    if (states.includes("sending")) throw new OutboxError("state", "Messages being sent cannot be purged; stop the workers first");
     for (const state of states) {
-      if (state === "sending") throw new OutboxError("state", "Messages being sent cannot be purged; stop the workers first");
       for (const dir of await this.#directoriesOf(state)) {
         for (const id of await this.#ids(dir)) {
           const path = join(this.path, dir, id);
-          const key = await this.#fs.readFile(join(path, RECORD)).then(
-            (b) => (JSON.parse(b.toString("utf8")) as { idempotencyKey?: unknown }).idempotencyKey,
-            () => undefined,
-          );
+          const key = await this.#fs
+            .readFile(join(path, RECORD))
+            .then((b) => (JSON.parse(b.toString("utf8")) as { idempotencyKey?: unknown }).idempotencyKey)
+            .catch(() => undefined);
           await this.#fs.remove(path);
           if (typeof key === "string" && /^[0-9a-f]{64}$/.test(key)) {
             const keyPath = join(this.path, "keys", key);
@@ -681,8 +684,12 @@ export class FileStore implements OutboxStore {
     }
     const incoming = join(this.path, "incoming", id);
     if (await this.#exists(join(incoming, RECORD))) {
-      if (options.rollForward) await this.#rollForward(id);
-      return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
+      // Looked for again only after a roll forward: without one it is still here.
+      if (options.rollForward) {
+        await this.#rollForward(id);
+        return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
+      }
+      return { dir: incoming, state: "queued" };
     }
     for (const name of await this.#fs.readdir(join(this.path, "reclaim")).catch(() => [] as string[])) {
       const path = join(this.path, "reclaim", name, id);
