@@ -260,28 +260,16 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
   const length = value.length;
   const utf8 = opts.utf8;
   const chunks: Chunk[] = [];
-  // The charset is looked up at the first run to encode: a value with none needs no charset.
-  let charset: string | undefined;
   // A run of words to encode becomes one text, the white space between them included, so
   // that it survives decoding (white space between adjacent encoded-words is dropped).
   // Next to plain text one white space character stays outside as the delimiter; any more
   // goes inside, so a long run of white space never needs a line of its own. At the start
   // and the end of the value all white space goes inside.
-  const encodeRun = (from: number, to: number, sep: string): void => {
-    charset ??= normalizeCharset(opts.charset);
-    const first = chunks.length === 0 ? firstMax : undefined;
-    const words = charset === "utf-8" ? encodeUtf8Range(value, from, to, "text", ewMax, first) : encodeWordsWithFallback(value.slice(from, to), charset, "text", ewMax, first);
-    for (let k = 0; k < words.length; k++) {
-      const s = k === 0 ? sep : " ";
-      const w = words[k]!;
-      chunks.push({ sep: s, text: w, encoded: true, fromEncoder: true });
-    }
-  };
   let i = 0;
   while (i < length && isWsp(value.charCodeAt(i))) i++;
   if (i >= length) {
     // White space only: all of it travels encoded.
-    if (length > 0) encodeRun(0, length, " ");
+    if (length > 0) encodeRun(chunks, value, 0, length, " ", opts.charset, ewMax, firstMax);
     return chunks;
   }
   // Parsers strip white space after the colon and at the end: it must travel encoded.
@@ -318,7 +306,7 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
       }
     } else {
       if (runFrom !== -1) {
-        encodeRun(runFrom, start - 1, runSep);
+        encodeRun(chunks, value, runFrom, start - 1, runSep, opts.charset, ewMax, firstMax);
         runFrom = -1;
         afterRun = true;
       }
@@ -333,8 +321,20 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
     prevEnd = end;
     must = false;
   }
-  if (runFrom !== -1) encodeRun(runFrom, length, runSep);
+  if (runFrom !== -1) encodeRun(chunks, value, runFrom, length, runSep, opts.charset, ewMax, firstMax);
   return chunks;
+}
+
+/**
+ * `value[from, to)` as encoded-words, appended to `chunks`: the first after `sep`, the others
+ * after a space; the first one shortened to `firstMax` when it starts the header. (The
+ * charset is looked up here, so that a value with nothing to encode needs none.)
+ */
+function encodeRun(chunks: Chunk[], value: string, from: number, to: number, sep: string, charsetName: string, ewMax: number, firstMax: number): void {
+  const charset = normalizeCharset(charsetName);
+  const first = chunks.length === 0 ? firstMax : ewMax;
+  const words = charset === "utf-8" ? encodeUtf8Range(value, from, to, "text", ewMax, first) : encodeWordsWithFallback(value.slice(from, to), charset, "text", ewMax, first);
+  for (let k = 0; k < words.length; k++) chunks.push({ sep: k === 0 ? sep : " ", text: words[k]!, encoded: true, fromEncoder: true });
 }
 
 /**
