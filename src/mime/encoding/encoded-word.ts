@@ -116,14 +116,14 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
 }
 
 /**
- * `encodeWords(text.slice(from, to), { charset: "utf-8", context, maxLength, firstMaxLength })`
+ * `encodeWords(text.slice(from, to), { charset: "utf-8", context: "text", maxLength, firstMaxLength })`
  * for a caller that has already checked the text: `text[from, to)` is not empty and whole
  * characters of a well-formed string (no lone surrogate). The header renderer encodes runs
- * of a value it has checked once, so the run is neither copied nor checked again.
+ * of an unstructured value it has checked once, so the run is neither copied nor checked again.
  */
-export function encodeUtf8Range(text: string, from: number, to: number, context: EncodedWordContext, maxLength: number, firstMaxLength: number): string[] {
+export function encodeUtf8Text(text: string, from: number, to: number, maxLength: number, firstMaxLength: number): string[] {
   // "=?utf-8?" "B|Q" "?" encoded-text "?=": 12 characters around the text.
-  return encodeUtf8Words(text, from, to, SAFE[context], Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
+  return encodeUtf8Words(text, from, to, Q_TEXT, Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
 }
 
 /** `=XX` for every byte (Q's escape). */
