@@ -128,6 +128,8 @@ export function encodeUtf8Text(text: string, from: number, to: number, maxLength
 
 /** `=XX` for every byte (Q's escape). */
 const Q_ESCAPES = Array.from({ length: 256 }, (_, b) => `=${b.toString(16).toUpperCase().padStart(2, "0")}`);
+/** `=XX=XX` for every character of two UTF-8 bytes (U+0080 to U+07FF: Latin, Greek, Cyrillic, ...), from U+0080. */
+const Q_TWO_BYTES = Array.from({ length: 0x800 - 0x80 }, (_, i) => Q_ESCAPES[0xc0 | ((i + 0x80) >> 6)]! + Q_ESCAPES[0x80 | ((i + 0x80) & 63)]!);
 /** Base64 of 12 bits: two characters, for every value (a group of 3 bytes is two lookups). */
 const BASE64_PAIRS = (() => {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -179,6 +181,8 @@ function qText(text: string, from: number, to: number, safe: number): string {
     if (i > run) out += text.slice(run, i);
     if (c === SPACE) {
       out += "_";
+    } else if (c >= 0x80 && c < 0x800) {
+      out += Q_TWO_BYTES[c - 0x80]!;
     } else {
       const n = utf8Bytes(text, i, scratch, 0);
       for (let k = 0; k < n; k++) out += Q_ESCAPES[scratch[k]!]!;
