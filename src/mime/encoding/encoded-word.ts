@@ -299,40 +299,39 @@ function cutQ(text: string, from: number, to: number, safe: number, firstBudget:
 }
 
 /**
- * B encoded-words of the UTF-8 `bytes`, each holding as many whole characters as fit: the
- * first in `firstBudget` characters of encoded text (when that holds the first character,
- * and the one after the first word too, as the character-by-character cut found), the
- * others in `budget`.
+ * B encoded-words of the UTF-8 `bytes` (more than one word holds), each with as many whole
+ * characters as fit: the first in `firstBudget` characters of encoded text, the others in
+ * `budget`. A word holds whole groups of 3 bytes, at least one, so only a character of 4
+ * bytes can fail to fit, in a word of 3: then a short first word falls back to full size
+ * (if that character is its first or the one after it, where the character-by-character
+ * cut gave up), and any other word refuses it.
  */
 function bWords(bytes: Buffer, firstBudget: number, budget: number): string[] {
   const room = Math.floor(budget / 4) * 3;
   let firstRoom = room;
   if (firstBudget < budget && firstBudget >= 4) {
     firstRoom = Math.floor(firstBudget / 4) * 3;
-    const end = cutBytes(bytes, 0, firstRoom);
-    if (end === 0 || (end < bytes.length && utf8LengthOf(bytes[end]!) > firstRoom)) firstRoom = room;
+    if (firstRoom === 3 && bytes[cutBytes(bytes, 0, 3)]! >= 0xf0) firstRoom = room;
   }
   const words: string[] = [];
   for (let start = 0; start < bytes.length; ) {
     const end = cutBytes(bytes, start, start === 0 ? firstRoom : room);
-    if (end === start) throw tooWide(bytes.toString("utf8", start, start + utf8LengthOf(bytes[start]!)).codePointAt(0)!);
+    if (end === start) throw tooWide(bytes.toString("utf8", start).codePointAt(0)!);
     words.push(`=?utf-8?B?${bytes.toString("base64", start, end)}?=`);
     start = end;
   }
   return words;
 }
 
-/** The end of the longest run of whole characters from `start` in at most `room` bytes: the room's end, moved back to the start of a character. */
+/**
+ * The end of the longest run of whole characters from `start` (the first byte of one) in at
+ * most `room` bytes: the room's end, moved back to the first byte of a character.
+ */
 function cutBytes(bytes: Uint8Array, start: number, room: number): number {
-  let end = start + room;
-  if (end >= bytes.length) return bytes.length;
-  while (end > start && (bytes[end]! & 0xc0) === 0x80) end--;
+  let end = Math.min(start + room, bytes.length);
+  // Past the end `undefined & 0xc0` is 0, and `bytes[start]` is a first byte: the loop stops there at the latest.
+  while ((bytes[end]! & 0xc0) === 0x80) end--;
   return end;
-}
-
-/** The length of the UTF-8 character whose first byte is `lead`. */
-function utf8LengthOf(lead: number): number {
-  return lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
 }
 
 function tooWide(codePoint: number): EncodingError {
