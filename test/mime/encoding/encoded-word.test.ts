@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeInPieces, encodeText } from "../../../src/mime/encoding/charset.js";
 import { BYTE_CLASS, Q_COMMENT, Q_PHRASE, Q_TEXT } from "../../../src/mime/encoding/byte-classes.js";
-import { decodeWords, encodeWords, needsEncoding } from "../../../src/mime/encoding/encoded-word.js";
+import { decodeWords, encodeUtf8Text, encodeWords, needsEncoding } from "../../../src/mime/encoding/encoded-word.js";
 import type { EncodedWordContext } from "../../../src/mime/encoding/encoded-word.js";
 import { EncodingError } from "../../../src/errors.js";
 import { POOLS } from "./charset-pools.js";
@@ -374,5 +374,20 @@ describe("B cut in the bytes", () => {
     expect(text("abcdefghijklmnop\u0080\u07ff", {})).toEqual(["=?utf-8?Q?abcdefghijklmnop=C2=80=DF=BF?="]);
     expect(text("abcdefghijklmnopqrst\u0800", {})).toEqual(["=?utf-8?Q?abcdefghijklmnopqrst=E0=A0=80?="]);
     expect(text("abcdefghijklmnopqr?_ \u007f", {})).toEqual(["=?utf-8?Q?abcdefghijklmnopqr=3F=5F_=7F?="]);
+  });
+});
+
+describe("encodeUtf8Text: a range of checked text", () => {
+  it("gives encodeWords' words for the range, in unstructured text, with the first word's own length", () => {
+    const value = "xx Réunion trimestrielle, résultats et café ☕ yy";
+    const from = 3;
+    const to = value.length - 3;
+    const run = value.slice(from, to);
+    expect(encodeUtf8Text(value, from, to, 75, 75)).toEqual(encodeWords(run, { context: "text" }));
+    expect(encodeUtf8Text(value, from, to, 40, 30)).toEqual(encodeWords(run, { context: "text", maxLength: 40, firstMaxLength: 30 }));
+    expect(encodeUtf8Text(value, from, to, 40, 30)[0]!.length).toBeLessThanOrEqual(30);
+    expect(encodeUtf8Text(value, from, to, 40, 50)).toEqual(encodeWords(run, { context: "text", maxLength: 40 }));
+    expect(encodeUtf8Text("abcdefgh ?", 0, 10, 75, 75)).toEqual(["=?utf-8?Q?abcdefgh_=3F?="]);
+    expect(encodeUtf8Text("a ?_=b", 0, 6, 75, 75)).toEqual(["=?utf-8?B?YSA/Xz1i?="]);
   });
 });
