@@ -84,7 +84,7 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   }
   if (charset === "utf-8") {
     assertWellFormed(text, "Text");
-    return encodeUtf8Words(text, safe, Math.min(options.firstMaxLength ?? maxLength, maxLength) - 12, budget);
+    return encodeUtf8Words(text, 0, text.length, safe, Math.min(options.firstMaxLength ?? maxLength, maxLength) - 12, budget);
   }
   const whole = encodeText(text, charset);
   // RFC 1468 recommends B for ISO-2022-JP, whose JIS bytes would pass through Q unreadably.
@@ -115,8 +115,21 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   return words;
 }
 
+/**
+ * `encodeWords(text.slice(from, to), { charset: "utf-8", context: "text", maxLength, firstMaxLength })`
+ * for a caller that has already checked the text: `text[from, to)` is not empty and whole
+ * characters of a well-formed string (no lone surrogate). The header renderer encodes runs
+ * of an unstructured value it has checked once, so the run is neither copied nor checked again.
+ */
+export function encodeUtf8Text(text: string, from: number, to: number, maxLength: number, firstMaxLength: number): string[] {
+  // "=?utf-8?" "B|Q" "?" encoded-text "?=": 12 characters around the text.
+  return encodeUtf8Words(text, from, to, Q_TEXT, Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
+}
+
 /** `=XX` for every byte (Q's escape). */
 const Q_ESCAPES = Array.from({ length: 256 }, (_, b) => `=${b.toString(16).toUpperCase().padStart(2, "0")}`);
+/** `=XX=XX` for every character of two UTF-8 bytes (U+0080 to U+07FF: Latin, Greek, Cyrillic, ...), from U+0080. */
+const Q_TWO_BYTES = Array.from({ length: 0x800 - 0x80 }, (_, i) => Q_ESCAPES[0xc0 | ((i + 0x80) >> 6)]! + Q_ESCAPES[0x80 | ((i + 0x80) & 63)]!);
 /** Base64 of 12 bits: two characters, for every value (a group of 3 bytes is two lookups). */
 const BASE64_PAIRS = (() => {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -168,6 +181,8 @@ function qText(text: string, from: number, to: number, safe: number): string {
     if (i > run) out += text.slice(run, i);
     if (c === SPACE) {
       out += "_";
+    } else if (c >= 0x80 && c < 0x800) {
+      out += Q_TWO_BYTES[c - 0x80]!;
     } else {
       const n = utf8Bytes(text, i, scratch, 0);
       for (let k = 0; k < n; k++) out += Q_ESCAPES[scratch[k]!]!;
@@ -206,18 +221,19 @@ function bText(text: string, from: number, to: number): string {
 }
 
 /**
- * `encodeWords` for UTF-8, worked out on the string: the bytes of each character follow
- * from its code point, so the widths, the cut and the B or Q text are computed in a few
- * passes over the characters, with no Buffer to encode into and read back (for the short
- * texts of headers those round trips were most of the time). The same words as the byte
- * route (`splitEncoded`) gives, and the same error when a character does not fit.
+ * `encodeWords` for UTF-8 of `text[from, to)`, worked out on the string: the bytes of each
+ * character follow from its code point, so one pass counts the bytes and the Q width (to
+ * choose B or Q), and Q is cut and encoded from the characters. B is cut as its bytes are:
+ * each word ends where its room does, moved back to the start of the character there. The
+ * same words as the byte route (`splitEncoded`) gives, and the same error when a character
+ * does not fit.
  */
-function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget: number): string[] {
+function encodeUtf8Words(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number): string[] {
   const classes = BYTE_CLASS;
   // One pass: the byte count and the Q width of the whole text.
   let byteCount = 0;
   let qTotal = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
     if (c < 0x80) {
       byteCount += 1;
@@ -233,25 +249,18 @@ function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget
   // Most header texts fit one word: then no character can be too wide either.
   const total = useQ ? qTotal : base64Width(byteCount);
   if (total <= Math.min(firstBudget, budget) || (total <= budget && !(firstBudget < budget && firstBudget >= 4))) {
-    if (useQ) return [`=?utf-8?Q?${qText(text, 0, text.length, safe)}?=`];
-    return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8").toString("base64") : bText(text, 0, text.length)}?=`];
+    if (useQ) return [`=?utf-8?Q?${qText(text, from, to, safe)}?=`];
+    return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text.slice(from, to), "utf8").toString("base64") : bText(text, from, to)}?=`];
   }
+  if (!useQ) return bWords(Buffer.from(text.slice(from, to), "utf8"), firstBudget, budget);
   let ends: number[] | undefined;
-  if (firstBudget < budget && firstBudget >= 4) ends = cutUtf8(text, useQ, safe, firstBudget, budget, false);
-  ends ??= cutUtf8(text, useQ, safe, budget, budget, true)!;
-  // ends: string index and (for B) byte offset of each word's end, in pairs.
-  const words: string[] = new Array(ends.length / 2);
-  const bytes = !useQ && byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8") : undefined;
-  let start = 0;
-  let byteStart = 0;
+  if (firstBudget < budget && firstBudget >= 4) ends = cutQ(text, from, to, safe, firstBudget, budget, false);
+  ends ??= cutQ(text, from, to, safe, budget, budget, true)!;
+  const words: string[] = new Array(ends.length);
+  let start = from;
   for (let w = 0; w < words.length; w++) {
-    const end = ends[2 * w]!;
-    const byteEnd = ends[2 * w + 1]!;
-    words[w] = useQ
-      ? `=?utf-8?Q?${qText(text, start, end, safe)}?=`
-      : `=?utf-8?B?${bytes !== undefined ? bytes.toString("base64", byteStart, byteEnd) : bText(text, start, end)}?=`;
-    start = end;
-    byteStart = byteEnd;
+    words[w] = `=?utf-8?Q?${qText(text, start, ends[w]!, safe)}?=`;
+    start = ends[w]!;
   }
   return words;
 }
@@ -260,35 +269,73 @@ function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget
 const NATIVE_BASE64 = 24;
 
 /**
- * Where each word ends (its string index and byte offset, in pairs) when `text` is cut into
- * the longest runs of whole characters whose encoded text fits `firstBudget` for the first
- * word and `budget` for the others. A character that does not fit the word it comes to: undefined, or (`strict`) the
- * EncodingError `encodeInPieces` throws.
+ * Where each word ends (a string index) when `text[from, to)` is cut into the longest runs
+ * of whole characters whose Q text fits `firstBudget` for the first word and `budget` for
+ * the others. A character that does not fit the word it comes to: undefined, or
+ * (`strict`) the EncodingError `encodeInPieces` throws.
  */
-function cutUtf8(text: string, useQ: boolean, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
+function cutQ(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
   const classes = BYTE_CLASS;
   const ends: number[] = [];
   let used = 0;
-  let byte = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = from; i < to; ) {
     const c = text.charCodeAt(i);
     const length = c < 0x80 ? 1 : utf8Length(c);
-    const units = useQ ? (c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length) : length;
+    const units = c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length;
     const room = ends.length === 0 ? firstBudget : budget;
-    if ((useQ ? units : base64Width(units)) > room) {
+    if (units > room) {
       if (!strict) return undefined;
-      throw new EncodingError(`The character ${describeCodePoint(text.codePointAt(i)!)} does not fit in one piece once encoded in utf-8`);
+      throw tooWide(text.codePointAt(i)!);
     }
-    if ((useQ ? used + units : base64Width(used + units)) > room) {
-      ends.push(i, byte);
+    if (used + units > room) {
+      ends.push(i);
       used = 0;
     }
     used += units;
-    byte += length;
     i += length === 4 ? 2 : 1;
   }
-  ends.push(text.length, byte);
+  ends.push(to);
   return ends;
+}
+
+/**
+ * B encoded-words of the UTF-8 `bytes` (more than one word holds), each with as many whole
+ * characters as fit: the first in `firstBudget` characters of encoded text, the others in
+ * `budget`. A word holds whole groups of 3 bytes, at least one, so only a character of 4
+ * bytes can fail to fit, in a word of 3: then a short first word falls back to full size
+ * (if that character is its first or the one after it, where the character-by-character
+ * cut gave up), and any other word refuses it.
+ */
+function bWords(bytes: Buffer, firstBudget: number, budget: number): string[] {
+  const room = Math.floor(budget / 4) * 3;
+  let firstRoom = room;
+  if (firstBudget < budget && firstBudget >= 4) {
+    firstRoom = Math.floor(firstBudget / 4) * 3;
+    if (firstRoom === 3 && bytes[cutBytes(bytes, 0, 3)]! >= 0xf0) firstRoom = room;
+  }
+  const words: string[] = [];
+  for (let start = 0; start < bytes.length; ) {
+    const end = cutBytes(bytes, start, start === 0 ? firstRoom : room);
+    if (end === start) throw tooWide(bytes.toString("utf8", start).codePointAt(0)!);
+    words.push(`=?utf-8?B?${bytes.toString("base64", start, end)}?=`);
+    start = end;
+  }
+  return words;
+}
+
+/**
+ * The end of the longest run of whole characters from `start` (the first byte of one) in at
+ * most `room` bytes: the room's end, moved back to the first byte of a character.
+ */
+function cutBytes(bytes: Uint8Array, start: number, room: number): number {
+  let end = Math.min(start + room, bytes.length);
+  // Past the end `undefined & 0xc0` is 0, and `bytes[start]` is a first byte: the loop stops there at the latest.
+  while ((bytes[end]! & 0xc0) === 0x80) end--;
+  return end;
+}
+
+function tooWide(codePoint: number): EncodingError {
+  return new EncodingError(`The character ${describeCodePoint(codePoint)} does not fit in one piece once encoded in utf-8`);
 }
 
 /**
