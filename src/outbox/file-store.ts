@@ -172,7 +172,7 @@ export class FileStore implements OutboxStore {
     await this.open();
     const keyPath = entry.idempotencyKey === undefined ? undefined : join(this.path, "keys", entry.idempotencyKey);
     if (keyPath !== undefined) {
-      const known = await this.#keyed(keyPath);
+      const known = await this.#keyed(keyPath, entry.enqueuedAt);
       if (known !== undefined) return { id: known, duplicate: true };
     }
     const id = newId(entry.enqueuedAt);
@@ -191,7 +191,7 @@ export class FileStore implements OutboxStore {
       await this.#writeNew(join(incoming, RECORD), encodeEntry(record));
       await this.#fs.syncDirectory(incoming);
       if (keyPath !== undefined) {
-        const winner = await this.#claimKey(keyPath, id);
+        const winner = await this.#claimKey(keyPath, id, entry.enqueuedAt);
         if (winner !== id) return { id: winner, duplicate: true };
       }
       committed = true;
@@ -215,20 +215,26 @@ export class FileStore implements OutboxStore {
     }
   }
 
-  /** The id an idempotency key enqueued, when that message is still kept (a stale key is removed). */
-  async #keyed(keyPath: string): Promise<string | undefined> {
+  /**
+   * The id an idempotency key enqueued, when that message is still kept (a stale key is
+   * removed); a crashed enqueue of it is finished as at `now`, the new enqueue's time.
+   */
+  async #keyed(keyPath: string, now: number): Promise<string | undefined> {
     const id = await this.#fs.readFile(keyPath).then(
       (b) => b.toString("utf8").trim(),
       () => undefined,
     );
     if (id === undefined) return undefined;
-    if (ID.test(id) && (await this.#locate(id, { rollForward: true })) !== undefined) return id;
+    if (ID.test(id) && (await this.#locate(id, { rollForwardAt: now })) !== undefined) return id;
     await this.#fs.unlink(keyPath).catch(() => undefined);
     return undefined;
   }
 
-  /** Claims an idempotency key for `id` (link(2): one enqueue wins); resolves to the id that holds it. */
-  async #claimKey(keyPath: string, id: string): Promise<string> {
+  /**
+   * Claims an idempotency key for `id` (link(2): one enqueue wins); resolves to the id that
+   * holds it. `now` is the enqueue's time (a crashed enqueue of the key is finished as at it).
+   */
+  async #claimKey(keyPath: string, id: string, now: number): Promise<string> {
     const keys = join(this.path, "keys");
     const temp = join(keys, `.${id}.tmp`);
     await this.#writeNew(temp, Buffer.from(`${id}\n`));
@@ -240,7 +246,7 @@ export class FileStore implements OutboxStore {
           return id;
         } catch (error) {
           if (errno(error) !== "EEXIST" || tries > 2) throw this.#unusable(error);
-          const other = await this.#keyed(keyPath);
+          const other = await this.#keyed(keyPath, now);
           if (other !== undefined) return other;
         }
       }
@@ -528,7 +534,7 @@ export class FileStore implements OutboxStore {
           () => undefined,
         );
         if (owner === id) {
-          await this.#rollForward(id);
+          await this.#rollForward(id, now);
           continue;
         }
       }
@@ -536,14 +542,15 @@ export class FileStore implements OutboxStore {
     }
   }
 
-  async #rollForward(id: string): Promise<void> {
+  /** Moves a committed keyed enqueue from incoming/ to queue/, or deferred/ when it is not due at `now`. */
+  async #rollForward(id: string, now: number): Promise<void> {
     const dir = join(this.path, "incoming", id);
     const record = await this.#fs.readFile(join(dir, RECORD)).then(
       (b) => decodeEntry(b, join(dir, RECORD), id),
       () => undefined,
     );
     if (record === undefined) return;
-    const target = this.#queueDirectory(record, Date.now());
+    const target = this.#queueDirectory(record, now);
     await this.#fs.rename(dir, join(this.path, target, id)).catch(() => undefined);
     if (record.nextAttemptAt !== undefined) await this.#fs.setMtime(join(this.path, target, id), record.nextAttemptAt).catch(() => undefined);
     await this.#fs.syncDirectory(join(this.path, target)).catch(() => undefined);
@@ -667,15 +674,15 @@ export class FileStore implements OutboxStore {
   }
 
   /**
-   * Where message `id` is, with its state; `rollForward` finishes a keyed enqueue found in
+   * Where message `id` is, with its state; `rollForwardAt` finishes a keyed enqueue found in
    * incoming/. A message moving while the directories are looked at can be missed by one
    * pass (it left one that was not looked at yet for one that was), so a miss is checked twice.
    */
-  async #locate(id: string, options: { rollForward?: boolean } = {}): Promise<Location | undefined> {
+  async #locate(id: string, options: { rollForwardAt?: number } = {}): Promise<Location | undefined> {
     return (await this.#locateOnce(id, options)) ?? (await this.#locateOnce(id, options));
   }
 
-  async #locateOnce(id: string, options: { rollForward?: boolean }): Promise<Location | undefined> {
+  async #locateOnce(id: string, options: { rollForwardAt?: number }): Promise<Location | undefined> {
     for (const state of ["queued", "held", "sent", "partial", "failed", "dead", "sending"] as const) {
       for (const dir of await this.#directoriesOf(state)) {
         const path = join(this.path, dir, id);
@@ -685,8 +692,8 @@ export class FileStore implements OutboxStore {
     const incoming = join(this.path, "incoming", id);
     if (await this.#exists(join(incoming, RECORD))) {
       // Looked for again only after a roll forward: without one it is still here.
-      if (options.rollForward) {
-        await this.#rollForward(id);
+      if (options.rollForwardAt !== undefined) {
+        await this.#rollForward(id, options.rollForwardAt);
         return (await this.#locateOnce(id, {})) ?? { dir: incoming, state: "queued" };
       }
       return { dir: incoming, state: "queued" };
