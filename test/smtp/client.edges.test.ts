@@ -3,14 +3,20 @@
  * (test/helpers/fake-smtp-server.ts): each reply code a step accepts or refuses, each
  * fallback, and what the client's state, errors and the server's log show afterwards.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { recipientReplies, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import os from "node:os";
+import { Readable } from "node:stream";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { dropOn, hangOn, messageReply, recipientReplies, replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
+import { ANNOUNCE, DATA_WRITTEN } from "../../src/smtp/pipeline.js";
+import { InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpError } from "../../src/errors.js";
+import { rejection } from "../helpers/errors.js";
 
 const servers: FakeSmtpServer[] = [];
 const clients: SmtpClient[] = [];
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const c of clients.splice(0)) c.destroy();
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
@@ -49,5 +55,427 @@ describe("STARTTLS", () => {
     expect(client.secure).toBe(false);
     await client.sendMail(env, "x");
     expect(server.commands()).toEqual(["EHLO client.test", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA"]);
+  });
+});
+
+describe("connect", () => {
+  it("joins a connect in progress, resolves at once when ready, and sendMail waits for a connect under way", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    const first = client.connect();
+    const second = client.connect();
+    const sent = client.sendMail(env, "x");
+    await Promise.all([first, second]);
+    await sent;
+    await client.connect();
+    expect(server.connections).toBe(1);
+    expect(server.commands()).toEqual(["EHLO client.test", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA"]);
+    expect(client.transactions).toBe(1);
+  });
+
+  it("a closed client connects afresh on connect(), forgetting what the last session learnt", async () => {
+    const server = await fake({ authMechanisms: ["PLAIN"] });
+    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    await client.connect();
+    expect(client.authenticatedAs).toBe("u");
+    expect(client.greeting?.code).toBe(220);
+    const firstId = client.connectionId;
+    client.destroy();
+    expect(client.state).toBe("closed");
+    await client.connect();
+    expect(client.state).toBe("ready");
+    expect(client.connectionId).not.toBe(firstId);
+    expect(server.connections).toBe(2);
+  });
+
+  it("greeting and capabilities are forgotten when a reconnect fails at the greeting", async () => {
+    let n = 0;
+    const server = await fake({ greeting: () => (++n === 1 ? undefined : "554 5.3.2 not now") });
+    const client = clientFor(server);
+    await client.connect();
+    expect(client.capabilities?.pipelining).toBe(true);
+    client.destroy();
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpConnectError);
+    expect(client.greeting?.code).toBe(554);
+    expect(client.capabilities).toBeUndefined();
+  });
+
+  it("a server that closes before its greeting: SmtpConnectError saying so, retryable", async () => {
+    const server = await fake({ greeting: { reply: null, then: "close" } });
+    const client = clientFor(server);
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpConnectError);
+    expect(error.message).toBe(`127.0.0.1:${server.port} closed the connection before greeting`);
+    expect((error as SmtpConnectError).retryable).toBe(true);
+    expect(client.state).toBe("closed");
+  });
+
+  it("without localName, says EHLO with the host's name when it is a domain, else the address literal", async () => {
+    const server = await fake();
+    const hostname = vi.spyOn(os, "hostname");
+    const say = async (name: string): Promise<string> => {
+      hostname.mockReturnValue(name);
+      const client = new SmtpClient({ host: "127.0.0.1", port: server.port, timeout: 2000 });
+      clients.push(client);
+      await client.connect();
+      await client.quit();
+      return server.commands().at(-2)!;
+    };
+    expect(await say("mail.example.org")).toBe("EHLO mail.example.org");
+    expect(await say("localhost")).toBe("EHLO [127.0.0.1]");
+    expect(await say("bad name.example.org")).toBe("EHLO [127.0.0.1]");
+  });
+});
+
+describe("EHLO and HELO", () => {
+  it("EHLO answered 500 (not recognised) falls back to HELO; the session has no extensions", async () => {
+    const server = await fake({ ehlo: "500 5.5.1 Command unrecognized" });
+    const client = clientFor(server);
+    await client.connect();
+    expect(client.capabilities?.esmtp).toBe(false);
+    expect(client.capabilities?.pipelining).toBe(false);
+    expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test"]);
+  });
+
+  it("EHLO answered 502 and the connection closed: no HELO, the session fails", async () => {
+    const server = await fake({ script: replyOn("EHLO", { reply: "502 5.5.2 not here", then: "close" }) });
+    const client = clientFor(server);
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpError);
+    expect((error as SmtpError).stage).toBe("ehlo");
+    expect(server.commands()).toEqual(["EHLO client.test"]);
+    expect(client.state).toBe("closed");
+  });
+
+  it("HELO refused after the fallback: SmtpError at stage ehlo, QUIT, closed", async () => {
+    const server = await fake({ ehlo: "502 5.5.2 not here", script: replyOn("HELO", "554 5.7.1 go away") });
+    const client = clientFor(server);
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpError);
+    expect((error as SmtpError).replyCode).toBe(554);
+    expect((error as SmtpError).stage).toBe("ehlo");
+    expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test", "QUIT"]);
+    expect(client.state).toBe("closed");
+  });
+
+  it("ENHANCEDSTATUSCODES offered: refusals carry the enhanced code; not offered (HELO): the text stays whole", async () => {
+    const refusal = replyOn("MAIL", "553 5.1.8 sender refused");
+    const withCodes = await fake({ script: refusal });
+    const a = clientFor(withCodes);
+    const e1 = (await rejection(a.sendMail(env, "x"))) as SmtpError;
+    expect(e1.enhancedCode).toBe("5.1.8");
+    expect(e1.reply?.text).toBe("sender refused");
+
+    const without = await fake({ ehlo: "502 5.5.2 not here", script: refusal });
+    const b = clientFor(without);
+    const e2 = (await rejection(b.sendMail(env, "x"))) as SmtpError;
+    expect(e2.enhancedCode).toBeUndefined();
+    expect(e2.reply?.text).toBe("5.1.8 sender refused");
+  });
+});
+
+describe("AUTH", () => {
+  const challenges = (n: number): FakeServerOptions => {
+    let sent = 0;
+    return {
+      authMechanisms: ["PLAIN"],
+      script: {
+        onCommand: (cmd) => {
+          if (cmd.verb === "AUTH" || cmd.line === "") return sent++ < n ? "334 " : "235 2.7.0 Authentication successful";
+          return undefined;
+        },
+      },
+    };
+  };
+
+  it(`answers up to 5 challenges`, async () => {
+    const server = await fake(challenges(5));
+    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    await client.connect();
+    expect(client.authenticatedAs).toBe("u");
+    expect(server.commands().filter((c) => c === "")).toHaveLength(5);
+  });
+
+  it("a 6th challenge: the exchange is cancelled with '*', SmtpAuthError, nobody authenticated", async () => {
+    const server = await fake(challenges(6));
+    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpAuthError);
+    expect(error.message).toBe("The server sent more than 5 AUTH PLAIN challenges");
+    expect(server.commands().slice(1)).toEqual([expect.stringMatching(/^AUTH PLAIN /), "", "", "", "", "", "*", "QUIT"]);
+    expect(client.authenticatedAs).toBeUndefined();
+  });
+
+  it("421 to AUTH (the server closing): a retryable SmtpError, not an authentication failure", async () => {
+    const server = await fake({ authMechanisms: ["PLAIN"], script: replyOn("AUTH", { reply: "421 4.7.0 closing", then: "close" }) });
+    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpError);
+    expect(error).not.toBeInstanceOf(SmtpAuthError);
+    expect((error as SmtpError).replyCode).toBe(421);
+    expect((error as SmtpError).retryable).toBe(true);
+    expect((error as SmtpError).stage).toBe("auth");
+    expect(client.state).toBe("closed");
+  });
+});
+
+describe("the transaction", () => {
+  it("DATA refused (one command at a time): the body is withheld, RSET, still ready", async () => {
+    const server = await fake({ ehlo: ["8BITMIME"], script: replyOn("DATA", "554 5.5.1 no valid recipients") });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpError);
+    expect(error.message).toBe("DATA was refused: 554 5.5.1 no valid recipients");
+    expect(error.stage).toBe("data");
+    expect(error.bodySent).toBe(false);
+    expect(server.commands()).toEqual(["EHLO client.test", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "RSET"]);
+    expect(server.received).toHaveLength(0);
+    expect(client.state).toBe("ready");
+    await client.sendMail(env, "y");
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("DATA refused (pipelined): the same, RSET after the group", async () => {
+    const server = await fake({ script: replyOn("DATA", "451 4.3.0 try later") });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error.message).toBe("DATA was refused: 451 try later");
+    expect(error.retryable).toBe(true);
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "RSET"]);
+    expect(client.state).toBe("ready");
+  });
+
+  it("MAIL refused one command at a time: no RCPT is sent", async () => {
+    const server = await fake({ ehlo: ["8BITMIME"], script: replyOn("MAIL", "553 5.1.8 no") });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error.message).toBe("MAIL FROM was refused: 553 5.1.8 no");
+    expect(error.stage).toBe("mail");
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RSET"]);
+    expect(client.state).toBe("ready");
+  });
+
+  it("a refusal whose RSET fails too: the connection is dropped", async () => {
+    const server = await fake({ ehlo: ["8BITMIME"], script: [replyOn("MAIL", "553 5.1.8 no"), replyOn("RSET", "500 5.5.1 what")] });
+    const client = clientFor(server);
+    await rejection(client.sendMail(env, "x"));
+    expect(client.state).toBe("closed");
+    await server.waitForClosed(1);
+  });
+
+  it("a refused BDAT chunk before the last: the rest is withheld, RSET, still ready", async () => {
+    const server = await fake({ ehlo: ["CHUNKING", "PIPELINING"], script: replyOn("BDAT", "552 5.3.4 too much") });
+    const client = clientFor(server, { chunking: true, chunkSize: 1024 });
+    const body = Buffer.alloc(3000, "a");
+    const error = (await rejection(client.sendMail(env, body))) as SmtpError;
+    expect(error.message).toBe("BDAT 1024 was refused: 552 5.3.4 too much");
+    expect(error.stage).toBe("body");
+    expect(error.bodySent).toBe(true);
+    expect(server.commands().filter((c) => c.startsWith("BDAT"))).toEqual(["BDAT 1024"]);
+    expect(server.commands().at(-1)).toBe("RSET");
+    expect(server.received).toHaveLength(0);
+    expect(client.state).toBe("ready");
+  });
+
+  it("BDAT: every chunk but the last is answered before the next goes; the last carries LAST", async () => {
+    const server = await fake({ ehlo: ["CHUNKING"] });
+    const client = clientFor(server, { chunking: true, chunkSize: 1024 });
+    const body = Buffer.alloc(2500, "b");
+    const result = await client.sendMail(env, body);
+    expect(result.reply.code).toBe(250);
+    expect(server.commands().filter((c) => c.startsWith("BDAT"))).toEqual(["BDAT 1024", "BDAT 1024", "BDAT 454 LAST"]);
+    expect(server.received[0]!.via).toBe("BDAT");
+  });
+
+  it("a body stream that fails during BDAT: the connection is dropped, nothing delivered", async () => {
+    const server = await fake({ ehlo: ["CHUNKING"] });
+    const client = clientFor(server, { chunking: true, chunkSize: 1024 });
+    const body = new Readable({
+      read() {
+        this.push(Buffer.alloc(2048, "c"));
+        this.destroy(new Error("disk gone"));
+      },
+    });
+    const error = await rejection(client.sendMail(env, body));
+    expect(error.message).toBe("disk gone");
+    expect(client.state).toBe("closed");
+    expect(server.received).toHaveLength(0);
+  });
+
+  it("the server's queue id is in the result when its reply names one, absent when not", async () => {
+    const named = await fake({ script: messageReply("250 2.0.0 Ok: queued as 4Xk9Lz1BqQ") });
+    expect((await clientFor(named).sendMail(env, "x")).queueId).toBe("4Xk9Lz1BqQ");
+    const plain = await fake({ script: messageReply("250 2.0.0 Ok") });
+    const result = await clientFor(plain).sendMail(env, "x");
+    expect("queueId" in result).toBe(false);
+  });
+
+  it("a 4xx after the final dot: refused (retryable), RSET, ready", async () => {
+    const server = await fake({ script: messageReply("451 4.3.0 queue full") });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error.message).toBe("127.0.0.1 refused the message: 451 queue full");
+    expect(error.stage).toBe("final-dot");
+    expect(error.bodySent).toBe(true);
+    expect(error.retryable).toBe(true);
+    expect(server.commands().at(-1)).toBe("RSET");
+    expect(client.state).toBe("ready");
+  });
+});
+
+describe("NOOP, RSET, QUIT", () => {
+  it("before connect(): InvalidArgumentError naming the state", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    for (const call of [() => client.noop(), () => client.reset()]) {
+      const error = await rejection(call());
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toBe('The client is not connected (state "idle"); call connect() first');
+    }
+    expect(server.connections).toBe(0);
+  });
+
+  it("after the server hung up: SmtpClosedError naming why, with the stage of the call", async () => {
+    const server = await fake({ script: dropOn("NOOP") });
+    const client = clientFor(server);
+    await client.connect();
+    await rejection(client.noop());
+    const error = (await rejection(client.reset())) as SmtpClosedError;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.message).toMatch(new RegExp(`^The connection to 127\\.0\\.0\\.1:${server.port} is closed \\(.+\\); call connect\\(\\) again$`));
+    expect(error.stage).toBe("rset");
+    expect(error.retryable).toBe(true);
+  });
+
+  it("RSET and NOOP answer with the server's reply", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    expect((await client.reset()).code).toBe(250);
+    expect((await client.noop()).code).toBe(250);
+    expect(server.commands().slice(1)).toEqual(["RSET", "NOOP"]);
+  });
+
+  it("quit() to a server that never answers QUIT still closes", async () => {
+    const server = await fake({ script: hangOn("QUIT") });
+    const client = clientFor(server, { timeout: 200 });
+    await client.connect();
+    await client.quit();
+    expect(client.state).toBe("closed");
+    expect(server.commands().at(-1)).toBe("QUIT");
+  });
+});
+
+describe("pipelining across messages", () => {
+  const next = { from: "a@example.org", to: ["c@example.org"] };
+
+  it("the next message's MAIL, RCPT and DATA go in the same write as the final dot", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    await client.sendMail(next, "two");
+    expect(server.received.map((m) => m.rcptTo)).toEqual([["b@example.org"], ["c@example.org"]]);
+    // message one's dot, then message two's commands, before the server answered the dot
+    const flight = server.transcript.find((e) => e.dir === "c" && e.kind === "data")!;
+    const after = server.transcript.slice(server.transcript.indexOf(flight) + 1);
+    expect(after.slice(0, 3).map((e) => `${e.dir} ${e.text}`)).toEqual(["c MAIL FROM:<a@example.org>", "c RCPT TO:<c@example.org>", "c DATA"]);
+    expect(client.transactions).toBe(2);
+  });
+
+  it("an announcement made while the final dot's reply is awaited goes out at once", async () => {
+    const server = await fake({ script: messageReply({ delayMs: 100 }) });
+    const client = clientFor(server);
+    await client.connect();
+    const first = client.sendMail(env, "one");
+    await client[DATA_WRITTEN]();
+    client[ANNOUNCE](next);
+    await first;
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "MAIL FROM:<a@example.org>", "RCPT TO:<c@example.org>", "DATA"]);
+    await client.sendMail(next, "two");
+    expect(server.received).toHaveLength(2);
+  });
+
+  it("[DATA_WRITTEN] resolves at once when nothing is running", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    let resolved = false;
+    void client[DATA_WRITTEN]().then(() => (resolved = true));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(resolved).toBe(true);
+  });
+
+  it("withdrawn after its commands were written: the connection is dropped, nothing more is delivered", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    const announcement = client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    announcement.withdraw();
+    expect(client.state).toBe("closed");
+    await server.waitForClosed(1);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("withdrawn before its commands were written: nothing happens, the next sendMail runs as usual", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    const announcement = client[ANNOUNCE](next);
+    announcement.withdraw();
+    await client.sendMail(env, "one");
+    expect(client.state).toBe("ready");
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA"]);
+  });
+
+  it("NOOP while a message's commands are out: an internal error, nothing written", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    const count = server.commands().length;
+    await expect(client.noop()).rejects.toThrow(/^Internal error: a command other than the announced message's/);
+    await expect(client.reset()).rejects.toThrow(/^Internal error/);
+    await expect(client.sendMail(env, "other")).rejects.toThrow("Internal error: sendMail called with another envelope than the one announced and already written");
+    expect(server.commands()).toHaveLength(count);
+  });
+
+  it("close() while a message's commands are out: no QUIT (it would be message text), the connection dropped", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    await client.close();
+    expect(client.state).toBe("closed");
+    expect(server.commands()).not.toContain("QUIT");
+  });
+
+  it("an announced envelope the server cannot take is not written ahead: its sendMail reports why", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    const unsuitable = { from: "a@example.org", to: ["ü@example.org"] };
+    client[ANNOUNCE](unsuitable);
+    await client.sendMail(env, "one");
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA"]);
+    await expect(client.sendMail(unsuitable, "two")).rejects.toThrow(/SMTPUTF8/);
+  });
+
+  it("without PIPELINING, or with BDAT, nothing is written ahead", async () => {
+    for (const options of [{ ehlo: ["8BITMIME"] }, { ehlo: ["PIPELINING", "CHUNKING"] }]) {
+      const server = await fake(options);
+      const client = clientFor(server, { chunking: true });
+      await client.connect();
+      client[ANNOUNCE](next);
+      await client.sendMail(env, "one");
+      expect(server.commands().filter((c) => c.startsWith("MAIL"))).toHaveLength(1);
+      await client.sendMail(next, "two");
+      expect(server.received).toHaveLength(2);
+    }
   });
 });
