@@ -11,6 +11,8 @@ import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 import { ANNOUNCE, DATA_WRITTEN } from "../../src/smtp/pipeline.js";
 import { InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
+import { makeTestCerts } from "../helpers/certs.js";
+import { capturePino } from "../observe/helpers.js";
 
 const servers: FakeSmtpServer[] = [];
 const clients: SmtpClient[] = [];
@@ -477,5 +479,38 @@ describe("pipelining across messages", () => {
       await client.sendMail(next, "two");
       expect(server.received).toHaveLength(2);
     }
+  });
+});
+
+describe("the connection's events", () => {
+  it("smtp.tls after STARTTLS, smtp.auth with its mechanism, smtp.close by QUIT counting this connection's messages", async () => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: "starttls", key: certs.server.key, cert: certs.server.cert, authMechanisms: ["PLAIN"] });
+    const capture = capturePino("info");
+    const client = clientFor(server, { tls: "starttls", tlsOptions: { ca: certs.ca, servername: "localhost" }, auth: { user: "u", pass: "p" }, logger: capture.logger });
+    await client.sendMail(env, "one");
+    await client.sendMail(env, "two");
+    await client.quit();
+    const records = capture.records();
+    expect(records.map((r) => r["event"])).toEqual(["smtp.connect", "smtp.tls", "smtp.auth", "smtp.close"]);
+    expect(records[1]).toMatchObject({ starttls: true, authorized: true });
+    expect(records[2]).toMatchObject({ mechanism: "PLAIN" });
+    expect(records[3]).toMatchObject({ reason: "quit", messages: 2 });
+  });
+
+  it("a connection that drops closes with reason error; the next connection counts its messages from zero", async () => {
+    const server = await fake({ script: dropOn("RSET") });
+    const capture = capturePino("info");
+    const client = clientFor(server, { logger: capture.logger });
+    await client.sendMail(env, "one");
+    await rejection(client.reset());
+    await client.connect();
+    await client.sendMail(env, "two");
+    await client.close();
+    const closes = capture.records().filter((r) => r["event"] === "smtp.close");
+    expect(closes).toMatchObject([
+      { reason: "error", messages: 1 },
+      { reason: "quit", messages: 1 },
+    ]);
   });
 });
