@@ -6,10 +6,11 @@
 import os from "node:os";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { dropOn, hangOn, messageReply, recipientReplies, replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
+import { dropOn, hangOn, messageReply, recipientReplies, replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer, type Script } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 import { ANNOUNCE, DATA_WRITTEN } from "../../src/smtp/pipeline.js";
-import { InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpError } from "../../src/errors.js";
+import { AbortError, InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpDeliveryUnknownError, SmtpError } from "../../src/errors.js";
+import type { Clock, TimerHandle } from "../../src/observe/clock.js";
 import { rejection } from "../helpers/errors.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { capturePino } from "../observe/helpers.js";
@@ -209,6 +210,25 @@ describe("AUTH", () => {
     expect(client.authenticatedAs).toBeUndefined();
   });
 
+  it("a mechanism that gives up (a 3rd LOGIN challenge): its error, even when the server drops at the '*'", async () => {
+    const server = await fake({
+      authMechanisms: ["LOGIN"],
+      script: {
+        onCommand: (cmd) => {
+          if (cmd.line === "*") return { reply: null, then: "destroy" };
+          if (cmd.verb === "AUTH" || /^[A-Za-z0-9+/=]+$/.test(cmd.line)) return "334 UGFzc3dvcmQ6";
+          return undefined;
+        },
+      },
+    });
+    const client = clientFor(server, { auth: { user: "u", pass: "p" }, authMethod: "LOGIN" });
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpAuthError);
+    expect(error.message).toBe("The server sent more LOGIN challenges than a user name and a password");
+    expect(server.commands().slice(1)).toEqual(["AUTH LOGIN", "dQ==", "cA==", "*"]);
+    expect(client.state).toBe("closed");
+  });
+
   it("421 to AUTH (the server closing): a retryable SmtpError, not an authentication failure", async () => {
     const server = await fake({ authMechanisms: ["PLAIN"], script: replyOn("AUTH", { reply: "421 4.7.0 closing", then: "close" }) });
     const client = clientFor(server, { auth: { user: "u", pass: "p" } });
@@ -372,6 +392,79 @@ describe("NOOP, RSET, QUIT", () => {
 describe("pipelining across messages", () => {
   const next = { from: "a@example.org", to: ["c@example.org"] };
 
+  /** The server's log as "c LINE" / "s LINE" for the client's lines and the server's first reply lines. */
+  const wireAfterDot = (server: FakeSmtpServer, nth: number): string[] => {
+    const dots = server.transcript.filter((e) => e.dir === "c" && e.kind === "data");
+    const after = server.transcript.slice(server.transcript.indexOf(dots[nth - 1]!) + 1);
+    return after.slice(0, 3).map((e) => `${e.dir} ${e.text}`);
+  };
+
+  it("an envelope sent without being announced leaves the announced one in line, written behind its dot", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    client[ANNOUNCE](next);
+    await client.sendMail({ from: "a@example.org", to: ["d@example.org"] }, "unannounced");
+    expect(wireAfterDot(server, 1)).toEqual(["c MAIL FROM:<a@example.org>", "c RCPT TO:<c@example.org>", "c DATA"]);
+    await client.sendMail(next, "two");
+    expect(server.received.map((m) => m.rcptTo[0])).toEqual(["d@example.org", "c@example.org"]);
+  });
+
+  it("withdrawing an announcement already sent leaves the others announced", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    const third = { from: "a@example.org", to: ["e@example.org"] };
+    const first = client[ANNOUNCE](env);
+    client[ANNOUNCE](next);
+    client[ANNOUNCE](third);
+    await client.sendMail(env, "one");
+    first.withdraw();
+    await client.sendMail(next, "two");
+    expect(wireAfterDot(server, 2)).toEqual(["c MAIL FROM:<a@example.org>", "c RCPT TO:<e@example.org>", "c DATA"]);
+    await client.sendMail(third, "three");
+    expect(server.received).toHaveLength(3);
+    expect(client.state).toBe("ready");
+  });
+
+  it("commands written ahead on a connection that is gone are not reused: after reconnecting the message is sent afresh", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    client.destroy();
+    await client.connect();
+    const result = await client.sendMail(next, "two");
+    expect(result.accepted).toEqual(["c@example.org"]);
+    expect(server.commands(2).slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<c@example.org>", "DATA"]);
+    expect(server.received.map((m) => m.conn)).toEqual([1, 2]);
+  });
+
+  it("a recipient of the message written ahead refused: partial success as data", async () => {
+    const server = await fake({ script: recipientReplies({ "x@example.org": "550 5.1.1 no such user" }) });
+    const client = clientFor(server);
+    await client.connect();
+    const partly = { from: "a@example.org", to: ["x@example.org", "c@example.org"] };
+    client[ANNOUNCE](partly);
+    await client.sendMail(env, "one");
+    const result = await client.sendMail(partly, "two");
+    expect(result.accepted).toEqual(["c@example.org"]);
+    expect(result.rejected.map((r) => [r.address, r.reply.code])).toEqual([["x@example.org", 550]]);
+  });
+
+  it("[DATA_WRITTEN] called during an operation that writes no message resolves when it ends", async () => {
+    const server = await fake({ script: replyOn("NOOP", { delayMs: 50 }) });
+    const client = clientFor(server);
+    await client.connect();
+    let resolved = false;
+    const noop = client.noop();
+    const written = client[DATA_WRITTEN]().then(() => (resolved = true));
+    await noop;
+    await written;
+    expect(resolved).toBe(true);
+  });
+
   it("the next message's MAIL, RCPT and DATA go in the same write as the final dot", async () => {
     const server = await fake();
     const client = clientFor(server);
@@ -468,10 +561,15 @@ describe("pipelining across messages", () => {
     await expect(client.sendMail(unsuitable, "two")).rejects.toThrow(/SMTPUTF8/);
   });
 
-  it("without PIPELINING, or with BDAT, nothing is written ahead", async () => {
-    for (const options of [{ ehlo: ["8BITMIME"] }, { ehlo: ["PIPELINING", "CHUNKING"] }]) {
+  it("without PIPELINING (offered or allowed), or with BDAT, nothing is written ahead", async () => {
+    const cases: [FakeServerOptions, SmtpClientOptions][] = [
+      [{ ehlo: ["8BITMIME"] }, {}],
+      [{ ehlo: ["PIPELINING", "CHUNKING"] }, { chunking: true }],
+      [{}, { pipelining: false }],
+    ];
+    for (const [options, clientOptions] of cases) {
       const server = await fake(options);
-      const client = clientFor(server, { chunking: true });
+      const client = clientFor(server, clientOptions);
       await client.connect();
       client[ANNOUNCE](next);
       await client.sendMail(env, "one");
@@ -514,3 +612,183 @@ describe("the connection's events", () => {
     ]);
   });
 });
+
+/** A clock whose timers fire only when the test says so. */
+function manualClock(): Clock & { timers: { ms: number; fire(): void }[] } {
+  const timers: { ms: number; fire(): void }[] = [];
+  return {
+    timers,
+    now: () => 0,
+    setTimeout: (callback: () => void, ms: number): TimerHandle => {
+      const timer = { ms, fire: () => (timers.splice(timers.indexOf(timer), 1), callback()) };
+      timers.push(timer);
+      return timer;
+    },
+    clearTimeout: (handle: TimerHandle) => {
+      const i = timers.indexOf(handle as never);
+      if (i !== -1) timers.splice(i, 1);
+    },
+  };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("closing", () => {
+  it("close() waits at most 5 s for QUIT's reply; quit() waits the whole command timeout", async () => {
+    const server = await fake({ script: hangOn("QUIT") });
+    for (const [how, ms] of [["close", 5_000], ["quit", 60_000]] as const) {
+      const clock = manualClock();
+      const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock });
+      clients.push(client);
+      await client.connect();
+      const closing = how === "close" ? client.close() : client.quit();
+      await until(() => clock.timers.length > 0);
+      expect(clock.timers.map((t) => t.ms)).toEqual([ms]);
+      clock.timers[0]!.fire();
+      await closing;
+      expect(client.state).toBe("closed");
+    }
+  });
+
+  it("after quit(): the next call says the connection is closed, and why", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.connect();
+    await client.quit();
+    const error = await rejection(client.noop());
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.message).toBe(`The connection to 127.0.0.1:${server.port} is closed (The connection was closed by the client); call connect() again`);
+  });
+
+  it("an abort as the last step's reply arrives still fails connect(): AbortError, closed", async () => {
+    for (const auth of [false, true]) {
+      const server = await fake({ authMechanisms: ["PLAIN"] });
+      const controller = new AbortController();
+      const last = auth ? "235" : "250 ";
+      const client = clientFor(server, {
+        signal: controller.signal,
+        ...(auth ? { auth: { user: "u", pass: "p" } } : {}),
+        transcript: (entry) => {
+          if (entry.direction === "server" && entry.line.startsWith(last)) controller.abort();
+        },
+      });
+      const error = await rejection(client.connect());
+      expect(error).toBeInstanceOf(AbortError);
+      expect(client.state).toBe("closed");
+    }
+  });
+
+  it("destroy() as the EHLO reply arrives: connect() rejects with SmtpClosedError", async () => {
+    const server = await fake();
+    let client: SmtpClient | undefined;
+    client = clientFor(server, {
+      transcript: (entry) => {
+        if (entry.direction === "server" && entry.line.startsWith("250 ")) client!.destroy();
+      },
+    });
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(client.state).toBe("closed");
+  });
+});
+
+describe("state and outcomes during a transaction", () => {
+  it("client.state names the phase each command goes out in", async () => {
+    const seen: string[] = [];
+    const server = await fake({ ehlo: ["8BITMIME"] });
+    let client: SmtpClient | undefined;
+    client = clientFor(server, {
+      transcript: (entry) => {
+        if (entry.direction === "client") seen.push(`${entry.line.split(" ")[0]} ${client!.state}`);
+      },
+    });
+    await client.sendMail({ from: "a@example.org", to: ["b@example.org", "c@example.org"] }, "x");
+    expect(client.state).toBe("ready");
+    expect(seen).toEqual(["EHLO greeting", "MAIL mail", "RCPT rcpt", "RCPT rcpt", "DATA rcpt", ". data"]);
+  });
+
+  it("connect() while a message is under way (at MAIL, RCPT, DATA and the final dot) changes nothing", async () => {
+    for (const verb of ["MAIL", "RCPT", "DATA", "."]) {
+      let arrived!: () => void;
+      const here = new Promise<void>((resolve) => (arrived = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const hold = async () => {
+        arrived();
+        await gate;
+        return undefined;
+      };
+      const server = await fake({
+        ehlo: ["8BITMIME"],
+        script: verb === "." ? { onMessage: hold } : { onCommand: (cmd) => (cmd.verb === verb ? hold() : undefined) },
+      });
+      const client = clientFor(server);
+      await client.connect();
+      const sent = client.sendMail(env, "x");
+      await here;
+      await client.connect();
+      release();
+      expect((await sent).reply.code).toBe(250);
+      expect(server.connections).toBe(1);
+    }
+  });
+
+  it("a 421 after the final dot: the server is closing and did not take it (retryable), not unknown", async () => {
+    const server = await fake({ script: messageReply({ reply: "421 4.3.2 shutting down", then: "close" }) });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error).not.toBeInstanceOf(SmtpDeliveryUnknownError);
+    expect(error.replyCode).toBe(421);
+    expect(error.retryable).toBe(true);
+    expect(error.stage).toBe("final-dot");
+    expect(error.bodySent).toBe(true);
+    expect(client.state).toBe("closed");
+  });
+
+  it("bodySent of a message that failed does not leak into the next connect's errors", async () => {
+    let n = 0;
+    const server = await fake({ greeting: () => (++n === 1 ? undefined : "554 5.3.2 not now"), script: dropAfterDotOnce() });
+    const client = clientFor(server);
+    const first = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(first).toBeInstanceOf(SmtpDeliveryUnknownError);
+    expect(first.bodySent).toBe(true);
+    const second = (await rejection(client.connect())) as SmtpError;
+    expect(second.stage).toBe("greeting");
+    expect(second.bodySent).toBe(false);
+  });
+
+  it("a body that fails after an empty chunk: no byte has left, bodySent is false", async () => {
+    const server = await fake({ ehlo: ["8BITMIME"] });
+    const client = clientFor(server);
+    async function* body(): AsyncGenerator<Uint8Array> {
+      yield Buffer.alloc(0);
+      throw new SmtpConnectError("source gone");
+    }
+    const error = (await rejection(client.sendMail(env, body()))) as SmtpError;
+    expect(error.message).toBe("source gone");
+    expect(error.stage).toBe("body");
+    expect(error.bodySent).toBe(false);
+    expect(client.state).toBe("closed");
+  });
+
+  it("MAIL refused in a pipelined group whose DATA got 354 anyway: '.' ends it, then RSET", async () => {
+    const server = await fake({ script: [replyOn("MAIL", "553 5.1.8 no"), replyOn("DATA", "354 go ahead")] });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+    expect(error.message).toBe("MAIL FROM was refused: 553 no");
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "RSET"]);
+    expect(server.clientBytes().toString("latin1")).toContain("DATA\r\n.\r\nRSET\r\n");
+    expect(client.state).toBe("ready");
+  });
+});
+
+/** Drops the first connection right after its final dot; later ones get the default reply. */
+function dropAfterDotOnce(): Script {
+  return { onMessage: (msg) => (msg.conn === 1 ? { reply: null, then: "destroy" } : undefined) };
+}
