@@ -3,6 +3,7 @@
  * (test/helpers/fake-smtp-server.ts): each reply code a step accepts or refuses, each
  * fallback, and what the client's state, errors and the server's log show afterwards.
  */
+import diagnosticsChannel from "node:diagnostics_channel";
 import os from "node:os";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -11,6 +12,7 @@ import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 import { ANNOUNCE, DATA_WRITTEN } from "../../src/smtp/pipeline.js";
 import { AbortError, InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpDeliveryUnknownError, SmtpError } from "../../src/errors.js";
 import type { Clock, TimerHandle } from "../../src/observe/clock.js";
+import { EVENT_CHANNEL_NAMES } from "../../src/observe/channels.js";
 import { rejection } from "../helpers/errors.js";
 import { makeTestCerts } from "../helpers/certs.js";
 import { capturePino } from "../observe/helpers.js";
@@ -594,6 +596,8 @@ describe("the connection's events", () => {
     expect(records[1]).toMatchObject({ starttls: true, authorized: true });
     expect(records[2]).toMatchObject({ mechanism: "PLAIN" });
     expect(records[3]).toMatchObject({ reason: "quit", messages: 2 });
+    // each step's duration is measured from its own start
+    for (const record of records) expect(record["durationMs"]).toEqual(expect.any(Number));
   });
 
   it("a connection that drops closes with reason error; the next connection counts its messages from zero", async () => {
@@ -792,3 +796,44 @@ describe("state and outcomes during a transaction", () => {
 function dropAfterDotOnce(): Script {
   return { onMessage: (msg) => (msg.conn === 1 ? { reply: null, then: "destroy" } : undefined) };
 }
+
+describe("before the first connect", () => {
+  it("not secure, no TLS facts, no unread input, no connection id, nothing learnt", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    expect(client.state).toBe("idle");
+    expect(client.secure).toBe(false);
+    expect(client.tlsInfo).toBeUndefined();
+    expect(client.hasUnreadInput).toBe(false);
+    expect(client.connectionId).toBeUndefined();
+    expect(client.capabilities).toBeUndefined();
+    expect(client.greeting).toBeUndefined();
+    expect(client.transactions).toBe(0);
+  });
+
+  it("a signal aborted already: sendMail and connect reject with AbortError, no connection is made", async () => {
+    const server = await fake();
+    const client = clientFor(server, { signal: AbortSignal.abort() });
+    expect(await rejection(client.sendMail(env, "x"))).toBeInstanceOf(AbortError);
+    expect(await rejection(client.connect())).toBeInstanceOf(AbortError);
+    expect(server.connections).toBe(0);
+    expect(client.state).toBe("idle");
+  });
+});
+
+describe("events without a logger", () => {
+  it("go to the event channels with recipients as logRecipients says", async () => {
+    const server = await fake();
+    const commands: string[] = [];
+    const listener = (message: unknown) => commands.push((message as { command: string }).command);
+    diagnosticsChannel.subscribe(EVENT_CHANNEL_NAMES["smtp.command"], listener);
+    try {
+      await clientFor(server, { logRecipients: "full" }).sendMail(env, "x");
+      await clientFor(server).sendMail(env, "x");
+    } finally {
+      diagnosticsChannel.unsubscribe(EVENT_CHANNEL_NAMES["smtp.command"], listener);
+    }
+    const rcpts = commands.filter((c) => c.startsWith("RCPT"));
+    expect(rcpts).toEqual(["RCPT TO:<b@example.org>", "RCPT TO:<[address]>"]);
+  });
+});
