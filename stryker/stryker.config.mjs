@@ -32,9 +32,9 @@ const targets = {
   "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
   "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
   "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
-  "src/smtp/client.ts": ["test/smtp/client.fake.test.ts", "test/smtp/client.edges.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/clock.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts", "test/smtp/auth.test.ts", "test/backends/smtp-pipeline.test.ts"],
-  "src/smtp/handshake.ts": ["test/smtp/client.fake.test.ts", "test/smtp/client.edges.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/clock.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts", "test/smtp/auth.test.ts", "test/backends/smtp-pipeline.test.ts"],
-  "src/smtp/pipeline.ts": ["test/backends/smtp-pipeline.test.ts", "test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts"],
+  "src/smtp/client.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/backends/smtp-pipeline.test.ts"],
+  "src/smtp/handshake.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts"],
+  "src/smtp/pipeline.ts": ["test/smtp/client.edges.test.ts", "test/backends/smtp-pipeline.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */

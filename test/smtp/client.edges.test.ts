@@ -4,6 +4,7 @@
  * fallback, and what the client's state, errors and the server's log show afterwards.
  */
 import diagnosticsChannel from "node:diagnostics_channel";
+import net from "node:net";
 import os from "node:os";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -229,6 +230,26 @@ describe("AUTH", () => {
     expect(error.message).toBe("The server sent more LOGIN challenges than a user name and a password");
     expect(server.commands().slice(1)).toEqual(["AUTH LOGIN", "dQ==", "cA==", "*"]);
     expect(client.state).toBe("closed");
+  });
+
+  it("to a host that is not loopback, AUTH goes once the connection is secure (after STARTTLS)", async () => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: "starttls", key: certs.server.key, cert: certs.server.cert, authMechanisms: ["PLAIN"] });
+    const toLoopback: net.LookupFunction = (_hostname, options, callback) => {
+      if ((options as { all?: boolean }).all) (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: "127.0.0.1", family: 4 }]);
+      else callback(null, "127.0.0.1", 4);
+    };
+    const client = clientFor(server, {
+      host: "mail.example.test",
+      lookup: toLoopback,
+      tls: "starttls",
+      tlsOptions: { ca: certs.ca, servername: "localhost" },
+      auth: { user: "u", pass: "p" },
+    });
+    await client.connect();
+    expect(client.secure).toBe(true);
+    expect(client.authenticatedAs).toBe("u");
+    expect(server.commands()).toEqual(["EHLO client.test", "STARTTLS", "EHLO client.test", expect.stringMatching(/^AUTH PLAIN /)]);
   });
 
   it("421 to AUTH (the server closing): a retryable SmtpError, not an authentication failure", async () => {
