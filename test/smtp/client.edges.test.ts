@@ -516,6 +516,23 @@ describe("pipelining across messages", () => {
     expect(server.received).toHaveLength(2);
   });
 
+  it("one message at a time is written ahead: a second announcement while the dot's reply is awaited waits its turn", async () => {
+    const server = await fake({ script: { onMessage: (msg) => (msg.data.toString() === "one\r\n" ? { delayMs: 100 } : undefined) } });
+    const client = clientFor(server);
+    await client.connect();
+    const third = { from: "a@example.org", to: ["e@example.org"] };
+    const first = client.sendMail(env, "one");
+    await client[DATA_WRITTEN]();
+    client[ANNOUNCE](next);
+    client[ANNOUNCE](third);
+    await first;
+    expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "MAIL FROM:<a@example.org>", "RCPT TO:<c@example.org>", "DATA"]);
+    await client.sendMail(next, "two");
+    expect(wireAfterDot(server, 2)).toEqual(["c MAIL FROM:<a@example.org>", "c RCPT TO:<e@example.org>", "c DATA"]);
+    await client.sendMail(third, "three");
+    expect(server.received.map((m) => m.rcptTo[0])).toEqual(["b@example.org", "c@example.org", "e@example.org"]);
+  });
+
   it("[DATA_WRITTEN] resolves at once when nothing is running", async () => {
     const server = await fake();
     const client = clientFor(server);
