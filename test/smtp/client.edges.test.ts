@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { dropOn, hangOn, messageReply, recipientReplies, replyOn, startFakeServer, type FakeServerOptions, type FakeSmtpServer, type Script } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 import { ANNOUNCE, DATA_WRITTEN } from "../../src/smtp/pipeline.js";
-import { AbortError, InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpDeliveryUnknownError, SmtpError } from "../../src/errors.js";
+import { AbortError, InvalidArgumentError, SmtpAuthError, SmtpClosedError, SmtpConnectError, SmtpDeliveryUnknownError, SmtpError, SmtpProtocolError, SmtpTlsError } from "../../src/errors.js";
+import type { TranscriptEntry } from "../../src/smtp/transcript.js";
 import type { Clock, TimerHandle } from "../../src/observe/clock.js";
 import { EVENT_CHANNEL_NAMES } from "../../src/observe/channels.js";
 import { rejection } from "../helpers/errors.js";
@@ -53,6 +54,51 @@ describe("recipients", () => {
 });
 
 describe("STARTTLS", () => {
+  const tlsServer = async (extra: FakeServerOptions = {}): Promise<{ server: FakeSmtpServer; ca: string }> => {
+    const certs = await makeTestCerts();
+    return { server: await fake({ tls: "starttls", key: certs.server.key, cert: certs.server.cert, ...extra }), ca: certs.ca };
+  };
+
+  it("the connection dropped at STARTTLS: the drop is the error, at stage tls, also when plaintext would do", async () => {
+    for (const tls of ["starttls", "opportunistic"] as const) {
+      const { server, ca } = await tlsServer({ script: dropOn("STARTTLS") });
+      const client = clientFor(server, { tls, tlsOptions: { ca, servername: "localhost" } });
+      const error = (await rejection(client.connect())) as SmtpError;
+      expect(error).toBeInstanceOf(SmtpClosedError);
+      expect(error.stage).toBe("tls");
+      expect(client.state).toBe("closed");
+    }
+  });
+
+  it("421 to STARTTLS (the server closing): that error, even for opportunistic", async () => {
+    const { server, ca } = await tlsServer({ script: replyOn("STARTTLS", { reply: "421 4.3.2 closing", then: "close" }) });
+    const client = clientFor(server, { tls: "opportunistic", tlsOptions: { ca, servername: "localhost" } });
+    const error = (await rejection(client.connect())) as SmtpError;
+    expect(error.replyCode).toBe(421);
+    expect(error.retryable).toBe(true);
+    expect(client.state).toBe("closed");
+  });
+
+  it("STARTTLS refused when required: SmtpTlsError naming the command and the reply", async () => {
+    const { server, ca } = await tlsServer({ script: replyOn("STARTTLS", "454 4.7.0 TLS not available") });
+    const client = clientFor(server, { tls: "starttls", tlsOptions: { ca, servername: "localhost" } });
+    const error = (await rejection(client.connect())) as SmtpTlsError;
+    expect(error).toBeInstanceOf(SmtpTlsError);
+    expect(error.message).toBe(`127.0.0.1:${server.port} refused STARTTLS: 454 TLS not available`);
+    expect(error.command).toBe("STARTTLS");
+    expect(error.replyCode).toBe(454);
+  });
+
+  it("after STARTTLS the enhanced codes are forgotten with the rest (RFC 3207 §4.2): a refused EHLO over TLS keeps its text whole", async () => {
+    const { server, ca } = await tlsServer({ script: replyOn("EHLO", "554 5.7.1 not over TLS", { nth: 2 }) });
+    const client = clientFor(server, { tls: "starttls", tlsOptions: { ca, servername: "localhost" } });
+    const error = (await rejection(client.connect())) as SmtpError;
+    expect(error.replyCode).toBe(554);
+    expect(error.stage).toBe("ehlo");
+    expect(error.enhancedCode).toBeUndefined();
+    expect(error.reply?.text).toBe("5.7.1 not over TLS");
+  });
+
   it('"opportunistic" without STARTTLS offered goes on in plaintext, without asking for it', async () => {
     const server = await fake();
     const client = clientFor(server, { tls: "opportunistic" });
@@ -114,6 +160,8 @@ describe("connect", () => {
     expect(error).toBeInstanceOf(SmtpConnectError);
     expect(error.message).toBe(`127.0.0.1:${server.port} closed the connection before greeting`);
     expect((error as SmtpConnectError).retryable).toBe(true);
+    expect(error.cause).toBeInstanceOf(SmtpClosedError);
+    expect((error.cause as SmtpClosedError).command).toBe("<greeting>");
     expect(client.state).toBe("closed");
   });
 
@@ -144,11 +192,12 @@ describe("EHLO and HELO", () => {
     expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test"]);
   });
 
-  it("EHLO answered 502 and the connection closed: no HELO, the session fails", async () => {
+  it("EHLO answered 502 and the connection closed: the HELO finds it closed, the session fails (retryable)", async () => {
     const server = await fake({ script: replyOn("EHLO", { reply: "502 5.5.2 not here", then: "close" }) });
     const client = clientFor(server);
     const error = await rejection(client.connect());
-    expect(error).toBeInstanceOf(SmtpError);
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect((error as SmtpError).retryable).toBe(true);
     expect((error as SmtpError).stage).toBe("ehlo");
     expect(server.commands()).toEqual(["EHLO client.test"]);
     expect(client.state).toBe("closed");
@@ -162,6 +211,33 @@ describe("EHLO and HELO", () => {
     expect((error as SmtpError).replyCode).toBe(554);
     expect((error as SmtpError).stage).toBe("ehlo");
     expect(server.commands()).toEqual(["EHLO client.test", "HELO client.test", "QUIT"]);
+    expect(client.state).toBe("closed");
+  });
+
+  it("EHLO refused with 554 (no service for you): no HELO, SmtpError at stage ehlo, QUIT", async () => {
+    const server = await fake({ ehlo: "554 5.7.1 not you" });
+    const client = clientFor(server);
+    const error = (await rejection(client.connect())) as SmtpError;
+    expect(error.replyCode).toBe(554);
+    expect(error.stage).toBe("ehlo");
+    expect(server.commands()).toEqual(["EHLO client.test", "QUIT"]);
+  });
+
+  it("a 554 greeting: the session refused, in so many words", async () => {
+    const server = await fake({ greeting: "554 5.3.2 No SMTP service here" });
+    const client = clientFor(server);
+    const error = (await rejection(client.connect())) as SmtpConnectError;
+    expect(error.message).toBe(`127.0.0.1:${server.port} refused the session: 554 5.3.2 No SMTP service here`);
+    expect(error.command).toBe("<greeting>");
+    expect(client.greeting?.code).toBe(554);
+  });
+
+  it("a greeting that is not a reply: a protocol error, not a refusal", async () => {
+    const server = await fake({ greeting: { raw: "hello there\r\n" } });
+    const client = clientFor(server);
+    const error = await rejection(client.connect());
+    expect(error).toBeInstanceOf(SmtpProtocolError);
+    expect(client.greeting).toBeUndefined();
     expect(client.state).toBe("closed");
   });
 
@@ -205,10 +281,13 @@ describe("AUTH", () => {
 
   it("a 6th challenge: the exchange is cancelled with '*', SmtpAuthError, nobody authenticated", async () => {
     const server = await fake(challenges(6));
-    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    const log: TranscriptEntry[] = [];
+    const client = clientFor(server, { auth: { user: "u", pass: "p" }, transcript: (e) => log.push(e) });
     const error = await rejection(client.connect());
     expect(error).toBeInstanceOf(SmtpAuthError);
     expect(error.message).toBe("The server sent more than 5 AUTH PLAIN challenges");
+    expect((error as SmtpAuthError).command).toBe("AUTH PLAIN <redacted>");
+    expect(log.filter((e) => e.direction === "client").map((e) => e.line).slice(-2)).toEqual(["*", "QUIT"]);
     expect(server.commands().slice(1)).toEqual([expect.stringMatching(/^AUTH PLAIN /), "", "", "", "", "", "*", "QUIT"]);
     expect(client.authenticatedAs).toBeUndefined();
   });
@@ -250,6 +329,15 @@ describe("AUTH", () => {
     expect(client.secure).toBe(true);
     expect(client.authenticatedAs).toBe("u");
     expect(server.commands()).toEqual(["EHLO client.test", "STARTTLS", "EHLO client.test", expect.stringMatching(/^AUTH PLAIN /)]);
+  });
+
+  it("credentials refused: SmtpAuthError naming the mechanism and the reply", async () => {
+    const server = await fake({ authMechanisms: ["PLAIN"], users: { u: "right" } });
+    const client = clientFor(server, { auth: { user: "u", pass: "wrong" } });
+    const error = (await rejection(client.connect())) as SmtpAuthError;
+    expect(error).toBeInstanceOf(SmtpAuthError);
+    expect(error.message).toMatch(/^Authentication with PLAIN failed: 535 /);
+    expect(error.stage).toBe("auth");
   });
 
   it("421 to AUTH (the server closing): a retryable SmtpError, not an authentication failure", async () => {
