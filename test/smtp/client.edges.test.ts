@@ -331,6 +331,28 @@ describe("AUTH", () => {
     expect(server.commands()).toEqual(["EHLO client.test", "STARTTLS", "EHLO client.test", expect.stringMatching(/^AUTH PLAIN /)]);
   });
 
+  it("the connection dropped at AUTH without a reply: the drop is the error, at stage auth", async () => {
+    const server = await fake({ authMechanisms: ["PLAIN"], script: dropOn("AUTH") });
+    const client = clientFor(server, { auth: { user: "u", pass: "p" } });
+    const error = (await rejection(client.connect())) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.stage).toBe("auth");
+  });
+
+  it("destroy() while the exchange is being cancelled: SmtpClosedError at stage auth", async () => {
+    const server = await fake(challenges(6));
+    let client: SmtpClient | undefined;
+    client = clientFor(server, {
+      auth: { user: "u", pass: "p" },
+      transcript: (e) => {
+        if (e.direction === "client" && e.line === "*") client!.destroy();
+      },
+    });
+    const error = (await rejection(client.connect())) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.stage).toBe("auth");
+  });
+
   it("credentials refused: SmtpAuthError naming the mechanism and the reply", async () => {
     const server = await fake({ authMechanisms: ["PLAIN"], users: { u: "right" } });
     const client = clientFor(server, { auth: { user: "u", pass: "wrong" } });
