@@ -449,11 +449,12 @@ describe("the transaction", () => {
     const body = new Readable({
       read() {
         this.push(Buffer.alloc(2048, "c"));
-        this.destroy(new Error("disk gone"));
+        this.destroy(new SmtpConnectError("disk gone"));
       },
     });
     const error = await rejection(client.sendMail(env, body));
     expect(error.message).toBe("disk gone");
+    expect((error as SmtpError).stage).toBe("body");
     expect(client.state).toBe("closed");
     expect(server.received).toHaveLength(0);
   });
@@ -464,6 +465,7 @@ describe("the transaction", () => {
     const plain = await fake({ script: messageReply("250 2.0.0 Ok") });
     const result = await clientFor(plain).sendMail(env, "x");
     expect("queueId" in result).toBe(false);
+    expect(result).toEqual({ accepted: ["b@example.org"], rejected: [], reply: expect.objectContaining({ code: 250 }) });
   });
 
   it("a 4xx after the final dot: refused (retryable), RSET, ready", async () => {
@@ -910,6 +912,8 @@ describe("state and outcomes during a transaction", () => {
     const first = (await rejection(client.sendMail(env, "x"))) as SmtpError;
     expect(first).toBeInstanceOf(SmtpDeliveryUnknownError);
     expect(first.bodySent).toBe(true);
+    expect(first.command).toBe("<end of data>");
+    expect(first.message).toMatch(/^The message was sent but 127\.0\.0\.1 did not confirm it \(.+\); it may or may not have been delivered, so do not resend it blindly$/);
     const second = (await rejection(client.connect())) as SmtpError;
     expect(second.stage).toBe("greeting");
     expect(second.bodySent).toBe(false);
@@ -931,11 +935,13 @@ describe("state and outcomes during a transaction", () => {
 
   it("MAIL refused in a pipelined group whose DATA got 354 anyway: '.' ends it, then RSET", async () => {
     const server = await fake({ script: [replyOn("MAIL", "553 5.1.8 no"), replyOn("DATA", "354 go ahead")] });
-    const client = clientFor(server);
+    const log: TranscriptEntry[] = [];
+    const client = clientFor(server, { transcript: (e) => log.push(e) });
     const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
     expect(error.message).toBe("MAIL FROM was refused: 553 no");
     expect(server.commands().slice(1)).toEqual(["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>", "DATA", "RSET"]);
     expect(server.clientBytes().toString("latin1")).toContain("DATA\r\n.\r\nRSET\r\n");
+    expect(log.filter((e) => e.direction === "client").map((e) => e.line).slice(-2)).toEqual([".", "RSET"]);
     expect(client.state).toBe("ready");
   });
 });
@@ -983,5 +989,142 @@ describe("events without a logger", () => {
     }
     const rcpts = commands.filter((c) => c.startsWith("RCPT"));
     expect(rcpts).toEqual(["RCPT TO:<b@example.org>", "RCPT TO:<[address]>"]);
+  });
+});
+
+describe("more of the transaction", () => {
+  it("BDAT only when asked for and offered: offered but not asked, DATA", async () => {
+    const server = await fake({ ehlo: ["CHUNKING", "PIPELINING"] });
+    await clientFor(server).sendMail(env, "x");
+    expect(server.received[0]!.via).toBe("DATA");
+  });
+
+  it("an envelope the server cannot take fails at stage mail, before MAIL FROM", async () => {
+    const server = await fake({ sizeLimit: 100 });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail({ ...env, size: 1000 }, "x"))) as SmtpError;
+    expect(error.stage).toBe("mail");
+    expect(error.bodySent).toBe(false);
+    expect(server.commands()).toEqual(["EHLO client.test"]);
+  });
+
+  it("the connection dropped at RCPT: stage rcpt, one command at a time and pipelined", async () => {
+    for (const ehlo of [["8BITMIME"], ["PIPELINING"]]) {
+      const server = await fake({ ehlo, batchReplies: false, script: dropOn("RCPT") });
+      const client = clientFor(server);
+      const error = (await rejection(client.sendMail(env, "x"))) as SmtpError;
+      expect(error).toBeInstanceOf(SmtpClosedError);
+      expect(error.stage).toBe("rcpt");
+    }
+  });
+
+  it("every recipient refused: the error names the first RCPT", async () => {
+    const server = await fake({ script: recipientReplies({ "b@example.org": "550 5.1.1 no", "c@example.org": "550 5.1.1 no" }) });
+    const client = clientFor(server);
+    const error = (await rejection(client.sendMail({ from: "a@example.org", to: ["b@example.org", "c@example.org"] }, "x"))) as SmtpError;
+    expect(error.code).toBe("ERCPT_REFUSED");
+    expect(error.command).toBe("RCPT TO:<b@example.org>");
+  });
+
+  it("client.state is data while BDAT chunks go", async () => {
+    const seen: string[] = [];
+    const server = await fake({ ehlo: ["CHUNKING"] });
+    let client: SmtpClient | undefined;
+    client = clientFor(server, {
+      chunking: true,
+      chunkSize: 1024,
+      transcript: (entry) => {
+        if (entry.direction === "client" && entry.line.startsWith("BDAT")) seen.push(`${entry.line} ${client!.state}`);
+      },
+    });
+    await client.sendMail(env, Buffer.alloc(1500, "d"));
+    expect(seen).toEqual(["BDAT 1024 data", "BDAT 478 LAST data"]);
+  });
+
+  it("after a message refused at its end, the RSET goes out in state rcpt, then the client is ready", async () => {
+    const seen: string[] = [];
+    const server = await fake({ script: messageReply("554 5.7.1 spam") });
+    let client: SmtpClient | undefined;
+    client = clientFor(server, {
+      transcript: (entry) => {
+        if (entry.direction === "client" && entry.line === "RSET") seen.push(client!.state);
+      },
+    });
+    await rejection(client.sendMail(env, "x"));
+    expect(seen).toEqual(["rcpt"]);
+    expect(client.state).toBe("ready");
+  });
+
+  it("a 421 while the body is read: the failure, at stage body; no final dot, no BDAT LAST", async () => {
+    for (const chunking of [false, true]) {
+      const verb = chunking ? "BDAT" : "DATA";
+      const server = await fake({
+        ehlo: chunking ? ["CHUNKING"] : ["8BITMIME"],
+        script: {
+          onCommand: (cmd, session) => {
+            if (cmd.verb === verb && session.count(verb) === 1) {
+              setTimeout(() => {
+                session.send("421 4.3.2 shutting down");
+                session.close();
+              }, 10);
+            }
+            return undefined;
+          },
+        },
+      });
+      const client = clientFor(server, { chunking, chunkSize: 1024 });
+      // DATA: the whole body is encoded before the server's 421 is read; BDAT: the first
+      // chunk is answered, and the second (its last) is due after the 421.
+      async function* body(): AsyncGenerator<Uint8Array> {
+        yield Buffer.alloc(chunking ? 2048 : 1024, "e");
+        await until(() => client.state === "closed");
+      }
+      const error = (await rejection(client.sendMail(env, body()))) as SmtpError;
+      expect(error).not.toBeInstanceOf(SmtpDeliveryUnknownError);
+      expect(error.replyCode).toBe(421);
+      expect(error.stage).toBe("body");
+      expect(server.commands().filter((c) => c.includes("LAST"))).toEqual([]);
+      expect(server.received).toHaveLength(0);
+    }
+  });
+
+  it("a BDAT chunk never answered: the command deadline (phase command) on the clock", async () => {
+    const server = await fake({ ehlo: ["CHUNKING"], script: hangOn("BDAT") });
+    const clock = manualClock();
+    const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock, chunking: true, chunkSize: 1024 });
+    clients.push(client);
+    await client.connect();
+    const sent = rejection(client.sendMail(env, Buffer.alloc(3000, "f")));
+    await until(() => clock.timers.length > 0);
+    expect(clock.timers.map((t) => t.ms)).toEqual([60_000]);
+    clock.timers[0]!.fire();
+    const error = (await sent) as SmtpError & { phase?: string };
+    expect(error.phase).toBe("command");
+    expect(error.stage).toBe("body");
+  });
+
+  it("no reply to the final dot: the final-dot deadline (5 min) on the clock, outcome unknown", async () => {
+    const server = await fake({ script: { onMessage: () => ({ reply: null, then: "hang" }) } });
+    const clock = manualClock();
+    const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock });
+    clients.push(client);
+    await client.connect();
+    const sent = rejection(client.sendMail(env, "x"));
+    await until(() => clock.timers.some((t) => t.ms === 300_000));
+    clock.timers.find((t) => t.ms === 300_000)!.fire();
+    const error = (await sent) as SmtpDeliveryUnknownError;
+    expect(error).toBeInstanceOf(SmtpDeliveryUnknownError);
+    expect((error.cause as SmtpError & { phase?: string }).phase).toBe("final-dot");
+  });
+
+  it("an announcement made between messages is written behind the next dot, not at once", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    await client.sendMail(env, "one");
+    const announcement = client[ANNOUNCE]({ from: "a@example.org", to: ["c@example.org"] });
+    announcement.withdraw();
+    expect(client.state).toBe("ready");
+    await client.noop();
+    expect(server.commands().filter((c) => c.startsWith("MAIL"))).toHaveLength(1);
   });
 });
