@@ -4,6 +4,7 @@
  * fallback, and what the client's state, errors and the server's log show afterwards.
  */
 import diagnosticsChannel from "node:diagnostics_channel";
+import { getEventListeners } from "node:events";
 import net from "node:net";
 import os from "node:os";
 import { Readable } from "node:stream";
@@ -1126,5 +1127,93 @@ describe("more of the transaction", () => {
     expect(client.state).toBe("ready");
     await client.noop();
     expect(server.commands().filter((c) => c.startsWith("MAIL"))).toHaveLength(1);
+  });
+});
+
+describe("the connect attempt", () => {
+  it('is "connecting" from the call on', async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    const connecting = client.connect();
+    expect(client.state).toBe("connecting");
+    await connecting;
+    expect(client.state).toBe("ready");
+  });
+
+  it("leaves no listener on the caller's signal, after a session and after a failed connect", async () => {
+    const server = await fake();
+    const controller = new AbortController();
+    const client = clientFor(server, { signal: controller.signal });
+    await client.sendMail(env, "x");
+    expect(getEventListeners(controller.signal, "abort").length).toBeGreaterThan(0);
+    await client.quit();
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    const refusing = await fake({ greeting: "554 5.3.2 not now" });
+    const other = clientFor(refusing, { signal: controller.signal });
+    await rejection(other.connect());
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
+  it("tls none: no STARTTLS even when offered", async () => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: "starttls", key: certs.server.key, cert: certs.server.cert });
+    const client = clientFor(server, { tls: "none" });
+    await client.sendMail(env, "x");
+    expect(client.secure).toBe(false);
+    expect(server.commands()).not.toContain("STARTTLS");
+  });
+
+  it("implicit TLS: a smtp.tls event without STARTTLS; an untrusted certificate fails at stage tls", async () => {
+    const certs = await makeTestCerts();
+    const server = await fake({ tls: "implicit", key: certs.server.key, cert: certs.server.cert });
+    const capture = capturePino("info");
+    const client = clientFor(server, { tls: "implicit", tlsOptions: { ca: certs.ca, servername: "localhost" }, logger: capture.logger });
+    await client.connect();
+    expect(client.secure).toBe(true);
+    expect(capture.records().find((r) => r["event"] === "smtp.tls")).toMatchObject({ starttls: false });
+    const untrusted = clientFor(server, { tls: "implicit" });
+    const error = (await rejection(untrusted.connect())) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpTlsError);
+    expect(error.stage).toBe("tls");
+  });
+
+  it("destroy() during connect: the SmtpClosedError says no body was sent", async () => {
+    const server = await fake({ greeting: null });
+    const client = clientFor(server);
+    const connecting = rejection(client.connect());
+    await until(() => server.connections === 1);
+    client.destroy();
+    const error = (await connecting) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.bodySent).toBe(false);
+  });
+
+  it("a failure that is not the server's (a token provider that throws): dropped without QUIT", async () => {
+    const server = await fake({ authMechanisms: ["XOAUTH2"] });
+    const client = clientFor(server, {
+      auth: {
+        user: "u@example.org",
+        tokenProvider: async () => {
+          throw new Error("vault down");
+        },
+      },
+    });
+    const error = await rejection(client.connect());
+    expect(error.message).toMatch(/vault down/);
+    expect(server.commands()).toEqual(["EHLO client.test"]);
+    expect(client.state).toBe("closed");
+  });
+
+  it("a refused session's QUIT waits at most 5 s (on the clock)", async () => {
+    const server = await fake({ ehlo: "554 5.7.1 not you", script: hangOn("QUIT") });
+    const clock = manualClock();
+    const client = new SmtpClient({ host: "127.0.0.1", port: server.port, localName: "client.test", clock });
+    clients.push(client);
+    const connecting = rejection(client.connect());
+    await until(() => server.commands().includes("QUIT"));
+    await until(() => clock.timers.length > 0);
+    expect(clock.timers.map((t) => t.ms)).toEqual([5_000]);
+    clock.timers[0]!.fire();
+    expect(((await connecting) as SmtpError).replyCode).toBe(554);
   });
 });
