@@ -700,6 +700,7 @@ describe("pipelining across messages", () => {
     await client.sendMail(env, "one");
     await client.close();
     expect(client.state).toBe("closed");
+    await server.waitForClosed(1);
     expect(server.commands()).not.toContain("QUIT");
   });
 
@@ -726,6 +727,7 @@ describe("pipelining across messages", () => {
       await client.connect();
       client[ANNOUNCE](next);
       await client.sendMail(env, "one");
+      await client.noop(); // refused while a message's commands are out
       expect(server.commands().filter((c) => c.startsWith("MAIL"))).toHaveLength(1);
       await client.sendMail(next, "two");
       expect(server.received).toHaveLength(2);
@@ -1215,5 +1217,68 @@ describe("the connect attempt", () => {
     expect(clock.timers.map((t) => t.ms)).toEqual([5_000]);
     clock.timers[0]!.fire();
     expect(((await connecting) as SmtpError).replyCode).toBe(554);
+  });
+});
+
+describe("teardown", () => {
+  it("BDAT pipelined ahead only without BDAT: chunking asked for but not offered still pipelines across messages", async () => {
+    const server = await fake({ ehlo: ["PIPELINING"] });
+    const client = clientFor(server, { chunking: true });
+    await client.connect();
+    const next = { from: "a@example.org", to: ["c@example.org"] };
+    client[ANNOUNCE](next);
+    await client.sendMail(env, "one");
+    await client.sendMail(next, "two");
+    const dot = server.transcript.find((e) => e.dir === "c" && e.kind === "data")!;
+    expect(server.transcript[server.transcript.indexOf(dot) + 1]!.text).toBe("MAIL FROM:<a@example.org>");
+  });
+
+  it("QUIT shows as QUIT in the transcript", async () => {
+    const server = await fake();
+    const log: TranscriptEntry[] = [];
+    const client = clientFor(server, { transcript: (e) => log.push(e) });
+    await client.connect();
+    await client.quit();
+    expect(log.filter((e) => e.direction === "client").map((e) => e.line)).toEqual(["EHLO client.test", "QUIT"]);
+  });
+
+  it("a body that fails: the next call names the body's error when it is missive's, else the client's closing", async () => {
+    for (const [failure, reason] of [
+      [new SmtpConnectError("disk gone"), "disk gone"],
+      [new Error("disk gone"), "The connection was closed by the client"],
+    ] as const) {
+      const server = await fake({ ehlo: ["8BITMIME"] });
+      const client = clientFor(server);
+      async function* body(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from("a\r\n");
+        throw failure;
+      }
+      await rejection(client.sendMail(env, body()));
+      const error = (await rejection(client.noop())) as SmtpClosedError;
+      expect(error.message).toBe(`The connection to 127.0.0.1:${server.port} is closed (${reason}); call connect() again`);
+      expect(error.bodySent).toBe(false);
+    }
+  });
+
+  it("destroy() on a client that never connected leaves it idle", async () => {
+    const server = await fake();
+    const client = clientFor(server);
+    client.destroy();
+    expect(client.state).toBe("idle");
+    await client.sendMail(env, "x");
+    expect(server.received).toHaveLength(1);
+  });
+
+  it("a client whose connect was refused: closed, and the next call says so without a reason", async () => {
+    const gone = await startFakeServer();
+    const port = gone.port;
+    await gone.close();
+    const client = new SmtpClient({ host: "127.0.0.1", port, localName: "client.test", timeout: 2000 });
+    clients.push(client);
+    await rejection(client.connect());
+    expect(client.state).toBe("closed");
+    const error = (await rejection(client.noop())) as SmtpClosedError;
+    expect(error).toBeInstanceOf(SmtpClosedError);
+    expect(error.message).toBe(`The connection to 127.0.0.1:${port} is closed; call connect() again`);
   });
 });
