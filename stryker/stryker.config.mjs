@@ -39,6 +39,9 @@ const targets = {
   "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
   "src/smtp/config.ts": ["test/smtp/config.test.ts", "test/smtp/config-limits.test.ts", "test/smtp/client.options.test.ts", "test/smtp/greeting-hint.test.ts"],
   "src/smtp/options.ts": ["test/smtp/tls-options.test.ts", "test/smtp/client.options.test.ts"],
+  "src/smtp/client.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/backends/smtp-pipeline.test.ts"],
+  "src/smtp/handshake.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts"],
+  "src/smtp/pipeline.ts": ["test/smtp/client.edges.test.ts", "test/backends/smtp-pipeline.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */

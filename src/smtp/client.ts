@@ -14,6 +14,9 @@
  *
  * Operations are serialised: calling sendMail twice concurrently queues the second.
  *
+ * The opening steps themselves (greeting, EHLO/HELO, STARTTLS, AUTH) are in handshake.ts;
+ * this file decides when each runs.
+ *
  * Decisions where the brief left a choice:
  * - sendMail on an "idle" client connects lazily; a "closed" client does not reconnect by
  *   itself (sendMail/noop throw a retryable SmtpClosedError), `connect()` starts afresh.
@@ -31,39 +34,35 @@
  *   AbortError, which stays the answer to the caller's AbortSignal); the client is "closed".
  */
 import os from "node:os";
-import type tls from "node:tls";
 import {
   AbortError,
   InvalidArgumentError,
   MissiveError,
-  SmtpAuthError,
   SmtpClosedError,
-  SmtpConnectError,
   SmtpDeliveryUnknownError,
   SmtpError,
   SmtpProtocolError,
   SmtpRecipientsRefusedError,
-  SmtpTimeoutError,
-  SmtpTlsError,
   quoteReply,
   recordRecipients,
   recordStage,
   type RejectedRecipient,
   type SmtpStage,
 } from "../errors.js";
-import { Credentials, MAX_CHALLENGES, chooseMechanism, createMechanism, decodeChallenge } from "./auth.js";
-import { Capabilities, parseEhlo } from "./capabilities.js";
+import type { Credentials } from "./auth.js";
+import { Capabilities } from "./capabilities.js";
 import * as cmd from "./commands.js";
-import { greetingTimeoutHint, resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
+import { resolveSmtpConfig, type ResolvedSmtpConfig } from "./config.js";
 import { SmtpConnection, abortError, type Submission, type TlsInfo } from "./connection.js";
 import { DataEncoder, bdatChunks, bodyChunks, type BodySource } from "./data-stream.js";
 import { ConnectionEvents } from "../observe/connection-events.js";
 import { channelSink, EventSink } from "../observe/events.js";
 import { renderEnvelope, validateEnvelope, type Envelope } from "./envelope.js";
+import { authenticate, hello, readGreeting, starttls, type HandshakeSession } from "./handshake.js";
 import { ANNOUNCE, Announcements, DATA_WRITTEN, pipelinedCommands, type Announcement } from "./pipeline.js";
-import { addressLiteral, buildTlsOptions, isLoopback, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
+import { addressLiteral, buildTlsOptions, type SmtpClientOptions, type SmtpTimeouts, type TlsMode } from "./options.js";
 import { queueId, type SmtpReply } from "./reply.js";
-import { REDACTED, Transcript } from "./transcript.js";
+import { Transcript } from "./transcript.js";
 
 export { DEFAULT_TIMEOUTS, addressLiteral, isLoopback } from "./options.js";
 export type { DsnOptions, SmtpClientOptions, SmtpTimeouts, SmtpTlsOptions, TlsMode } from "./options.js";
@@ -125,6 +124,29 @@ export class SmtpClient {
   #dataWaiters: (() => void)[] = [];
   /** Listens on `signal` only while a connection exists, so a long-lived signal collects no listeners. */
   readonly #onAbort = () => this.#abort();
+  /** What the opening steps (handshake.ts) read from and record on this client. */
+  readonly #session: HandshakeSession = (() => {
+    const client = this;
+    return {
+      get host() { return client.host; },
+      get port() { return client.port; },
+      get tlsMode() { return client.tlsMode; },
+      get timeouts() { return client.timeouts; },
+      get config() { return client.#config; },
+      get conn() { return client.#conn; },
+      get secure() { return client.secure; },
+      get events() { return client.#events; },
+      get greeting() { return client.#greeting; },
+      set greeting(reply) { client.#greeting = reply; },
+      get capabilities() { return client.#capabilities; },
+      set capabilities(caps) { client.#capabilities = caps; },
+      get authenticatedAs() { return client.#authenticatedAs; },
+      set authenticatedAs(user) { client.#authenticatedAs = user; },
+      localName: () => client.#localName(),
+      exchange: (line, stage, expect, display) => client.#exchange(line, stage, expect, display),
+      at: (stage, step) => client.#at(stage, step),
+    };
+  })();
 
   /**
    * Options are checked here (config.ts, the one resolver every layer shares): a bad host,
@@ -340,15 +362,15 @@ export class SmtpClient {
       }
       checkpoint();
       this.#state = "greeting";
-      await this.#at("greeting", () => this.#readGreeting(conn));
+      await this.#at("greeting", () => readGreeting(this.#session, conn));
       checkpoint();
-      await this.#at("ehlo", () => this.#hello());
+      await this.#at("ehlo", () => hello(this.#session));
       checkpoint();
       if ((this.tlsMode === "starttls" || this.tlsMode === "opportunistic") && !conn.secure) {
-        await this.#at("tls", () => this.#starttls(conn, tlsOptions, attempt.signal));
+        await this.#at("tls", () => starttls(this.#session, conn, tlsOptions, attempt.signal));
         checkpoint();
       }
-      if (this.#credentials) await this.#at("auth", () => this.#authenticate(this.#credentials!));
+      if (this.#credentials) await this.#at("auth", () => authenticate(this.#session, this.#credentials!));
       checkpoint();
       this.#state = "ready";
     } catch (caught) {
@@ -364,110 +386,6 @@ export class SmtpClient {
       userSignal?.removeEventListener("abort", forward);
       if (this.#attempt === attempt) this.#attempt = undefined;
     }
-  }
-
-  async #readGreeting(conn: SmtpConnection): Promise<void> {
-    try {
-      this.#greeting = await conn.submit({ display: "<greeting>", expect: [220], phase: "greeting", deadline: this.timeouts.greeting });
-    } catch (error) {
-      if (error instanceof SmtpClosedError) {
-        throw new SmtpConnectError(`${this.host}:${this.port} closed the connection before greeting`, { cause: error });
-      }
-      // Silence instead of a greeting: most often a port that expects TLS first. Say so,
-      // in the options of the layer the caller used, rather than a bare timeout.
-      const hint = error instanceof SmtpTimeoutError && error.phase === "greeting" ? greetingTimeoutHint(this.#config) : undefined;
-      if (hint !== undefined) throw new SmtpTimeoutError("greeting", (error as SmtpTimeoutError).timeoutMs, { command: "<greeting>", hint, cause: error });
-      const reply = replyOf(error);
-      if (reply === undefined) throw error;
-      this.#greeting = reply;
-      // 554 (RFC 5321 §3.1): "no SMTP service here"; 421: busy, try later.
-      throw new SmtpConnectError(`${this.host}:${this.port} refused the session: ${quoteReply(reply)}`, { reply, command: "<greeting>" });
-    }
-  }
-
-  /**
-   * EHLO, or HELO when the server does not know EHLO (RFC 5321 §3.2: "command not
-   * recognized", 500 or 502). Any other refusal (554: no service for you) ends the session.
-   * Learns the capabilities afresh.
-   */
-  async #hello(): Promise<void> {
-    const name = this.#localName();
-    this.#capabilities = undefined;
-    let reply: SmtpReply;
-    try {
-      reply = await this.#exchange(cmd.ehlo(name), "ehlo", [250]);
-    } catch (error) {
-      const code = replyOf(error)?.code;
-      if (this.#conn?.closed !== false || (code !== 500 && code !== 502)) throw error;
-      await this.#exchange(cmd.helo(name), "ehlo", [250]);
-      this.#capabilities = Capabilities.none();
-      return;
-    }
-    this.#capabilities = parseEhlo(reply);
-    if (this.#conn) this.#conn.enhancedStatusCodes = this.#capabilities.enhancedStatusCodes;
-  }
-
-  async #starttls(conn: SmtpConnection, tlsOptions: tls.ConnectionOptions, signal: AbortSignal): Promise<void> {
-    const required = this.tlsMode === "starttls";
-    const started = this.#events?.startOf("smtp.tls");
-    if (!this.#capabilities?.starttls) {
-      if (!required) return;
-      throw new SmtpTlsError(
-        `${this.host}:${this.port} does not offer STARTTLS, and tls is "starttls" (or useTls: true); use tls: "implicit" (port 465) if the server speaks TLS from the start, or "opportunistic"/"none" to allow plaintext`,
-      );
-    }
-    try {
-      await this.#exchange(cmd.starttls(), "tls", [220]);
-    } catch (error) {
-      const reply = replyOf(error);
-      if (reply === undefined || conn.closed) throw error;
-      // "opportunistic" means plaintext is acceptable; "starttls" never falls back silently.
-      if (!required) return;
-      throw new SmtpTlsError(`${this.host}:${this.port} refused STARTTLS: ${quoteReply(reply)}`, { command: "STARTTLS", reply });
-    }
-    await conn.startTls(tlsOptions, this.timeouts.connect, signal);
-    this.#events?.tls(conn.tlsInfo, started, true);
-    // RFC 3207 §4.2: discard everything learnt before TLS and say EHLO again.
-    this.#capabilities = undefined;
-    conn.enhancedStatusCodes = false;
-    await this.#at("ehlo", () => this.#hello());
-  }
-
-  async #authenticate(credentials: Credentials): Promise<void> {
-    if (!this.secure && !isLoopback(this.host) && !this.#config.allowInsecureAuth) {
-      throw new SmtpAuthError(
-        `Refusing to send credentials in plaintext to ${this.host}: use tls "implicit" or "starttls", or set allowInsecureAuth: true if the network path is trusted`,
-      );
-    }
-    const started = this.#events?.startOf("smtp.auth");
-    const name = chooseMechanism(this.#capabilities?.authMechanisms ?? new Set(), credentials, this.#config.authMethod);
-    const mechanism = createMechanism(name, credentials);
-    const initial = await mechanism.start();
-    const display = initial === null ? `AUTH ${name}` : `AUTH ${name} ${REDACTED}`;
-    const first = cmd.auth(name, initial === null ? undefined : Buffer.from(initial).toString("base64"));
-    // 334: a challenge to answer; 235: authenticated (RFC 4954 §4, §6).
-    const step = (line: string, shown: string): Promise<SmtpReply> =>
-      this.#exchange(line, "auth", [235, 334], shown).catch((error: unknown) => {
-        const reply = replyOf(error);
-        if (reply === undefined || this.#conn?.closed !== false) throw error;
-        throw new SmtpAuthError(`Authentication with ${name} failed: ${quoteReply(reply)}`, { command: display, reply });
-      });
-    let reply = await step(first, display);
-    for (let challenges = 0; reply.code === 334; challenges++) {
-      let response: string;
-      try {
-        if (challenges >= MAX_CHALLENGES) throw new SmtpAuthError(`The server sent more than ${MAX_CHALLENGES} AUTH ${name} challenges`, { command: display });
-        const challenge = decodeChallenge(reply.lines[0] ?? "");
-        response = Buffer.from(await mechanism.next(challenge)).toString("base64");
-      } catch (error) {
-        // Cancel the exchange (RFC 4954 §4) so the connection stays in step, then report.
-        await this.#exchange(cmd.authResponse("*"), "auth", "any", "*").catch(() => undefined);
-        throw error;
-      }
-      reply = await step(cmd.authResponse(response), REDACTED);
-    }
-    this.#authenticatedAs = credentials.user;
-    this.#events?.auth(name, started);
   }
 
   // --- the mail transaction -----------------------------------------------------------
@@ -834,11 +752,6 @@ export class SmtpClient {
 }
 
 // --- helpers ----------------------------------------------------------------------------
-
-/** The reply an SmtpError holds, if the error is one (a reply the step did not expect). */
-function replyOf(error: unknown): SmtpReply | undefined {
-  return error instanceof SmtpError ? error.reply : undefined;
-}
 
 /** `what was refused: 553 …`, keeping the command, reply, stage and bodySent of the refusal. */
 function refused(what: string, refusal: SmtpError): SmtpError {
