@@ -17,6 +17,47 @@ describe("decodePunycode (RFC 3492)", () => {
     for (const bad of ["zz", "-a", "bcher-kv!", "ü-kva", "99999999999999999", "bcher-kv"]) expect(decodePunycode(bad), bad).toBeUndefined();
   });
 
+  it("code points at the edges: U+0080 is the first, U+10FFFF the last, surrogates are refused (§6.2)", () => {
+    // Encoded with RFC 3492's encoder (the delta of one code point after the initial n of 0x80).
+    expect(decodePunycode("a")).toBe("\u0080");
+    expect(decodePunycode("wda")).toBe("\u00ff");
+    expect(decodePunycode("xda")).toBe("\u0100");
+    expect(decodePunycode("hb9b")).toBe("\ud7ff");
+    expect(decodePunycode("ib9b")).toBeUndefined(); // U+D800
+    expect(decodePunycode("zy0c")).toBeUndefined(); // U+DFFF
+    expect(decodePunycode("0y0c")).toBe("\ue000");
+    expect(decodePunycode("dn32g")).toBe("\u{10ffff}");
+    expect(decodePunycode("en32g")).toBeUndefined(); // U+110000
+    expect(decodePunycode("dn32ga")).toBe("\u{10ffff}\u{10ffff}");
+    expect(decodePunycode("a-ba")).toBe("a\u0080");
+  });
+
+  it("basic code points before the delimiter must be ASCII: U+007F passes, U+0080 does not", () => {
+    expect(decodePunycode("\u007f-")).toBe("\u007f");
+    expect(decodePunycode("\u0080-")).toBeUndefined();
+    expect(decodePunycode("\u0080-a")).toBeUndefined();
+    expect(decodePunycode("a-b-")).toBe("a-b");
+  });
+
+  it("digits: a-z and A-Z are 0-25, 0-9 are 26-35, in either case; anything else is refused", () => {
+    expect(decodePunycode("BCHER-KVA")).toBe("B\u00fcCHER");
+    expect(decodePunycode("bcher-KVA")).toBe("b\u00fccher");
+    expect(decodePunycode("bcher-kva")).toBe("b\u00fccher");
+    for (const bad of ["bcher-kv@", "bcher-kv[", "bcher-kv`", "bcher-kv{", "bcher-kv/", "bcher-kv:", "bcher-k.a"]) expect(decodePunycode(bad), bad).toBeUndefined();
+  });
+
+  it("a delta of 2^31 - 1 is decoded, 2^31 overflows and is refused (§6.4), even where the code point would be in range", () => {
+    // With 2,999 basic code points the delta is divided by 3,000: 2^31 - 1 gives U+AECB3 (0x80 + 715,827).
+    const basic = "a".repeat(2999);
+    const decoded = decodePunycode(`${basic}-w416146o`);
+    expect(decoded).toBeDefined();
+    expect([...decoded!]).toHaveLength(3000);
+    expect([...decoded!].filter((c) => c !== "a")).toEqual(["\u{aecb3}"]);
+    expect(decodePunycode(`${basic}-x416146o`)).toBeUndefined();
+    expect(decodePunycode(`${basic}-zu39006v`)).toBeUndefined();
+    expect(decodePunycode("w416146o")).toBeUndefined();
+  });
+
   it("property: decodes every A-label that UTS #46 makes, as Node decodes it", () => {
     const ulabel = fc.string({ unit: fc.oneof(fc.constantFrom("a", "z", "0", "-"), fc.integer({ min: 0xa0, max: 0x2ffff }).map((c) => String.fromCodePoint(c))), minLength: 1, maxLength: 20 });
     fc.assert(
