@@ -9,7 +9,8 @@
  * encoded-word; long runs of white space too, so that no line is white space only).
  */
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
-import { assertWellFormed } from "./encoding/charset.js";
+import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
+import { encodeUtf8Range } from "./encoding/encoded-word.js";
 import { MAX_LINE_OCTETS } from "./transfer-encoding.js";
 import {
   encodeWordsWithFallback,
@@ -142,10 +143,14 @@ function octets(text: string): number {
 interface Chunk {
   sep: string;
   text: string;
-  /** Octets of `sep + text`, when the producer knows them (else counted when folding). */
-  octets?: number;
   /** Whether `text` holds an encoded-word, when the producer knows (else `holdsEncodedWord`). */
   encoded?: boolean;
+  /**
+   * `text` is an encoded-word as the encoder wrote it: `=?`, a charset name, `?B?` or `?Q?`,
+   * text from the base64 alphabet or Q's printable ASCII and `=XX`, and `?=`. Printable
+   * ASCII by construction, so the injection guard in `fold` need not scan it.
+   */
+  fromEncoder?: true;
 }
 
 /** Whether a chunk holds (or may hold) an encoded-word: any text with "=?" counts (plain words with it are encoded). */
@@ -154,22 +159,55 @@ function holdsEncodedWord(text: string): boolean {
 }
 
 /**
+ * The octets of a piece of a rendered header, checked: the second injection guard, at write
+ * time (after the checks at the API edge, as Python's email package does since
+ * CVE-2024-6923). A piece holds no CR, LF or NUL (the only line breaks in a header are the
+ * folds `fold` writes), and is ASCII unless UTF-8 headers were asked for.
+ */
+function checkedOctets(name: string, piece: string, utf8: boolean): number {
+  let extra = 0;
+  for (let i = 0; i < piece.length; i++) {
+    const c = piece.charCodeAt(i);
+    if (c >= 0x20 && c < 0x7f) continue;
+    if (c === 0x0d) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
+    if (c === 0x0a || c === 0) throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
+    if (c >= 0x7f) {
+      if (!utf8) throw new BadHeaderError(name, `The rendered ${name} header holds non-ASCII text although 7-bit headers were asked for`);
+      // UTF-8: 1 octet for DEL, 2 below U+0800, 4 for a surrogate pair, else 3 (a lone surrogate is written as U+FFFD).
+      if (c >= 0x800) {
+        extra += 2;
+        if (c >= 0xd800 && c <= 0xdbff && (piece.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+      } else if (c >= 0x80) {
+        extra += 1;
+      }
+    }
+  }
+  return piece.length + extra;
+}
+
+/**
  * Greedy folding: a line breaks before a chunk's white space when the chunk would take the
  * line past `width` (or past 998 octets, even on the first line). A line holding an
  * encoded-word stops at 76 (RFC 2047 §2), so such a chunk may even leave the first line
  * with the header name alone, when the name leaves no room for it.
+ *
+ * Folding is also where the rendered header is guarded, piece by piece as it is written
+ * rather than by scanning the result again: every piece but the encoder's encoded-words
+ * goes through `checkedOctets`, every line break is followed by white space (a fold), and
+ * no line passes 998 octets (RFC 5322 §2.1.1).
  */
-function fold(name: string, chunks: readonly Chunk[], width: number): string {
+function fold(name: string, chunks: readonly Chunk[], width: number, utf8: boolean): string {
   let out = "";
   let line = `${name}:`;
   let lineOctets = line.length;
   let lineEncoded = false;
   let hasContent = false;
   for (const chunk of chunks) {
-    const size = chunk.octets ?? octets(chunk.sep) + octets(chunk.text);
+    const size = checkedOctets(name, chunk.sep, utf8) + (chunk.fromEncoder ? chunk.text.length : checkedOctets(name, chunk.text, utf8));
     const encoded = chunk.encoded ?? holdsEncodedWord(chunk.text);
     const limit = lineEncoded || encoded ? Math.min(width, MAX_ENCODED_LINE) : width;
     if (((hasContent || encoded) && lineOctets + size > limit) || lineOctets + size > MAX_LINE_OCTETS) {
+      if (!isWsp(chunk.sep.charCodeAt(0))) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
       out += `${line}\r\n`;
       line = chunk.sep + chunk.text;
       lineOctets = size;
@@ -178,6 +216,9 @@ function fold(name: string, chunks: readonly Chunk[], width: number): string {
       line += chunk.sep + chunk.text;
       lineOctets += size;
       lineEncoded ||= encoded;
+    }
+    if (lineOctets > MAX_LINE_OCTETS) {
+      throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${lineOctets} octets with no white space to fold at`);
     }
     hasContent = true;
   }
@@ -208,86 +249,91 @@ function splitWords(value: string): { words: string[]; seps: string[]; trailing:
 
 /**
  * Unstructured text as chunks: words that need it (non-ASCII in a 7-bit header, controls,
- * `=?`) encoded in runs, the rest left as they are. The words are found as offsets into
- * `value` (each run to encode is then one slice of it) rather than as an array of slices.
+ * `=?`) encoded in runs, the rest left as they are. One pass over `value`: each word is
+ * classified as it is scanned, and a run of words to encode is one range of `value`, encoded
+ * where it ends without a copy (`value` has been checked: no lone surrogate).
  */
 function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
   const firstLineRoom = Math.min(width, MAX_ENCODED_LINE) - name.length - 2;
   const firstMax = Math.min(ewMax, firstLineRoom);
-  // Word k is value[starts[k], ends[k]); the white space before it, value[ends[k - 1] (or 0), starts[k]).
-  // Whether a word must be encoded is learnt in the same pass: a control character (or a
-  // Unicode line separator), or, in a 7-bit header, anything not ASCII; `=?` below.
-  const starts: number[] = [];
-  const ends: number[] = [];
-  const enc: boolean[] = [];
   const length = value.length;
   const utf8 = opts.utf8;
-  for (let i = 0; ; ) {
-    while (i < length && isWsp(value.charCodeAt(i))) i++;
-    if (i >= length) break;
+  const chunks: Chunk[] = [];
+  // The charset is looked up at the first run to encode: a value with none needs no charset.
+  let charset: string | undefined;
+  // A run of words to encode becomes one text, the white space between them included, so
+  // that it survives decoding (white space between adjacent encoded-words is dropped).
+  // Next to plain text one white space character stays outside as the delimiter; any more
+  // goes inside, so a long run of white space never needs a line of its own. At the start
+  // and the end of the value all white space goes inside.
+  const encodeRun = (from: number, to: number, sep: string): void => {
+    charset ??= normalizeCharset(opts.charset);
+    const first = chunks.length === 0 ? firstMax : undefined;
+    const words = charset === "utf-8" ? encodeUtf8Range(value, from, to, "text", ewMax, first) : encodeWordsWithFallback(value.slice(from, to), charset, "text", ewMax, first);
+    for (let k = 0; k < words.length; k++) {
+      const s = k === 0 ? sep : " ";
+      const w = words[k]!;
+      chunks.push({ sep: s, text: w, encoded: true, fromEncoder: true });
+    }
+  };
+  let i = 0;
+  while (i < length && isWsp(value.charCodeAt(i))) i++;
+  if (i >= length) {
+    // White space only: all of it travels encoded.
+    if (length > 0) encodeRun(0, length, " ");
+    return chunks;
+  }
+  // Parsers strip white space after the colon and at the end: it must travel encoded.
+  let must = i > 0;
+  /** The end of the word before this one (0 before the first word). */
+  let prevEnd = 0;
+  /** Where the open run of words to encode starts, and the white space before it; -1: no run open. */
+  let runFrom = -1;
+  let runSep = "";
+  let afterRun = false;
+  for (let first = true; ; first = false) {
     const start = i;
-    let must = false;
+    // Whether the word must be encoded is learnt as it is scanned: a control character (or
+    // a Unicode line separator), in a 7-bit header anything not ASCII, or "=?" (a word
+    // holding it could read as an encoded-word).
     for (; i < length; i++) {
       const c = value.charCodeAt(i);
       if (c === 0x20 || c === 0x09) break;
       if (c < 0x20 || (c >= 0x7f && (!utf8 || c <= 0x9f || c === 0x2028 || c === 0x2029))) must = true;
+      else if (c === 0x3d && value.charCodeAt(i + 1) === 0x3f) must = true;
     }
-    const sepStart = ends.length === 0 ? 0 : ends[ends.length - 1]!;
+    const end = i;
+    while (i < length && isWsp(value.charCodeAt(i))) i++;
+    const last = i >= length;
+    if (last && end < length) must = true;
     // A word too long for a line of its own is encoded (encoded-words fold); a UTF-16 unit is at most 3 octets.
-    if (!must && (Math.max(1, start - sepStart) + i - start) * 3 > MAX_LINE_OCTETS - 1) {
-      must = octets(value.slice(sepStart, start) || " ") + octets(value.slice(start, i)) > MAX_LINE_OCTETS - 1;
+    if (!must && (Math.max(1, start - prevEnd) + end - start) * 3 > MAX_LINE_OCTETS - 1) {
+      must = octets(value.slice(prevEnd, start) || " ") + octets(value.slice(start, end)) > MAX_LINE_OCTETS - 1;
     }
-    starts.push(start);
-    ends.push(i);
-    enc.push(must);
-  }
-  const n = starts.length;
-  if (n === 0) {
-    return value === "" ? [] : encodeWordsWithFallback(value, opts.charset, "text", ewMax, firstMax).map((text) => ({ sep: " ", text, octets: 1 + text.length, encoded: true }));
-  }
-  // A word holding "=?" could read as an encoded-word: it is encoded.
-  for (let at = value.indexOf("=?"), k = 0; at !== -1; at = value.indexOf("=?", at + 1)) {
-    while (ends[k]! < at + 2) k++;
-    if (starts[k]! <= at) enc[k] = true;
-  }
-  // Parsers strip white space after the colon and at the end: it must travel encoded.
-  if (starts[0]! > 0) enc[0] = true;
-  if (ends[n - 1]! < length) enc[n - 1] = true;
-
-  const chunks: Chunk[] = [];
-  let afterRun = false;
-  let i = 0;
-  while (i < n) {
-    if (!enc[i]) {
+    if (must) {
+      if (runFrom === -1) {
+        runFrom = first ? 0 : prevEnd + 1;
+        runSep = first ? " " : value[prevEnd]!;
+      }
+    } else {
+      if (runFrom !== -1) {
+        encodeRun(runFrom, start - 1, runSep);
+        runFrom = -1;
+        afterRun = true;
+      }
       // The white space before the word; after an encoded run only its last character is left outside.
-      const sep = i === 0 ? " " : afterRun ? value[starts[i]! - 1]! : value.slice(ends[i - 1], starts[i]);
-      const text = value.slice(starts[i], ends[i]);
-      // A word left plain has no "=?" (it would have been encoded), and in a 7-bit header it is ASCII.
-      chunks.push(utf8 ? { sep, text, encoded: false } : { sep, text, octets: sep.length + text.length, encoded: false });
+      const sep = first ? " " : afterRun ? value[start - 1]! : value.slice(prevEnd, start);
+      const text = value.slice(start, end);
+      // A word left plain has no "=?" (it would have been encoded).
+      chunks.push({ sep, text, encoded: false });
       afterRun = false;
-      i++;
-      continue;
     }
-    let j = i;
-    while (j + 1 < n && enc[j + 1]) j++;
-    // A run of words to encode becomes one text, the white space between them included, so
-    // that it survives decoding (white space between adjacent encoded-words is dropped).
-    // Next to plain text one white space character stays outside as the delimiter; any more
-    // goes inside, so a long run of white space never needs a line of its own. At the start
-    // and the end of the value all white space goes inside.
-    const sep = i === 0 ? " " : value[ends[i - 1]!]!;
-    const text = value.slice(i === 0 ? 0 : ends[i - 1]! + 1, j === n - 1 ? length : starts[j + 1]! - 1);
-    const encoded = encodeWordsWithFallback(text, opts.charset, "text", ewMax, chunks.length === 0 ? firstMax : undefined);
-    for (let k = 0; k < encoded.length; k++) {
-      const s = k === 0 ? sep : " ";
-      const w = encoded[k]!;
-      // An encoded-word is ASCII, and white space is.
-      chunks.push({ sep: s, text: w, octets: s.length + w.length, encoded: true });
-    }
-    afterRun = true;
-    i = j + 1;
+    if (last) break;
+    prevEnd = end;
+    must = false;
   }
+  if (runFrom !== -1) encodeRun(runFrom, length, runSep);
   return chunks;
 }
 
@@ -360,47 +406,8 @@ export function renderHeader(name: string, value: string | readonly (Mailbox | G
     assertHeaderValue(name, value as string);
     chunks = kind === "raw" ? rawChunks(name, value as string, opts) : unstructuredChunks(name, value as string, opts, width);
   }
-  const out = fold(name, chunks, width);
-  assertRenderedHeader(name, out, opts.utf8);
-  return out;
+  return fold(name, chunks, width, opts.utf8);
 }
-
-/**
- * The second injection guard, at write time (after the checks at the API edge, as Python's
- * email package does since CVE-2024-6923): a rendered header is one logical line — every
- * CRLF but the last starts a fold — with no bare CR, LF or NUL, no line over 998 octets,
- * and ASCII only unless UTF-8 headers were asked for.
- */
-function assertRenderedHeader(name: string, out: string, utf8: boolean): void {
-  if (!out.endsWith("\r\n")) throw new BadHeaderError(name, `The rendered ${name} header does not end its line`);
-  // From line to line with indexOf (a header is one to a few lines), rather than char by char.
-  const bad = (utf8 ? NUL : NUL_OR_NOT_7BIT).exec(out);
-  if (bad !== null) {
-    if (bad[0] === "\0") throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
-    throw new BadHeaderError(name, `The rendered ${name} header holds non-ASCII text although 7-bit headers were asked for`);
-  }
-  let start = 0;
-  for (;;) {
-    const cr = out.indexOf("\r", start);
-    const lf = out.indexOf("\n", start);
-    if (lf !== cr + 1) {
-      if (lf !== -1 && (cr === -1 || lf < cr)) throw new BadHeaderError(name, `The rendered ${name} header holds a bare LF or a NUL`);
-      throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
-    }
-    const last = cr === out.length - 2;
-    if (!last && !isWsp(out.charCodeAt(cr + 2))) throw new BadHeaderError(name, `The rendered ${name} header holds a line break that is not a fold`);
-    const lineOctets = utf8 ? octets(out.slice(start, cr)) : cr - start;
-    if (lineOctets > MAX_LINE_OCTETS) {
-      throw new BadHeaderError(name, `${name} cannot be folded into lines of at most ${MAX_LINE_OCTETS} octets: it has a word of ${lineOctets} octets with no white space to fold at`);
-    }
-    if (last) return;
-    start = cr + 2;
-  }
-}
-
-const NUL = /\0/;
-/** What a 7-bit header may not hold either: DEL and anything above it. */
-const NUL_OR_NOT_7BIT = /[\0\x7f-\uffff]/;
 
 /** RFC 5322 §2.2.3 unfolding: removes every CRLF that is followed by white space. */
 export function unfold(value: string): string {

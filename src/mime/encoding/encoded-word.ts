@@ -84,7 +84,7 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   }
   if (charset === "utf-8") {
     assertWellFormed(text, "Text");
-    return encodeUtf8Words(text, safe, Math.min(options.firstMaxLength ?? maxLength, maxLength) - 12, budget);
+    return encodeUtf8Words(text, 0, text.length, safe, Math.min(options.firstMaxLength ?? maxLength, maxLength) - 12, budget);
   }
   const whole = encodeText(text, charset);
   // RFC 1468 recommends B for ISO-2022-JP, whose JIS bytes would pass through Q unreadably.
@@ -113,6 +113,17 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   const words: string[] = new Array(pieces.length);
   for (let i = 0; i < pieces.length; i++) words[i] = prefix + (useQ ? qEncode(pieces[i]!, safe) : pieces[i]!.toString("base64")) + "?=";
   return words;
+}
+
+/**
+ * `encodeWords(text.slice(from, to), { charset: "utf-8", context, maxLength, firstMaxLength })`
+ * for a caller that has already checked the text: `text[from, to)` is not empty and whole
+ * characters of a well-formed string (no lone surrogate). The header renderer encodes runs
+ * of a value it has checked once, so the run is neither copied nor checked again.
+ */
+export function encodeUtf8Range(text: string, from: number, to: number, context: EncodedWordContext, maxLength: number, firstMaxLength = maxLength): string[] {
+  // "=?utf-8?" "B|Q" "?" encoded-text "?=": 12 characters around the text.
+  return encodeUtf8Words(text, from, to, SAFE[context], Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
 }
 
 /** `=XX` for every byte (Q's escape). */
@@ -206,18 +217,18 @@ function bText(text: string, from: number, to: number): string {
 }
 
 /**
- * `encodeWords` for UTF-8, worked out on the string: the bytes of each character follow
- * from its code point, so the widths, the cut and the B or Q text are computed in a few
- * passes over the characters, with no Buffer to encode into and read back (for the short
- * texts of headers those round trips were most of the time). The same words as the byte
- * route (`splitEncoded`) gives, and the same error when a character does not fit.
+ * `encodeWords` for UTF-8 of `text[from, to)`, worked out on the string: the bytes of each
+ * character follow from its code point, so the widths, the cut and the B or Q text are
+ * computed in a few passes over the characters, with no Buffer to encode into and read back
+ * (for the short texts of headers those round trips were most of the time). The same words
+ * as the byte route (`splitEncoded`) gives, and the same error when a character does not fit.
  */
-function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget: number): string[] {
+function encodeUtf8Words(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number): string[] {
   const classes = BYTE_CLASS;
   // One pass: the byte count and the Q width of the whole text.
   let byteCount = 0;
   let qTotal = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
     if (c < 0x80) {
       byteCount += 1;
@@ -233,16 +244,16 @@ function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget
   // Most header texts fit one word: then no character can be too wide either.
   const total = useQ ? qTotal : base64Width(byteCount);
   if (total <= Math.min(firstBudget, budget) || (total <= budget && !(firstBudget < budget && firstBudget >= 4))) {
-    if (useQ) return [`=?utf-8?Q?${qText(text, 0, text.length, safe)}?=`];
-    return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8").toString("base64") : bText(text, 0, text.length)}?=`];
+    if (useQ) return [`=?utf-8?Q?${qText(text, from, to, safe)}?=`];
+    return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text.slice(from, to), "utf8").toString("base64") : bText(text, from, to)}?=`];
   }
   let ends: number[] | undefined;
-  if (firstBudget < budget && firstBudget >= 4) ends = cutUtf8(text, useQ, safe, firstBudget, budget, false);
-  ends ??= cutUtf8(text, useQ, safe, budget, budget, true)!;
+  if (firstBudget < budget && firstBudget >= 4) ends = cutUtf8(text, from, to, useQ, safe, firstBudget, budget, false);
+  ends ??= cutUtf8(text, from, to, useQ, safe, budget, budget, true)!;
   // ends: string index and (for B) byte offset of each word's end, in pairs.
   const words: string[] = new Array(ends.length / 2);
-  const bytes = !useQ && byteCount > NATIVE_BASE64 ? Buffer.from(text, "utf8") : undefined;
-  let start = 0;
+  const bytes = !useQ && byteCount > NATIVE_BASE64 ? Buffer.from(text.slice(from, to), "utf8") : undefined;
+  let start = from;
   let byteStart = 0;
   for (let w = 0; w < words.length; w++) {
     const end = ends[2 * w]!;
@@ -260,17 +271,17 @@ function encodeUtf8Words(text: string, safe: number, firstBudget: number, budget
 const NATIVE_BASE64 = 24;
 
 /**
- * Where each word ends (its string index and byte offset, in pairs) when `text` is cut into
- * the longest runs of whole characters whose encoded text fits `firstBudget` for the first
+ * Where each word ends (its string index and byte offset from `from`, in pairs) when
+ * `text[from, to)` is cut into the longest runs of whole characters whose encoded text fits `firstBudget` for the first
  * word and `budget` for the others. A character that does not fit the word it comes to: undefined, or (`strict`) the
  * EncodingError `encodeInPieces` throws.
  */
-function cutUtf8(text: string, useQ: boolean, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
+function cutUtf8(text: string, from: number, to: number, useQ: boolean, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
   const classes = BYTE_CLASS;
   const ends: number[] = [];
   let used = 0;
   let byte = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = from; i < to; ) {
     const c = text.charCodeAt(i);
     const length = c < 0x80 ? 1 : utf8Length(c);
     const units = useQ ? (c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length) : length;
@@ -287,7 +298,7 @@ function cutUtf8(text: string, useQ: boolean, safe: number, firstBudget: number,
     byte += length;
     i += length === 4 ? 2 : 1;
   }
-  ends.push(text.length, byte);
+  ends.push(to, byte);
   return ends;
 }
 
