@@ -17,7 +17,7 @@ const targets = {
   "src/mime/encoding/base64.ts": ["test/mime/encoding/base64.test.ts", "test/mime/encoding/transform.test.ts"],
   "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts"],
   "src/mime/encoding/rfc2231.ts": ["test/mime/encoding/rfc2231.test.ts"],
-  "src/mime/headers.ts": ["test/mime/headers.test.ts", "test/mime/header-kinds-and-guards.test.ts"],
+  "src/mime/headers.ts": ["test/mime/headers.test.ts", "test/mime/header-kinds-and-guards.test.ts", "test/mime/header-octets.test.ts"],
   "src/errors/classify.ts": ["test/errors/classify.test.ts"],
   "src/delivery/retry.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/circuit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
