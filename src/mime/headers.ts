@@ -10,7 +10,7 @@
  */
 import { BadHeaderError, InvalidArgumentError } from "../errors.js";
 import { assertWellFormed, normalizeCharset } from "./encoding/charset.js";
-import { encodeUtf8Range } from "./encoding/encoded-word.js";
+import { encodeUtf8Text } from "./encoding/encoded-word.js";
 import { MAX_LINE_OCTETS } from "./transfer-encoding.js";
 import {
   encodeWordsWithFallback,
@@ -251,7 +251,8 @@ function splitWords(value: string): { words: string[]; seps: string[]; trailing:
  * Unstructured text as chunks: words that need it (non-ASCII in a 7-bit header, controls,
  * `=?`) encoded in runs, the rest left as they are. One pass over `value`: each word is
  * classified as it is scanned, and a run of words to encode is one range of `value`, encoded
- * where it ends without a copy (`value` has been checked: no lone surrogate).
+ * where it ends without a copy. The same pass finds what `assertHeaderValue` refuses (CR,
+ * LF, NUL, a lone surrogate), which then throws its error before anything is returned.
  */
 function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptions, width: number): Chunk[] {
   const ewMax = Math.min(MAX_ENCODED_WORD, width - 1);
@@ -260,28 +261,22 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
   const length = value.length;
   const utf8 = opts.utf8;
   const chunks: Chunk[] = [];
-  // The charset is looked up at the first run to encode: a value with none needs no charset.
-  let charset: string | undefined;
+  // The value's own error comes first. Encoding in UTF-8 throws nothing, so it may start
+  // before the scan ends; another charset may be refused at the first run, so then the value
+  // is checked before the scan.
+  if (opts.charset !== "utf-8") assertHeaderValue(name, value);
+  /** Whether the value holds CR, LF, NUL or a surrogate: then `assertHeaderValue` decides. */
+  let suspect = false;
   // A run of words to encode becomes one text, the white space between them included, so
   // that it survives decoding (white space between adjacent encoded-words is dropped).
   // Next to plain text one white space character stays outside as the delimiter; any more
   // goes inside, so a long run of white space never needs a line of its own. At the start
   // and the end of the value all white space goes inside.
-  const encodeRun = (from: number, to: number, sep: string): void => {
-    charset ??= normalizeCharset(opts.charset);
-    const first = chunks.length === 0 ? firstMax : undefined;
-    const words = charset === "utf-8" ? encodeUtf8Range(value, from, to, "text", ewMax, first) : encodeWordsWithFallback(value.slice(from, to), charset, "text", ewMax, first);
-    for (let k = 0; k < words.length; k++) {
-      const s = k === 0 ? sep : " ";
-      const w = words[k]!;
-      chunks.push({ sep: s, text: w, encoded: true, fromEncoder: true });
-    }
-  };
   let i = 0;
   while (i < length && isWsp(value.charCodeAt(i))) i++;
   if (i >= length) {
     // White space only: all of it travels encoded.
-    if (length > 0) encodeRun(0, length, " ");
+    if (length > 0) encodeRun(chunks, value, 0, length, " ", opts.charset, ewMax, firstMax);
     return chunks;
   }
   // Parsers strip white space after the colon and at the end: it must travel encoded.
@@ -300,8 +295,15 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
     for (; i < length; i++) {
       const c = value.charCodeAt(i);
       if (c === 0x20 || c === 0x09) break;
-      if (c < 0x20 || (c >= 0x7f && (!utf8 || c <= 0x9f || c === 0x2028 || c === 0x2029))) must = true;
-      else if (c === 0x3d && value.charCodeAt(i + 1) === 0x3f) must = true;
+      if (c < 0x20) {
+        must = true;
+        if (c === 0x0d || c === 0x0a || c === 0) suspect = true;
+      } else if (c >= 0x7f) {
+        if (!utf8 || c <= 0x9f || c === 0x2028 || c === 0x2029) must = true;
+        if (c >= 0xd800 && c <= 0xdfff) suspect = true;
+      } else if (c === 0x3d && value.charCodeAt(i + 1) === 0x3f) {
+        must = true;
+      }
     }
     const end = i;
     while (i < length && isWsp(value.charCodeAt(i))) i++;
@@ -318,7 +320,7 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
       }
     } else {
       if (runFrom !== -1) {
-        encodeRun(runFrom, start - 1, runSep);
+        encodeRun(chunks, value, runFrom, start - 1, runSep, opts.charset, ewMax, firstMax);
         runFrom = -1;
         afterRun = true;
       }
@@ -333,8 +335,21 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
     prevEnd = end;
     must = false;
   }
-  if (runFrom !== -1) encodeRun(runFrom, length, runSep);
+  if (runFrom !== -1) encodeRun(chunks, value, runFrom, length, runSep, opts.charset, ewMax, firstMax);
+  if (suspect) assertHeaderValue(name, value);
   return chunks;
+}
+
+/**
+ * `value[from, to)` as encoded-words, appended to `chunks`: the first after `sep`, the others
+ * after a space; the first one shortened to `firstMax` when it starts the header. (The
+ * charset is looked up here, so that a value with nothing to encode needs none.)
+ */
+function encodeRun(chunks: Chunk[], value: string, from: number, to: number, sep: string, charsetName: string, ewMax: number, firstMax: number): void {
+  const charset = normalizeCharset(charsetName);
+  const first = chunks.length === 0 ? firstMax : ewMax;
+  const words = charset === "utf-8" ? encodeUtf8Text(value, from, to, ewMax, first) : encodeWordsWithFallback(value.slice(from, to), charset, "text", ewMax, first);
+  for (let k = 0; k < words.length; k++) chunks.push({ sep: k === 0 ? sep : " ", text: words[k]!, encoded: true, fromEncoder: true });
 }
 
 /**
@@ -402,9 +417,11 @@ export function renderHeader(name: string, value: string | readonly (Mailbox | G
   let chunks: Chunk[];
   if (kind === "address") {
     chunks = addressChunks(name, value, opts, width);
-  } else {
+  } else if (kind === "raw") {
     assertHeaderValue(name, value as string);
-    chunks = kind === "raw" ? rawChunks(name, value as string, opts) : unstructuredChunks(name, value as string, opts, width);
+    chunks = rawChunks(name, value as string, opts);
+  } else {
+    chunks = unstructuredChunks(name, value as string, opts, width);
   }
   return fold(name, chunks, width, opts.utf8);
 }

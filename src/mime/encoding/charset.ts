@@ -57,7 +57,9 @@ function isCharsetNameChar(c: number): boolean {
  * a header.
  */
 export function normalizeCharset(name: string): string {
-  // A name that is canonical already (nearly always "utf-8") needs no trimming or lower-casing.
+  // Nearly always "utf-8", canonical already: no lookup at all. Another name that is
+  // canonical already needs no trimming or lower-casing.
+  if (name === "utf-8") return name;
   if (Object.hasOwn(PREFERRED, name)) return PREFERRED[name]!;
   const lower = name.trim().toLowerCase();
   if (Object.hasOwn(PREFERRED, lower)) return PREFERRED[lower]!;

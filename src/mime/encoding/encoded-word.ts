@@ -116,14 +116,14 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
 }
 
 /**
- * `encodeWords(text.slice(from, to), { charset: "utf-8", context, maxLength, firstMaxLength })`
+ * `encodeWords(text.slice(from, to), { charset: "utf-8", context: "text", maxLength, firstMaxLength })`
  * for a caller that has already checked the text: `text[from, to)` is not empty and whole
  * characters of a well-formed string (no lone surrogate). The header renderer encodes runs
- * of a value it has checked once, so the run is neither copied nor checked again.
+ * of an unstructured value it has checked once, so the run is neither copied nor checked again.
  */
-export function encodeUtf8Range(text: string, from: number, to: number, context: EncodedWordContext, maxLength: number, firstMaxLength = maxLength): string[] {
+export function encodeUtf8Text(text: string, from: number, to: number, maxLength: number, firstMaxLength: number): string[] {
   // "=?utf-8?" "B|Q" "?" encoded-text "?=": 12 characters around the text.
-  return encodeUtf8Words(text, from, to, SAFE[context], Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
+  return encodeUtf8Words(text, from, to, Q_TEXT, Math.min(firstMaxLength, maxLength) - 12, maxLength - 12);
 }
 
 /** `=XX` for every byte (Q's escape). */
@@ -218,10 +218,11 @@ function bText(text: string, from: number, to: number): string {
 
 /**
  * `encodeWords` for UTF-8 of `text[from, to)`, worked out on the string: the bytes of each
- * character follow from its code point, so the widths, the cut and the B or Q text are
- * computed in a few passes over the characters, with no Buffer to encode into and read back
- * (for the short texts of headers those round trips were most of the time). The same words
- * as the byte route (`splitEncoded`) gives, and the same error when a character does not fit.
+ * character follow from its code point, so one pass counts the bytes and the Q width (to
+ * choose B or Q), and Q is cut and encoded from the characters. B is cut as its bytes are:
+ * each word ends where its room does, moved back to the start of the character there. The
+ * same words as the byte route (`splitEncoded`) gives, and the same error when a character
+ * does not fit.
  */
 function encodeUtf8Words(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number): string[] {
   const classes = BYTE_CLASS;
@@ -247,22 +248,15 @@ function encodeUtf8Words(text: string, from: number, to: number, safe: number, f
     if (useQ) return [`=?utf-8?Q?${qText(text, from, to, safe)}?=`];
     return [`=?utf-8?B?${byteCount > NATIVE_BASE64 ? Buffer.from(text.slice(from, to), "utf8").toString("base64") : bText(text, from, to)}?=`];
   }
+  if (!useQ) return bWords(Buffer.from(text.slice(from, to), "utf8"), firstBudget, budget);
   let ends: number[] | undefined;
-  if (firstBudget < budget && firstBudget >= 4) ends = cutUtf8(text, from, to, useQ, safe, firstBudget, budget, false);
-  ends ??= cutUtf8(text, from, to, useQ, safe, budget, budget, true)!;
-  // ends: string index and (for B) byte offset of each word's end, in pairs.
-  const words: string[] = new Array(ends.length / 2);
-  const bytes = !useQ && byteCount > NATIVE_BASE64 ? Buffer.from(text.slice(from, to), "utf8") : undefined;
+  if (firstBudget < budget && firstBudget >= 4) ends = cutQ(text, from, to, safe, firstBudget, budget, false);
+  ends ??= cutQ(text, from, to, safe, budget, budget, true)!;
+  const words: string[] = new Array(ends.length);
   let start = from;
-  let byteStart = 0;
   for (let w = 0; w < words.length; w++) {
-    const end = ends[2 * w]!;
-    const byteEnd = ends[2 * w + 1]!;
-    words[w] = useQ
-      ? `=?utf-8?Q?${qText(text, start, end, safe)}?=`
-      : `=?utf-8?B?${bytes !== undefined ? bytes.toString("base64", byteStart, byteEnd) : bText(text, start, end)}?=`;
-    start = end;
-    byteStart = byteEnd;
+    words[w] = `=?utf-8?Q?${qText(text, start, ends[w]!, safe)}?=`;
+    start = ends[w]!;
   }
   return words;
 }
@@ -271,35 +265,74 @@ function encodeUtf8Words(text: string, from: number, to: number, safe: number, f
 const NATIVE_BASE64 = 24;
 
 /**
- * Where each word ends (its string index and byte offset from `from`, in pairs) when
- * `text[from, to)` is cut into the longest runs of whole characters whose encoded text fits `firstBudget` for the first
- * word and `budget` for the others. A character that does not fit the word it comes to: undefined, or (`strict`) the
- * EncodingError `encodeInPieces` throws.
+ * Where each word ends (a string index) when `text[from, to)` is cut into the longest runs
+ * of whole characters whose Q text fits `firstBudget` for the first word and `budget` for
+ * the others. A character that does not fit the word it comes to: undefined, or
+ * (`strict`) the EncodingError `encodeInPieces` throws.
  */
-function cutUtf8(text: string, from: number, to: number, useQ: boolean, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
+function cutQ(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number, strict: boolean): number[] | undefined {
   const classes = BYTE_CLASS;
   const ends: number[] = [];
   let used = 0;
-  let byte = 0;
   for (let i = from; i < to; ) {
     const c = text.charCodeAt(i);
     const length = c < 0x80 ? 1 : utf8Length(c);
-    const units = useQ ? (c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length) : length;
+    const units = c < 0x80 ? ((classes[c]! & safe) !== 0 || c === SPACE ? 1 : 3) : 3 * length;
     const room = ends.length === 0 ? firstBudget : budget;
-    if ((useQ ? units : base64Width(units)) > room) {
+    if (units > room) {
       if (!strict) return undefined;
-      throw new EncodingError(`The character ${describeCodePoint(text.codePointAt(i)!)} does not fit in one piece once encoded in utf-8`);
+      throw tooWide(text.codePointAt(i)!);
     }
-    if ((useQ ? used + units : base64Width(used + units)) > room) {
-      ends.push(i, byte);
+    if (used + units > room) {
+      ends.push(i);
       used = 0;
     }
     used += units;
-    byte += length;
     i += length === 4 ? 2 : 1;
   }
-  ends.push(to, byte);
+  ends.push(to);
   return ends;
+}
+
+/**
+ * B encoded-words of the UTF-8 `bytes`, each holding as many whole characters as fit: the
+ * first in `firstBudget` characters of encoded text (when that holds the first character,
+ * and the one after the first word too, as the character-by-character cut found), the
+ * others in `budget`.
+ */
+function bWords(bytes: Buffer, firstBudget: number, budget: number): string[] {
+  const room = Math.floor(budget / 4) * 3;
+  let firstRoom = room;
+  if (firstBudget < budget && firstBudget >= 4) {
+    firstRoom = Math.floor(firstBudget / 4) * 3;
+    const end = cutBytes(bytes, 0, firstRoom);
+    if (end === 0 || (end < bytes.length && utf8LengthOf(bytes[end]!) > firstRoom)) firstRoom = room;
+  }
+  const words: string[] = [];
+  for (let start = 0; start < bytes.length; ) {
+    const end = cutBytes(bytes, start, start === 0 ? firstRoom : room);
+    if (end === start) throw tooWide(bytes.toString("utf8", start, start + utf8LengthOf(bytes[start]!)).codePointAt(0)!);
+    words.push(`=?utf-8?B?${bytes.toString("base64", start, end)}?=`);
+    start = end;
+  }
+  return words;
+}
+
+/** The end of the longest run of whole characters from `start` in at most `room` bytes: the room's end, moved back to the start of a character. */
+function cutBytes(bytes: Uint8Array, start: number, room: number): number {
+  let end = start + room;
+  if (end >= bytes.length) return bytes.length;
+  while (end > start && (bytes[end]! & 0xc0) === 0x80) end--;
+  return end;
+}
+
+/** The length of the UTF-8 character whose first byte is `lead`. */
+function utf8LengthOf(lead: number): number {
+  return lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+}
+
+function tooWide(codePoint: number): EncodingError {
+  return new EncodingError(`The character ${describeCodePoint(codePoint)} does not fit in one piece once encoded in utf-8`);
 }
 
 /**
