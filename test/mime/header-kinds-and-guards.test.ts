@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BadHeaderError, InvalidArgumentError } from "../../src/errors.js";
+import { BadHeaderError, EncodingError, InvalidArgumentError } from "../../src/errors.js";
 import { decodeWords } from "../../src/mime/encoding/encoded-word.js";
 import { assertHeaderValue, headerKind, parseHeaderBlock, renderHeader, unfold } from "../../src/mime/headers.js";
 import { errorOf } from "../helpers/errors.js";
@@ -88,6 +88,35 @@ describe("the injection guard names the first offender", () => {
       expect(error, name).toBeInstanceOf(BadHeaderError);
       expect(error.message, name).toBe(`${name} contains a carriage return (CR) at offset 11; header values must be a single line (header injection)`);
     }
+  });
+
+  it("in unstructured text each of CR, LF and NUL alone, wherever it is, and a lone surrogate at either end of the range", () => {
+    for (const [c, what] of [["\r", "a carriage return (CR)"], ["\n", "a line feed (LF)"], ["\0", "a NUL character"]] as const) {
+      for (const value of [`${c}`, `a${c}b`, `ok \u00e9${c}`, `ok ok${c}`, `${c} ok`]) {
+        for (const opts of [ascii, utf8, { utf8: false, charset: "iso-8859-1" }]) {
+          const error = errorOf(() => renderHeader("Subject", value, opts));
+          expect(error, JSON.stringify(value)).toBeInstanceOf(BadHeaderError);
+          expect(error.message).toBe(`Subject contains ${what} at offset ${value.indexOf(c)}; header values must be a single line (header injection)`);
+        }
+      }
+    }
+    for (const unit of ["\ud800", "\udbff", "\udc00", "\udfff"]) {
+      for (const value of [`a${unit}b`, `\u00e9 ${unit}`, unit]) {
+        const error = errorOf(() => renderHeader("Subject", value, utf8));
+        expect(error, JSON.stringify(value)).toBeInstanceOf(EncodingError);
+        expect(error.message).toContain(`U+${unit.charCodeAt(0).toString(16).toUpperCase()} at index ${value.indexOf(unit)}`);
+      }
+    }
+    // Whole pairs and the characters next to the surrogate range pass.
+    expect(decodeWords(unfold(renderHeader("Subject", "\ud7ff \u{10000} \ue000", ascii).slice(9, -2)))).toBe("\ud7ff \u{10000} \ue000");
+  });
+
+  it("the value's own error comes before the charset's", () => {
+    const unknown = { utf8: false, charset: "no-such-charset" };
+    expect(errorOf(() => renderHeader("Subject", "\u00e9\r\nBcc: x@y.example", unknown))).toBeInstanceOf(BadHeaderError);
+    expect(errorOf(() => renderHeader("Subject", "\u00e9 \ud800", unknown)).message).toContain("lone surrogate");
+    expect(errorOf(() => renderHeader("Subject", "\u00e9 ok", unknown)).message).toContain("Unknown charset");
+    expect(errorOf(() => renderHeader("Subject", "\u00e9 ok \n", { utf8: false, charset: "UTF-8" }))).toBeInstanceOf(BadHeaderError);
   });
 
   it("an address list's group needs an array of members", () => {
