@@ -32,7 +32,7 @@ const targets = {
   "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
   "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
   "src/smtp/connection.ts": ["test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],
-  "src/mime/encoding/charset.ts": ["test/mime/encoding/charset.test.ts"],
+  "src/mime/encoding/charset.ts": ["test/mime/encoding/charset.test.ts", "test/mime/encoding/encode-in-pieces.test.ts", "test/mime/encoding/iso-2022-jp.test.ts"],
   "src/mime/encoding/punycode.ts": ["test/mime/encoding/punycode.test.ts"],
   "src/mime/encoding/byte-classes.ts": ["test/mime/encoding/byte-classes.test.ts"],
   "src/mime/encoding/transform.ts": ["test/mime/encoding/transform.test.ts"],
