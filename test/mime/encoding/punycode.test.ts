@@ -43,6 +43,10 @@ describe("decodePunycode (RFC 3492)", () => {
     expect(decodePunycode("BCHER-KVA")).toBe("B\u00fcCHER");
     expect(decodePunycode("bcher-KVA")).toBe("b\u00fccher");
     expect(decodePunycode("bcher-kva")).toBe("b\u00fccher");
+    // z and Z are 25, the last letter of each range.
+    expect(decodePunycode("faade-zra")).toBe("fa\u00e7ade");
+    expect(decodePunycode("faade-ZRA")).toBe("fa\u00e7ade");
+    expect(decodePunycode("ZCA")).toBe("\u00df");
     for (const bad of ["bcher-kv@", "bcher-kv[", "bcher-kv`", "bcher-kv{", "bcher-kv/", "bcher-kv:", "bcher-k.a"]) expect(decodePunycode(bad), bad).toBeUndefined();
   });
 
@@ -56,6 +60,22 @@ describe("decodePunycode (RFC 3492)", () => {
     expect(decodePunycode(`${basic}-x416146o`)).toBeUndefined();
     expect(decodePunycode(`${basic}-zu39006v`)).toBeUndefined();
     expect(decodePunycode("w416146o")).toBeUndefined();
+  });
+
+  it("characters next to the digit ranges are not digits: [ and { are not 0, ` is not a", () => {
+    // "3B-ww4c5e180e575a65lsy2b" holds the digit 0 (26): the characters that a range check
+    // one wider would read as 26 or 27 must be refused in its place.
+    expect(decodePunycode("3B-ww4c5e180e575a65lsy2b")).toBe("3\u5e74B\u7d44\u91d1\u516b\u5148\u751f");
+    for (const c of ["[", "\\", "{", "|", "`", "@", "/", ":"]) expect(decodePunycode(`3B-ww4c5e18${c}e575a65lsy2b`), c).toBeUndefined();
+  });
+
+  it("a variable-length integer whose weight passes 2^31 / 62 is still decoded when it fits (§6.2)", () => {
+    // A first delta that sets the bias to 45, then a second whose weight reaches 35,000,000
+    // before its last digit: decoded as Node's reference decoder (and RFC 3492) reads it.
+    const decoded = decodePunycode(`${"a".repeat(2000)}-hk8xb0000000a`);
+    expect(decoded).toBeDefined();
+    expect([...decoded!].filter((c) => c !== "a")).toEqual(["\u{7b5fc}", "\u0121"]);
+    expect([...decoded!]).toHaveLength(2002);
   });
 
   it("property: decodes every A-label that UTS #46 makes, as Node decodes it", () => {
