@@ -78,6 +78,19 @@ describe("decodePunycode (RFC 3492)", () => {
     expect([...decoded!]).toHaveLength(2002);
   });
 
+  it("the bias adapts past a delta of exactly 455 × 700 only when it is larger (§3.4)", () => {
+    // "4c4x" is a first delta of 318,600: 455 after damping by 700, which adapt() must not
+    // divide again. Positions and code points as Node's reference decoder gives them.
+    const decoded = [...decodePunycode(`${"a".repeat(2000)}-4c4xb0a`)!];
+    expect(decoded).toHaveLength(2003);
+    const inserted = decoded.flatMap((c, i) => (c === "a" ? [] : [[i, c]]));
+    expect(inserted).toEqual([
+      [441, "\u011f"],
+      [443, "\u011f"],
+      [470, "\u011f"],
+    ]);
+  });
+
   it("property: decodes every A-label that UTS #46 makes, as Node decodes it", () => {
     const ulabel = fc.string({ unit: fc.oneof(fc.constantFrom("a", "z", "0", "-"), fc.integer({ min: 0xa0, max: 0x2ffff }).map((c) => String.fromCodePoint(c))), minLength: 1, maxLength: 20 });
     fc.assert(
