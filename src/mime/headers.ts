@@ -294,15 +294,16 @@ function unstructuredChunks(name: string, value: string, opts: RenderHeaderOptio
     // holding it could read as an encoded-word).
     for (; i < length; i++) {
       const c = value.charCodeAt(i);
-      if (c === 0x20 || c === 0x09) break;
-      if (c < 0x20) {
+      if (c > 0x20 && c < 0x7f) {
+        if (c === 0x3d && value.charCodeAt(i + 1) === 0x3f) must = true;
+      } else if (c === 0x20 || c === 0x09) {
+        break;
+      } else if (c < 0x20) {
         must = true;
         if (c === 0x0d || c === 0x0a || c === 0) suspect = true;
-      } else if (c >= 0x7f) {
+      } else {
         if (!utf8 || c <= 0x9f || c === 0x2028 || c === 0x2029) must = true;
         if (c >= 0xd800 && c <= 0xdfff) suspect = true;
-      } else if (c === 0x3d && value.charCodeAt(i + 1) === 0x3f) {
-        must = true;
       }
     }
     const end = i;

@@ -128,6 +128,8 @@ export function encodeUtf8Text(text: string, from: number, to: number, maxLength
 
 /** `=XX` for every byte (Q's escape). */
 const Q_ESCAPES = Array.from({ length: 256 }, (_, b) => `=${b.toString(16).toUpperCase().padStart(2, "0")}`);
+/** `=XX=XX` for every character of two UTF-8 bytes (U+0080 to U+07FF: Latin, Greek, Cyrillic, ...), from U+0080. */
+const Q_TWO_BYTES = Array.from({ length: 0x800 - 0x80 }, (_, i) => Q_ESCAPES[0xc0 | ((i + 0x80) >> 6)]! + Q_ESCAPES[0x80 | ((i + 0x80) & 63)]!);
 /** Base64 of 12 bits: two characters, for every value (a group of 3 bytes is two lookups). */
 const BASE64_PAIRS = (() => {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -179,6 +181,8 @@ function qText(text: string, from: number, to: number, safe: number): string {
     if (i > run) out += text.slice(run, i);
     if (c === SPACE) {
       out += "_";
+    } else if (c >= 0x80 && c < 0x800) {
+      out += Q_TWO_BYTES[c - 0x80]!;
     } else {
       const n = utf8Bytes(text, i, scratch, 0);
       for (let k = 0; k < n; k++) out += Q_ESCAPES[scratch[k]!]!;
@@ -295,40 +299,39 @@ function cutQ(text: string, from: number, to: number, safe: number, firstBudget:
 }
 
 /**
- * B encoded-words of the UTF-8 `bytes`, each holding as many whole characters as fit: the
- * first in `firstBudget` characters of encoded text (when that holds the first character,
- * and the one after the first word too, as the character-by-character cut found), the
- * others in `budget`.
+ * B encoded-words of the UTF-8 `bytes` (more than one word holds), each with as many whole
+ * characters as fit: the first in `firstBudget` characters of encoded text, the others in
+ * `budget`. A word holds whole groups of 3 bytes, at least one, so only a character of 4
+ * bytes can fail to fit, in a word of 3: then a short first word falls back to full size
+ * (if that character is its first or the one after it, where the character-by-character
+ * cut gave up), and any other word refuses it.
  */
 function bWords(bytes: Buffer, firstBudget: number, budget: number): string[] {
   const room = Math.floor(budget / 4) * 3;
   let firstRoom = room;
   if (firstBudget < budget && firstBudget >= 4) {
     firstRoom = Math.floor(firstBudget / 4) * 3;
-    const end = cutBytes(bytes, 0, firstRoom);
-    if (end === 0 || (end < bytes.length && utf8LengthOf(bytes[end]!) > firstRoom)) firstRoom = room;
+    if (firstRoom === 3 && bytes[cutBytes(bytes, 0, 3)]! >= 0xf0) firstRoom = room;
   }
   const words: string[] = [];
   for (let start = 0; start < bytes.length; ) {
     const end = cutBytes(bytes, start, start === 0 ? firstRoom : room);
-    if (end === start) throw tooWide(bytes.toString("utf8", start, start + utf8LengthOf(bytes[start]!)).codePointAt(0)!);
+    if (end === start) throw tooWide(bytes.toString("utf8", start).codePointAt(0)!);
     words.push(`=?utf-8?B?${bytes.toString("base64", start, end)}?=`);
     start = end;
   }
   return words;
 }
 
-/** The end of the longest run of whole characters from `start` in at most `room` bytes: the room's end, moved back to the start of a character. */
+/**
+ * The end of the longest run of whole characters from `start` (the first byte of one) in at
+ * most `room` bytes: the room's end, moved back to the first byte of a character.
+ */
 function cutBytes(bytes: Uint8Array, start: number, room: number): number {
-  let end = start + room;
-  if (end >= bytes.length) return bytes.length;
-  while (end > start && (bytes[end]! & 0xc0) === 0x80) end--;
+  let end = Math.min(start + room, bytes.length);
+  // Past the end `undefined & 0xc0` is 0, and `bytes[start]` is a first byte: the loop stops there at the latest.
+  while ((bytes[end]! & 0xc0) === 0x80) end--;
   return end;
-}
-
-/** The length of the UTF-8 character whose first byte is `lead`. */
-function utf8LengthOf(lead: number): number {
-  return lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
 }
 
 function tooWide(codePoint: number): EncodingError {

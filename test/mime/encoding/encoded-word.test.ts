@@ -334,3 +334,45 @@ describe("decodeWords: between words", () => {
   });
 });
 
+
+// B text longer than one word is cut in its UTF-8 bytes: each word's room is whole groups of
+// 3 bytes, moved back to the first byte of a character. A word of 3 bytes (the first, given a
+// first word of 16 to 19 characters) cannot hold a character of 4, and then the first word
+// is as long as the others, exactly when the character-by-character cut gave up on it.
+describe("B cut in the bytes", () => {
+  const text = (s: string, options: Partial<{ maxLength: number; firstMaxLength: number }>): string[] => encodeWords(s, { context: "text", ...options });
+
+  it("a short first word of 3 bytes keeps what fits, up to a character of 3 bytes after it", () => {
+    expect(text("a中", { firstMaxLength: 16 })).toEqual(["=?utf-8?B?YQ==?=", "=?utf-8?B?5Lit?="]);
+    expect(text("a中", { firstMaxLength: 15 })).toEqual(["=?utf-8?B?YeS4rQ==?="]);
+  });
+
+  it("falls back to full size when a character of 4 bytes comes first or right after the first word", () => {
+    expect(text("a😀", { firstMaxLength: 16 })).toEqual(["=?utf-8?B?YfCfmIA=?="]);
+    expect(text("a😀", { firstMaxLength: 19 })).toEqual(["=?utf-8?B?YfCfmIA=?="]);
+    expect(text("😀a", { firstMaxLength: 16 })).toEqual(["=?utf-8?B?8J+YgGE=?="]);
+  });
+
+  it("a first word of 6 bytes or more holds a character of 4 in the next word", () => {
+    expect(text("abcd😀", { firstMaxLength: 20 })).toEqual(["=?utf-8?B?YWJjZA==?=", "=?utf-8?B?8J+YgA==?="]);
+  });
+
+  it("words of 3 bytes refuse a character of 4", () => {
+    const error = (() => {
+      try {
+        text("a😀", { maxLength: 19 });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error("no error");
+    })();
+    expect(error).toBeInstanceOf(EncodingError);
+    expect(error.message).toBe('The character U+1F600 "😀" does not fit in one piece once encoded in utf-8');
+  });
+
+  it("Q of a character of two bytes, at both ends of their range", () => {
+    expect(text("abcdefghijklmnop\u0080\u07ff", {})).toEqual(["=?utf-8?Q?abcdefghijklmnop=C2=80=DF=BF?="]);
+    expect(text("abcdefghijklmnopqrst\u0800", {})).toEqual(["=?utf-8?Q?abcdefghijklmnopqrst=E0=A0=80?="]);
+    expect(text("abcdefghijklmnopqr?_ \u007f", {})).toEqual(["=?utf-8?Q?abcdefghijklmnopqr=3F=5F_=7F?="]);
+  });
+});
