@@ -15,9 +15,9 @@ const targets = {
   "src/smtp/commands.ts": ["test/smtp/commands.test.ts"],
   "src/mime/encoding/quoted-printable.ts": ["test/mime/encoding/quoted-printable.test.ts", "test/mime/encoding/transform.test.ts"],
   "src/mime/encoding/base64.ts": ["test/mime/encoding/base64.test.ts", "test/mime/encoding/transform.test.ts"],
-  "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts"],
+  "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts", "test/mime/encoding/encode-utf8-text.test.ts"],
   "src/mime/encoding/rfc2231.ts": ["test/mime/encoding/rfc2231.test.ts"],
-  "src/mime/headers.ts": ["test/mime/headers.test.ts"],
+  "src/mime/headers.ts": ["test/mime/headers.test.ts", "test/mime/header-kinds-and-guards.test.ts", "test/mime/header-octets.test.ts"],
   "src/errors/classify.ts": ["test/errors/classify.test.ts"],
   "src/delivery/retry.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
   "src/delivery/circuit.ts": ["test/delivery/policies.test.ts", "test/delivery/policy-limits.test.ts"],
@@ -42,6 +42,10 @@ const targets = {
   "src/smtp/client.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/backends/smtp-pipeline.test.ts"],
   "src/smtp/handshake.ts": ["test/smtp/client.edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts"],
   "src/smtp/pipeline.ts": ["test/smtp/client.edges.test.ts", "test/backends/smtp-pipeline.test.ts"],
+  "src/mime/encoding/charset.ts": ["test/mime/encoding/charset.test.ts", "test/mime/encoding/encode-in-pieces.test.ts", "test/mime/encoding/iso-2022-jp.test.ts"],
+  "src/mime/encoding/punycode.ts": ["test/mime/encoding/punycode.test.ts"],
+  "src/mime/encoding/byte-classes.ts": ["test/mime/encoding/byte-classes.test.ts"],
+  "src/mime/encoding/transform.ts": ["test/mime/encoding/transform.test.ts"],
 };
 
 /** The files named by `--mutate a.ts,b.ts` (or `-m`, or `--mutate=`), line ranges dropped. */

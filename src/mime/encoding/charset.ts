@@ -130,7 +130,8 @@ function iconvEncode(text: string, charset: string): Buffer {
   for (const char of text) {
     if (char === "?") continue;
     const one = iconv.encode(char, charset as IconvEncoding);
-    if (one.length === 1 && one[0] === 0x3f) throw unrepresentable(char.codePointAt(0)!, charset);
+    // One `?` per UTF-16 unit: single-byte codecs write two for a character past U+FFFF.
+    if (one.length <= char.length && one.every((b) => b === 0x3f)) throw unrepresentable(char.codePointAt(0)!, charset);
   }
   return bytes;
 }

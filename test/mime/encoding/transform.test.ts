@@ -55,4 +55,47 @@ describe("encoderTransform", () => {
     };
     await expect(collect([Buffer.from("x")], failing)).rejects.toThrow("boom");
   });
+
+  it("reports an error thrown by flush as a stream error", async () => {
+    const failing: ChunkEncoder = {
+      encode: (chunk) => Buffer.from(chunk),
+      flush() {
+        throw new Error("flush failed");
+      },
+      reset() {},
+    };
+    await expect(collect([Buffer.from("x")], failing)).rejects.toThrow("flush failed");
+  });
+
+  it("hands the encoder bytes even when strings are written", async () => {
+    const seen: unknown[] = [];
+    const recording: ChunkEncoder = {
+      encode(chunk) {
+        seen.push(chunk);
+        return Buffer.from(chunk);
+      },
+      flush: () => Buffer.from("!"),
+      reset() {},
+    };
+    const transform = encoderTransform(recording);
+    transform.end("h\u00e9");
+    const out: Buffer[] = [];
+    for await (const piece of transform) out.push(piece as Buffer);
+    expect(seen).toHaveLength(1);
+    expect(Buffer.isBuffer(seen[0])).toBe(true);
+    expect(Buffer.concat(out).toString("utf8")).toBe("h\u00e9!");
+  });
+
+  it("takes the highWaterMark and the abort signal it is given", async () => {
+    const transform = encoderTransform(new Base64Encoder(), { highWaterMark: 100 });
+    expect(transform.writableHighWaterMark).toBe(100);
+    expect(transform.readableHighWaterMark).toBe(100);
+    expect(encoderTransform(new Base64Encoder()).writableHighWaterMark).toBe(16 * 1024);
+    const controller = new AbortController();
+    const aborted = encoderTransform(new Base64Encoder(), { signal: controller.signal });
+    const closed = new Promise<unknown>((resolve) => aborted.on("error", resolve));
+    controller.abort();
+    expect((await closed as Error).name).toBe("AbortError");
+    expect(aborted.destroyed).toBe(true);
+  });
 });
