@@ -123,7 +123,7 @@ describe("the injection guard names the first offender", () => {
     const error = errorOf(() => renderHeader("To", [{ group: "Team", members: "a@b.example" }] as never, ascii));
     expect(error).toBeInstanceOf(InvalidArgumentError);
     expect(error.message).toBe('To: the members of group "Team" must be an array of mailboxes');
-    expect(renderHeader("To", [{ group: "Team", members: ["a@b.example"] }, "c@d.example"], ascii)).toBe("To: Team: a@b.example;, c@d.example\r\n");
+    expect(renderHeader("To", [{ group: "Team", members: ["a@b.example"] }, "c@d.example"] as never, ascii)).toBe("To: Team: a@b.example;, c@d.example\r\n");
   });
 });
 
