@@ -2,12 +2,12 @@
  * What the client edge tests share: the scripted fault server and clients made through
  * `fake` and `clientFor` are stopped after each test of the importing file (the hook is
  * registered when this module loads, in that file's collection), an envelope, a clock
- * whose timers fire only when told, and a bounded wait.
+ * whose timers fire only when told (test/helpers/manual-clock.ts), and a bounded wait.
  */
 import { afterEach, vi } from "vitest";
 import { startFakeServer, type FakeServerOptions, type FakeSmtpServer, type Script } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
-import type { Clock, TimerHandle } from "../../src/observe/clock.js";
+export { manualClock } from "../helpers/manual-clock.js";
 
 const servers: FakeSmtpServer[] = [];
 const clients: SmtpClient[] = [];
@@ -38,23 +38,6 @@ export function track(client: SmtpClient): SmtpClient {
 
 export const env = { from: "a@example.org", to: ["b@example.org"] };
 
-/** A clock whose timers fire only when the test says so. */
-export function manualClock(): Clock & { timers: { ms: number; fire(): void }[] } {
-  const timers: { ms: number; fire(): void }[] = [];
-  return {
-    timers,
-    now: () => 0,
-    setTimeout: (callback: () => void, ms: number): TimerHandle => {
-      const timer = { ms, fire: () => (timers.splice(timers.indexOf(timer), 1), callback()) };
-      timers.push(timer);
-      return timer;
-    },
-    clearTimeout: (handle: TimerHandle) => {
-      const i = timers.indexOf(handle as never);
-      if (i !== -1) timers.splice(i, 1);
-    },
-  };
-}
 
 export async function until(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 3000;

@@ -5,26 +5,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { hangOn, startFakeServer, type FakeSmtpServer } from "../helpers/fake-smtp-server.js";
 import { SmtpClient } from "../../src/smtp/client.js";
 import { SmtpTimeoutError } from "../../src/errors.js";
-import type { Clock, TimerHandle } from "../../src/observe/clock.js";
+import { manualClock } from "../helpers/manual-clock.js";
 import { rejection } from "../helpers/errors.js";
 
-/** A clock whose timers fire only when the test says so. */
-function manualClock(): Clock & { timers: { ms: number; fire(): void }[] } {
-  const timers: { ms: number; fire(): void }[] = [];
-  return {
-    timers,
-    now: () => 0,
-    setTimeout: (callback: () => void, ms: number): TimerHandle => {
-      const timer = { ms, fire: () => (timers.splice(timers.indexOf(timer), 1), callback()) };
-      timers.push(timer);
-      return timer;
-    },
-    clearTimeout: (handle: TimerHandle) => {
-      const i = timers.indexOf(handle as never);
-      if (i !== -1) timers.splice(i, 1);
-    },
-  };
-}
 
 const servers: FakeSmtpServer[] = [];
 afterEach(async () => {
