@@ -15,7 +15,7 @@ const targets = {
   "src/smtp/commands.ts": ["test/smtp/commands.test.ts"],
   "src/mime/encoding/quoted-printable.ts": ["test/mime/encoding/quoted-printable.test.ts", "test/mime/encoding/transform.test.ts"],
   "src/mime/encoding/base64.ts": ["test/mime/encoding/base64.test.ts", "test/mime/encoding/transform.test.ts"],
-  "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts", "test/mime/encoding/encode-utf8-text.test.ts"],
+  "src/mime/encoding/encoded-word.ts": ["test/mime/encoding/encoded-word.test.ts", "test/mime/encoding/encode-utf8-text.test.ts", "test/mime/encoding/encoded-word-cuts.test.ts"],
   "src/mime/encoding/rfc2231.ts": ["test/mime/encoding/rfc2231.test.ts"],
   "src/mime/headers.ts": ["test/mime/headers.test.ts", "test/mime/header-kinds-and-guards.test.ts", "test/mime/header-octets.test.ts"],
   "src/errors/classify.ts": ["test/errors/classify.test.ts"],
