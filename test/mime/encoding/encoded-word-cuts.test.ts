@@ -139,6 +139,18 @@ describe("encoded-word limits, byte-exact", () => {
     expect(encodeWords("\u65e5".repeat(8), { context: "text" })).toEqual([`=?utf-8?B?${"5pel".repeat(8)}?=`]);
   });
 
+  it("ISO-2022-JP: a first word too short for the first character is as long as the others", () => {
+    // Each word is encoded on its own (ESC $ B ... ESC ( B), so one kanji is 8 bytes, 12 of B text:
+    // a first word of 29 leaves 11 and cannot hold it; 30 leaves 12 and holds exactly one.
+    const full = encodeWords("\u65e5\u672c\u8a9e", { context: "text", charset: "iso-2022-jp", maxLength: 40 });
+    expect(full).toEqual(["=?iso-2022-jp?B?GyRCRnxLXDhsGyhC?="]);
+    expect(encodeWords("\u65e5\u672c\u8a9e", { context: "text", charset: "iso-2022-jp", maxLength: 40, firstMaxLength: 29 })).toEqual(full);
+    expect(encodeWords("\u65e5\u672c\u8a9e", { context: "text", charset: "iso-2022-jp", maxLength: 40, firstMaxLength: 30 })).toEqual([
+      "=?iso-2022-jp?B?GyRCRnwbKEI=?=",
+      "=?iso-2022-jp?B?GyRCS1w4bBsoQg==?=",
+    ]);
+  });
+
   it("a character wider than any word is refused by name, and a lone surrogate names the text", () => {
     expect(() => encodeWords("\u{1f600}", { context: "text", maxLength: 16 })).toThrow("The character U+1F600 \"\u{1f600}\" does not fit in one piece once encoded in utf-8");
     expect(() => encodeWords("\u65e5", { context: "text", charset: "iso-2022-jp", maxLength: 29 })).toThrow(/^The character U\+65E5 "\u65e5" does not fit/);
