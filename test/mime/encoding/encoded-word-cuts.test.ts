@@ -53,8 +53,8 @@ function modelWords(text: string, charset: string, safe: number, maxLength: numb
 
 // Characters at every UTF-8 length boundary: U+007F/U+0080 (1|2 octets), U+07FF/U+0800 (2|3),
 // U+D7FF and U+E000 around the surrogates (3), U+10000 and U+10FC00 (first and last high
-// surrogate, 4), and ASCII that Q keeps, writes as `_`, or escapes.
-const boundaryChars = ["a", " ", "=", "?", "_", "\u007f", "\u0080", "\u00e9", "\u07ff", "\u0800", "\u65e5", "\ud7ff", "\ue000", "\uffff", "\u{10000}", "\u{1f600}", "\u{10fc00}", "\u{10ffff}"];
+// surrogate, 4), and ASCII that Q keeps, writes as `_`, or escapes (controls below 0x10 as `=0X`).
+const boundaryChars = ["a", " ", "=", "?", "_", "\u0001", "\t", "\u007f", "\u0080", "\u00e9", "\u07ff", "\u0800", "\u65e5", "\ud7ff", "\ue000", "\uffff", "\u{10000}", "\u{1f600}", "\u{10fc00}", "\u{10ffff}"];
 const utf8TextArb = fc.array(fc.constantFrom(...boundaryChars), { minLength: 1, maxLength: 40 }).map((chars) => chars.join(""));
 
 function tooWide(run: () => unknown): boolean {
