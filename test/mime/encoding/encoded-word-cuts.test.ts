@@ -55,7 +55,13 @@ function modelWords(text: string, charset: string, safe: number, maxLength: numb
 // U+D7FF and U+E000 around the surrogates (3), U+10000 and U+10FC00 (first and last high
 // surrogate, 4), and ASCII that Q keeps, writes as `_`, or escapes (controls below 0x10 as `=0X`).
 const boundaryChars = ["a", " ", "=", "?", "_", "\u0001", "\t", "\u007f", "\u0080", "\u00e9", "\u07ff", "\u0800", "\u65e5", "\ud7ff", "\ue000", "\uffff", "\u{10000}", "\u{1f600}", "\u{10fc00}", "\u{10ffff}"];
-const utf8TextArb = fc.array(fc.constantFrom(...boundaryChars), { minLength: 1, maxLength: 40 }).map((chars) => chars.join(""));
+// Three shapes: any mix (mostly B), short runs (one B word of at most 24 octets, encoded in
+// JavaScript), and mostly ASCII with a few wide characters (Q, cut into several words).
+const utf8TextArb = fc.oneof(
+  fc.array(fc.constantFrom(...boundaryChars), { minLength: 1, maxLength: 40 }),
+  fc.array(fc.constantFrom(...boundaryChars), { minLength: 1, maxLength: 6 }),
+  fc.array(fc.oneof({ weight: 12, arbitrary: fc.constantFrom("a", "b", " ", "x") }, { weight: 2, arbitrary: fc.constantFrom(...boundaryChars) }), { minLength: 1, maxLength: 60 }),
+).map((chars) => chars.join(""));
 
 function tooWide(run: () => unknown): boolean {
   try {
@@ -88,8 +94,37 @@ describe("encodeWords and encodeUtf8Text cut UTF-8 as the character-by-character
         if (!phrase) expect(encodeUtf8Text(`\u00e9${text}\u{1f600}`, 1, 1 + text.length, maxLength, firstMaxLength)).toEqual(expected);
         expect(decodeWords(expected.join(" "))).toBe(text);
       }),
-      { numRuns: 600 },
+      { numRuns: 1500 },
     );
+  });
+
+  it("each wide character after 0 to 24 ASCII letters (Q, cut where it falls) and repeated (B), at the limits around it", () => {
+    const wide = boundaryChars.filter((ch) => ch.codePointAt(0)! >= 0x80);
+    const texts = wide.flatMap((ch) => [
+      ...Array.from({ length: 25 }, (_, k) => `${"a".repeat(k)}${ch}${"b ".repeat(12)}`),
+      ...Array.from({ length: 8 }, (_, r) => ch.repeat(r + 1)),
+      `${ch}\u{10000}${ch}\u{10fc00}`,
+    ]);
+    for (const text of texts) {
+      for (const maxLength of [16, 17, 20, 27, 28, 40]) {
+        for (const firstMaxLength of [0, 15, 16, 17, 18, 19, 20, 22, 75]) {
+          let expected: string[] | undefined;
+          try {
+            expected = modelWords(text, "utf-8", Q_TEXT, maxLength, firstMaxLength);
+          } catch {
+            expected = undefined;
+          }
+          const options = { context: "text" as const, maxLength, firstMaxLength };
+          if (expected === undefined) {
+            expect(tooWide(() => encodeWords(text, options))).toBe(true);
+            expect(tooWide(() => encodeUtf8Text(text, 0, text.length, maxLength, firstMaxLength))).toBe(true);
+          } else {
+            expect(encodeWords(text, options)).toEqual(expected);
+            expect(encodeUtf8Text(text, 0, text.length, maxLength, firstMaxLength)).toEqual(expected);
+          }
+        }
+      }
+    }
   });
 
   it("in one-byte charsets, cut in the bytes (ISO-8859-1, US-ASCII) or character by character (ISO-8859-2, windows-1251)", () => {
