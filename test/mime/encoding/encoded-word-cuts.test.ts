@@ -94,7 +94,7 @@ describe("encodeWords and encodeUtf8Text cut UTF-8 as the character-by-character
         if (!phrase) expect(encodeUtf8Text(`\u00e9${text}\u{1f600}`, 1, 1 + text.length, maxLength, firstMaxLength)).toEqual(expected);
         expect(decodeWords(expected.join(" "))).toBe(text);
       }),
-      { numRuns: 1500 },
+      { numRuns: 800 },
     );
   });
 
@@ -106,8 +106,8 @@ describe("encodeWords and encodeUtf8Text cut UTF-8 as the character-by-character
       `${ch}\u{10000}${ch}\u{10fc00}`,
     ]);
     for (const text of texts) {
-      for (const maxLength of [16, 17, 20, 27, 28, 40]) {
-        for (const firstMaxLength of [0, 15, 16, 17, 18, 19, 20, 22, 75]) {
+      for (const maxLength of [16, 20, 28, 40]) {
+        for (const firstMaxLength of [0, 16, 17, 19, 75]) {
           let expected: string[] | undefined;
           try {
             expected = modelWords(text, "utf-8", Q_TEXT, maxLength, firstMaxLength);
