@@ -174,6 +174,14 @@ describe("encoded-word limits, byte-exact", () => {
     expect(encodeWords("\u65e5".repeat(8), { context: "text" })).toEqual([`=?utf-8?B?${"5pel".repeat(8)}?=`]);
   });
 
+  it("ISO-8859-2 (cut character by character): the first word has its own room, the others the full one", () => {
+    // maxLength 40 leaves 23 characters of Q text, firstMaxLength 30 leaves 13.
+    const text = `\u0159${"a".repeat(29)}`;
+    const expected = ["=?iso-8859-2?Q?=F8aaaaaaaaaa?=", `=?iso-8859-2?Q?${"a".repeat(19)}?=`];
+    expect(modelWords(text, "iso-8859-2", Q_TEXT, 40, 30)).toEqual(expected);
+    expect(encodeWords(text, { context: "text", charset: "iso-8859-2", maxLength: 40, firstMaxLength: 30 })).toEqual(expected);
+  });
+
   it("ISO-2022-JP: a first word too short for the first character is as long as the others", () => {
     // Each word is encoded on its own (ESC $ B ... ESC ( B), so one kanji is 8 bytes, 12 of B text:
     // a first word of 29 leaves 11 and cannot hold it; 30 leaves 12 and holds exactly one.
