@@ -62,6 +62,8 @@ const MARKER = "final-dot";
 const LEASE = "lease";
 /** An incoming message that never committed is removed after this long (its enqueue failed or its process died). */
 const INCOMING_GRACE_MS = 3_600_000;
+/** How long a worker's folder may stay without a lease or messages before recovery clears it. */
+const JOIN_GRACE_MS = 3_600_000;
 const READ_CHUNK = 64 * 1024;
 
 interface Location {
@@ -447,7 +449,7 @@ export class FileStore implements OutboxStore {
     const active = join(this.path, "active");
     for (const worker of await this.#fs.readdir(active).catch(() => [] as string[])) {
       if (this.#workers.has(worker) || !WORKER.test(worker)) continue;
-      if (!(await this.#expired(join(active, worker), now))) continue;
+      if (!(await this.#expired(worker, now))) continue;
       const reclaimed = join(this.path, "reclaim", `${worker}.${randomBytes(3).toString("hex")}`);
       // After this rename none of that worker's writes can land: its paths are gone.
       await this.#fs.rename(join(active, worker), reclaimed).catch(() => undefined);
@@ -468,13 +470,24 @@ export class FileStore implements OutboxStore {
     return { requeued, held };
   }
 
-  async #expired(dir: string, now: number): Promise<boolean> {
+  async #expired(worker: string, now: number): Promise<boolean> {
+    const dir = join(this.path, "active", worker);
     const lease = await this.#fs
       .readFile(join(dir, LEASE))
       .then((b) => JSON.parse(b.toString("utf8")) as LeaseRecord)
       .catch(() => undefined);
-    // No readable lease: a worker that died before writing its first one.
-    if (lease === undefined || typeof lease.until !== "number") return true;
+    if (lease === undefined || typeof lease.until !== "number") {
+      // No readable lease, but messages: a worker that left with its lease lost, or died
+      // before its first lease was written. No messages either: this may be a worker between
+      // the mkdir and the first lease of its join (taking the folder then would fail that
+      // join), and there is nothing in it to return, so it is only cleared once it is old.
+      if ((await this.#ids(join("active", worker))).length > 0) return true;
+      const made = await this.#fs.stat(dir).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      );
+      return made !== undefined && now - made > JOIN_GRACE_MS;
+    }
     if (lease.until < now) return true;
     return lease.host === this.#host && lease.pid !== process.pid && !processAlive(lease.pid);
   }

@@ -285,6 +285,39 @@ describe("leases are atomic", () => {
     expect(taken.filter((t) => t.length > 0).length).toBeGreaterThan(1);
   });
 
+  it("a worker joining while another recovers keeps its folder: no lease yet is not a dead worker", async () => {
+    // The joiner stops between its folder's mkdir and its first lease, as a busy process can.
+    let paused!: () => void;
+    const atMkdir = new Promise<void>((resolve) => (paused = resolve));
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const fs: SpoolFileSystem = {
+      ...nodeSpoolFs,
+      mkdir: async (path) => {
+        await nodeSpoolFs.mkdir(path);
+        if (path === join(dir, "active", "joiner")) {
+          paused();
+          await resumed;
+        }
+      },
+    };
+    const joiner = new FileStore({ path: dir, fs });
+    await joiner.open();
+    const joined = joiner.join("joiner", 60_000, Date.now());
+    await atMkdir;
+    const other = new FileStore({ path: dir });
+    expect(await other.recover(Date.now())).toEqual({ requeued: 0, held: [] });
+    resume();
+    await joined;
+    expect(await readdir(join(dir, "active"))).toEqual(["joiner"]);
+    // An hour later a folder with neither lease nor messages is a worker that died while joining.
+    await (await import("node:fs/promises")).unlink(join(dir, "active", "joiner", "lease"));
+    await other.recover(Date.now() + 3_600_000 - 5_000);
+    expect(await readdir(join(dir, "active"))).toEqual(["joiner"]);
+    await other.recover(Date.now() + 3_600_000 + 5_000);
+    expect(await readdir(join(dir, "active"))).toEqual([]);
+  });
+
   it("two worker processes on one spool send each message once", async () => {
     fake = await startFakeServer({ onMessage: async () => void (await new Promise((r) => setTimeout(r, 2))) });
     const outbox = new Outbox({ store: `file://${dir}` });
@@ -293,18 +326,28 @@ describe("leases are atomic", () => {
     const children = [0, 1].map(() =>
       spawn(process.execPath, ["--import", "tsx", "bin/missive.ts", "worker", "--store", `file://${dir}`, "--url", `smtp://127.0.0.1:${fake!.port}`, "--concurrency", "3", "--poll-ms", "20", "--quiet"], {
         cwd: ROOT,
-        stdio: "ignore",
+        stdio: ["ignore", "ignore", "pipe"],
         env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp" },
       }),
     );
+    // A worker that stops by itself fails the exit-code check below; its stderr says why.
+    const stderr = children.map((c) => {
+      const chunks: Buffer[] = [];
+      c.stderr!.on("data", (d: Buffer) => chunks.push(d));
+      return chunks;
+    });
+    const exited = children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r))));
     try {
       const deadline = Date.now() + 90_000;
       while (fake.received.length < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     } finally {
-      for (const child of children) process.kill(child.pid!, "SIGTERM");
-      await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))));
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+      await Promise.all(exited);
     }
-    expect(children.map((c) => c.exitCode)).toEqual([0, 0]);
+    expect(children.map((c, i) => ({ exit: c.exitCode, stderr: Buffer.concat(stderr[i]!).toString() }))).toEqual([
+      { exit: 0, stderr: "" },
+      { exit: 0, stderr: "" },
+    ]);
     const messageIds = fake.received.map((r) => /^Message-ID: (.*)$/im.exec(r.data.toString("latin1"))![1]);
     expect(messageIds).toHaveLength(300);
     expect(new Set(messageIds).size).toBe(300);
