@@ -83,7 +83,8 @@ describe("a reply that arrives when no command is waiting is a protocol error", 
     async function* body() {
       yield Buffer.from("first line\r\n");
       await until(() => earlySent);
-      await sleep(50);
+      // Once the client has read the early reply (it drops the session), the rest follows.
+      await until(() => client.state === "closed", 10_000);
       for (let i = 0; i < 20; i++) {
         yield Buffer.from(`line ${i}\r\n`);
         await sleep(5);
