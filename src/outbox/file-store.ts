@@ -508,11 +508,7 @@ export class FileStore implements OutboxStore {
       await this.#quarantine(dir, id, error);
       return undefined;
     }
-    const marker = await this.#fs.readFile(join(dir, MARKER)).then(
-      (b) => JSON.parse(b.toString("utf8")) as { round?: unknown },
-      () => undefined,
-    );
-    const round = typeof marker?.round === "number" ? marker.round : undefined;
+    const round = await this.#markedRound(dir, entry);
     let next: OutboxEntry;
     if ((FINISHED_STATES as readonly string[]).includes(entry.state)) next = entry;
     else if (round !== undefined && round > entry.attempts) next = { ...entry, ...heldAfterInterruption(entry, round), updatedAt: now };
@@ -530,6 +526,27 @@ export class FileStore implements OutboxStore {
       throw this.#unusable(error);
     }
     return next.state === "held" && next !== entry ? next : next.state === "queued" ? "requeued" : undefined;
+  }
+
+  /**
+   * The round whose final dot a dead worker was about to send, from its marker. The marker is
+   * written whole (a rename), so one that cannot be read was damaged afterwards: the dot may
+   * have gone, so it counts as the round in progress, and the message is held, never sent twice.
+   */
+  async #markedRound(dir: string, entry: OutboxEntry): Promise<number | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.#fs.readFile(join(dir, MARKER));
+    } catch {
+      return undefined;
+    }
+    try {
+      const round = (JSON.parse(bytes.toString("utf8")) as { round?: unknown } | null)?.round;
+      if (typeof round === "number") return round;
+    } catch {
+      // Damaged: as below.
+    }
+    return entry.attempts + 1;
   }
 
   /** Finishes keyed enqueues whose key was claimed (roll forward), removes old ones that never committed. */

@@ -209,6 +209,18 @@ describe("more of recovery", () => {
     expect(await ls("hold")).toEqual([settled]);
   });
 
+  it("a final-dot marker that cannot be read counts as the round in progress: held, not sent again", async () => {
+    for (const damaged of ['{"format": 1, "rou', "null", '{"format": 1}']) {
+      const id = await deadWith((r) => r, 1);
+      await writeFile(join(spool.dir, "active", "dead", id, "final-dot"), damaged);
+      const { held } = await spool.store.recover(T0);
+      expect(held.map((e) => [e.id, e.state, e.attempts]), damaged).toEqual([[id, "held", 1]]);
+      expect(await ls("hold")).toEqual([id]);
+      expect(await ls("queue")).toEqual([]);
+      await rm(spool.dir, { recursive: true });
+    }
+  });
+
   it("a dead worker's record from a newer format goes back to the queue untouched, reported", async () => {
     const problems: OutboxError[] = [];
     spool.store.onProblem((e) => problems.push(e));
