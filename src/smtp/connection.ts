@@ -489,7 +489,9 @@ export function tlsError(error: NodeJS.ErrnoException, options: tls.ConnectionOp
   const code = error.code;
   const name = options.servername ?? options.host ?? "the server";
   const network = code !== undefined && NETWORK_ERROR_CODES.has(code);
-  const hint = (code && TLS_HINTS[code]) ?? (network ? `the connection was dropped during the handshake (${error.message})` : error.message);
+  // Own keys only: a code spelled like an Object.prototype member must not find a function.
+  const known = code !== undefined && Object.hasOwn(TLS_HINTS, code) ? TLS_HINTS[code] : undefined;
+  const hint = known ?? (network ? `the connection was dropped during the handshake (${error.message})` : error.message);
   // A socket error here (a reset) is a dropped connection, not a TLS verdict: classify()
   // reads the code and calls it transient.
   return new SmtpTlsError(`TLS with ${name} failed${code ? ` (${code})` : ""}: ${hint}`, { tlsCode: code, cause: error });

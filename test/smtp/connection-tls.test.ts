@@ -331,6 +331,12 @@ describe("tlsError", () => {
     expect(tlsError(failure("X"), {}).message).toBe("TLS with the server failed (X): low-level text");
   });
 
+  it("a code spelled like an Object member is an unknown code: the error's own text", () => {
+    for (const code of ["constructor", "toString", "__proto__"]) {
+      expect(tlsError(failure(code), { host: "h" }).message).toBe(`TLS with h failed (${code}): low-level text`);
+    }
+  });
+
   it("without a code: no code in the message, the error's own text", () => {
     const error = tlsError(failure(undefined), { host: "h" });
     expect(error.message).toBe("TLS with h failed: low-level text");
