@@ -461,7 +461,8 @@ export class SmtpClient {
       }
       return await this.#sendData(body, accepted, rejected);
     } catch (error) {
-      throw recordRecipients(error, accepted, rejected);
+      // Only a connection found closed as the body starts leaves without a stage: "body".
+      throw recordRecipients(recordStage(error, "body", this.#bodySent), accepted, rejected);
     }
   }
 
