@@ -171,6 +171,8 @@ interface RenderedState {
   readonly utf8Headers: boolean;
   /** The header block's bytes (the fields, without the blank line), made once. */
   readonly headerBytes: Buffer;
+  /** `headerBytes` and the blank line's CRLF in one buffer, when made together. */
+  readonly wire?: Buffer | undefined;
   /** The body, when it is one buffer in memory: streamed without the part serializer's generators. */
   readonly bodyBytes?: Buffer | undefined;
   /** Whether `text` (ASCII) occurs in the bytes held in memory: an enclosing message's boundary check. */
@@ -188,13 +190,11 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
   const options = { utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength };
   const field = (spec: FieldSpec): string =>
     spec.kind === "address" ? renderHeader(spec.name, spec.entries, { ...options, kind: "address" }) : renderHeader(spec.name, spec.value, { ...options, kind: spec.kind });
-  const top = [
-    ...input.before.map(field),
-    renderHeader("Date", frozen.date, { ...options, kind: "raw" }),
-    renderHeader("Message-ID", frozen.messageId, { ...options, kind: "raw" }),
-    ...input.after.map(field),
-    "MIME-Version: 1.0\r\n",
-  ].join("");
+  let top = "";
+  for (const spec of input.before) top += field(spec);
+  top += renderHeader("Date", frozen.date, { ...options, kind: "raw" });
+  top += renderHeader("Message-ID", frozen.messageId, { ...options, kind: "raw" });
+  for (const spec of input.after) top += field(spec);
   const encoding = policy.utf8 ? "utf-8" : "latin1";
   let draw = 0;
   const root = await prepareRoot(input.tree, {
@@ -203,9 +203,11 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
     within: new Set([...within, input.owner]),
     boundary: () => `=_${tape.at(draw++, 16).toString("hex")}`,
   });
-  const topBytes = Buffer.from(top, encoding);
-  const utf8Headers = root.utf8Headers || !isAscii(topBytes);
-  const headerBytes = Buffer.concat([topBytes, root.header]);
+  // The whole header block and the blank line after it, made into bytes at once: what goes
+  // on the wire before the body, with `headerBytes` a view of it.
+  const wire = Buffer.from(`${top}MIME-Version: 1.0\r\n${root.headerText}\r\n`, encoding);
+  const headerBytes = wire.subarray(0, wire.length - CRLF.length);
+  const utf8Headers = root.utf8Headers || !isAscii(headerBytes);
   const smtputf8 = policy.utf8 && (utf8Headers || input.needsSmtpUtf8);
   let envelope: { from: string; to: string[] } | undefined;
   let headers: readonly HeaderField[] | undefined;
@@ -217,7 +219,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return headers;
     },
     body: root.bodyBytes === undefined ? () => root.body() : () => once(root.bodyBytes!),
-    size: root.bodySize === undefined ? undefined : headerBytes.length + 2 + root.bodySize,
+    size: root.bodySize === undefined ? undefined : wire.length + root.bodySize,
     eightBit: root.eightBit,
     smtputf8,
     // Computed when asked: a 7-bit rendering of a message whose Bcc needs SMTPUTF8 is still a valid rendering.
@@ -226,7 +228,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return envelope;
     },
   };
-  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, bodyBytes: root.bodyBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, wire, bodyBytes: root.bodyBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
   return Object.freeze(rendered);
 }
 
@@ -282,8 +284,9 @@ export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]):
       return rendered.envelope;
     },
   };
-  const headerBytes = Buffer.concat([addedBytes, state.headerBytes]);
-  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, bodyBytes: state.bodyBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
+  const wire = Buffer.concat([addedBytes, state.headerBytes, CRLF]);
+  const headerBytes = wire.subarray(0, wire.length - CRLF.length);
+  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, wire, bodyBytes: state.bodyBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
   return Object.freeze(copy);
 }
 
@@ -295,7 +298,7 @@ export function renderedHeaderBytes(rendered: Rendered): Buffer {
 /** The whole message as it goes on the wire: header block, CRLF, body. */
 export async function* renderedChunks(rendered: Rendered): AsyncGenerator<Buffer> {
   const state = stateOf(rendered);
-  yield Buffer.concat([state.headerBytes, CRLF]);
+  yield state.wire ?? Buffer.concat([state.headerBytes, CRLF]);
   if (state.bodyBytes !== undefined) {
     yield state.bodyBytes;
     return;
