@@ -23,7 +23,7 @@
 import { isAscii } from "node:buffer";
 import { BadHeaderError, InvalidArgumentError, SmtpCapabilityError } from "../errors.js";
 import type { Group, Mailbox } from "./address.js";
-import { renderHeader, type HeaderKind } from "./headers.js";
+import { renderHeader, type HeaderKind, type RenderHeaderOptions } from "./headers.js";
 import { prepareRoot, type MimePart } from "./part.js";
 import type { Policy } from "./policy.js";
 
@@ -187,13 +187,14 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
   if (state === undefined) throw new InvalidArgumentError("render() takes what freeze() returned");
   if (state.stored !== undefined) return renderStored(state.stored, policy);
   const { input, tape } = state;
-  const options = { utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength };
-  const field = (spec: FieldSpec): string =>
-    spec.kind === "address" ? renderHeader(spec.name, spec.entries, { ...options, kind: "address" }) : renderHeader(spec.name, spec.value, { ...options, kind: spec.kind });
+  // The renderer's options for each kind of field, made once per render rather than per field.
+  const options = (kind: HeaderKind): RenderHeaderOptions => ({ utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength, kind });
+  const byKind: Record<HeaderKind, RenderHeaderOptions> = { address: options("address"), unstructured: options("unstructured"), raw: options("raw") };
+  const field = (spec: FieldSpec): string => (spec.kind === "address" ? renderHeader(spec.name, spec.entries, byKind.address) : renderHeader(spec.name, spec.value, byKind[spec.kind]));
   let top = "";
   for (const spec of input.before) top += field(spec);
-  top += renderHeader("Date", frozen.date, { ...options, kind: "raw" });
-  top += renderHeader("Message-ID", frozen.messageId, { ...options, kind: "raw" });
+  top += renderHeader("Date", frozen.date, byKind.raw);
+  top += renderHeader("Message-ID", frozen.messageId, byKind.raw);
   for (const spec of input.after) top += field(spec);
   const encoding = policy.utf8 ? "utf-8" : "latin1";
   let draw = 0;
@@ -380,9 +381,17 @@ class RandomTape {
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/** The last date formatted, by its whole second: a bulk send formats the same second many times. */
+let lastDate: { readonly second: number; readonly text: string } | undefined;
+
 /** RFC 5322 §3.3 date-time in UTC: `Sat, 21 Nov 2026 04:01:00 +0000`. */
 export function formatDate(date: Date): string {
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const time = date.getTime();
+  if (Number.isNaN(time)) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const second = Math.floor(time / 1000);
+  if (lastDate !== undefined && lastDate.second === second) return lastDate.text;
   const pad = (n: number) => String(n).padStart(2, "0");
-  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+  const text = `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+  lastDate = { second, text };
+  return text;
 }
