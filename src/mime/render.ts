@@ -307,6 +307,17 @@ export async function* renderedChunks(rendered: Rendered): AsyncGenerator<Buffer
   for await (const chunk of rendered.body()) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
+/**
+ * The whole message in one new Buffer when its body is already in memory and at most
+ * `limit` octets (so memory stays bounded by about that), else undefined: a sender that
+ * takes one buffer is spared the chunks' generators (the SMTP backend).
+ */
+export function renderedSmallBytes(rendered: Rendered, limit: number): Buffer | undefined {
+  const state = stateOf(rendered);
+  if (state.bodyBytes === undefined || state.bodyBytes.length > limit) return undefined;
+  return Buffer.concat([state.wire ?? Buffer.concat([state.headerBytes, CRLF]), state.bodyBytes]);
+}
+
 /** The whole message in one Buffer (tests, small messages; streaming is `renderedChunks`). */
 export async function renderedBytes(rendered: Rendered): Promise<Buffer> {
   const chunks: Buffer[] = [];
