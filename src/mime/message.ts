@@ -144,6 +144,8 @@ export class EmailMessage {
    * from: a send asks three times (the batch's recipients, the connection's check, the freeze).
    */
   #smtpUtf8: { readonly key: readonly unknown[]; readonly needs: boolean } | undefined;
+  /** The last envelope worked out, for the parses it came from: a send asks for it twice (the batch's recipients, the render's). */
+  #envelope: { readonly from: Mailbox; readonly to: readonly Mailbox[]; readonly smtputf8: boolean; readonly addresses: { readonly from: string; readonly to: readonly string[] } } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
     if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -433,11 +435,18 @@ export class EmailMessage {
 
   /** MAIL FROM and RCPT TO addresses: domains in IDNA unless SMTPUTF8 is in use. */
   envelope(options: { smtputf8?: boolean } = {}): { from: string; to: string[] } {
-    const smtputf8 = options.smtputf8 ?? false;
-    return {
-      from: mailboxEnvelopeAddress(this.envelopeFrom(), { smtputf8 }),
-      to: this.#recipientMailboxes().map((m) => mailboxEnvelopeAddress(m, { smtputf8 })),
-    };
+    return this.#envelopeOf(this.envelopeFrom(), this.#recipientMailboxes(), options.smtputf8 ?? false);
+  }
+
+  /** The envelope of these (kept, frozen) mailboxes, worked out once for them; each caller gets its own lists. */
+  #envelopeOf(from: Mailbox, to: readonly Mailbox[], smtputf8: boolean): { from: string; to: string[] } {
+    let kept = this.#envelope;
+    if (kept === undefined || kept.from !== from || kept.to !== to || kept.smtputf8 !== smtputf8) {
+      const addresses = { from: mailboxEnvelopeAddress(from, { smtputf8 }), to: to.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
+      kept = { from, to, smtputf8, addresses };
+      this.#envelope = kept;
+    }
+    return { from: kept.addresses.from, to: [...kept.addresses.to] };
   }
 
   /** The MIME tree of the body and attachments (no I/O). Message headers are added by `prepare`. */
@@ -589,7 +598,7 @@ export class EmailMessage {
       needsSmtpUtf8: this.needsSmtpUtf8(),
       envelope: (smtputf8) => {
         if (envelopeFrom === undefined) throw new InvalidArgumentError("The message has no From address");
-        return { from: mailboxEnvelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
+        return this.#envelopeOf(envelopeFrom, recipients, smtputf8);
       },
     };
   }

@@ -293,6 +293,21 @@ describe("SMTPUTF8 and 8-bit", () => {
     expect(() => msg.needsSmtpUtf8()).toThrow(InvalidAddressError);
   });
 
+  it("gives envelope() afresh after the addresses change, each caller its own lists", () => {
+    const msg = new EmailMessage({ ...base(), to: ["bob@Bücher.example"] });
+    const first = msg.envelope();
+    expect(first).toEqual({ from: "ann@example.com", to: ["bob@xn--bcher-kva.example"] });
+    first.to.push("x@example.org");
+    expect(msg.envelope().to).toEqual(["bob@xn--bcher-kva.example"]);
+    expect(msg.envelope({ smtputf8: true }).to).toEqual(["bob@Bücher.example"]);
+    msg.to.push("zoë@example.org");
+    expect(() => msg.envelope()).toThrow(/SMTPUTF8/);
+    expect(msg.envelope({ smtputf8: true }).to).toEqual(["bob@Bücher.example", "zoë@example.org"]);
+    msg.to.pop();
+    msg.from = "carol@example.com";
+    expect(msg.envelope()).toEqual({ from: "carol@example.com", to: ["bob@xn--bcher-kva.example"] });
+  });
+
   it("marks a message 8bit when an rfc822 attachment has 8-bit bytes", async () => {
     const msg = new EmailMessage(base()).attach("fwd.eml", "Subject: x\r\n\r\nCafé\r\n", "message/rfc822");
     const prepared = await msg.prepare();
