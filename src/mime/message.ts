@@ -95,6 +95,9 @@ export interface PreparedMessage extends PreparedOutput {
   chunks(): AsyncGenerator<Buffer>;
 }
 
+/** The last From domain a Message-ID domain was worked out for (a bulk send has one From), and that domain. */
+let lastIdDomain: { readonly domain: string; readonly idDomain: string } | undefined;
+
 /** Headers users may set through `headers` that replace what the message would generate. */
 const OVERRIDABLE = ["from", "to", "cc", "reply-to", "subject", "date", "message-id"] as const;
 /** The keys an EmailMessage's options take; any other is refused (a typo must not pass silently). */
@@ -696,11 +699,15 @@ export class EmailMessage {
     }
     const domain = from?.address.slice(from.address.lastIndexOf("@") + 1);
     if (!domain || domain.startsWith("[")) return "localhost";
+    if (lastIdDomain !== undefined && lastIdDomain.domain === domain) return lastIdDomain.idDomain;
+    let idDomain: string;
     try {
-      return envelopeAddress(`x@${domain}`, { smtputf8: false }).slice(2);
+      idDomain = envelopeAddress(`x@${domain}`, { smtputf8: false }).slice(2);
     } catch {
-      return "localhost";
+      idDomain = "localhost";
     }
+    lastIdDomain = { domain, idDomain };
+    return idDomain;
   }
 }
 
