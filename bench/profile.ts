@@ -1,11 +1,11 @@
 /**
  * One workload at a time, for a CPU profile (bench/PROFILE.md): no reference runs beside it,
  * so that every sample is missive's. `node --cpu-prof --cpu-prof-dir=prof bench/bundle.mjs
- * profile smtp` (or `pool`, `aiosmtpd`, `rfc2047`, `compose`), then `node bench/profile-summary.mjs prof/*.cpuprofile`.
+ * profile smtp` (or `pool`, `aiosmtpd`, `rfc2047`, `compose`, `prepare`), then `node bench/profile-summary.mjs prof/*.cpuprofile`.
  */
 import { SmtpBackend } from "../src/backends/smtp.js";
 import { renderHeader } from "../src/mime/headers.js";
-import { composeSplit } from "./compose.js";
+import { composeSplit, sendPath } from "./compose.js";
 import { composeMessage } from "./smtp.js";
 import { startAiosmtpd, startSmtpSink } from "./sinks.js";
 
@@ -18,6 +18,9 @@ if (workload === "compose") {
     const split = await composeSplit(count);
     console.log(`compose: constructor ${split.construct.toFixed(1)} µs, asBytes(eightBit) ${split.asBytes.toFixed(1)} µs, recipients() ${split.recipients.toFixed(1)} µs CPU per message`);
   }
+} else if (workload === "prepare") {
+  // What the SMTP backend does for each message before the client gets its bytes (bench/compose.ts).
+  for (let round = 0; round < 16; round++) console.log(`prepare: ${(await sendPath(count)).toFixed(1)} µs CPU per message`);
 } else if (workload === "rfc2047") {
   const subjects = ["Réunion trimestrielle : résultats, prévisions et café ☕", "Квартальный отчёт: итоги и планы"];
   let octets = 0;
@@ -43,5 +46,5 @@ if (workload === "compose") {
     await sink.stop();
   }
 } else {
-  throw new Error(`bench/profile.ts: no workload ${workload} (smtp, pool, aiosmtpd, rfc2047, compose)`);
+  throw new Error(`bench/profile.ts: no workload ${workload} (smtp, pool, aiosmtpd, rfc2047, compose, prepare)`);
 }

@@ -2,7 +2,7 @@ import { inspect } from "node:util";
 import { AbortError, MissiveError, SmtpCapabilityError } from "../errors.js";
 import type { EmailMessage } from "../mime/message.js";
 import { policies, type Policy } from "../mime/policy.js";
-import { freeze, render, renderedChunks, type Rendered } from "../mime/render.js";
+import { freeze, render, renderedChunks, renderedSmallBytes, type Rendered } from "../mime/render.js";
 import { getSettings, type Settings, type TlsMode } from "../settings.js";
 import type { Capabilities } from "../smtp/capabilities.js";
 import { SmtpClient, type DsnOptions, type Envelope, type MessageBody, type SendResult } from "../smtp/client.js";
@@ -569,8 +569,13 @@ export class SmtpBackend extends BaseEmailBackend {
    * writes the final dot (or BDAT LAST) after the body ends (src/backends/final-dot.ts).
    */
   #body(slot: Slot, options: SendOptions): MessageBody {
-    const chunks = renderedChunks(slot.prepared!.rendered);
     const hook = finalDotHook(options, slot.message);
+    // A small message held in memory goes as one buffer: no generators per chunk.
+    if (hook === undefined) {
+      const whole = renderedSmallBytes(slot.prepared!.rendered, SMALL_BODY);
+      if (whole !== undefined) return whole;
+    }
+    const chunks = renderedChunks(slot.prepared!.rendered);
     return hook === undefined ? chunks : endingAfter(chunks, hook);
   }
 
@@ -678,6 +683,9 @@ export class SmtpBackend extends BaseEmailBackend {
 function replyOf(reply: { code: number; enhancedCode?: string | undefined; text: string }): DeliveryReport["reply"] {
   return { code: reply.code, enhancedCode: reply.enhancedCode, text: reply.text };
 }
+
+/** A body in memory up to this size is handed to the client with its header block as one buffer. */
+const SMALL_BODY = 64 * 1024;
 
 /** Messages one lane holds at once: the one on the wire and the next two. */
 const LANE_DEPTH = 3;

@@ -544,6 +544,13 @@ export function parseAddressList(input: string, field = "address"): (Mailbox | G
   checkString(input, field);
   const known = LISTS.get(input);
   if (known !== undefined) return copyEntries(known);
+  const out = parseList(input, field);
+  remember(LISTS, input, copyEntries(out));
+  return out;
+}
+
+/** `parseAddressList` without its memo. */
+function parseList(input: string, field: string): (Mailbox | Group)[] {
   checkChars(input, field);
   const p = new Parser(input, tokenize(input));
   const out: (Mailbox | Group)[] = [];
@@ -559,7 +566,6 @@ export function parseAddressList(input: string, field = "address"): (Mailbox | G
     if (u.kind === "end") break;
     if (!p.isSpecial(u, ",")) p.fail(`expected "," between addresses but found ${p.describe(u)}`);
   }
-  remember(LISTS, input, copyEntries(out));
   return out;
 }
 
@@ -668,16 +674,45 @@ export function parseAddressEntries(input: AddressInput | undefined, field: stri
  * (a message parses each field once); checking a frozen mailbox again costs nothing.
  */
 export function canonicalEntries(input: AddressInput | undefined, field: string): readonly (Mailbox | Group)[] {
-  const canonical = (m: Mailbox): Mailbox => {
-    if (CANONICAL.has(m)) return m;
-    const spec = SPEC_OF.get(m) ?? parseAddrSpec(m.address, false);
-    const frozen = Object.freeze(m);
-    CANONICAL.set(frozen, spec);
-    return frozen;
-  };
-  return Object.freeze(
-    parseAddressEntries(input, field).map((entry) => ("group" in entry ? Object.freeze({ group: entry.group, members: Object.freeze(entry.members.map(canonical)) as Mailbox[] }) : canonical(entry))),
-  );
+  if (input === undefined || input === null) return NO_ENTRIES;
+  const items: readonly unknown[] = Array.isArray(input) ? input : [input];
+  if (items.length === 1 && typeof items[0] === "string") return canonicalList(items[0], field);
+  const out: (Mailbox | Group)[] = [];
+  for (const item of items) {
+    if (typeof item === "string") out.push(...canonicalList(item, field));
+    else for (const entry of parseAddressEntries([item as Mailbox], field)) out.push(canonicalEntry(entry));
+  }
+  return Object.freeze(out);
+}
+
+const NO_ENTRIES: readonly (Mailbox | Group)[] = Object.freeze([]);
+
+/**
+ * The frozen entries of one address-list string, kept by the string: frozen entries can be
+ * shared, so a bulk send's From (the same string in every message) is parsed and frozen once.
+ */
+const CANONICAL_LISTS = new Map<string, readonly (Mailbox | Group)[]>();
+
+function canonicalList(input: string, field: string): readonly (Mailbox | Group)[] {
+  const known = CANONICAL_LISTS.get(input);
+  if (known !== undefined) return known;
+  const bad = findLineBreakOrNul(input);
+  if (bad >= 0) throw new BadHeaderError(field, `${field} contains ${describeChar(input.charCodeAt(bad))} at offset ${bad}; header values must be one line`);
+  const entries = Object.freeze(parseList(input, field).map(canonicalEntry));
+  remember(CANONICAL_LISTS, input, entries);
+  return entries;
+}
+
+function canonicalEntry(entry: Mailbox | Group): Mailbox | Group {
+  return "group" in entry ? Object.freeze({ group: entry.group, members: Object.freeze(entry.members.map(canonicalMailbox)) as Mailbox[] }) : canonicalMailbox(entry);
+}
+
+function canonicalMailbox(m: Mailbox): Mailbox {
+  if (CANONICAL.has(m)) return m;
+  const spec = SPEC_OF.get(m) ?? parseAddrSpec(m.address, false);
+  const frozen = Object.freeze(m);
+  CANONICAL.set(frozen, spec);
+  return frozen;
 }
 
 /**

@@ -95,6 +95,9 @@ export interface PreparedMessage extends PreparedOutput {
   chunks(): AsyncGenerator<Buffer>;
 }
 
+/** The last From domain a Message-ID domain was worked out for (a bulk send has one From), and that domain. */
+let lastIdDomain: { readonly domain: string; readonly idDomain: string } | undefined;
+
 /** Headers users may set through `headers` that replace what the message would generate. */
 const OVERRIDABLE = ["from", "to", "cc", "reply-to", "subject", "date", "message-id"] as const;
 /** The keys an EmailMessage's options take; any other is refused (a typo must not pass silently). */
@@ -138,7 +141,14 @@ export class EmailMessage {
    */
   #parsed = new Map<string, { readonly key: readonly unknown[]; readonly entries: readonly (Mailbox | Group)[] }>();
   /** The recipients' mailboxes for the to, cc and bcc lists they were worked out from. */
-  #recipients: { readonly key: readonly unknown[]; readonly mailboxes: readonly Mailbox[] } | undefined;
+  #recipients: { readonly key: readonly (readonly unknown[])[]; readonly mailboxes: readonly Mailbox[] } | undefined;
+  /**
+   * needsSmtpUtf8()'s answer for the parses and address header overrides it was worked out
+   * from: a send asks three times (the batch's recipients, the connection's check, the freeze).
+   */
+  #smtpUtf8: { readonly key: readonly unknown[]; readonly needs: boolean } | undefined;
+  /** The last envelope worked out, for the parses it came from: a send asks for it twice (the batch's recipients, the render's). */
+  #envelope: { readonly from: Mailbox; readonly to: readonly Mailbox[]; readonly smtputf8: boolean; readonly addresses: { readonly from: string; readonly to: readonly string[] } } | undefined;
 
   constructor(options: EmailMessageOptions = {}) {
     if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -365,9 +375,9 @@ export class EmailMessage {
 
   /** The mailboxes behind recipients(), worked out once while to, cc and bcc hold the same values. */
   #recipientMailboxes(): readonly Mailbox[] {
-    const key = [...addressKey(this.#to), ...addressKey(this.#cc), ...addressKey(this.#bcc)];
     const cached = this.#recipients;
-    if (cached !== undefined && sameValues(cached.key, key)) return cached.mailboxes;
+    if (cached !== undefined && hasAddressKey(this.#to, cached.key[0]!) && hasAddressKey(this.#cc, cached.key[1]!) && hasAddressKey(this.#bcc, cached.key[2]!)) return cached.mailboxes;
+    const key = [addressKey(this.#to), addressKey(this.#cc), addressKey(this.#bcc)];
     const seen = new Map<string, Mailbox>();
     for (const field of ["to", "cc", "bcc"] as const) {
       for (const mailbox of flatten(this.#entries(field, field, this[field]))) {
@@ -395,31 +405,51 @@ export class EmailMessage {
    * the field holds the same values; `field` names it in an error. Frozen: they are shared.
    */
   #entries(slot: string, field: string, value: AddressField | undefined): readonly (Mailbox | Group)[] {
-    const key = addressKey(value);
     const cached = this.#parsed.get(slot);
-    if (cached !== undefined && sameValues(cached.key, key)) return cached.entries;
+    if (cached !== undefined && hasAddressKey(value, cached.key)) return cached.entries;
     const entries = canonicalEntries(value, field);
-    this.#parsed.set(slot, { key, entries });
+    this.#parsed.set(slot, { key: addressKey(value), entries });
     return entries;
   }
 
   /** Whether any address (envelope or header) has a non-ASCII local part, which needs SMTPUTF8. */
   needsSmtpUtf8(): boolean {
-    const mailboxes = [...flatten(this.#entries("from", "from", this.from)), ...this.#recipientMailboxes(), ...flatten(this.#entries("replyTo", "replyTo", this.#replyTo))];
+    // The parses are kept objects (the same while their fields hold the same values), so they
+    // key the answer by identity; header overrides by name and value, in the headers' order.
+    const from = this.#entries("from", "from", this.from);
+    const recipients = this.#recipientMailboxes();
+    const replyTo = this.#entries("replyTo", "replyTo", this.#replyTo);
+    const key: unknown[] = [from, recipients, replyTo];
+    for (const name of Object.keys(this.#headers)) {
+      const lower = name.toLowerCase();
+      if (lower === "from" || lower === "to" || lower === "cc" || lower === "reply-to") key.push(lower, this.#headers[name]);
+    }
+    const kept = this.#smtpUtf8;
+    if (kept !== undefined && sameValues(kept.key, key)) return kept.needs;
+    const mailboxes = [...flatten(from), ...recipients, ...flatten(replyTo)];
     for (const name of OVERRIDABLE.slice(0, 4)) {
       const override = this.headerOverride(name);
       if (override !== undefined) mailboxes.push(...normalizeAddresses(override, name));
     }
-    return mailboxes.some((m) => mailboxNeedsSmtpUtf8(m));
+    const needs = mailboxes.some((m) => mailboxNeedsSmtpUtf8(m));
+    this.#smtpUtf8 = { key, needs };
+    return needs;
   }
 
   /** MAIL FROM and RCPT TO addresses: domains in IDNA unless SMTPUTF8 is in use. */
   envelope(options: { smtputf8?: boolean } = {}): { from: string; to: string[] } {
-    const smtputf8 = options.smtputf8 ?? false;
-    return {
-      from: mailboxEnvelopeAddress(this.envelopeFrom(), { smtputf8 }),
-      to: this.#recipientMailboxes().map((m) => mailboxEnvelopeAddress(m, { smtputf8 })),
-    };
+    return this.#envelopeOf(this.envelopeFrom(), this.#recipientMailboxes(), options.smtputf8 ?? false);
+  }
+
+  /** The envelope of these (kept, frozen) mailboxes, worked out once for them; each caller gets its own lists. */
+  #envelopeOf(from: Mailbox, to: readonly Mailbox[], smtputf8: boolean): { from: string; to: string[] } {
+    let kept = this.#envelope;
+    if (kept === undefined || kept.from !== from || kept.to !== to || kept.smtputf8 !== smtputf8) {
+      const addresses = { from: mailboxEnvelopeAddress(from, { smtputf8 }), to: to.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
+      kept = { from, to, smtputf8, addresses };
+      this.#envelope = kept;
+    }
+    return { from: kept.addresses.from, to: [...kept.addresses.to] };
   }
 
   /** The MIME tree of the body and attachments (no I/O). Message headers are added by `prepare`. */
@@ -571,7 +601,7 @@ export class EmailMessage {
       needsSmtpUtf8: this.needsSmtpUtf8(),
       envelope: (smtputf8) => {
         if (envelopeFrom === undefined) throw new InvalidArgumentError("The message has no From address");
-        return { from: mailboxEnvelopeAddress(envelopeFrom, { smtputf8 }), to: recipients.map((m) => mailboxEnvelopeAddress(m, { smtputf8 })) };
+        return this.#envelopeOf(envelopeFrom, recipients, smtputf8);
       },
     };
   }
@@ -669,11 +699,15 @@ export class EmailMessage {
     }
     const domain = from?.address.slice(from.address.lastIndexOf("@") + 1);
     if (!domain || domain.startsWith("[")) return "localhost";
+    if (lastIdDomain !== undefined && lastIdDomain.domain === domain) return lastIdDomain.idDomain;
+    let idDomain: string;
     try {
-      return envelopeAddress(`x@${domain}`, { smtputf8: false }).slice(2);
+      idDomain = envelopeAddress(`x@${domain}`, { smtputf8: false }).slice(2);
     } catch {
-      return "localhost";
+      idDomain = "localhost";
     }
+    lastIdDomain = { domain, idDomain };
+    return idDomain;
   }
 }
 
@@ -759,6 +793,23 @@ function addressKey(value: AddressField | undefined): unknown[] {
     else key.push(a);
   }
   return key;
+}
+
+/** Whether `addressKey(value)` would equal `key`, told without building it (asked several times per message). */
+function hasAddressKey(value: AddressField | undefined, key: readonly unknown[]): boolean {
+  if (key[0] !== Array.isArray(value)) return false;
+  const items: readonly unknown[] = Array.isArray(value) ? value : [value];
+  let at = 1;
+  for (const a of items as readonly (string | Mailbox | undefined)[]) {
+    if (typeof a === "object" && a !== null) {
+      if (!(Object.is(key[at], a) && Object.is(key[at + 1], a.name) && Object.is(key[at + 2], a.address))) return false;
+      at += 3;
+    } else {
+      if (at >= key.length || !Object.is(key[at], a)) return false;
+      at += 1;
+    }
+  }
+  return at === key.length;
 }
 
 function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {

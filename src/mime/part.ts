@@ -106,26 +106,37 @@ function assertContentId(id: string): void {
   }
 }
 
-interface PreparedLeaf {
+/** A leaf with its header lines decided (as text) and its body planned. */
+interface LeafContent {
   readonly kind: "leaf";
-  readonly header: Buffer;
+  /** The part's header lines, `name: value\r\n` each, without the blank line after them. */
+  readonly headerText: string;
   readonly plan: BodyPlan;
-  readonly size: number | undefined;
+  /** Octets after the blank line, when known. */
+  readonly bodySize: number | undefined;
   readonly eightBit: boolean;
-  readonly utf8Headers: boolean;
+  /** Whether something below the part's own header lines holds raw UTF-8 headers. */
+  readonly contentUtf8Headers: boolean;
 }
 
-interface PreparedMultipart {
+interface MultipartContent {
   readonly kind: "multipart";
-  readonly header: Buffer;
+  readonly headerText: string;
   readonly boundary: string;
   readonly children: readonly PreparedNode[];
-  readonly size: number | undefined;
+  readonly bodySize: number | undefined;
   readonly eightBit: boolean;
-  readonly utf8Headers: boolean;
+  readonly contentUtf8Headers: boolean;
 }
 
-type PreparedNode = PreparedLeaf | PreparedMultipart;
+type NodeContent = LeafContent | MultipartContent;
+
+/** A part ready to stream: its header block in bytes (the blank line included) above its content. */
+type PreparedNode = NodeContent & {
+  readonly header: Buffer;
+  readonly size: number | undefined;
+  readonly utf8Headers: boolean;
+};
 
 export interface PrepareContext extends BodyContext {
   /** A fresh, unpredictable boundary each call. */
@@ -146,8 +157,11 @@ export async function preparePart(part: MimePart, context: PrepareContext, topHe
 
 /** A message's root part prepared apart from the message headers above it (render.ts). */
 export interface PreparedRoot {
-  /** The root's own header lines (Content-Type, Content-Transfer-Encoding, …), without the blank line. */
-  readonly header: Buffer;
+  /**
+   * The root's own header lines (Content-Type, Content-Transfer-Encoding, …) as text, without
+   * the blank line: the message writes them into its header block with its own fields.
+   */
+  readonly headerText: string;
   /** The bytes after the blank line; each call streams them again from the same plan. */
   body(): AsyncGenerator<Buffer>;
   /** Octets of `body()`, when every source's size is known. */
@@ -155,31 +169,43 @@ export interface PreparedRoot {
   /** The whole body, when it is one buffer already in memory (a leaf of encoded text): what `body()` yields. */
   readonly bodyBytes: Buffer | undefined;
   readonly eightBit: boolean;
+  /** Whether a part below the root's own header lines holds raw UTF-8 headers (the root's lines are the caller's to check). */
   readonly utf8Headers: boolean;
-  /** Whether `text` (ASCII) occurs in the root's bytes held in memory (boundary checks of an enclosing message). */
+  /** Whether `text` (ASCII) occurs in the bytes below the root's header lines held in memory (boundary checks of an enclosing message). */
   occurs(text: string): boolean;
 }
 
-/** Prepares a message's root part, keeping its header lines apart from its body. */
+/** Prepares a message's root part, its header lines kept as text (the message turns its whole header block into bytes at once). */
 export async function prepareRoot(part: MimePart, context: PrepareContext): Promise<PreparedRoot> {
-  const node = await prepareNode(part, context, Buffer.alloc(0));
-  // node.header ends with the blank line's CRLF.
+  const content = await prepareContent(part, context);
   return {
-    header: node.header.subarray(0, node.header.length - CRLF.length),
-    body: () => emitContent(node),
-    bodySize: node.size === undefined ? undefined : node.size - node.header.length,
-    bodyBytes: node.kind === "leaf" ? node.plan.encoded : undefined,
-    eightBit: node.eightBit,
-    utf8Headers: node.utf8Headers,
-    occurs: (text) => occursIn(node, text),
+    headerText: content.headerText,
+    body: () => emitContent(content),
+    bodySize: content.bodySize,
+    bodyBytes: content.kind === "leaf" ? content.plan.encoded : undefined,
+    eightBit: content.eightBit,
+    utf8Headers: content.contentUtf8Headers,
+    occurs: (text) => occursInContent(content, text),
   };
 }
 
 async function prepareNode(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedNode> {
-  return part.isMultipart ? prepareMultipart(part, context, topHeaders) : prepareLeaf(part, context, topHeaders);
+  const content = await prepareContent(part, context);
+  const own = headerBlockBytes(content.headerText + CRLF, context.policy);
+  const header = topHeaders.length === 0 ? own : Buffer.concat([topHeaders, own]);
+  return {
+    ...content,
+    header,
+    size: content.bodySize === undefined ? undefined : header.length + content.bodySize,
+    utf8Headers: hasHighBytes(header) || content.contentUtf8Headers,
+  };
 }
 
-async function prepareMultipart(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedMultipart> {
+async function prepareContent(part: MimePart, context: PrepareContext): Promise<NodeContent> {
+  return part.isMultipart ? prepareMultipart(part, context) : prepareLeaf(part, context);
+}
+
+async function prepareMultipart(part: MimePart, context: PrepareContext): Promise<MultipartContent> {
   // One child at a time: preparing may open files, and a message may have many.
   const children: PreparedNode[] = [];
   for (const child of part.children) children.push(await prepareNode(child, context, Buffer.alloc(0)));
@@ -188,21 +214,21 @@ async function prepareMultipart(part: MimePart, context: PrepareContext, topHead
   // part inside holds 8-bit data, 8bit.
   const eightBit = children.some((c) => c.eightBit);
   const resolved = { boundary, rootType: relatedRootType(part, children) };
-  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, resolved, eightBit ? "8bit" : undefined) + CRLF, context.policy)]);
-  let size: number | undefined = header.length;
+  const headerText = contentHeaders(part, context, resolved, eightBit ? "8bit" : undefined);
+  let bodySize: number | undefined = 0;
   for (const child of children) {
     const delimiter = `--${boundary}\r\n`.length;
-    size = size === undefined || child.size === undefined ? undefined : size + delimiter + child.size + 2;
+    bodySize = bodySize === undefined || child.size === undefined ? undefined : bodySize + delimiter + child.size + 2;
   }
-  if (size !== undefined) size += `--${boundary}--\r\n`.length;
+  if (bodySize !== undefined) bodySize += `--${boundary}--\r\n`.length;
   return {
     kind: "multipart",
-    header,
+    headerText,
     boundary,
     children,
-    size,
+    bodySize,
     eightBit,
-    utf8Headers: hasHighBytes(header) || children.some((c) => c.utf8Headers),
+    contentUtf8Headers: children.some((c) => c.utf8Headers),
   };
 }
 
@@ -223,21 +249,24 @@ function relatedRootType(part: MimePart, children: readonly PreparedNode[]): str
 
 /** Whether `text` occurs in the bytes of `node` held in memory, its descendants' included. */
 function occursIn(node: PreparedNode, text: string): boolean {
-  if (node.header.includes(text, 0, "latin1")) return true;
+  return node.header.includes(text, 0, "latin1") || occursInContent(node, text);
+}
+
+/** `occursIn` below the node's own header lines. */
+function occursInContent(node: NodeContent, text: string): boolean {
   if (node.kind === "multipart") return `--${node.boundary}`.includes(text) || node.children.some((child) => occursIn(child, text));
   return (node.plan.encoded?.includes(text, 0, "latin1") ?? false) || (node.plan.nested?.occurs?.(text) ?? false);
 }
 
-async function prepareLeaf(part: MimePart, context: PrepareContext, topHeaders: Buffer): Promise<PreparedLeaf> {
+async function prepareLeaf(part: MimePart, context: PrepareContext): Promise<LeafContent> {
   const plan = await planBody(part, context);
-  const header = Buffer.concat([topHeaders, headerBlockBytes(contentHeaders(part, context, plan, plan.encoding) + CRLF, context.policy)]);
   return {
     kind: "leaf",
-    header,
+    headerText: contentHeaders(part, context, plan, plan.encoding),
     plan,
-    size: plan.size === undefined ? undefined : header.length + plan.size,
+    bodySize: plan.size,
     eightBit: plan.eightBit,
-    utf8Headers: hasHighBytes(header) || plan.utf8Headers,
+    contentUtf8Headers: plan.utf8Headers,
   };
 }
 
@@ -312,7 +341,7 @@ async function* emit(node: PreparedNode): AsyncGenerator<Buffer> {
 }
 
 /** A node's bytes after its header block. */
-async function* emitContent(node: PreparedNode): AsyncGenerator<Buffer> {
+async function* emitContent(node: NodeContent): AsyncGenerator<Buffer> {
   if (node.kind === "multipart") {
     for (const child of node.children) {
       yield Buffer.from(`--${node.boundary}\r\n`, "latin1");

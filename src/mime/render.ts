@@ -23,7 +23,7 @@
 import { isAscii } from "node:buffer";
 import { BadHeaderError, InvalidArgumentError, SmtpCapabilityError } from "../errors.js";
 import type { Group, Mailbox } from "./address.js";
-import { renderHeader, type HeaderKind } from "./headers.js";
+import { renderHeader, type HeaderKind, type RenderHeaderOptions } from "./headers.js";
 import { prepareRoot, type MimePart } from "./part.js";
 import type { Policy } from "./policy.js";
 
@@ -171,6 +171,8 @@ interface RenderedState {
   readonly utf8Headers: boolean;
   /** The header block's bytes (the fields, without the blank line), made once. */
   readonly headerBytes: Buffer;
+  /** `headerBytes` and the blank line's CRLF in one buffer, when made together. */
+  readonly wire?: Buffer | undefined;
   /** The body, when it is one buffer in memory: streamed without the part serializer's generators. */
   readonly bodyBytes?: Buffer | undefined;
   /** Whether `text` (ASCII) occurs in the bytes held in memory: an enclosing message's boundary check. */
@@ -185,16 +187,15 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
   if (state === undefined) throw new InvalidArgumentError("render() takes what freeze() returned");
   if (state.stored !== undefined) return renderStored(state.stored, policy);
   const { input, tape } = state;
-  const options = { utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength };
-  const field = (spec: FieldSpec): string =>
-    spec.kind === "address" ? renderHeader(spec.name, spec.entries, { ...options, kind: "address" }) : renderHeader(spec.name, spec.value, { ...options, kind: spec.kind });
-  const top = [
-    ...input.before.map(field),
-    renderHeader("Date", frozen.date, { ...options, kind: "raw" }),
-    renderHeader("Message-ID", frozen.messageId, { ...options, kind: "raw" }),
-    ...input.after.map(field),
-    "MIME-Version: 1.0\r\n",
-  ].join("");
+  // The renderer's options for each kind of field, made once per render rather than per field.
+  const options = (kind: HeaderKind): RenderHeaderOptions => ({ utf8: policy.utf8, charset: input.charset, maxLineLength: policy.maxLineLength, kind });
+  const byKind: Record<HeaderKind, RenderHeaderOptions> = { address: options("address"), unstructured: options("unstructured"), raw: options("raw") };
+  const field = (spec: FieldSpec): string => (spec.kind === "address" ? renderHeader(spec.name, spec.entries, byKind.address) : renderHeader(spec.name, spec.value, byKind[spec.kind]));
+  let top = "";
+  for (const spec of input.before) top += field(spec);
+  top += renderHeader("Date", frozen.date, byKind.raw);
+  top += renderHeader("Message-ID", frozen.messageId, byKind.raw);
+  for (const spec of input.after) top += field(spec);
   const encoding = policy.utf8 ? "utf-8" : "latin1";
   let draw = 0;
   const root = await prepareRoot(input.tree, {
@@ -203,9 +204,11 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
     within: new Set([...within, input.owner]),
     boundary: () => `=_${tape.at(draw++, 16).toString("hex")}`,
   });
-  const topBytes = Buffer.from(top, encoding);
-  const utf8Headers = root.utf8Headers || !isAscii(topBytes);
-  const headerBytes = Buffer.concat([topBytes, root.header]);
+  // The whole header block and the blank line after it, made into bytes at once: what goes
+  // on the wire before the body, with `headerBytes` a view of it.
+  const wire = Buffer.from(`${top}MIME-Version: 1.0\r\n${root.headerText}\r\n`, encoding);
+  const headerBytes = wire.subarray(0, wire.length - CRLF.length);
+  const utf8Headers = root.utf8Headers || !isAscii(headerBytes);
   const smtputf8 = policy.utf8 && (utf8Headers || input.needsSmtpUtf8);
   let envelope: { from: string; to: string[] } | undefined;
   let headers: readonly HeaderField[] | undefined;
@@ -217,7 +220,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return headers;
     },
     body: root.bodyBytes === undefined ? () => root.body() : () => once(root.bodyBytes!),
-    size: root.bodySize === undefined ? undefined : headerBytes.length + 2 + root.bodySize,
+    size: root.bodySize === undefined ? undefined : wire.length + root.bodySize,
     eightBit: root.eightBit,
     smtputf8,
     // Computed when asked: a 7-bit rendering of a message whose Bcc needs SMTPUTF8 is still a valid rendering.
@@ -226,7 +229,7 @@ export async function renderWithin(frozen: Frozen, policy: Policy, within: Reado
       return envelope;
     },
   };
-  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, bodyBytes: root.bodyBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
+  renderedState.set(rendered, { encoding, utf8Headers, headerBytes, wire, bodyBytes: root.bodyBytes, occurs: (text) => headerBytes.includes(text, 0, "latin1") || root.occurs(text) });
   return Object.freeze(rendered);
 }
 
@@ -282,8 +285,9 @@ export function withHeaders(rendered: Rendered, fields: readonly HeaderField[]):
       return rendered.envelope;
     },
   };
-  const headerBytes = Buffer.concat([addedBytes, state.headerBytes]);
-  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, bodyBytes: state.bodyBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
+  const wire = Buffer.concat([addedBytes, state.headerBytes, CRLF]);
+  const headerBytes = wire.subarray(0, wire.length - CRLF.length);
+  renderedState.set(copy, { encoding: state.encoding, utf8Headers, headerBytes, wire, bodyBytes: state.bodyBytes, occurs: (text) => addedBytes.includes(text, 0, "latin1") || state.occurs(text) });
   return Object.freeze(copy);
 }
 
@@ -295,12 +299,23 @@ export function renderedHeaderBytes(rendered: Rendered): Buffer {
 /** The whole message as it goes on the wire: header block, CRLF, body. */
 export async function* renderedChunks(rendered: Rendered): AsyncGenerator<Buffer> {
   const state = stateOf(rendered);
-  yield Buffer.concat([state.headerBytes, CRLF]);
+  yield state.wire ?? Buffer.concat([state.headerBytes, CRLF]);
   if (state.bodyBytes !== undefined) {
     yield state.bodyBytes;
     return;
   }
   for await (const chunk of rendered.body()) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/**
+ * The whole message in one new Buffer when its body is already in memory and at most
+ * `limit` octets (so memory stays bounded by about that), else undefined: a sender that
+ * takes one buffer is spared the chunks' generators (the SMTP backend).
+ */
+export function renderedSmallBytes(rendered: Rendered, limit: number): Buffer | undefined {
+  const state = stateOf(rendered);
+  if (state.bodyBytes === undefined || state.bodyBytes.length > limit) return undefined;
+  return Buffer.concat([state.wire ?? Buffer.concat([state.headerBytes, CRLF]), state.bodyBytes]);
 }
 
 /** The whole message in one Buffer (tests, small messages; streaming is `renderedChunks`). */
@@ -377,9 +392,17 @@ class RandomTape {
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/** The last date formatted, by its whole second: a bulk send formats the same second many times. */
+let lastDate: { readonly second: number; readonly text: string } | undefined;
+
 /** RFC 5322 §3.3 date-time in UTC: `Sat, 21 Nov 2026 04:01:00 +0000`. */
 export function formatDate(date: Date): string {
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const time = date.getTime();
+  if (Number.isNaN(time)) throw new InvalidArgumentError("The clock returned an invalid Date");
+  const second = Math.floor(time / 1000);
+  if (lastDate !== undefined && lastDate.second === second) return lastDate.text;
   const pad = (n: number) => String(n).padStart(2, "0");
-  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+  const text = `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
+  lastDate = { second, text };
+  return text;
 }

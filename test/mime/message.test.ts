@@ -260,6 +260,54 @@ describe("SMTPUTF8 and 8-bit", () => {
     expect(msg.envelope({ smtputf8: true }).to).toEqual(["zoë@example.org"]);
   });
 
+  it("answers needsSmtpUtf8() afresh after any address it depends on changes, also in place or through a header", () => {
+    const bob = { name: "Bob", address: "bob@example.org" };
+    const msg = new EmailMessage({ ...base(), to: [bob] });
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    bob.address = "böb@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    bob.address = "bob@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    msg.bcc.push("zoë@example.org");
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    msg.bcc.pop();
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    msg.replyTo = "rené@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    msg.replyTo = [];
+    msg.from = "josé@example.com";
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    msg.from = "ann@example.com";
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    // A header override of an address field counts (it is what the header says); others do not.
+    msg.headers["X-Note"] = "zoë@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    msg.headers["Cc"] = "zoë@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    msg.headers["Cc"] = "zoe@example.org";
+    expect(msg.needsSmtpUtf8()).toBe(false);
+    msg.headers = { "Reply-To": "Zoë <zoë@example.org>" };
+    expect(msg.needsSmtpUtf8()).toBe(true);
+    // A bad override put in place is refused when asked, not hidden by an earlier answer.
+    msg.headers = { To: "not an address" };
+    expect(() => msg.needsSmtpUtf8()).toThrow(InvalidAddressError);
+  });
+
+  it("gives envelope() afresh after the addresses change, each caller its own lists", () => {
+    const msg = new EmailMessage({ ...base(), to: ["bob@Bücher.example"] });
+    const first = msg.envelope();
+    expect(first).toEqual({ from: "ann@example.com", to: ["bob@xn--bcher-kva.example"] });
+    first.to.push("x@example.org");
+    expect(msg.envelope().to).toEqual(["bob@xn--bcher-kva.example"]);
+    expect(msg.envelope({ smtputf8: true }).to).toEqual(["bob@Bücher.example"]);
+    msg.to.push("zoë@example.org");
+    expect(() => msg.envelope()).toThrow(/SMTPUTF8/);
+    expect(msg.envelope({ smtputf8: true }).to).toEqual(["bob@Bücher.example", "zoë@example.org"]);
+    msg.to.pop();
+    msg.from = "carol@example.com";
+    expect(msg.envelope()).toEqual({ from: "carol@example.com", to: ["bob@xn--bcher-kva.example"] });
+  });
+
   it("marks a message 8bit when an rfc822 attachment has 8-bit bytes", async () => {
     const msg = new EmailMessage(base()).attach("fwd.eml", "Subject: x\r\n\r\nCafé\r\n", "message/rfc822");
     const prepared = await msg.prepare();

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { BadHeaderError } from "../../src/errors.js";
 import { EmailMessage, EmailMultiAlternatives } from "../../src/mime/message.js";
 import { policies } from "../../src/mime/policy.js";
-import { freeze, render, renderedBytes, renderedChunks, renderedHeaderBytes, withHeaders } from "../../src/mime/render.js";
+import { formatDate, freeze, render, renderedBytes, renderedChunks, renderedHeaderBytes, withHeaders } from "../../src/mime/render.js";
 import { FIXED_DATE, FIXTURE_CASES, seededRandom } from "./fixture-cases.js";
 
 const fixturesDir = fileURLToPath(new URL("../../fixtures/", import.meta.url));
@@ -98,6 +98,19 @@ describe("render(freeze(message), policy)", () => {
     const seven = await render(await freeze(ascii), policies.default);
     expect(seven.smtputf8).toBe(false);
     expect(seven.envelope.to).toEqual(["bob@xn--bcher-kva.example"]);
+  });
+});
+
+describe("formatDate", () => {
+  it("writes each date's own second in UTC, whichever dates came before it", () => {
+    const at = Date.UTC(2026, 11, 1, 18, 24, 0);
+    expect(formatDate(new Date(at))).toBe("Tue, 1 Dec 2026 18:24:00 +0000");
+    expect(formatDate(new Date(at + 999))).toBe("Tue, 1 Dec 2026 18:24:00 +0000");
+    expect(formatDate(new Date(at + 1000))).toBe("Tue, 1 Dec 2026 18:24:01 +0000");
+    expect(formatDate(new Date(at - 1))).toBe("Tue, 1 Dec 2026 18:23:59 +0000");
+    expect(formatDate(new Date(Date.UTC(1969, 11, 31, 23, 59, 59, 500)))).toBe("Wed, 31 Dec 1969 23:59:59 +0000");
+    expect(formatDate(new Date(Date.UTC(1970, 0, 1, 0, 0, 0, 0)))).toBe("Thu, 1 Jan 1970 00:00:00 +0000");
+    expect(formatDate(new Date(at))).toBe("Tue, 1 Dec 2026 18:24:00 +0000");
   });
 });
 
