@@ -1,7 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { EncodingError } from "../../../src/errors.js";
 import { assertWellFormed, decodeText, encodeInPieces, encodeText } from "../../../src/mime/encoding/charset.js";
 import { parseMessageSync } from "../../../src/parse/index.js";
 import { errorOf } from "../../helpers/errors.js";
