@@ -39,6 +39,9 @@ const PREFERRED: Record<string, string> = {
 
 const ISO_2022_JP = "iso-2022-jp";
 
+/** iconv-lite's conversions that are no charset: its name for each (any of its spellings finds the same codec). */
+const NOT_CHARSETS = ["binary", "base64", "hex"];
+
 /**
  * Characters allowed in a charset name (RFC 2978 mime-charset), which is also safe in
  * encoded-words. Upper-case letters are allowed too; the name is lower-cased before this check.
@@ -67,7 +70,9 @@ export function normalizeCharset(name: string): string {
   if (Object.hasOwn(PREFERRED, lower)) return PREFERRED[lower]!;
   let ok = lower.length > 0 && lower.length <= 40;
   for (let i = 0; ok && i < lower.length; i++) ok = isCharsetNameChar(lower.charCodeAt(i));
-  if (!ok || !iconv.encodingExists(lower)) {
+  // "binary" would write the low byte of each UTF-16 unit (U+0141 as "A"), "base64" and "hex"
+  // would read the text as their own notation: refused like unknown names.
+  if (!ok || !iconv.encodingExists(lower) || NOT_CHARSETS.some((other) => iconv.getCodec(other) === iconv.getCodec(lower))) {
     throw new EncodingError(`Unknown charset ${JSON.stringify(name)}: use a charset name iconv-lite knows, such as "utf-8"`);
   }
   return lower;

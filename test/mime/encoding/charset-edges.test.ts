@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { assertWellFormed, decodeText, encodeInPieces, encodeText } from "../../../src/mime/encoding/charset.js";
+import { assertWellFormed, decodeText, encodeInPieces, encodeText, normalizeCharset } from "../../../src/mime/encoding/charset.js";
 import { parseMessageSync } from "../../../src/parse/index.js";
 import { errorOf } from "../../helpers/errors.js";
 
@@ -24,6 +24,17 @@ print(json.dumps([bytes.fromhex(h).decode(${JSON.stringify(codec)}, "replace") f
 
 const latin1 = (text: string) => Buffer.from(text, "latin1");
 const byteCount = (bytes: Uint8Array) => bytes.length;
+
+describe("normalizeCharset refuses iconv-lite's conversions that are no charset", () => {
+  it("binary, base64 and hex, in any of the spellings iconv-lite takes", () => {
+    for (const name of ["binary", "BASE64", "hex", "base-64", "bin.ary", "binary:1234"]) {
+      expect(errorOf(() => normalizeCharset(name)).message, name).toBe(`Unknown charset ${JSON.stringify(name)}: use a charset name iconv-lite knows, such as "utf-8"`);
+    }
+    // "binary" would have written U+0141 as "A".
+    expect(() => encodeText("\u0141", "binary")).toThrow(/Unknown charset "binary"/);
+    expect(normalizeCharset("UCS-2")).toBe("ucs-2");
+  });
+});
 
 describe("lone surrogates, where a pair is not a pair", () => {
   it("takes a high surrogate followed by a unit past the low range as lone", () => {
