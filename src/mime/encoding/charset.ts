@@ -252,6 +252,9 @@ export function encodeInPieces(
     return pieces;
   }
 
+  // Every character is checked first, as above: one the charset cannot hold is reported
+  // before one that is too wide for its piece, in every charset alike.
+  encodeText(text, name);
   let current = "";
   let currentBytes: Buffer | undefined;
   for (const char of text) {

@@ -136,6 +136,14 @@ describe("encodeInPieces, pieces with different limits", () => {
     expect(encodeInPieces("a\u3042", "iso-2022-jp", byteCount, firstSmaller(8)).map((p) => p.toString("latin1"))).toEqual(["a", '\x1b$B$"\x1b(B']);
   });
 
+  it("reports a character the charset cannot hold before an earlier one too wide for its piece, stateless or stateful", () => {
+    for (const [text, charset, name] of [["\u0436\u00e9", "koi8-r", "U+00E9"], ["\u3042\uff71", "iso-2022-jp", "U+FF71"]] as const) {
+      expect(errorOf(() => encodeInPieces(text, charset, byteCount, () => false)).message, charset).toBe(
+        `The character ${name} ${JSON.stringify(text.slice(1))} cannot be represented in ${charset}; use utf-8 or remove it`,
+      );
+    }
+  });
+
   it("refuses a first character too wide for the first piece: no piece is left empty", () => {
     for (const [text, charset, rest, name] of [["\u0800", "utf-8", 4, "U+0800"], ["\u3042", "iso-2022-jp", 8, "U+3042"]] as const) {
       expect(errorOf(() => encodeInPieces(text, charset, byteCount, firstSmaller(rest))).message, charset).toBe(
