@@ -42,7 +42,7 @@ const targets = {
   "src/smtp/client.ts": ["test/smtp/client.handshake-edges.test.ts", "test/smtp/client.surface.test.ts", "test/smtp/client.failure-edges.test.ts", "test/smtp/client.transaction-edges.test.ts", "test/smtp/client.session-edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/stages.test.ts", "test/smtp/recipients-on-failure.test.ts", "test/smtp/internal-errors.test.ts", "test/backends/smtp-pipeline.test.ts"],
   "src/smtp/handshake.ts": ["test/smtp/client.handshake-edges.test.ts", "test/smtp/client.transaction-edges.test.ts", "test/smtp/client.session-edges.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/greeting-hint.test.ts", "test/smtp/client.options.test.ts"],
   "src/smtp/pipeline.ts": ["test/smtp/client.handshake-edges.test.ts", "test/smtp/client.transaction-edges.test.ts", "test/smtp/client.session-edges.test.ts", "test/backends/smtp-pipeline.test.ts"],
-  "src/mime/encoding/charset.ts": ["test/mime/encoding/charset.test.ts", "test/mime/encoding/encode-in-pieces.test.ts", "test/mime/encoding/iso-2022-jp.test.ts"],
+  "src/mime/encoding/charset.ts": ["test/mime/encoding/charset.test.ts", "test/mime/encoding/charset-edges.test.ts", "test/mime/encoding/encode-in-pieces.test.ts", "test/mime/encoding/iso-2022-jp.test.ts"],
   "src/mime/encoding/punycode.ts": ["test/mime/encoding/punycode.test.ts"],
   "src/mime/encoding/byte-classes.ts": ["test/mime/encoding/byte-classes.test.ts"],
   "src/mime/encoding/transform.ts": ["test/mime/encoding/transform.test.ts"],

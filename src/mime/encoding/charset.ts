@@ -39,12 +39,17 @@ const PREFERRED: Record<string, string> = {
 
 const ISO_2022_JP = "iso-2022-jp";
 
-/** Characters allowed in a charset name (RFC 2978 mime-charset), which is also safe in encoded-words. */
+/** iconv-lite's conversions that are no charset: its name for each (any of its spellings finds the same codec). */
+const NOT_CHARSETS = ["binary", "base64", "hex"];
+
+/**
+ * Characters allowed in a charset name (RFC 2978 mime-charset), which is also safe in
+ * encoded-words. Upper-case letters are allowed too; the name is lower-cased before this check.
+ */
 function isCharsetNameChar(c: number): boolean {
   return (
     (c >= 0x30 && c <= 0x39) ||
     (c >= 0x61 && c <= 0x7a) ||
-    (c >= 0x41 && c <= 0x5a) ||
     c === 0x21 || c === 0x23 || c === 0x24 || c === 0x25 || c === 0x26 || c === 0x2b ||
     c === 0x2d || c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7b || c === 0x7d ||
     c === 0x7e || c === 0x2e || c === 0x3a
@@ -65,7 +70,9 @@ export function normalizeCharset(name: string): string {
   if (Object.hasOwn(PREFERRED, lower)) return PREFERRED[lower]!;
   let ok = lower.length > 0 && lower.length <= 40;
   for (let i = 0; ok && i < lower.length; i++) ok = isCharsetNameChar(lower.charCodeAt(i));
-  if (!ok || !iconv.encodingExists(lower)) {
+  // "binary" would write the low byte of each UTF-16 unit (U+0141 as "A"), "base64" and "hex"
+  // would read the text as their own notation: refused like unknown names.
+  if (!ok || !iconv.encodingExists(lower) || NOT_CHARSETS.some((other) => iconv.getCodec(other) === iconv.getCodec(lower))) {
     throw new EncodingError(`Unknown charset ${JSON.stringify(name)}: use a charset name iconv-lite knows, such as "utf-8"`);
   }
   return lower;
@@ -161,13 +168,16 @@ export function encodeText(text: string, charset: string): Buffer {
   }
 }
 
-/** `bytes` decoded from `charset`; malformed input becomes U+FFFD, never an error. */
+/**
+ * `bytes` decoded from `charset`; malformed input becomes U+FFFD, never an error. An 8-bit
+ * byte in US-ASCII is malformed too (each one a U+FFFD, as Python's email package reads it):
+ * iconv-lite's US-ASCII table does that.
+ */
 export function decodeText(bytes: Uint8Array, charset: string): string {
   const name = normalizeCharset(charset);
   switch (name) {
     case "utf-8":
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-    case "us-ascii":
     case "iso-8859-1":
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
     case ISO_2022_JP:
@@ -225,11 +235,15 @@ export function encodeInPieces(
     for (const char of text) {
       const width = name === "utf-8" ? utf8Width(char) : name === "us-ascii" || name === "iso-8859-1" ? 1 : encodeText(char, name).length;
       const units = measure(all.subarray(end, end + width));
-      if (!fits(units, pieces.length)) throw tooLong(char);
       if (!fits(used + units, pieces.length)) {
-        pieces.push(all.subarray(start, end));
-        start = end;
-        used = 0;
+        // The character starts the next piece, and must fit that one on its own (the
+        // pieces' limits may differ, as the stateful loop below also checks).
+        if (end > start) {
+          pieces.push(all.subarray(start, end));
+          start = end;
+          used = 0;
+        }
+        if (!fits(units, pieces.length)) throw tooLong(char);
       }
       used += units;
       end += width;
@@ -238,6 +252,9 @@ export function encodeInPieces(
     return pieces;
   }
 
+  // Every character is checked first, as above: one the charset cannot hold is reported
+  // before one that is too wide for its piece, in every charset alike.
+  encodeText(text, name);
   let current = "";
   let currentBytes: Buffer | undefined;
   for (const char of text) {
@@ -309,13 +326,15 @@ function encodeIso2022Jp(text: string): Buffer {
     }
     const run = text.slice(i, j);
     const euc = iconv.encode(run, "euc-jp");
-    let valid = euc.length % 2 === 0;
-    for (let k = 0; valid && k < euc.length; k++) valid = euc[k]! >= 0xa1 && euc[k]! <= 0xfe;
+    // iconv-lite writes a JIS X 0208 character as two bytes of 0xA1 to 0xFE, and anything
+    // else with a first byte below 0xA1: half-width katakana (0x8E) and JIS X 0212 (0x8F),
+    // which ISO-2022-JP lacks, or `?` for an unmapped one. A run of bytes all 0xA1 or above
+    // is all JIS X 0208; otherwise the first character that is not is named.
+    let valid = true;
+    for (let k = 0; valid && k < euc.length; k++) valid = euc[k]! >= 0xa1;
     if (!valid) {
-      // Half-width katakana (0x8E) and JIS X 0212 (0x8F) are not in ISO-2022-JP; `?` is unmapped.
       for (const char of run) {
-        const one = iconv.encode(char, "euc-jp");
-        if (one.length !== 2 || one[0]! < 0xa1 || one[1]! < 0xa1) throw unrepresentable(char.codePointAt(0)!, ISO_2022_JP);
+        if (iconv.encode(char, "euc-jp")[0]! < 0xa1) throw unrepresentable(char.codePointAt(0)!, ISO_2022_JP);
       }
     }
     enter("jis0208");
@@ -334,7 +353,21 @@ function decodeIso2022Jp(bytes: Uint8Array): string {
   let mode = "ascii" as JisDecodeMode;
   let euc: number[] = [];
   const flushEuc = (): void => {
-    if (euc.length > 0) result += iconv.decode(Buffer.from(euc), "euc-jp");
+    if (euc.length === 0) return;
+    const text = iconv.decode(Buffer.from(euc), "euc-jp");
+    // On a pair it has no character for, iconv-lite writes U+FFFD and reads the pair's second
+    // byte as the first of the next pair, garbling the rest: then each character is decoded
+    // on its own, an unmapped one as one U+FFFD, as Python's codec reads it.
+    if (text.includes("\ufffd")) {
+      for (let k = 0; k < euc.length; ) {
+        const size = euc[k] === 0x8f ? 3 : 2;
+        const one = iconv.decode(Buffer.from(euc.slice(k, k + size)), "euc-jp");
+        result += one.length === 1 ? one : "\ufffd";
+        k += size;
+      }
+    } else {
+      result += text;
+    }
     euc = [];
   };
   let i = 0;
