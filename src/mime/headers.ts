@@ -370,7 +370,8 @@ function addressChunks(name: string, value: string | readonly (Mailbox | Group)[
     entries = parseAddressList(value, name);
   } else {
     entries = value.flatMap((entry) => {
-      if (typeof entry !== "object" || entry === null || !("group" in entry)) return parseAddressEntries(entry, name);
+      // One entry at a time as a list of one: a null entry is refused as in a list, not read as "no addresses".
+      if (typeof entry !== "object" || entry === null || !("group" in entry)) return parseAddressEntries([entry], name);
       if (!Array.isArray(entry.members)) throw new InvalidArgumentError(`${name}: the members of group ${JSON.stringify(entry.group)} must be an array of mailboxes`);
       return [{ group: entry.group, members: normalizeAddresses(entry.members, name) }];
     });

@@ -207,3 +207,64 @@ describe("parseHeaderBlock", () => {
     ]);
   });
 });
+
+describe("encoded-words follow a narrow maxLineLength and the first line's room", () => {
+  const a = (n: number) => "a".repeat(n);
+  const lineOctets = (rendered: string) => rendered.slice(0, -2).split("\r\n").map((l) => Buffer.byteLength(l));
+
+  it("with maxLineLength 40 each encoded-word is at most 39 characters, so that a line of one is at most 40", () => {
+    // B of "é" × 6 is 16 characters, 12 + 16 = 28 with the delimiters; 8 more would be 40, one past 39.
+    const word = (n: number) => `=?utf-8?B?${Buffer.from("é".repeat(n)).toString("base64")}?=`;
+    const subject = renderHeader("Subject", "é".repeat(30), { ...ascii, maxLineLength: 40 });
+    expect(subject).toBe(`Subject: ${word(6)}\r\n ${word(9)}\r\n ${word(9)}\r\n ${word(6)}\r\n`);
+    expect(Math.max(...lineOctets(subject))).toBe(37);
+    const to = renderHeader("To", [{ name: "é".repeat(30), address: "a@b.c" }], { ...ascii, maxLineLength: 40 });
+    expect(to).toBe(`To: ${word(9)}\r\n ${word(9)}\r\n ${word(9)}\r\n ${word(3)} <a@b.c>\r\n`);
+    expect(Math.max(...lineOctets(to))).toBeLessThanOrEqual(40);
+  });
+
+  it("only the first mailbox's name is shortened to fit after the header name; the others' words are full size", () => {
+    const name = `é${a(70)}`;
+    const rendered = renderHeader("To", [{ name, address: "a@b.c" }, { name, address: "d@e.f" }], ascii);
+    expect(rendered).toBe(
+      `To: =?utf-8?Q?=C3=A9${a(54)}?=\r\n =?utf-8?Q?${a(16)}?= <a@b.c>,\r\n` +
+        ` =?utf-8?Q?=C3=A9${a(57)}?=\r\n =?utf-8?Q?${a(13)}?= <d@e.f>\r\n`,
+    );
+    // 76 on the name's line, a 75-character word (the most RFC 2047 allows) after it.
+    expect(lineOctets(rendered)).toEqual([76, 38, 76, 34]);
+  });
+
+  it("a long header name leaves the first word the room to the 76th character of its line", () => {
+    const rendered = renderHeader("X-Long-Header-Name-Here", [{ name: `é${a(70)}`, address: "a@b.c" }], ascii);
+    expect(rendered).toBe(`X-Long-Header-Name-Here: =?utf-8?Q?=C3=A9${a(33)}?=\r\n =?utf-8?Q?${a(37)}?= <a@b.c>\r\n`);
+    expect(lineOctets(rendered)).toEqual([76, 58]);
+  });
+
+  it("a null entry among the mailboxes is refused as in a list, not read as no addresses", () => {
+    for (const value of [[null], [{ group: "g", members: [] }, null]]) {
+      const error = errorOf(() => renderHeader("To", value as never, ascii));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error.message).toBe("To must be a string, a { name, address } object or an array of them, got null");
+    }
+  });
+});
+
+describe("a word too long for a line that must be encoded anyway stays encoded", () => {
+  // Such a word passes the quick length test, and its octets fit a line (it would have stayed
+  // plain were it not for what it holds): the character still decides.
+  it("non-ASCII in a 7-bit header", () => {
+    const value = `a é${x(399)}`;
+    const rendered = renderHeader("Subject", value, ascii);
+    expect(rendered.startsWith(`Subject: a\r\n =?utf-8?Q?=C3=A9${x(57)}?=\r\n =?utf-8?Q?${x(63)}?=\r\n`)).toBe(true);
+    expect(rendered).toMatch(/^[\t\x20-\x7e\r\n]*$/);
+    expect(decodeWords(unfold(rendered.slice(9, -2)))).toBe(value);
+  });
+
+  it("a control character in a UTF-8 header", () => {
+    const value = `a ${x(399)}\x07`;
+    const rendered = renderHeader("Subject", value, utf8);
+    expect(rendered.startsWith(`Subject: a\r\n =?utf-8?Q?${x(63)}?=\r\n`)).toBe(true);
+    expect(rendered).not.toContain("\x07");
+    expect(decodeWords(unfold(rendered.slice(9, -2)))).toBe(value);
+  });
+});

@@ -90,9 +90,9 @@ export function encodeWords(text: string, options: EncodeWordsOptions): string[]
   // RFC 1468 recommends B for ISO-2022-JP, whose JIS bytes would pass through Q unreadably.
   const useQ = !charset.startsWith("iso-2022-") && qWidth(whole, safe) <= base64Width(whole.length);
   const firstBudget = Math.min(options.firstMaxLength ?? maxLength, maxLength) - charset.length - 7;
-  // UTF-8, US-ASCII and ISO-8859-1 are cut in the bytes already encoded (their characters'
-  // bytes are told apart by the bytes themselves); other charsets character by character.
-  const inBytes = charset === "utf-8" || charset === "us-ascii" || charset === "iso-8859-1";
+  // US-ASCII and ISO-8859-1 (one byte a character) are cut in the bytes already encoded;
+  // other charsets character by character. (UTF-8 returned above.)
+  const inBytes = charset === "us-ascii" || charset === "iso-8859-1";
   const split = (first: number): Buffer[] =>
     inBytes
       ? splitEncoded(whole, charset, useQ, safe, first, budget)
@@ -225,8 +225,8 @@ function bText(text: string, from: number, to: number): string {
  * character follow from its code point, so one pass counts the bytes and the Q width (to
  * choose B or Q), and Q is cut and encoded from the characters. B is cut as its bytes are:
  * each word ends where its room does, moved back to the start of the character there. The
- * same words as the byte route (`splitEncoded`) gives, and the same error when a character
- * does not fit.
+ * same words as the character-by-character cut (`encodeInPieces`) gives, and the same error
+ * when a character does not fit.
  */
 function encodeUtf8Words(text: string, from: number, to: number, safe: number, firstBudget: number, budget: number): string[] {
   const classes = BYTE_CLASS;
@@ -339,26 +339,22 @@ function tooWide(codePoint: number): EncodingError {
 }
 
 /**
- * The longest runs of whole characters of `bytes` (UTF-8, or one byte a character) that fit
- * an encoded-word: the first in `firstBudget` characters of encoded text, the others in
- * `budget`. The same cut as `encodeInPieces` makes (and the same error when a character
- * does not fit the word it comes to), found in one pass over the bytes already encoded.
+ * The longest runs of `bytes` (a charset of one byte a character: US-ASCII, ISO-8859-1)
+ * that fit an encoded-word: the first in `firstBudget` characters of encoded text, the
+ * others in `budget`. The same cut as `encodeInPieces` makes (and the same error when a
+ * character does not fit the word it comes to), found in one pass over the bytes already
+ * encoded.
  */
 function splitEncoded(bytes: Buffer, charset: string, useQ: boolean, safe: number, firstBudget: number, budget: number): Buffer[] {
-  const utf8 = charset === "utf-8";
   const n = bytes.length;
   const pieces: Buffer[] = [];
   let start = 0;
   let used = 0;
-  let i = 0;
-  while (i < n) {
-    let end = i + 1;
-    if (utf8) while (end < n && (bytes[end]! & 0xc0) === 0x80) end++;
-    const units = useQ ? qWidth(bytes, safe, i, end) : end - i;
+  for (let i = 0; i < n; i++) {
+    const units = useQ ? qWidth(bytes, safe, i, i + 1) : 1;
     const room = pieces.length === 0 ? firstBudget : budget;
     if ((useQ ? units : base64Width(units)) > room) {
-      const char = utf8 ? bytes.toString("utf8", i, end) : String.fromCharCode(bytes[i]!);
-      throw new EncodingError(`The character ${describeCodePoint(char.codePointAt(0)!)} does not fit in one piece once encoded in ${charset}`);
+      throw new EncodingError(`The character ${describeCodePoint(bytes[i]!)} does not fit in one piece once encoded in ${charset}`);
     }
     if ((useQ ? used + units : base64Width(used + units)) > room) {
       pieces.push(bytes.subarray(start, i));
@@ -366,7 +362,6 @@ function splitEncoded(bytes: Buffer, charset: string, useQ: boolean, safe: numbe
       used = 0;
     }
     used += units;
-    i = end;
   }
   pieces.push(bytes.subarray(start, n));
   return pieces;
