@@ -28,7 +28,7 @@ const targets = {
   "src/outbox/outcome.ts": ["test/outbox/outcome.test.ts"],
   "src/outbox/store.ts": ["test/outbox/store.test.ts", "test/outbox/record.test.ts", "test/outbox/outcome.test.ts"],
   "src/outbox/spool-fs.ts": ["test/outbox/spool-fs.test.ts"],
-  "src/outbox/file-store.ts": ["test/outbox/file-store-basics.test.ts", "test/outbox/file-store-moves.test.ts", "test/outbox/file-store.test.ts", "test/outbox/outbox.test.ts"],
+  "src/outbox/file-store.ts": ["test/outbox/file-store-basics.test.ts", "test/outbox/file-store-moves.test.ts", "test/outbox/file-store-faults.test.ts", "test/outbox/file-store.test.ts", "test/outbox/outbox.test.ts"],
   "src/smtp/pool.ts": ["test/smtp/pool.test.ts", "test/backends/smtp-pool.test.ts"],
   "src/smtp/pending.ts": ["test/smtp/pending.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts"],
   "src/smtp/connection.ts": ["test/smtp/connection.test.ts", "test/smtp/connection-tls.test.ts", "test/smtp/clock.test.ts", "test/smtp/protocol-faults.test.ts", "test/smtp/client.fake.test.ts", "test/smtp/stages.test.ts"],

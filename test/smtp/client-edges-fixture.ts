@@ -2,10 +2,11 @@
  * What the client edge tests share: the scripted fault server and clients made through
  * `fake` and `clientFor` are stopped after each test of the importing file (the hook is
  * registered when this module loads, in that file's collection), an envelope, a clock
- * whose timers fire only when told (test/helpers/manual-clock.ts), and a bounded wait.
+ * whose timers fire only when told (test/helpers/manual-clock.ts), a bounded wait, and a
+ * reply the server holds back until the test releases it.
  */
 import { afterEach, vi } from "vitest";
-import { startFakeServer, type FakeServerOptions, type FakeSmtpServer, type Script } from "../helpers/fake-smtp-server.js";
+import { startFakeServer, type FakeServerOptions, type FakeSmtpServer, type ReplyAction, type Script } from "../helpers/fake-smtp-server.js";
 import { SmtpClient, type SmtpClientOptions } from "../../src/smtp/client.js";
 export { manualClock } from "../helpers/manual-clock.js";
 
@@ -51,3 +52,13 @@ export async function until(condition: () => boolean): Promise<void> {
 export function dropAfterDotOnce(): Script {
   return { onMessage: (msg) => (msg.conn === 1 ? { reply: null, then: "destroy" } : undefined) };
 }
+
+/** A reply the server holds back until `release()` is called. */
+export function gate(): { held: Promise<ReplyAction | undefined>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<ReplyAction | undefined>((resolve) => (release = () => resolve(undefined)));
+  return { held, release };
+}
+
+/** Lets pending timers and socket reads run, so anything that was going to settle has. */
+export const settle = () => new Promise((resolve) => setTimeout(resolve, 30));

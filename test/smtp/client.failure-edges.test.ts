@@ -7,22 +7,12 @@
  */
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { dropOn, hangOn, replyOn, shutdownOn, type ReplyAction } from "../helpers/fake-smtp-server.js";
+import { dropOn, hangOn, replyOn, shutdownOn } from "../helpers/fake-smtp-server.js";
 import { SmtpClient } from "../../src/smtp/client.js";
 import { DATA_WRITTEN } from "../../src/smtp/pipeline.js";
 import { AbortError, SmtpClosedError, SmtpDeliveryUnknownError, SmtpError, SmtpTimeoutError, SmtpTlsError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
-import { fake, clientFor, env, manualClock, until, track } from "./client-edges-fixture.js";
-
-/** A reply the server holds back until `release()` is called. */
-function gate(): { held: Promise<ReplyAction | undefined>; release: () => void } {
-  let release!: () => void;
-  const held = new Promise<ReplyAction | undefined>((resolve) => (release = () => resolve(undefined)));
-  return { held, release };
-}
-
-/** Lets pending timers and socket reads run, so anything that was going to settle has. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+import { fake, clientFor, env, manualClock, until, track, gate, settle } from "./client-edges-fixture.js";
 
 describe("before the connection", () => {
   it("a certificate file that cannot be read: SmtpTlsError at stage tls, no connection made", async () => {

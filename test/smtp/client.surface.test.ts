@@ -4,22 +4,12 @@
  * tells a connect it interrupts, and when [DATA_WRITTEN] resolves while work is under way.
  */
 import { describe, expect, it } from "vitest";
-import { replyOn, type ReplyAction } from "../helpers/fake-smtp-server.js";
+import { replyOn } from "../helpers/fake-smtp-server.js";
 import { SmtpClient } from "../../src/smtp/client.js";
 import { DATA_WRITTEN } from "../../src/smtp/pipeline.js";
 import { SmtpClosedError, SmtpError } from "../../src/errors.js";
 import { rejection } from "../helpers/errors.js";
-import { fake, clientFor, env, until, track } from "./client-edges-fixture.js";
-
-/** A reply the server holds back until `release()` is called. */
-function gate(): { held: Promise<ReplyAction | undefined>; release: () => void } {
-  let release!: () => void;
-  const held = new Promise<ReplyAction | undefined>((resolve) => (release = () => resolve(undefined)));
-  return { held, release };
-}
-
-/** Lets pending timers and socket reads run, so anything that was going to settle has. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+import { fake, clientFor, env, until, track, gate, settle } from "./client-edges-fixture.js";
 
 describe("the resolved config", () => {
   it("is what the client connects with, and a second client made from it reaches the same server", async () => {
