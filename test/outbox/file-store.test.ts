@@ -310,11 +310,15 @@ describe("leases are atomic", () => {
     resume();
     await joined;
     expect(await readdir(join(dir, "active"))).toEqual(["joiner"]);
-    // An hour later a folder with neither lease nor messages is a worker that died while joining.
-    await (await import("node:fs/promises")).unlink(join(dir, "active", "joiner", "lease"));
-    await other.recover(Date.now() + 3_600_000 - 5_000);
+    // Over an hour later a folder with neither lease nor messages is a worker that died while
+    // joining. (Its time set to a whole second, so the hour is exact in milliseconds.)
+    const { unlink, utimes } = await import("node:fs/promises");
+    await unlink(join(dir, "active", "joiner", "lease"));
+    const made = Math.floor(Date.now() / 1000) * 1000;
+    await utimes(join(dir, "active", "joiner"), made / 1000, made / 1000);
+    await other.recover(made + 3_600_000);
     expect(await readdir(join(dir, "active"))).toEqual(["joiner"]);
-    await other.recover(Date.now() + 3_600_000 + 5_000);
+    await other.recover(made + 3_600_001);
     expect(await readdir(join(dir, "active"))).toEqual([]);
   });
 
