@@ -592,16 +592,9 @@ describe("writes", () => {
     const { conn, server } = await ready(p, { clock });
     server.pause();
     const chunk = Buffer.alloc(1 << 20, 0x61);
-    let waiting: Promise<void> | undefined;
-    for (let i = 0; i < 64 && waiting === undefined; i++) {
-      let done = false;
-      const w = conn.writeBody(chunk, 900).then(() => void (done = true));
-      await flush();
-      if (!done) waiting = w;
-    }
-    expect(waiting).toBeDefined();
+    const { waiting } = await writeUntilOneWaits(conn, chunk);
     expect(clock.pending.map((t) => t.ms)).toEqual([900]);
-    const failed = rejection(waiting!);
+    const failed = rejection(waiting);
     await clock.advance(899);
     expect(conn.closed).toBe(false);
     await clock.advance(1);
@@ -620,16 +613,7 @@ describe("writes", () => {
     server.pause();
     conn.holdWrites();
     const chunk = Buffer.alloc(1 << 20, 0x62);
-    let waiting: Promise<void> | undefined;
-    let written = 0;
-    for (let i = 0; i < 64 && waiting === undefined; i++) {
-      let done = false;
-      const w = conn.writeBody(chunk, 900).then(() => void (done = true));
-      written += chunk.length;
-      await flush();
-      if (!done) waiting = w;
-    }
-    expect(waiting).toBeDefined();
+    const { waiting, written } = await writeUntilOneWaits(conn, chunk);
     let total = 0;
     server.on("data", (b: Buffer) => (total += b.length));
     server.resume();
@@ -646,16 +630,23 @@ describe("writes", () => {
     const { conn, server } = await ready(p, { clock });
     server.pause();
     const chunk = Buffer.alloc(1 << 20, 0x63);
-    let waiting: Promise<void> | undefined;
-    for (let i = 0; i < 64 && waiting === undefined; i++) {
-      let done = false;
-      const w = conn.writeBody(chunk, 900).then(() => void (done = true));
-      await flush();
-      if (!done) waiting = w;
-    }
+    const { waiting } = await writeUntilOneWaits(conn, chunk);
     const reason = new Error("stop");
     conn.destroy(reason);
-    expect(await rejection(waiting!)).toBe(reason);
+    expect(await rejection(waiting)).toBe(reason);
     expect(clock.pending).toEqual([]);
   });
 });
+
+/** Writes `chunk` (at most 64 times) until a write is left waiting for 'drain', with a 900 ms deadline each. */
+async function writeUntilOneWaits(conn: SmtpConnection, chunk: Buffer): Promise<{ waiting: Promise<void>; written: number }> {
+  let written = 0;
+  for (let i = 0; i < 64; i++) {
+    let done = false;
+    const write = conn.writeBody(chunk, 900).then(() => void (done = true));
+    written += chunk.length;
+    await flush();
+    if (!done) return { waiting: write, written };
+  }
+  throw new Error("no write waited for 'drain' after 64 writes");
+}
